@@ -1,0 +1,107 @@
+"""Frozen configuration dataclasses. YAML/TOML/JSON only serialise them; constructors never take dicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from forensic_face.engine.errors import ConfigError
+
+DeviceName = Literal["auto", "cpu", "cuda"]
+BudgetName = Literal["none", "fast", "standard", "paper"]
+PrecisionName = Literal["fp32", "fp16", "bf16"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto|cpu|cuda`` (or ``cuda:N``) to a :class:`torch.device`; auto picks CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} was requested but no CUDA GPU is available; use 'auto' or 'cpu'")
+        return torch.device(name)
+    raise ConfigError(f"unknown device {name!r}; expected auto, cpu or cuda")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """MTCNN settings. Tiny faces are found by upsampling the whole image before detection."""
+
+    min_face_px: int = 12
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    # Images whose short side is below this are upsampled (bicubic) so MTCNN's 12 px P-Net window fits.
+    upsample_below_px: int = 400
+    max_upsample: float = 4.0
+    crop_enlarge: float = 1.3
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything a search depends on. Stored with every result so a case can be replayed."""
+
+    device: str = "auto"
+    batch_size: int = 64
+    seed: int = 0
+    recognizer: str = "dlib-resnet"
+    recognizer_model_path: str | None = None
+    upsampler: str = "bicubic"
+    precision: str = "fp32"
+    scales: tuple[int, ...] = (2, 4, 8)
+    num_blur_hypotheses: int = 16
+    max_blur_sigma: float = 1.0
+    budget: str = "standard"
+    resolution_matching: bool = True
+    fusion: str = "S_max,S_add"
+    size_bin_px: int = 4
+    top_k: int = 20
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.scales or any(s < 1 for s in self.scales):
+            raise ConfigError(f"scales must be positive integers, got {self.scales}")
+        if self.num_blur_hypotheses < 1:
+            raise ConfigError(f"num_blur_hypotheses must be >= 1, got {self.num_blur_hypotheses}")
+        if self.budget not in ("none", "fast", "standard", "paper"):
+            raise ConfigError(f"budget must be none, fast, standard or paper, got {self.budget!r}")
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise ConfigError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
+        if self.size_bin_px < 1:
+            raise ConfigError(f"size_bin_px must be >= 1, got {self.size_bin_px}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown engine settings: {sorted(unknown)}")
+        values = dict(data)
+        if "scales" in values:
+            values["scales"] = tuple(int(s) for s in values["scales"])
+        if "detector" in values and isinstance(values["detector"], dict):
+            det = dict(values["detector"])
+            if "thresholds" in det:
+                det["thresholds"] = tuple(float(t) for t in det["thresholds"])
+            values["detector"] = DetectorConfig(**det)
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON; keys caches and audit entries."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def replace(self, **changes: Any) -> EngineConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,184 @@
+"""Evidence-safe image loading.
+
+The original file is opened once, read-only, as bytes: the SHA-256 is computed over exactly those bytes and the
+pixels are decoded from the in-memory copy, so what was hashed is what was analysed and the file is never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from forensic_face.engine.errors import ImageLoadError
+
+log = logging.getLogger(__name__)
+
+#: Default cap on decoded pixels (width x height): about a 100 megapixel still. Larger files are refused
+#: as possible decompression bombs; callers may raise the cap.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jfif", ".pgm", ".ppm"})
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An evidence still: RGB uint8 pixels ``(H, W, 3)`` plus what identifies the original file."""
+
+    path: Path
+    pixels: np.ndarray
+    sha256: str
+    size_bytes: int
+    format: str
+    original_mode: str
+    exif_orientation: int
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+def is_image_path(path: str | Path) -> bool:
+    """True when the file name has a still-image suffix we load."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks (for re-verification of evidence)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_original_bytes(path: str | Path) -> bytes:
+    """Read a file's bytes read-only, turning every OS failure into an :class:`ImageLoadError`."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise ImageLoadError(path, "is a folder, not an image file", "choose an image file")
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ImageLoadError(path, "file does not exist", "check the path or whether the drive is mounted") from None
+    except PermissionError:
+        raise ImageLoadError(path, "permission denied when reading", "ask for read access to the file") from None
+    except IsADirectoryError:
+        raise ImageLoadError(path, "is a folder, not an image file", "choose an image file") from None
+    except OSError as exc:
+        raise ImageLoadError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageLoadError(path, "file is empty (0 bytes)", "the copy may have failed; re-export the evidence")
+    return data
+
+
+def _to_rgb_uint8(image: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to RGB uint8, scaling high bit depths instead of clipping them."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(image).astype(np.float64)
+        peak = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        if mode == "F" and arr.max() <= 1.0:
+            peak = 1.0
+        gray = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        # Composite on white: investigators expect what a viewer shows, not black where alpha is 0.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def _decode_16bit_colour(data: bytes, path: Path) -> np.ndarray | None:
+    """Pillow cannot open 16-bit-per-channel colour TIFF/PNG; OpenCV can. Returns RGB uint8 or None."""
+    import cv2
+
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    arr = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if arr is None:
+        return None
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr.astype(np.float32) * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr[:, :, ::-1])
+
+
+def decode_image(data: bytes, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str, str, int]:
+    """Decode bytes to RGB uint8 with EXIF orientation applied. Returns (pixels, format, mode, orientation)."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raw = _decode_16bit_colour(data, path)
+        if raw is not None:
+            return raw, "unknown", "16-bit", 1
+        raise ImageLoadError(path, "is not an image or is in an unsupported format",
+                             "supported: JPEG, PNG, BMP, TIFF, WebP") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(path, "declares too many pixels (possible decompression bomb)",
+                             f"the limit is {max_pixels:,} pixels; raise it in settings if the file is genuine") from None
+    except OSError as exc:
+        raise ImageLoadError(path, f"cannot be decoded ({exc})", "the file may be corrupt") from None
+
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageLoadError(path, f"declares {width}x{height} = {width * height:,} pixels, more than the limit",
+                             f"the limit is {max_pixels:,} pixels; raise it in settings if the file is genuine")
+    fmt = image.format or "unknown"
+    mode = image.mode
+    try:
+        orientation = int(image.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the pixels; orientation stays 1
+        log.warning("%s: unreadable EXIF block, orientation not applied", path)
+        orientation = 1
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image) if orientation != 1 else image
+        pixels = _to_rgb_uint8(image)
+    except (OSError, SyntaxError, ValueError) as exc:
+        message = str(exc)
+        if "truncated" in message.lower():
+            raise ImageLoadError(path, "file is truncated (incomplete download or copy)",
+                                 "obtain a complete copy of the original") from None
+        raw = _decode_16bit_colour(data, path) if fmt in ("TIFF", "PNG") else None
+        if raw is not None:
+            return raw, fmt, mode, orientation
+        raise ImageLoadError(path, f"is corrupt and cannot be decoded ({message})",
+                             "obtain another copy of the original") from None
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise ImageLoadError(path, f"decoded to an unusable array of shape {pixels.shape}")
+    return np.ascontiguousarray(pixels), fmt, mode, orientation
+
+
+def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Load an evidence still as RGB uint8 with EXIF orientation applied, and the SHA-256 of its original bytes.
+
+    Raises :class:`ImageLoadError` with the path and a plain-language reason for missing, unreadable, empty,
+    corrupt, truncated, non-image and oversized files.
+    """
+    path = Path(os.fspath(path))
+    data = read_original_bytes(path)
+    sha = hashlib.sha256(data).hexdigest()
+    pixels, fmt, mode, orientation = decode_image(data, path, max_pixels=max_pixels)
+    return LoadedImage(path=path, pixels=pixels, sha256=sha, size_bytes=len(data), format=fmt,
+                       original_mode=mode, exif_orientation=orientation)
