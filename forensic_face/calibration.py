@@ -1,0 +1,266 @@
+"""Score-to-likelihood-ratio calibration (evaluative reporting, ENFSI 2015).
+
+A fused similarity score is not evidence strength. A :class:`Calibration` maps scores to likelihood ratios
+
+    LR = p(score | same person) / p(score | different persons)
+
+with a logistic-regression calibrator fitted by NFI's ``lir`` package on mated and non-mated scores measured
+under stated conditions (one calibration per probe face-width band, e.g. 16/24/32 px), then bounded by lir's
+Empirical Lower and Upper Bounds (ELUB, Vergeer et al. 2016) so no LR claims more than the calibration data can
+support. Logistic calibration is monotone by construction (a higher score never gives a lower LR) and has two
+parameters, so it saves to a small JSON file and applies without lir.
+
+Every LR is reported with :data:`CALIBRATION_CAVEAT`: the case's imaging conditions may differ from those of the
+calibration data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from forensic_face.engine.errors import ConfigError
+
+FORMAT = "forensic_face.calibration/1"
+
+CALIBRATION_CAVEAT = (
+    "Likelihood ratios come from a calibration fitted on reference data (stated conditions, face-width band); "
+    "the imaging conditions of this case may differ from those of the calibration data, so the value is an "
+    "indication of evidential strength under those conditions, not a property of this case alone."
+)
+
+#: ENFSI Guideline for Evaluative Reporting in Forensic Science (2015): verbal equivalents of LR > 1, as
+#: (lower LR bound, upper LR bound, phrase). LR < 1 uses the same phrases for 1/LR and the alternative proposition.
+VERBAL_SCALE: tuple[tuple[float, float, str], ...] = (
+    (1.0, 10.0, "weak or limited support"),
+    (10.0, 100.0, "moderate support"),
+    (100.0, 1_000.0, "moderately strong support"),
+    (1_000.0, 10_000.0, "strong support"),
+    (10_000.0, 1_000_000.0, "very strong support"),
+    (1_000_000.0, math.inf, "extremely strong support"),
+)
+
+
+def verbal_equivalent(lr: float) -> str:
+    """ENFSI (2015) verbal equivalent of a likelihood ratio, symmetric for LR < 1.
+
+    ``H1`` is "the probe and the candidate show the same person", ``H2`` "different persons".
+    """
+    if not math.isfinite(lr) and lr != math.inf:
+        raise ConfigError(f"likelihood ratio must be a number, got {lr}")
+    if lr < 0:
+        raise ConfigError(f"likelihood ratio must be >= 0, got {lr}")
+    if lr == 1.0:
+        return "no support for either proposition (LR = 1)"
+    value, proposition = (lr, "H1 (same person)") if lr > 1.0 else ((math.inf if lr == 0 else 1.0 / lr),
+                                                                      "H2 (different persons)")
+    for low, high, phrase in VERBAL_SCALE:
+        if low < value <= high or (high == math.inf and value > low):
+            return f"{phrase} for {proposition}"
+    raise ConfigError(f"likelihood ratio {lr} is outside the verbal scale")  # unreachable for valid input
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic score-to-LR map for one face-width band, with ELUB bounds on log10 LR.
+
+    ``log10 LR(s) = clip(slope * s + intercept, lower, upper)`` with ``slope``/``intercept`` in log10 units.
+    """
+
+    band_px: int
+    slope: float
+    intercept: float
+    lower_log10_lr: float
+    upper_log10_lr: float
+    num_mated: int
+    num_nonmated: int
+    cllr: float
+    cllr_min: float
+    #: Free-text description of the data and conditions the calibration was fitted on.
+    conditions: str = ""
+    method: str = "lir.algorithms.logistic_regression.LogitCalibrator + lir ELUB bounds"
+
+    def log10_lr(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
+        """log10 LR of each score, bounded by the ELUB bounds; shape as ``scores``."""
+        values = np.asarray(scores, dtype=np.float64)
+        llr = self.slope * values + self.intercept
+        return np.clip(llr, self.lower_log10_lr, self.upper_log10_lr)
+
+    def lr(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Likelihood ratio of each score."""
+        return np.power(10.0, self.log10_lr(scores))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "band_px": self.band_px, "slope": self.slope, "intercept": self.intercept,
+            "lower_log10_lr": self.lower_log10_lr, "upper_log10_lr": self.upper_log10_lr,
+            "num_mated": self.num_mated, "num_nonmated": self.num_nonmated,
+            "cllr": self.cllr, "cllr_min": self.cllr_min, "conditions": self.conditions, "method": self.method,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        try:
+            return cls(
+                band_px=int(data["band_px"]), slope=float(data["slope"]), intercept=float(data["intercept"]),
+                lower_log10_lr=float(data["lower_log10_lr"]), upper_log10_lr=float(data["upper_log10_lr"]),
+                num_mated=int(data["num_mated"]), num_nonmated=int(data["num_nonmated"]),
+                cllr=float(data["cllr"]), cllr_min=float(data["cllr_min"]),
+                conditions=str(data.get("conditions", "")), method=str(data.get("method", cls.method)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"calibration record is incomplete or malformed ({exc})") from None
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Calibrations for several face-width bands; a probe uses the band nearest to its face width."""
+
+    calibrations: tuple[Calibration, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.calibrations:
+            raise ConfigError("a calibration set needs at least one band")
+
+    @property
+    def bands_px(self) -> list[int]:
+        return [c.band_px for c in self.calibrations]
+
+    def for_width(self, face_width_px: float) -> Calibration:
+        """The calibration whose band is nearest to the probe's face width (ties: the smaller band)."""
+        return min(self.calibrations, key=lambda c: (abs(c.band_px - face_width_px), c.band_px))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "metadata": self.metadata, "bands": [c.to_json() for c in self.calibrations]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CalibrationSet:
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"not a forensic_face calibration file (format {data.get('format')!r}, "
+                              f"expected {FORMAT!r})")
+        return cls(tuple(Calibration.from_json(b) for b in data.get("bands", [])), dict(data.get("metadata", {})))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> CalibrationSet:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"calibration file {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"calibration file {path} is not valid JSON ({exc})") from None
+        return cls.from_json(data)
+
+
+def _labelled(mated: np.ndarray, nonmated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.concatenate([mated, nonmated]).astype(np.float64)
+    labels = np.concatenate([np.ones(len(mated)), np.zeros(len(nonmated))]).astype(np.int64)
+    return scores, labels
+
+
+def _check_scores(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size < 2:
+        raise ConfigError(f"{name} needs at least 2 scores to fit a calibration, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ConfigError(f"{name} contains NaN or infinite scores")
+    return arr
+
+
+def cllr(log10_lrs: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """Log-likelihood-ratio cost (Brümmer & du Preez 2006) via ``lir.metrics.cllr``; labels 1 = mated."""
+    from lir.data.models import LLRData
+    from lir.metrics import cllr as lir_cllr
+
+    return float(lir_cllr(LLRData(features=np.asarray(log10_lrs, dtype=np.float64),
+                                  labels=np.asarray(labels, dtype=np.int64))))
+
+
+def cllr_min(log10_lrs: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """Discrimination-only Cllr (after isotonic re-calibration), via ``lir.metrics.cllr_min``."""
+    from lir.data.models import LLRData
+    from lir.metrics import cllr_min as lir_cllr_min
+
+    return float(lir_cllr_min(LLRData(features=np.asarray(log10_lrs, dtype=np.float64),
+                                      labels=np.asarray(labels, dtype=np.int64))))
+
+
+def fit_calibration(mated_scores: Sequence[float] | np.ndarray, nonmated_scores: Sequence[float] | np.ndarray,
+                    band: int, conditions: str = "") -> Calibration:
+    """Fit a logistic score-to-LR calibration (lir ``LogitCalibrator``) plus ELUB bounds for one band.
+
+    ``mated_scores``: fused scores of same-person comparisons; ``nonmated_scores``: different persons; ``band``:
+    the probe face width in pixels these scores were measured at.
+    """
+    from lir.algorithms.bayeserror import elub
+    from lir.algorithms.logistic_regression import LogitCalibrator
+
+    mated = _check_scores("mated_scores", mated_scores)
+    nonmated = _check_scores("nonmated_scores", nonmated_scores)
+    if band < 1:
+        raise ConfigError(f"band must be a positive face width in pixels, got {band}")
+    scores, labels = _labelled(mated, nonmated)
+    # Weak regularisation: with class-balanced weights the fit is the maximum-likelihood logistic calibration.
+    calibrator = LogitCalibrator(C=1e6, max_iter=1000)
+    calibrator.fit(scores, labels)
+    ln_to_log10 = math.log10(math.e)
+    slope = float(calibrator._logit.coef_.reshape(-1)[0]) * ln_to_log10
+    intercept = float(calibrator._logit.intercept_.reshape(-1)[0]) * ln_to_log10
+    raw = slope * scores + intercept
+    lower, upper = elub(raw.copy(), labels, add_misleading=1)
+    bounded = np.clip(raw, lower, upper)
+    return Calibration(
+        band_px=int(band), slope=slope, intercept=intercept,
+        lower_log10_lr=float(lower), upper_log10_lr=float(upper),
+        num_mated=int(mated.size), num_nonmated=int(nonmated.size),
+        cllr=cllr(bounded, labels), cllr_min=cllr_min(raw, labels), conditions=conditions,
+    )
+
+
+def tippett_plot(calibration: Calibration, mated_scores: Sequence[float] | np.ndarray,
+                 nonmated_scores: Sequence[float] | np.ndarray, path: str | Path | None = None,
+                 title: str | None = None) -> bytes:
+    """Tippett plot (cumulative proportions of log10 LR under H1 and H2) as PNG bytes; also written to ``path``.
+
+    Uses matplotlib's Agg canvas directly, so it is safe off the GUI thread and headless.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    mated = _check_scores("mated_scores", mated_scores)
+    nonmated = _check_scores("nonmated_scores", nonmated_scores)
+    llr_mated = np.sort(calibration.log10_lr(mated))
+    llr_nonmated = np.sort(calibration.log10_lr(nonmated))
+    figure = Figure(figsize=(5.0, 3.6), dpi=120)
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    for values, colour, label in ((llr_mated, "tab:blue", "mated (H1 true)"),
+                                  (llr_nonmated, "tab:red", "non-mated (H2 true)")):
+        # Proportion of LRs >= x, as a step function over the sorted values.
+        proportion = 1.0 - np.arange(values.size) / values.size
+        ax.step(values, proportion * 100.0, where="post", color=colour, label=f"{label}, n={values.size}")
+    ax.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("log10 LR")
+    ax.set_ylabel("proportion of LRs >= x (%)")
+    ax.set_ylim(0, 101)
+    ax.set_title(title or f"Tippett plot, {calibration.band_px} px band, Cllr = {calibration.cllr:.3f}")
+    ax.grid(True, linestyle=":", linewidth=0.5)
+    ax.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    data = buffer.getvalue()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data

@@ -1,0 +1,913 @@
+"""A case as one SQLite file (``.ffcase``): evidence, galleries, searches, results, decisions, audit trail.
+
+Integrity rules:
+
+- Originals are never written. Evidence is hashed from the bytes :func:`forensic_face.imaging.load_image` read.
+- Every change runs in one ``BEGIN IMMEDIATE`` transaction together with its audit entry, so a change and its
+  log entry are committed together or not at all. WAL journal with ``synchronous=FULL``: killing the process
+  at any moment leaves the last committed state, which reopens.
+- The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` brings older case files up to date (each
+  migration in its own transaction, logged). ``PRAGMA application_id`` marks the file as a forensic_face case.
+- Everything a report needs (probe crop, best hypotheses, degraded gallery variants, similarity matrices) is
+  stored as PNG/NPY blobs, so reports need no recomputation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.errors import CaseStoreError, ForensicFaceError
+from forensic_face.engine.results import (
+    Candidate,
+    FaceCrop,
+    FaceDetection,
+    Gallery,
+    GalleryHypothesis,
+    ImageDetections,
+    ProbeHypothesis,
+    SearchResult,
+)
+from forensic_face.imaging import load_image
+from forensic_face.store import audit
+
+if TYPE_CHECKING:
+    from forensic_face.calibration import Calibration, CalibrationSet
+
+log = logging.getLogger(__name__)
+
+CASE_SUFFIX = ".ffcase"
+#: PRAGMA application_id of case files: ASCII "FFCE".
+APPLICATION_ID = 0x46464345
+ROLES = ("probe", "gallery")
+DECISIONS = ("not reviewed", "possible lead", "excluded", "inconclusive")
+
+_SCHEMA_V1 = audit.AUDIT_SCHEMA + """
+CREATE TABLE case_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    case_number TEXT NOT NULL,
+    title TEXT NOT NULL,
+    examiner TEXT NOT NULL,
+    created_utc TEXT NOT NULL
+);
+CREATE TABLE evidence (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    imported_utc TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('probe', 'gallery')),
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    UNIQUE (path, sha256, role)
+);
+CREATE TRIGGER evidence_immutable BEFORE UPDATE ON evidence
+BEGIN SELECT RAISE(ABORT, 'evidence records cannot be changed; import the file again instead'); END;
+CREATE TABLE detections (
+    id INTEGER PRIMARY KEY,
+    evidence_id INTEGER NOT NULL REFERENCES evidence(id),
+    utc TEXT NOT NULL,
+    detections_json TEXT NOT NULL
+);
+CREATE TABLE galleries (
+    id INTEGER PRIMARY KEY,
+    root TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    recorded_utc TEXT NOT NULL,
+    num_identities INTEGER NOT NULL,
+    num_images INTEGER NOT NULL,
+    UNIQUE (root, digest)
+);
+CREATE TABLE gallery_images (
+    id INTEGER PRIMARY KEY,
+    gallery_id INTEGER NOT NULL REFERENCES galleries(id),
+    identity TEXT NOT NULL,
+    image_path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    note TEXT NOT NULL,
+    face_json TEXT NOT NULL,
+    crop_box_json TEXT NOT NULL
+);
+CREATE INDEX gallery_images_gallery ON gallery_images (gallery_id);
+CREATE TABLE gallery_problems (
+    id INTEGER PRIMARY KEY,
+    gallery_id INTEGER NOT NULL REFERENCES galleries(id),
+    image_path TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE searches (
+    id INTEGER PRIMARY KEY,
+    created_utc TEXT NOT NULL,
+    evidence_id INTEGER NOT NULL REFERENCES evidence(id),
+    gallery_id INTEGER REFERENCES galleries(id),
+    config_json TEXT NOT NULL,
+    provenance_json TEXT NOT NULL,
+    face_json TEXT NOT NULL,
+    face_manual INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    ranking_json TEXT NOT NULL,
+    calibration_json TEXT,
+    probe_crop_png BLOB NOT NULL,
+    probe_crop_box_json TEXT NOT NULL,
+    probe_hypotheses_npz BLOB NOT NULL
+);
+CREATE TABLE results (
+    id INTEGER PRIMARY KEY,
+    search_id INTEGER NOT NULL REFERENCES searches(id),
+    rank INTEGER NOT NULL,
+    identity TEXT NOT NULL,
+    image_path TEXT NOT NULL,
+    gallery_sha256 TEXT NOT NULL,
+    score REAL NOT NULL,
+    per_scale_json TEXT NOT NULL,
+    log10_lr REAL,
+    best_probe_scale INTEGER NOT NULL,
+    best_probe_sigma REAL NOT NULL,
+    best_probe_png BLOB NOT NULL,
+    gallery_crop_png BLOB,
+    UNIQUE (search_id, rank)
+);
+CREATE TABLE result_variants (
+    result_id INTEGER NOT NULL REFERENCES results(id),
+    ord INTEGER NOT NULL,
+    scale INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    score REAL NOT NULL,
+    png BLOB NOT NULL,
+    PRIMARY KEY (result_id, ord)
+);
+CREATE TABLE result_similarity (
+    result_id INTEGER NOT NULL REFERENCES results(id),
+    scale INTEGER NOT NULL,
+    matrix_npy BLOB NOT NULL,
+    gallery_paths_json TEXT NOT NULL,
+    PRIMARY KEY (result_id, scale)
+);
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY,
+    search_id INTEGER NOT NULL REFERENCES searches(id),
+    rank INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    note TEXT NOT NULL,
+    examiner TEXT NOT NULL,
+    utc TEXT NOT NULL
+);
+CREATE TABLE enrollments (
+    id INTEGER PRIMARY KEY,
+    root TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    started_utc TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done')),
+    total INTEGER NOT NULL,
+    gallery_id INTEGER REFERENCES galleries(id)
+);
+CREATE TABLE enrollment_items (
+    enrollment_id INTEGER NOT NULL REFERENCES enrollments(id),
+    image_path TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'problem')),
+    face_json TEXT,
+    crop_box_json TEXT,
+    reason TEXT NOT NULL,
+    utc TEXT NOT NULL,
+    PRIMARY KEY (enrollment_id, image_path)
+);
+"""
+
+#: Schema migrations; ``PRAGMA user_version`` = number applied. Append, never edit, released entries.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# ----------------------------------------------------------------------------------------------- data types
+@dataclass(frozen=True)
+class CaseInfo:
+    path: Path
+    case_number: str
+    title: str
+    examiner: str
+    created_utc: str
+    schema_version: int
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    id: int
+    path: Path
+    sha256: str
+    size_bytes: int
+    imported_utc: str
+    role: str
+    width: int
+    height: int
+    format: str
+
+
+@dataclass(frozen=True)
+class GalleryRecord:
+    id: int
+    root: Path
+    digest: str
+    recorded_utc: str
+    num_identities: int
+    num_images: int
+    #: (identity, image path, sha256) of every enrolled image.
+    images: tuple[tuple[str, Path, str], ...]
+    problems: tuple[tuple[Path, str], ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str = "not reviewed"
+    note: str = ""
+    examiner: str = ""
+    utc: str = ""
+
+
+@dataclass(frozen=True)
+class StoredCandidate:
+    candidate: Candidate
+    log10_lr: float | None
+    gallery_crop: np.ndarray | None
+    decision: Decision
+
+    @property
+    def lr(self) -> float | None:
+        return None if self.log10_lr is None else float(10.0 ** self.log10_lr)
+
+
+@dataclass(frozen=True)
+class StoredSearch:
+    id: int
+    created_utc: str
+    status: str
+    config: EngineConfig
+    provenance: dict[str, Any]
+    probe: EvidenceItem
+    face: FaceDetection
+    seed: int
+    probe_crop: np.ndarray
+    probe_crop_box: np.ndarray
+    probe_hypotheses: dict[int, tuple[ProbeHypothesis, ...]]
+    ranking: tuple[tuple[str, float], ...]
+    candidates: tuple[StoredCandidate, ...]
+    gallery_id: int | None
+    calibration: dict[str, Any] | None
+
+    def to_search_result(self) -> SearchResult:
+        crop = FaceCrop(pixels=self.probe_crop, landmarks=np.zeros((5, 2), np.float32),
+                        crop_box=self.probe_crop_box, face=self.face)
+        return SearchResult(probe_path=self.probe.path, probe_sha256=self.probe.sha256, probe_face=self.face,
+                            probe_crop=crop, candidates=tuple(c.candidate for c in self.candidates),
+                            ranking=self.ranking, probe_hypotheses=self.probe_hypotheses,
+                            provenance=self.provenance)
+
+
+@dataclass(frozen=True)
+class EnrollmentItem:
+    """One gallery image handled by an enrollment: ``done`` with its face, or a ``problem`` with a reason."""
+
+    image_path: Path
+    identity: str
+    sha256: str
+    status: str
+    face: FaceDetection | None = None
+    crop_box: np.ndarray | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class EnrollmentState:
+    id: int
+    root: Path
+    config_digest: str
+    status: str
+    total: int
+    items: tuple[EnrollmentItem, ...] = field(default=())
+
+    @property
+    def done_paths(self) -> frozenset[Path]:
+        return frozenset(i.image_path for i in self.items)
+
+    @property
+    def num_done(self) -> int:
+        return len(self.items)
+
+
+# --------------------------------------------------------------------------------------------- (de)coding
+def encode_png(pixels: np.ndarray) -> bytes:
+    arr = np.ascontiguousarray(pixels)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr.astype(np.float32) * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB")).copy()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def decode_npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def face_from_json(data: dict[str, Any]) -> FaceDetection:
+    return FaceDetection(box=np.asarray(data["box"], dtype=np.float32), score=float(data["score"]),
+                         landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(-1, 2),
+                         manual=bool(data.get("manual", False)))
+
+
+def _encode_hypotheses(hyps: dict[int, tuple[ProbeHypothesis, ...]]) -> bytes:
+    arrays: dict[str, np.ndarray] = {}
+    for scale, items in hyps.items():
+        if not items:
+            continue
+        arrays[f"images_{scale}"] = np.stack([np.asarray(h.image, dtype=np.uint8) for h in items])
+        arrays[f"sigmas_{scale}"] = np.asarray([h.sigma for h in items], dtype=np.float64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _decode_hypotheses(data: bytes) -> dict[int, tuple[ProbeHypothesis, ...]]:
+    out: dict[int, tuple[ProbeHypothesis, ...]] = {}
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        for key in npz.files:
+            if key.startswith("images_"):
+                scale = int(key.split("_", 1)[1])
+                images, sigmas = npz[key], npz[f"sigmas_{scale}"]
+                out[scale] = tuple(ProbeHypothesis(scale, float(s), img) for s, img in zip(sigmas, images))
+    return dict(sorted(out.items()))
+
+
+def _jsonable(value: Any) -> Any:
+    """Make provenance-like values JSON-safe (paths, numpy scalars, tuples)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def gallery_digest(gallery: Gallery) -> str:
+    items = sorted((e.identity, str(e.image_path), e.sha256) for e in gallery.entries)
+    return hashlib.sha256(audit.canonical_json(items).encode()).hexdigest()
+
+
+def default_case_path(name: str) -> Path:
+    """``data_dir()/cases/<name>.ffcase``."""
+    from forensic_face.paths import data_dir
+
+    folder = data_dir() / "cases"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (name if name.endswith(CASE_SUFFIX) else name + CASE_SUFFIX)
+
+
+def _split_statements(script: str) -> list[str]:
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise CaseStoreError(f"incomplete SQL statement in a migration: {current[:80]!r}")
+    return statements
+
+
+# ------------------------------------------------------------------------------------------------- store
+class CaseStore:
+    """An open case file. Use :meth:`create` or :meth:`open`; close with :meth:`close` (or ``with``)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # ---- lifecycle
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise CaseStoreError(f"{path}: cannot be opened as a case file ({exc})") from None
+        return conn
+
+    @classmethod
+    def create(cls, path: str | Path, case_number: str, title: str, examiner: str) -> CaseStore:
+        """Create a new case file; refuses to overwrite an existing file."""
+        path = Path(path)
+        if path.exists():
+            raise CaseStoreError(f"{path} already exists; open it or choose another file name")
+        if not case_number.strip():
+            raise CaseStoreError("a case needs a case number")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = cls(path, cls._connect(path))
+        store._migrate()
+        with store._transaction():
+            store._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            store._conn.execute(
+                "INSERT INTO case_meta (id, case_number, title, examiner, created_utc) VALUES (1, ?, ?, ?, ?)",
+                (case_number, title, examiner, audit.utc_now()))
+            audit.append_entry(store._conn, "create", {"case_number": case_number, "title": title,
+                                                       "examiner": examiner, "schema_version": SCHEMA_VERSION})
+        log.info("created case %s (%s)", path, case_number)
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path) -> CaseStore:
+        """Open an existing case file, migrating an older schema. Raises :class:`CaseStoreError`."""
+        path = Path(path)
+        if not path.is_file():
+            raise CaseStoreError(f"{path}: no such case file")
+        with open(path, "rb") as fh:
+            header = fh.read(16)
+        if header != b"SQLite format 3\x00":
+            raise CaseStoreError(f"{path}: is not a forensic_face case file (not an SQLite database)")
+        store = cls(path, cls._connect(path))
+        try:
+            app_id = store._conn.execute("PRAGMA application_id").fetchone()[0]
+            version = store._conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APPLICATION_ID:
+                raise CaseStoreError(f"{path}: is an SQLite file but not a forensic_face case "
+                                     "(or its creation was interrupted before it was committed)")
+            if version > SCHEMA_VERSION:
+                raise CaseStoreError(f"{path}: was written by a newer forensic_face (schema {version}, this "
+                                     f"version reads up to {SCHEMA_VERSION}); update forensic_face")
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            store._conn.close()
+            raise CaseStoreError(f"{path}: the case file is damaged ({exc})") from None
+        except CaseStoreError:
+            store._conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError as exc:
+                log.warning("%s: WAL checkpoint on close failed (%s)", self.path, exc)
+            self._conn.close()
+
+    def __enter__(self) -> CaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise CaseStoreError(f"{self.path}: cannot write to the case ({exc})") from None
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.DatabaseError as exc:
+                    self._conn.execute("ROLLBACK")
+                    raise CaseStoreError(f"{self.path}: could not save the change ({exc})") from None
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            try:
+                with self._transaction():
+                    for statement in _split_statements(MIGRATIONS[number - 1]):
+                        self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version={number}")
+                    if number > 1:
+                        audit.append_entry(self._conn, "migrate", {"from": number - 1, "to": number})
+            except sqlite3.DatabaseError as exc:
+                raise CaseStoreError(f"{self.path}: schema migration to version {number} failed ({exc})") from None
+
+    # ---- raw access for verification and reports
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection (read it; write only through this class)."""
+        return self._conn
+
+    def log_action(self, action: str, details: dict[str, Any]) -> audit.AuditEntry:
+        """Append an audit entry for a step that changes nothing else in the case (export, verify, replay)."""
+        with self._transaction():
+            return audit.append_entry(self._conn, action, _jsonable(details))
+
+    def audit_entries(self) -> list[audit.AuditEntry]:
+        with self._lock:
+            return audit.read_entries(self._conn)
+
+    # ---- case metadata
+    def info(self) -> CaseInfo:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT case_number, title, examiner, created_utc FROM case_meta WHERE id = 1").fetchone()
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if row is None:
+            raise CaseStoreError(f"{self.path}: case metadata is missing")
+        return CaseInfo(self.path, row[0], row[1], row[2], row[3], int(version))
+
+    # ---- evidence
+    def add_evidence(self, path: str | Path, role: str) -> EvidenceItem:
+        """Import an evidence image: read it once read-only, hash the original bytes, record it.
+
+        Importing the same file (same path and hash) again returns the existing record.
+        """
+        if role not in ROLES:
+            raise CaseStoreError(f"evidence role must be one of {ROLES}, got {role!r}")
+        image = load_image(path)
+        resolved = str(Path(path).resolve())
+        with self._transaction() as conn:
+            row = conn.execute("SELECT id FROM evidence WHERE path = ? AND sha256 = ? AND role = ?",
+                               (resolved, image.sha256, role)).fetchone()
+            if row is not None:
+                return self._evidence_by_id(int(row[0]))
+            now = audit.utc_now()
+            cursor = conn.execute(
+                "INSERT INTO evidence (path, sha256, size_bytes, imported_utc, role, width, height, format) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (resolved, image.sha256, image.size_bytes, now, role, image.width, image.height, image.format))
+            evidence_id = int(cursor.lastrowid or 0)
+            audit.append_entry(conn, "import", {
+                "evidence_id": evidence_id, "path": resolved, "sha256": image.sha256,
+                "size_bytes": image.size_bytes, "role": role, "width": image.width, "height": image.height,
+                "format": image.format, "exif_orientation": image.exif_orientation})
+        log.info("imported %s as %s evidence (sha256 %s)", resolved, role, image.sha256)
+        return self._evidence_by_id(evidence_id)
+
+    def _evidence_by_id(self, evidence_id: int) -> EvidenceItem:
+        row = self._conn.execute(
+            "SELECT id, path, sha256, size_bytes, imported_utc, role, width, height, format FROM evidence "
+            "WHERE id = ?", (evidence_id,)).fetchone()
+        if row is None:
+            raise CaseStoreError(f"{self.path}: no evidence item {evidence_id}")
+        return EvidenceItem(int(row[0]), Path(row[1]), row[2], int(row[3]), row[4], row[5], int(row[6]),
+                            int(row[7]), row[8])
+
+    def evidence(self, evidence_id: int) -> EvidenceItem:
+        with self._lock:
+            return self._evidence_by_id(evidence_id)
+
+    def evidence_items(self) -> list[EvidenceItem]:
+        with self._lock:
+            ids = [int(r[0]) for r in self._conn.execute("SELECT id FROM evidence ORDER BY id")]
+            return [self._evidence_by_id(i) for i in ids]
+
+    def record_detection(self, evidence_id: int, detections: ImageDetections) -> None:
+        """Log an automatic face detection on an evidence image."""
+        item = self.evidence(evidence_id)
+        if detections.sha256 != item.sha256:
+            raise CaseStoreError(f"detections were computed on a file with SHA-256 {detections.sha256}, but "
+                                 f"evidence {evidence_id} has {item.sha256}")
+        data = detections.to_json()
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO detections (evidence_id, utc, detections_json) VALUES (?, ?, ?)",
+                         (evidence_id, audit.utc_now(), audit.canonical_json(data)))
+            audit.append_entry(conn, "detect", {"evidence_id": evidence_id, **data})
+
+    def record_manual_box(self, evidence_id: int, face: FaceDetection) -> None:
+        """Log a face box the examiner drew by hand."""
+        self.evidence(evidence_id)
+        with self._transaction() as conn:
+            audit.append_entry(conn, "manual_box", {"evidence_id": evidence_id, "face": face.to_json()})
+
+    # ---- galleries
+    def _record_gallery(self, conn: sqlite3.Connection, gallery: Gallery) -> int:
+        digest = gallery_digest(gallery)
+        root = str(Path(gallery.root).resolve())
+        row = conn.execute("SELECT id FROM galleries WHERE root = ? AND digest = ?", (root, digest)).fetchone()
+        if row is not None:
+            return int(row[0])
+        identities = sorted({e.identity for e in gallery.entries})
+        cursor = conn.execute(
+            "INSERT INTO galleries (root, digest, recorded_utc, num_identities, num_images) VALUES (?, ?, ?, ?, ?)",
+            (root, digest, audit.utc_now(), len(identities), len(gallery.entries)))
+        gallery_id = int(cursor.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO gallery_images (gallery_id, identity, image_path, sha256, note, face_json, crop_box_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(gallery_id, e.identity, str(e.image_path), e.sha256, e.note, audit.canonical_json(e.crop.face.to_json()),
+              json.dumps([float(v) for v in e.crop.crop_box])) for e in gallery.entries])
+        conn.executemany("INSERT INTO gallery_problems (gallery_id, image_path, reason) VALUES (?, ?, ?)",
+                         [(gallery_id, str(p.image_path), p.reason) for p in gallery.problems])
+        audit.append_entry(conn, "gallery", {
+            "gallery_id": gallery_id, "root": root, "digest": digest, "num_identities": len(identities),
+            "num_images": len(gallery.entries), "num_problems": len(gallery.problems),
+            "images": [[e.identity, str(e.image_path), e.sha256] for e in gallery.entries],
+            "problems": [[str(p.image_path), p.reason] for p in gallery.problems]})
+        return gallery_id
+
+    def record_gallery(self, gallery: Gallery) -> int:
+        """Record an enrolled gallery (root, identities, per-image SHA-256, problems); returns its id.
+
+        Recording the same gallery (same root, same images and hashes) again returns the existing id.
+        """
+        with self._transaction() as conn:
+            return self._record_gallery(conn, gallery)
+
+    def gallery(self, gallery_id: int) -> GalleryRecord:
+        with self._lock:
+            row = self._conn.execute("SELECT id, root, digest, recorded_utc, num_identities, num_images FROM "
+                                     "galleries WHERE id = ?", (gallery_id,)).fetchone()
+            if row is None:
+                raise CaseStoreError(f"{self.path}: no gallery {gallery_id}")
+            images = tuple((r[0], Path(r[1]), r[2]) for r in self._conn.execute(
+                "SELECT identity, image_path, sha256 FROM gallery_images WHERE gallery_id = ? ORDER BY id",
+                (gallery_id,)))
+            problems = tuple((Path(r[0]), r[1]) for r in self._conn.execute(
+                "SELECT image_path, reason FROM gallery_problems WHERE gallery_id = ? ORDER BY id", (gallery_id,)))
+        return GalleryRecord(int(row[0]), Path(row[1]), row[2], row[3], int(row[4]), int(row[5]), images, problems)
+
+    def galleries(self) -> list[GalleryRecord]:
+        with self._lock:
+            ids = [int(r[0]) for r in self._conn.execute("SELECT id FROM galleries ORDER BY id")]
+        return [self.gallery(i) for i in ids]
+
+    # ---- searches
+    def _probe_evidence(self, conn: sqlite3.Connection, result: SearchResult) -> int:
+        resolved = str(Path(result.probe_path).resolve())
+        row = conn.execute("SELECT id FROM evidence WHERE sha256 = ? AND role = 'probe' ORDER BY (path = ?) DESC, id "
+                           "LIMIT 1", (result.probe_sha256, resolved)).fetchone()
+        if row is None:
+            raise CaseStoreError(f"the probe {result.probe_path} (SHA-256 {result.probe_sha256}) is not evidence "
+                                 "in this case; import it first")
+        return int(row[0])
+
+    def record_search(self, result: SearchResult, config: EngineConfig, gallery: Gallery | None = None,
+                      calibration: Calibration | CalibrationSet | None = None, status: str = "complete") -> int:
+        """Store a finished search with everything needed to review, report and replay it; returns its id.
+
+        The probe must already be evidence (imported by :meth:`add_evidence`; if not, it is imported here and
+        its hash must still match the one the search used). ``gallery``: the searched gallery, recorded too, and
+        the source of each candidate's gallery crop. ``calibration``: converts scores to likelihood ratios (the
+        band nearest to the probe's face width is used).
+        """
+        with self._lock:
+            try:
+                with self._transaction() as conn:
+                    evidence_id = self._probe_evidence(conn, result)
+            except CaseStoreError:
+                item = self.add_evidence(result.probe_path, "probe")
+                if item.sha256 != result.probe_sha256:
+                    raise CaseStoreError(
+                        f"{result.probe_path} now hashes to {item.sha256} but the search used a file hashing to "
+                        f"{result.probe_sha256}: the file changed after the search; search again") from None
+            cal = None
+            if calibration is not None:
+                from forensic_face.calibration import CalibrationSet
+
+                cal = (calibration.for_width(result.probe_face.width_px)
+                       if isinstance(calibration, CalibrationSet) else calibration)
+            crops = {str(e.image_path): e.crop.pixels for e in gallery.entries} if gallery is not None else {}
+            with self._transaction() as conn:
+                evidence_id = self._probe_evidence(conn, result)
+                gallery_id = self._record_gallery(conn, gallery) if gallery is not None else None
+                provenance = _jsonable(result.provenance)
+                cursor = conn.execute(
+                    "INSERT INTO searches (created_utc, evidence_id, gallery_id, config_json, provenance_json, "
+                    "face_json, face_manual, seed, status, ranking_json, calibration_json, probe_crop_png, "
+                    "probe_crop_box_json, probe_hypotheses_npz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (audit.utc_now(), evidence_id, gallery_id, config.to_json(), audit.canonical_json(provenance),
+                     audit.canonical_json(result.probe_face.to_json()), int(result.probe_face.manual), config.seed,
+                     status, json.dumps([[i, float(s)] for i, s in result.ranking]),
+                     None if cal is None else json.dumps(cal.to_json(), sort_keys=True),
+                     encode_png(result.probe_crop.pixels),
+                     json.dumps([float(v) for v in result.probe_crop.crop_box]),
+                     _encode_hypotheses(result.probe_hypotheses)))
+                search_id = int(cursor.lastrowid or 0)
+                lrs = cal.log10_lr([c.score for c in result.candidates]) if cal is not None else None
+                for index, cand in enumerate(result.candidates):
+                    crop = crops.get(str(cand.image_path))
+                    cursor = conn.execute(
+                        "INSERT INTO results (search_id, rank, identity, image_path, gallery_sha256, score, "
+                        "per_scale_json, log10_lr, best_probe_scale, best_probe_sigma, best_probe_png, "
+                        "gallery_crop_png) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (search_id, cand.rank, cand.identity, str(cand.image_path), cand.gallery_sha256,
+                         float(cand.score), json.dumps({str(k): float(v) for k, v in cand.per_scale_scores.items()}),
+                         None if lrs is None else float(lrs[index]), cand.best_probe_hypothesis.scale,
+                         float(cand.best_probe_hypothesis.sigma), encode_png(cand.best_probe_hypothesis.image),
+                         None if crop is None else encode_png(crop)))
+                    result_id = int(cursor.lastrowid or 0)
+                    conn.executemany(
+                        "INSERT INTO result_variants (result_id, ord, scale, path, score, png) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(result_id, k, g.scale, g.path, float(g.score), encode_png(g.image))
+                         for k, g in enumerate(cand.best_gallery_hypotheses)])
+                    conn.executemany(
+                        "INSERT INTO result_similarity (result_id, scale, matrix_npy, gallery_paths_json) "
+                        "VALUES (?, ?, ?, ?)",
+                        [(result_id, int(scale), encode_npy(np.asarray(matrix, dtype=np.float32)),
+                          json.dumps(list(cand.gallery_paths.get(scale, ()))))
+                         for scale, matrix in cand.similarity.items()])
+                audit.append_entry(conn, "search", {
+                    "search_id": search_id, "probe_evidence_id": evidence_id, "probe_sha256": result.probe_sha256,
+                    "gallery_id": gallery_id, "face": result.probe_face.to_json(), "config": config.to_dict(),
+                    "config_digest": config.digest(), "provenance": provenance, "seed": config.seed,
+                    "calibration_band_px": None if cal is None else cal.band_px,
+                    "candidates": [[c.rank, c.identity, c.gallery_sha256, round(float(c.score), 6)]
+                                   for c in result.candidates]})
+        log.info("stored search %d (%d candidates)", search_id, len(result.candidates))
+        return search_id
+
+    def search_ids(self) -> list[int]:
+        with self._lock:
+            return [int(r[0]) for r in self._conn.execute("SELECT id FROM searches ORDER BY id")]
+
+    def _decisions(self, search_id: int) -> dict[int, Decision]:
+        out: dict[int, Decision] = {}
+        for rank, decision, note, examiner, utc in self._conn.execute(
+                "SELECT rank, decision, note, examiner, utc FROM decisions WHERE search_id = ? ORDER BY id",
+                (search_id,)):
+            out[int(rank)] = Decision(decision, note, examiner, utc)
+        return out
+
+    def search(self, search_id: int) -> StoredSearch:
+        """Load a stored search with its candidates, images, matrices and the latest decisions."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, created_utc, status, config_json, provenance_json, evidence_id, face_json, seed, "
+                "probe_crop_png, probe_crop_box_json, probe_hypotheses_npz, ranking_json, gallery_id, "
+                "calibration_json FROM searches WHERE id = ?", (search_id,)).fetchone()
+            if row is None:
+                raise CaseStoreError(f"{self.path}: no search {search_id}; known: {self.search_ids()}")
+            decisions = self._decisions(search_id)
+            candidates = []
+            for res in self._conn.execute(
+                    "SELECT id, rank, identity, image_path, gallery_sha256, score, per_scale_json, log10_lr, "
+                    "best_probe_scale, best_probe_sigma, best_probe_png, gallery_crop_png FROM results "
+                    "WHERE search_id = ? ORDER BY rank", (search_id,)).fetchall():
+                variants = tuple(GalleryHypothesis(int(v[0]), v[1], float(v[2]), decode_png(v[3])) for v in
+                                 self._conn.execute("SELECT scale, path, score, png FROM result_variants WHERE "
+                                                    "result_id = ? ORDER BY ord", (res[0],)))
+                similarity: dict[int, np.ndarray] = {}
+                gallery_paths: dict[int, tuple[str, ...]] = {}
+                for scale, matrix, paths in self._conn.execute(
+                        "SELECT scale, matrix_npy, gallery_paths_json FROM result_similarity WHERE result_id = ? "
+                        "ORDER BY scale", (res[0],)):
+                    similarity[int(scale)] = decode_npy(matrix)
+                    gallery_paths[int(scale)] = tuple(json.loads(paths))
+                candidate = Candidate(
+                    rank=int(res[1]), identity=res[2], image_path=Path(res[3]), gallery_sha256=res[4],
+                    score=float(res[5]), per_scale_scores={int(k): float(v) for k, v in json.loads(res[6]).items()},
+                    best_probe_hypothesis=ProbeHypothesis(int(res[8]), float(res[9]), decode_png(res[10])),
+                    best_gallery_hypotheses=variants, similarity=similarity, gallery_paths=gallery_paths)
+                candidates.append(StoredCandidate(candidate, None if res[7] is None else float(res[7]),
+                                                  None if res[11] is None else decode_png(res[11]),
+                                                  decisions.get(int(res[1]), Decision())))
+            probe = self._evidence_by_id(int(row[5]))
+        return StoredSearch(
+            id=int(row[0]), created_utc=row[1], status=row[2], config=EngineConfig.from_dict(json.loads(row[3])),
+            provenance=json.loads(row[4]), probe=probe, face=face_from_json(json.loads(row[6])), seed=int(row[7]),
+            probe_crop=decode_png(row[8]), probe_crop_box=np.asarray(json.loads(row[9]), dtype=np.float32),
+            probe_hypotheses=_decode_hypotheses(row[10]),
+            ranking=tuple((str(i), float(s)) for i, s in json.loads(row[11])), candidates=tuple(candidates),
+            gallery_id=None if row[12] is None else int(row[12]),
+            calibration=None if row[13] is None else json.loads(row[13]))
+
+    # ---- decisions
+    def set_decision(self, search_id: int, rank: int, decision: str, note: str = "",
+                     examiner: str | None = None) -> None:
+        """Record the examiner's decision on a candidate (history is kept; the latest counts)."""
+        if decision not in DECISIONS:
+            raise CaseStoreError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        who = examiner or audit.current_actor()
+        with self._transaction() as conn:
+            row = conn.execute("SELECT identity, gallery_sha256 FROM results WHERE search_id = ? AND rank = ?",
+                               (search_id, rank)).fetchone()
+            if row is None:
+                raise CaseStoreError(f"search {search_id} has no candidate at rank {rank}")
+            conn.execute("INSERT INTO decisions (search_id, rank, decision, note, examiner, utc) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (search_id, rank, decision, note, who, audit.utc_now()))
+            audit.append_entry(conn, "decision", {"search_id": search_id, "rank": rank, "identity": row[0],
+                                                  "gallery_sha256": row[1], "decision": decision, "note": note,
+                                                  "examiner": who})
+
+    # ---- enrollment progress
+    def begin_enrollment(self, root: str | Path, config_digest: str, total: int) -> EnrollmentState:
+        """Start an enrollment of ``root`` or resume the unfinished one with the same root and config digest."""
+        resolved = str(Path(root).resolve())
+        with self._transaction() as conn:
+            row = conn.execute("SELECT id FROM enrollments WHERE root = ? AND config_digest = ? AND status = "
+                               "'running' ORDER BY id DESC LIMIT 1", (resolved, config_digest)).fetchone()
+            if row is not None:
+                enrollment_id = int(row[0])
+                done = conn.execute("SELECT COUNT(*) FROM enrollment_items WHERE enrollment_id = ?",
+                                    (enrollment_id,)).fetchone()[0]
+                audit.append_entry(conn, "enroll", {"event": "resume", "enrollment_id": enrollment_id,
+                                                    "root": resolved, "config_digest": config_digest,
+                                                    "done": int(done), "total": total})
+            else:
+                cursor = conn.execute("INSERT INTO enrollments (root, config_digest, started_utc, status, total) "
+                                      "VALUES (?, ?, ?, 'running', ?)", (resolved, config_digest, audit.utc_now(), total))
+                enrollment_id = int(cursor.lastrowid or 0)
+                audit.append_entry(conn, "enroll", {"event": "start", "enrollment_id": enrollment_id,
+                                                    "root": resolved, "config_digest": config_digest, "total": total})
+        return self.enrollment(enrollment_id)
+
+    def record_enrollment_items(self, enrollment_id: int, items: Sequence[EnrollmentItem]) -> None:
+        """Mark a chunk of gallery images as handled, atomically (all of the chunk or none)."""
+        if not items:
+            return
+        for item in items:
+            if item.status not in ("done", "problem"):
+                raise CaseStoreError(f"enrollment item status must be 'done' or 'problem', got {item.status!r}")
+        now = audit.utc_now()
+        with self._transaction() as conn:
+            row = conn.execute("SELECT status FROM enrollments WHERE id = ?", (enrollment_id,)).fetchone()
+            if row is None:
+                raise CaseStoreError(f"{self.path}: no enrollment {enrollment_id}")
+            if row[0] != "running":
+                raise CaseStoreError(f"enrollment {enrollment_id} is already finished")
+            conn.executemany(
+                "INSERT OR REPLACE INTO enrollment_items (enrollment_id, image_path, identity, sha256, status, "
+                "face_json, crop_box_json, reason, utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(enrollment_id, str(i.image_path), i.identity, i.sha256, i.status,
+                  None if i.face is None else audit.canonical_json(i.face.to_json()),
+                  None if i.crop_box is None else json.dumps([float(v) for v in i.crop_box]), i.reason, now)
+                 for i in items])
+            audit.append_entry(conn, "enroll_progress", {
+                "enrollment_id": enrollment_id,
+                "items": [[str(i.image_path), i.sha256, i.status, i.reason] for i in items]})
+
+    def enrollment(self, enrollment_id: int) -> EnrollmentState:
+        with self._lock:
+            row = self._conn.execute("SELECT id, root, config_digest, status, total FROM enrollments WHERE id = ?",
+                                     (enrollment_id,)).fetchone()
+            if row is None:
+                raise CaseStoreError(f"{self.path}: no enrollment {enrollment_id}")
+            items = tuple(
+                EnrollmentItem(Path(r[0]), r[1], r[2], r[3], None if r[4] is None else face_from_json(json.loads(r[4])),
+                               None if r[5] is None else np.asarray(json.loads(r[5]), dtype=np.float32), r[6])
+                for r in self._conn.execute(
+                    "SELECT image_path, identity, sha256, status, face_json, crop_box_json, reason FROM "
+                    "enrollment_items WHERE enrollment_id = ? ORDER BY rowid", (enrollment_id,)))
+        return EnrollmentState(int(row[0]), Path(row[1]), row[2], row[3], int(row[4]), items)
+
+    def unfinished_enrollments(self) -> list[EnrollmentState]:
+        with self._lock:
+            ids = [int(r[0]) for r in self._conn.execute("SELECT id FROM enrollments WHERE status = 'running' "
+                                                         "ORDER BY id")]
+        return [self.enrollment(i) for i in ids]
+
+    def finish_enrollment(self, enrollment_id: int, gallery: Gallery | None = None) -> int | None:
+        """Mark an enrollment finished; with ``gallery``, record it too and return the gallery id."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT status FROM enrollments WHERE id = ?", (enrollment_id,)).fetchone()
+            if row is None:
+                raise CaseStoreError(f"{self.path}: no enrollment {enrollment_id}")
+            gallery_id = self._record_gallery(conn, gallery) if gallery is not None else None
+            conn.execute("UPDATE enrollments SET status = 'done', gallery_id = ? WHERE id = ?",
+                         (gallery_id, enrollment_id))
+            audit.append_entry(conn, "enroll", {"event": "finish", "enrollment_id": enrollment_id,
+                                                "gallery_id": gallery_id})
+        return gallery_id
+
+
+def open_case(path: str | Path) -> CaseStore:
+    """:meth:`CaseStore.open`, turning unexpected SQLite failures into :class:`CaseStoreError`."""
+    try:
+        return CaseStore.open(path)
+    except ForensicFaceError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise CaseStoreError(f"{path}: cannot be read as a case file ({exc})") from None
