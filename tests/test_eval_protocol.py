@@ -86,3 +86,124 @@ def test_materialized_probes_are_reproducible(lfw_root: Path, tmp_path: Path) ->
         assert r1.path.read_bytes() == r2.path.read_bytes()
         assert r1.image.identity == split.identities[0]
         assert abs(r1.face.width_px - 16) <= 1.0
+
+
+# --- runner plumbing with a stand-in engine (the real one is exercised in test_runner_end_to_end) ---------------
+
+
+class _FakeEngine:
+    """Implements the Engine contract's detect/enroll/search/provenance with known answers.
+
+    Detection fails on probe images numbered 3; search scores the true identity (from the file name) 1.0 and
+    everyone else less, so a searched probe is always rank 1 and a missed one never is.
+    """
+
+    def __init__(self) -> None:
+        from forensic_face.engine.config import EngineConfig
+
+        self.config = EngineConfig(device="cpu", budget="fast", scales=(2,))
+        self.num_searches = 0
+
+    def detect(self, image):  # type: ignore[no-untyped-def]
+        from forensic_face.engine.results import FaceDetection, ImageDetections
+
+        h, w = image.pixels.shape[:2]
+        faces = ()
+        if not (w < 200 and image.path.stem.endswith("_0003")):
+            half = 0.18 * w
+            box = np.array([w / 2 - half, h / 2 - half, w / 2 + half, h / 2 + half])
+            faces = (FaceDetection(box=box, score=0.99, landmarks=np.tile(box[:2], (5, 1))),)
+        return ImageDetections(str(image.path), image.sha256, w, h, faces)
+
+    def enroll(self, folder, progress=None, should_cancel=None):  # type: ignore[no-untyped-def]
+        from forensic_face.engine.results import FaceCrop, Gallery, GalleryEntry
+        from forensic_face.imaging import load_image
+
+        entries = []
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+            image = load_image(next(sub.iterdir()))
+            face = self.detect(image).faces[0]
+            crop = FaceCrop(image.pixels, face.landmarks, face.box, face)
+            entries.append(GalleryEntry(sub.name, image.path, image.sha256, crop))
+        return Gallery(folder, tuple(entries))
+
+    def search(self, probe, gallery, face=None, progress=None, should_cancel=None):  # type: ignore[no-untyped-def]
+        from types import SimpleNamespace
+
+        self.num_searches += 1
+        truth = probe.path.stem.rsplit("_", 1)[0]
+        ranking = sorted(((e.identity, 1.0 if e.identity == truth else 0.5 - 0.01 * i)
+                          for i, e in enumerate(gallery.entries)), key=lambda t: -t[1])
+        return SimpleNamespace(ranking=tuple(ranking))
+
+    def provenance(self) -> dict:
+        return {"engine": "fake"}
+
+
+def _fake_settings(lfw_root: Path, tmp_path: Path, fallback: bool):  # type: ignore[no-untyped-def]
+    from forensic_face.eval.runner import EvalSettings
+
+    return EvalSettings(lfw_root=lfw_root, cache_dir=tmp_path / "cache", width_px=24, subset=4,
+                        fallback_known_face=fallback)
+
+
+def test_runner_counts_misses_and_caches(lfw_root: Path, tmp_path: Path) -> None:
+    from forensic_face.eval.runner import evaluate, prepare, write_run
+
+    engine = _FakeEngine()
+    prepared = prepare(engine, _fake_settings(lfw_root, tmp_path, fallback=False))  # type: ignore[arg-type]
+    num_probes = len(prepared.probes)
+    missed = sum(1 for r in prepared.probes if r.image.number == 3)
+    assert num_probes > missed > 0
+    result = evaluate(engine, prepared)  # type: ignore[arg-type]
+    assert result.counts["no-face"] == missed
+    assert engine.num_searches == num_probes - missed
+    assert result.rates()["rank1"] == pytest.approx((num_probes - missed) / num_probes)
+    assert result.ranks.tolist().count(0) == missed
+    # the same variant again: every probe comes from the search cache
+    again = evaluate(engine, prepared)  # type: ignore[arg-type]
+    assert engine.num_searches == num_probes - missed
+    assert again.counts["from_cache"] == num_probes - missed
+    np.testing.assert_array_equal(again.scores, result.scores)
+
+    paths = write_run(result, tmp_path / "out")
+    data = np.load(paths["scores"])
+    assert data["mated_w24"].shape == (num_probes - missed,)
+    assert data["nonmated_w24"].shape == ((num_probes - missed) * (len(prepared.identities) - 1),)
+    assert np.all(data["mated_w24"] == 1.0) and np.all(data["nonmated_w24"] < 1.0)
+    assert '"rank1"' in paths["json"].read_text()
+
+
+def test_runner_fallback_uses_known_face(lfw_root: Path, tmp_path: Path) -> None:
+    from forensic_face.eval.runner import evaluate, prepare
+
+    engine = _FakeEngine()
+    prepared = prepare(engine, _fake_settings(lfw_root, tmp_path, fallback=True))  # type: ignore[arg-type]
+    result = evaluate(engine, prepared)  # type: ignore[arg-type]
+    assert result.counts["fallback"] == sum(1 for r in prepared.probes if r.image.number == 3) > 0
+    assert result.rates()["rank1"] == 1.0
+
+
+def test_ablation_rows_and_table(lfw_root: Path, tmp_path: Path) -> None:
+    from forensic_face.engine.config import EngineConfig
+    from forensic_face.eval.ablation import ablation_rows, run_ablation, select_rows, table2_markdown
+    from forensic_face.eval.runner import prepare
+
+    rows = ablation_rows(EngineConfig(device="cpu"), "face-sr", "standard")
+    assert len(rows) == 1 + 4 * 3 + 4 + 1
+    base = rows[0].config
+    assert (base.scales, base.num_blur_hypotheses, base.upsampler, base.budget, base.resolution_matching) == (
+        (1,), 1, "bicubic", "none", False)
+    final = rows[-1].config
+    assert (final.scales, final.fusion, final.budget, final.resolution_matching) == (
+        (2, 4, 8), "S_max,S_add", "standard", True)
+    assert len({r.config.digest() for r in rows}) == len(rows)
+
+    engine = _FakeEngine()
+    prepared = prepare(engine, _fake_settings(lfw_root, tmp_path, fallback=True))  # type: ignore[arg-type]
+    chosen = select_rows(rows, "baseline,single-2x")
+    outcomes = run_ablation(chosen, prepared, lambda config: engine, tmp_path / "abl")
+    table = table2_markdown(outcomes)
+    assert "| Baseline (no SR) | 100.00 |" in table
+    assert "| +Single-hypothesis SR | 100.00 |  |  |" in table
+    assert (tmp_path / "abl" / "baseline" / "cmc.png").is_file()

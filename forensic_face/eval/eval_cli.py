@@ -1,0 +1,200 @@
+"""``forensic-face eval``: the LFW-XRes benchmark and the Table 2 ablation from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.eval.protocol import DEFAULT_PROBE_WIDTH_PX, PROBE_WIDTHS_PX, PROTOCOL_NAME
+
+log = logging.getLogger(__name__)
+
+
+class TqdmProgress:
+    """Maps ``progress(done, total, message)`` callbacks onto tqdm bars on stderr, one bar per stage."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._bar: Any = None
+        self._stage = ""
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        from tqdm import tqdm
+
+        stage = message.split(":", 1)[0]
+        if self._bar is None or stage != self._stage or total != self._bar.total:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=total, desc=f"{self.prefix}{stage}", file=sys.stderr, leave=False,
+                             dynamic_ncols=True)
+        self._bar.n = done
+        self._bar.refresh()
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class EvalCommand:
+    """Benchmark the engine on LFW-XRes (rank-1/5/10, CMC, scores for calibration, optional ablation)."""
+
+    name = "eval"
+    help = "benchmark identification on LFW-XRes (cross-resolution), optionally the paper's Table 2 ablation"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--protocol", choices=[PROTOCOL_NAME], default=PROTOCOL_NAME)
+        parser.add_argument("--width", type=int, choices=PROBE_WIDTHS_PX, default=DEFAULT_PROBE_WIDTH_PX,
+                            help="probe face width in pixels (default 24, like SCFace d1)")
+        parser.add_argument("--subset", type=int, default=None, metavar="N", help="only the first N people")
+        parser.add_argument("--budget", choices=["none", "fast", "standard", "paper"], default="standard",
+                            help="gallery degradation budget (of the full method and the ablation's gallery rows)")
+        parser.add_argument("--upsampler", default="face-sr", help="super-resolution of the probes (default face-sr)")
+        parser.add_argument("--scales", default=None,
+                            help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
+        parser.add_argument("--hypotheses", type=int, default=16, help="blur hypotheses per scale (default 16)")
+        parser.add_argument("--fusion", default=None, help="fusion of a single run (default: the engine's S_max,S_add)")
+        parser.add_argument("--ablation", action="store_true", help="run the rows of the paper's Table 2")
+        parser.add_argument("--rows", default=None,
+                            help="comma list of ablation rows to run (e.g. baseline,final); default all")
+        parser.add_argument("--out", type=Path, default=Path("eval-out"), help="output folder")
+        parser.add_argument("--doc", type=Path, default=None,
+                            help="also write a results document here (e.g. docs/results.md) with its CMC PNG beside it")
+        parser.add_argument("--fallback-known-face", action="store_true",
+                            help="when detection fails on a probe, use the known face position instead of a miss")
+        parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+        parser.add_argument("--seed", type=int, default=0, help="protocol and engine seed")
+        parser.add_argument("--camera", choices=["fixed", "sampled"], default="fixed",
+                            help="fixed: the benchmark's camera setting; sampled: one drawn per probe from its seed")
+        parser.add_argument("--face-width-source", choices=["mtcnn", "nominal"], default="mtcnn",
+                            help="measure each original's face width with MTCNN (default) or assume the nominal 91 px")
+        parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
+        parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: $FORENSIC_FACE_DATA/lfw)")
+        parser.add_argument("--cache-dir", type=Path, default=None,
+                            help="benchmark cache (default: <user cache>/eval); the engine keeps its own cache")
+
+    def run(self, args: argparse.Namespace) -> int:
+        import torch
+
+        from forensic_face.engine.search import Engine
+        from forensic_face.eval.ablation import (
+            AblationRow,
+            RowOutcome,
+            ablation_rows,
+            machine_info,
+            plot_ablation_cmc,
+            run_ablation,
+            select_rows,
+            write_results_doc,
+        )
+        from forensic_face.eval.runner import EvalSettings, evaluate, prepare, write_run
+        from forensic_face.paths import cache_dir, lfw_dir
+
+        torch.set_num_threads(max(1, args.threads))
+        started = time.perf_counter()
+        settings = EvalSettings(
+            lfw_root=args.lfw or lfw_dir(), cache_dir=args.cache_dir or cache_dir() / "eval", width_px=args.width,
+            subset=args.subset, seed=args.seed, camera=args.camera, face_width_source=args.face_width_source,
+            fallback_known_face=args.fallback_known_face,
+        )
+        changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget,
+                                   "upsampler": args.upsampler, "num_blur_hypotheses": args.hypotheses}
+        if args.batch_size:
+            changes["batch_size"] = args.batch_size
+        try:
+            base = EngineConfig().replace(**changes)
+            single = base
+            if args.scales:
+                single = single.replace(scales=tuple(int(s) for s in args.scales.split(",")))
+            if args.fusion:
+                single = single.replace(fusion=args.fusion)
+            rows = (select_rows(ablation_rows(base, args.upsampler, args.budget, args.hypotheses), args.rows)
+                    if args.ablation else [AblationRow("run", "Run", "-", single)])
+            first = Engine(rows[0].config)
+            prepared = prepare(first, settings, progress=TqdmProgress())
+            out: Path = args.out
+            out.mkdir(parents=True, exist_ok=True)
+            if args.ablation:
+                engines = {rows[0].config.digest(): first}
+
+                def make_engine(config: EngineConfig) -> Engine:
+                    return engines.pop(config.digest(), None) or Engine(config)
+
+                outcomes = run_ablation(rows, prepared, make_engine, out,
+                                        progress_for=lambda row: TqdmProgress(f"{row.key} "))
+            else:
+                t0 = time.perf_counter()
+                result = evaluate(first, prepared, label="run", progress=TqdmProgress())
+                write_run(result, out)
+                outcomes = [RowOutcome(rows[0], result, wall_s=time.perf_counter() - t0)]
+        except ForensicFaceError as exc:
+            log.error("%s", exc)
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+        wall_s = time.perf_counter() - started
+        machine = machine_info(str(first.device))
+        (out / "machine.json").write_text(json.dumps(machine | {"wall_s": round(wall_s, 1)}, indent=2))
+        argv = sys.argv[1:]
+        if argv and argv[0] == self.name:
+            argv = argv[1:]
+        command = "forensic-face eval " + shlex.join(argv)
+        full_argv = _drop_option(_drop_option(argv, "--subset"), "--rows")
+        if "--ablation" not in full_argv:
+            full_argv.append("--ablation")
+        full_command = "forensic-face eval " + shlex.join(full_argv)
+        plot_path = (args.doc.parent / f"cmc_w{args.width}.png") if args.doc else out / "cmc_all.png"
+        cmc_png = plot_ablation_cmc(outcomes, plot_path,
+                                    f"LFW-XRes, {args.width} px probe faces, {len(prepared.probes)} probes")
+        doc = write_results_doc(args.doc or out / "results.md", outcomes, settings, prepared, command, full_command,
+                                machine, wall_s, args.budget, cmc_png)
+        for o in outcomes:
+            if o.result is not None:
+                r = o.result.rates()
+                sys.stderr.write(f"{o.row.key:>14}: rank-1 {100 * r['rank1']:.2f}%  rank-5 {100 * r['rank5']:.2f}%  "
+                                 f"rank-10 {100 * r['rank10']:.2f}%  ({o.wall_s:.0f} s)\n")
+            else:
+                sys.stderr.write(f"{o.row.key:>14}: FAILED {o.error}\n")
+        sys.stderr.write(f"wrote {doc} and {out}/ in {wall_s / 60:.1f} min\n")
+        return 0 if any(o.result is not None for o in outcomes) else 1
+
+
+def _drop_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == option:
+            skip = True
+            continue
+        if a.startswith(option + "="):
+            continue
+        out.append(a)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m forensic_face.eval.eval_cli``) until the lead registers the command."""
+    parser = argparse.ArgumentParser(prog="forensic-face eval", description=EvalCommand.help)
+    command = EvalCommand()
+    command.add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return command.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
