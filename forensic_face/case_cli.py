@@ -1,0 +1,183 @@
+"""CLI commands for cases: ``case new|add-evidence|show``, ``verify``, ``replay``, ``report``.
+
+Each command is a class with ``name``, ``help``, ``add_arguments(parser)`` and ``run(args) -> exit code``; the
+main CLI (forensic_face/cli.py) registers :data:`COMMANDS`. Output goes to stdout (results) and stderr (errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from forensic_face.engine.errors import ForensicFaceError
+
+log = logging.getLogger(__name__)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(f"forensic-face: error: {text}\n")
+
+
+class VerifyCommand:
+    name = "verify"
+    help = "re-hash a case's evidence files and check its audit trail (exit 0 when intact, 1 otherwise)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("case", type=Path, help="case file (.ffcase)")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.add_argument("--no-galleries", action="store_true", help="skip re-hashing gallery images")
+        parser.add_argument("--no-record", action="store_true",
+                            help="do not append the outcome to the case's audit trail")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.store.verify import verify_case
+
+        try:
+            report = verify_case(args.case, check_galleries=not args.no_galleries, record=not args.no_record)
+        except ForensicFaceError as exc:
+            if args.json:
+                _out(json.dumps({"case": str(args.case), "ok": False, "error": str(exc)}))
+            _err(str(exc))
+            return 1
+        _out(json.dumps(report.to_json(), indent=2) if args.json else "\n".join(report.summary_lines()))
+        return 0 if report.ok else 1
+
+
+class ReplayCommand:
+    name = "replay"
+    help = "re-run a logged search from the original files and show whether the ranking is identical"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("case", type=Path, help="case file (.ffcase)")
+        parser.add_argument("search_id", type=int, help="search number (see 'case show')")
+        parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                            help="run on another device than the one recorded")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.store.case_store import open_case
+        from forensic_face.store.replay import replay_search
+
+        try:
+            with open_case(args.case) as store:
+                outcome = replay_search(store, args.search_id, device=args.device)
+        except ForensicFaceError as exc:
+            _err(str(exc))
+            return 1
+        _out(json.dumps(outcome.to_json(), indent=2) if args.json else "\n".join(outcome.summary_lines()))
+        return 0 if outcome.identical else 1
+
+
+class ReportCommand:
+    name = "report"
+    help = "write the case report (PDF) after verifying the case"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("case", type=Path, help="case file (.ffcase)")
+        parser.add_argument("--out", type=Path, required=True, help="PDF file to write")
+        parser.add_argument("--search", type=int, action="append", default=None,
+                            help="only this search (repeatable; default: all)")
+        parser.add_argument("--top", type=int, default=5, help="candidates shown with images per search")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.report.pdf import write_case_report
+
+        try:
+            outcome = write_case_report(args.case, args.out, search_ids=args.search, top=args.top)
+        except ForensicFaceError as exc:
+            _err(str(exc))
+            return 1
+        _out(f"wrote {args.out} ({outcome.num_pages} pages, SHA-256 {outcome.sha256}); "
+             f"case verification: {'intact' if outcome.verification.ok else 'NOT INTACT'}")
+        return 0
+
+
+class CaseCommand:
+    name = "case"
+    help = "create a case, import evidence, show a case"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="case_action", required=True)
+        new = sub.add_parser("new", help="create a case file")
+        new.add_argument("case", help="case file path, or a bare name for <data dir>/cases/<name>.ffcase")
+        new.add_argument("--number", required=True, help="case number")
+        new.add_argument("--title", default="", help="case title")
+        new.add_argument("--examiner", default="", help="examiner's name (default: the OS user)")
+        add = sub.add_parser("add-evidence", help="import evidence images (hashed, never modified)")
+        add.add_argument("case", type=Path)
+        add.add_argument("files", type=Path, nargs="+")
+        add.add_argument("--role", choices=("probe", "gallery"), default="probe")
+        show = sub.add_parser("show", help="case details, evidence, searches")
+        show.add_argument("case", type=Path)
+        show.add_argument("--json", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> int:
+        try:
+            return {"new": self._new, "add-evidence": self._add, "show": self._show}[args.case_action](args)
+        except ForensicFaceError as exc:
+            _err(str(exc))
+            return 1
+
+    @staticmethod
+    def _new(args: argparse.Namespace) -> int:
+        from forensic_face.store.audit import current_actor
+        from forensic_face.store.case_store import CaseStore, default_case_path
+
+        raw = str(args.case)
+        path = Path(raw) if ("/" in raw or raw.endswith(".ffcase")) else default_case_path(raw)
+        with CaseStore.create(path, args.number, args.title, args.examiner or current_actor()):
+            pass
+        _out(f"created {path}")
+        return 0
+
+    @staticmethod
+    def _add(args: argparse.Namespace) -> int:
+        from forensic_face.store.case_store import open_case
+
+        with open_case(args.case) as store:
+            for file in args.files:
+                item = store.add_evidence(file, args.role)
+                _out(f"#{item.id} {item.role} {item.path} sha256 {item.sha256}")
+        return 0
+
+    @staticmethod
+    def _show(args: argparse.Namespace) -> int:
+        from forensic_face.store.case_store import open_case
+
+        with open_case(args.case) as store:
+            info = store.info()
+            evidence = store.evidence_items()
+            searches = [store.search(i) for i in store.search_ids()]
+            entries = store.audit_entries()
+        if args.json:
+            _out(json.dumps({
+                "case": str(info.path), "case_number": info.case_number, "title": info.title,
+                "examiner": info.examiner, "created_utc": info.created_utc,
+                "evidence": [{"id": e.id, "role": e.role, "path": str(e.path), "sha256": e.sha256} for e in evidence],
+                "searches": [{"id": s.id, "probe": str(s.probe.path), "created_utc": s.created_utc,
+                              "candidates": [[c.candidate.rank, c.candidate.identity, c.candidate.score,
+                                              c.decision.decision] for c in s.candidates]} for s in searches],
+                "audit_entries": len(entries), "audit_head": entries[-1].entry_hash if entries else None}, indent=2))
+            return 0
+        _out(f"Case {info.case_number}: {info.title}  (examiner {info.examiner}, created {info.created_utc})")
+        _out(f"File: {info.path}")
+        _out(f"Evidence ({len(evidence)}):")
+        for e in evidence:
+            _out(f"  #{e.id} {e.role:7s} {e.path}  sha256 {e.sha256}")
+        _out(f"Searches ({len(searches)}):")
+        for s in searches:
+            top = ", ".join(f"{c.candidate.rank}. {c.candidate.identity} ({c.candidate.score:.3f}, "
+                            f"{c.decision.decision})" for c in s.candidates[:3])
+            _out(f"  #{s.id} {s.created_utc} probe {s.probe.path.name}: {top}")
+        _out(f"Audit trail: {len(entries)} entries, head {entries[-1].entry_hash if entries else '-'}")
+        return 0
+
+
+COMMANDS = (CaseCommand(), VerifyCommand(), ReplayCommand(), ReportCommand())

@@ -1,0 +1,114 @@
+"""Replay a logged search from the original files and compare the ranking with the stored one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from forensic_face.engine.errors import CaseStoreError
+from forensic_face.engine.results import FaceDetection, SearchResult
+from forensic_face.imaging import load_image
+from forensic_face.store.case_store import CaseStore
+
+log = logging.getLogger(__name__)
+
+#: Fused scores that differ by less than this are reported as equal (floating-point noise across devices).
+SCORE_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    search_id: int
+    identical: bool
+    #: Precise findings: changed inputs, first differing rank, score drift.
+    differences: tuple[str, ...]
+    stored_ranking: tuple[tuple[str, float], ...]
+    replayed_ranking: tuple[tuple[str, float], ...]
+    max_score_difference: float
+    notes: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"search_id": self.search_id, "identical": self.identical, "differences": list(self.differences),
+                "max_score_difference": self.max_score_difference, "notes": list(self.notes),
+                "stored_ranking": [[i, s] for i, s in self.stored_ranking],
+                "replayed_ranking": [[i, s] for i, s in self.replayed_ranking]}
+
+    def summary_lines(self) -> list[str]:
+        head = "IDENTICAL ranking" if self.identical else "DIFFERENT ranking"
+        lines = [f"Replay of search {self.search_id}: {head} "
+                 f"({len(self.replayed_ranking)} identities, max score difference {self.max_score_difference:.2e})"]
+        lines += [f"  {d}" for d in self.differences]
+        lines += [f"  note: {n}" for n in self.notes]
+        return lines
+
+
+def compare_rankings(stored: tuple[tuple[str, float], ...], replayed: tuple[tuple[str, float], ...],
+                     tolerance: float = SCORE_TOLERANCE) -> tuple[list[str], float]:
+    """Differences between two rankings (identity order exactly; scores within ``tolerance``)."""
+    differences = []
+    if len(stored) != len(replayed):
+        differences.append(f"the stored ranking has {len(stored)} identities, the replay {len(replayed)}")
+    for position, (a, b) in enumerate(zip(stored, replayed), start=1):
+        if a[0] != b[0]:
+            differences.append(f"first difference at rank {position}: stored {a[0]} ({a[1]:.6f}), "
+                               f"replayed {b[0]} ({b[1]:.6f})")
+            break
+    stored_scores = dict(stored)
+    common = [i for i, _ in replayed if i in stored_scores]
+    replayed_scores = dict(replayed)
+    max_diff = max((abs(stored_scores[i] - replayed_scores[i]) for i in common), default=0.0)
+    if max_diff > tolerance:
+        worst = max(common, key=lambda i: abs(stored_scores[i] - replayed_scores[i]))
+        differences.append(f"scores differ by up to {max_diff:.2e} (largest for {worst}: stored "
+                           f"{stored_scores[worst]:.6f}, replayed {replayed_scores[worst]:.6f})")
+    return differences, float(max_diff)
+
+
+def replay_search(store: CaseStore, search_id: int, device: str | None = None) -> ReplayOutcome:
+    """Re-run a stored search from the original files with the stored configuration and face box.
+
+    Re-enrolls the stored gallery root, reloads the probe from its original path (its SHA-256 must still match),
+    uses the stored face (a manual box is refined again with the engine's detector), and compares the ranking.
+    Writes a ``replay`` audit entry with the outcome.
+    """
+    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine.search import Engine
+
+    stored = store.search(search_id)
+    if stored.gallery_id is None:
+        raise CaseStoreError(f"search {search_id} was stored without its gallery; it cannot be replayed")
+    gallery_record = store.gallery(stored.gallery_id)
+    config = stored.config if device is None else stored.config.replace(device=device)
+    probe = load_image(stored.probe.path)
+    if probe.sha256 != stored.probe.sha256:
+        raise CaseStoreError(f"the probe {stored.probe.path} changed since it was imported (SHA-256 {probe.sha256}, "
+                             f"recorded {stored.probe.sha256}); the search cannot be replayed from it")
+    engine = Engine(config)
+    gallery = engine.enroll(gallery_record.root)
+    notes: list[str] = []
+    differences: list[str] = []
+    before = {(str(p), sha) for _, p, sha in gallery_record.images}
+    after = {(str(e.image_path), e.sha256) for e in gallery.entries}
+    if before != after:
+        differences.append(f"the gallery changed: {len(before - after)} recorded images missing or modified, "
+                           f"{len(after - before)} new or modified")
+    face: FaceDetection = stored.face
+    if stored.face.manual:
+        face = manual_face(probe.pixels, stored.face.box, engine.detector)
+    result: SearchResult = engine.search(probe, gallery, face=face)
+    ranking_differences, max_diff = compare_rankings(stored.ranking, tuple(result.ranking))
+    differences += ranking_differences
+    top = [c.identity for c in stored.candidates]
+    if [c.identity for c in result.candidates[: len(top)]] != top:
+        differences.append("the candidate list differs from the stored one")
+    if device is not None and device != stored.config.device:
+        notes.append(f"replayed on device {device!r}; the search ran with {stored.config.device!r}")
+    identical = not any(d.startswith(("first difference", "the stored ranking", "the candidate", "the gallery"))
+                        for d in differences)
+    outcome = ReplayOutcome(search_id, identical, tuple(differences), stored.ranking, tuple(result.ranking),
+                            max_diff, tuple(notes))
+    store.log_action("replay", {"search_id": search_id, "identical": identical, "differences": list(differences),
+                                "max_score_difference": max_diff, "config_digest": config.digest(),
+                                "provenance": result.provenance})
+    return outcome
