@@ -146,13 +146,15 @@ def decode_image(data: bytes, path: str | Path, max_pixels: int = DEFAULT_MAX_PI
                              f"the limit is {max_pixels:,} pixels; raise it in settings if the file is genuine")
     fmt = image.format or "unknown"
     mode = image.mode
+    orientation = 1
     try:
-        orientation = int(image.getexif().get(0x0112, 1) or 1)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the pixels; orientation stays 1
-        log.warning("%s: unreadable EXIF block, orientation not applied", path)
-        orientation = 1
-    try:
+        # Decode everything first: a damaged stream must fail here, before EXIF parsing touches it.
         image.load()
+        try:
+            orientation = int(image.getexif().get(0x0112, 1) or 1)
+        except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the pixels; orientation stays 1
+            log.warning("%s: unreadable EXIF block, orientation not applied", path)
+            orientation = 1
         image = ImageOps.exif_transpose(image) if orientation != 1 else image
         pixels = _to_rgb_uint8(image)
     except (OSError, SyntaxError, ValueError) as exc:
@@ -160,7 +162,10 @@ def decode_image(data: bytes, path: str | Path, max_pixels: int = DEFAULT_MAX_PI
         if "truncated" in message.lower():
             raise ImageLoadError(path, "file is truncated (incomplete download or copy)",
                                  "obtain a complete copy of the original") from None
-        raw = _decode_16bit_colour(data, path) if fmt in ("TIFF", "PNG") else None
+        # Only a layout Pillow cannot represent (16-bit colour) goes to OpenCV; a damaged stream must not,
+        # because OpenCV would return the partly decoded pixels without complaint.
+        unsupported = any(word in message.lower() for word in ("mode", "not supported", "unknown raw"))
+        raw = _decode_16bit_colour(data, path) if unsupported and fmt in ("TIFF", "PNG") else None
         if raw is not None:
             return raw, fmt, mode, orientation
         raise ImageLoadError(path, f"is corrupt and cannot be decoded ({message})",

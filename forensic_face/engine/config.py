@@ -36,9 +36,12 @@ class DetectorConfig:
 
     min_face_px: int = 12
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    # Images whose short side is below this are upsampled (bicubic) so MTCNN's 12 px P-Net window fits.
-    upsample_below_px: int = 400
+    # Images are upsampled (bicubic) so that a face of min_face_px becomes this wide: MTCNN's 12 px P-Net
+    # window misses most faces under ~20 px.
+    upsample_faces_to_px: int = 32
     max_upsample: float = 4.0
+    #: Smallest face searched for in gallery portraits (the subject fills the frame; skips tiny-face work).
+    gallery_min_face_px: int = 40
     crop_enlarge: float = 1.3
 
 

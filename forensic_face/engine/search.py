@@ -1,0 +1,372 @@
+"""Meet-in-the-middle search (paper sections 3.2-3.4): probe hypotheses x degraded, resolution-matched
+gallery hypotheses, correlation similarity, fusion, ranking.
+
+:class:`Engine` ties the stages together for the CLI, the GUI worker, the case store and the benchmark. It
+holds the models; the work itself is done by the stage functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import forensic_face
+from forensic_face.engine import degradations
+from forensic_face.engine.batching import map_chunks
+from forensic_face.engine.cache import TemplateCache, cache_key
+from forensic_face.engine.config import EngineConfig, resolve_device
+from forensic_face.engine.detect import MtcnnDetector, crop_face
+from forensic_face.engine.errors import Cancelled, ConfigError, NoFaceDetected
+from forensic_face.engine.fusion import FusionSpec, fuse_scores
+from forensic_face.engine.gallery import enroll_gallery
+from forensic_face.engine.probe import probe_hypotheses
+from forensic_face.engine.results import (
+    Candidate,
+    FaceDetection,
+    Gallery,
+    GalleryEntry,
+    GalleryHypothesis,
+    ImageDetections,
+    ProbeHypothesis,
+    SearchResult,
+)
+from forensic_face.engine.upsamplers import create_upsampler
+from forensic_face.imaging import LoadedImage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None] | None
+ShouldCancel = Callable[[], bool] | None
+
+#: Gallery crops are brought to this size before degradation, so the pixel parameters of Table 1 (motion
+#: window 20, disk radius 5, ...) mean the same thing for every portrait whatever its original resolution.
+GALLERY_CANONICAL_PX = 160
+#: Label of the undegraded gallery crop, always the first gallery hypothesis.
+ORIGINAL_PATH = "original"
+#: How many best degraded gallery variants each candidate carries as images.
+NUM_GALLERY_VARIANTS_SHOWN = 4
+
+
+def to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``(H,W,3)`` -> float ``(1,3,H,W)`` in [0,1] on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(2, 0, 1)[None].float().div_(255.0)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """float ``(3,H,W)`` in [0,1] -> uint8 ``(H,W,3)``."""
+    return (image.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()).copy()
+
+
+def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Square resize with antialiasing when shrinking (area-like), bicubic when enlarging."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False,
+                        antialias=size < images.shape[-1])
+    return out.clamp_(0.0, 1.0)
+
+
+def probe_size_bin(crop_px: int, bin_px: int) -> int:
+    """Probe crop sizes are binned so probes of similar size share gallery templates.
+
+    >>> probe_size_bin(31, 4)
+    32
+    """
+    return max(bin_px, bin_px * round(crop_px / bin_px))
+
+
+def entry_seed(sha256: str, seed: int) -> int:
+    """Per-portrait seed for degradation parameters: the image's SHA-256 and the run seed, nothing else."""
+    return int.from_bytes(hashlib.sha256(f"{sha256}:{seed}".encode()).digest()[:8], "big") & (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class _GalleryCrops:
+    """Canonical gallery crops ``(B,3,C,C)`` and their landmarks ``(B,5,2)`` on the device."""
+
+    images: torch.Tensor
+    landmarks: torch.Tensor
+
+
+class Engine:
+    """The Meet-in-the-middle engine. Models load lazily on first use."""
+
+    def __init__(self, config: EngineConfig | None = None, cache_dir: Path | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.device = resolve_device(self.config.device)
+        self.fusion = FusionSpec.parse(self.config.fusion)
+        self.degradation_paths = [] if self.config.budget == "none" else degradations.select_paths(
+            self.config.budget, self.config.seed)
+        if cache_dir is None:
+            from forensic_face.paths import cache_dir as default_cache_dir
+
+            cache_dir = default_cache_dir() / "templates"
+        self.cache = TemplateCache(cache_dir)
+        self._detector: MtcnnDetector | None = None
+        self._recognizer: Any = None
+        self._upsampler: Any = None
+
+    # -- models -------------------------------------------------------------------------------------------
+    @property
+    def detector(self) -> MtcnnDetector:
+        if self._detector is None:
+            self._detector = MtcnnDetector(self.device, self.config.detector)
+        return self._detector
+
+    @property
+    def recognizer(self) -> Any:
+        if self._recognizer is None:
+            from forensic_face.engine.recognizers import create_recognizer
+
+            self._recognizer = create_recognizer(
+                self.config.recognizer, device=self.device, batch_size=self.config.batch_size,
+                model_path=self.config.recognizer_model_path, precision=self.config.precision,
+            )
+        return self._recognizer
+
+    @property
+    def upsampler(self) -> Any:
+        if self._upsampler is None:
+            self._upsampler = create_upsampler(self.config.upsampler, self.device, self.config.batch_size)
+        return self._upsampler
+
+    def provenance(self) -> dict[str, Any]:
+        """What a report or a replay needs to know about how results were made."""
+        rec = self.recognizer
+        ups = self.upsampler
+        return {
+            "software": {
+                "forensic_face": forensic_face.__version__,
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "opencv": cv2.__version__,
+                "platform": platform.platform(),
+            },
+            "device": str(self.device),
+            "config": self.config.to_dict(),
+            "config_sha256": self.config.digest(),
+            "seed": self.config.seed,
+            "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256},
+            "upsampler": {"name": ups.name, "weights_sha256": {str(k): v for k, v in ups.weights_sha256.items()}},
+            "detector": {"name": "mtcnn (facenet-pytorch 2.6.0)", "weights_sha256": self.detector.weights_sha256()},
+            "degradation_paths": [degradations.path_label(p) for p in self.degradation_paths],
+        }
+
+    # -- detection and enrollment ---------------------------------------------------------------------------
+    def detect(self, image: LoadedImage) -> ImageDetections:
+        faces = self.detector.detect([image.pixels])[0]
+        from forensic_face.engine.detect import detection_upsample_factor
+
+        factor = detection_upsample_factor(image.height, image.width, self.config.detector)
+        return ImageDetections(source=str(image.path), sha256=image.sha256, width=image.width,
+                               height=image.height, faces=faces, upsample_factor=factor)
+
+    def enroll(self, folder: Path, progress: Progress = None, should_cancel: ShouldCancel = None) -> Gallery:
+        return enroll_gallery(Path(folder), self.detector, crop_enlarge=self.config.detector.crop_enlarge,
+                              min_face_px=self.config.detector.gallery_min_face_px,
+                              progress=progress, should_cancel=should_cancel)
+
+    # -- embeddings ---------------------------------------------------------------------------------------
+    def _embed(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """Align/resize for the recognizer and embed, chunked, shrinking chunks on GPU out-of-memory."""
+        rec = self.recognizer
+        return map_chunks(lambda imgs, lms: rec.embed(rec.prepare(imgs, lms)), (images, landmarks),
+                          self.config.batch_size)
+
+    def _gallery_crops(self, entries: Sequence[GalleryEntry]) -> _GalleryCrops:
+        size = GALLERY_CANONICAL_PX
+        images, landmarks = [], []
+        for entry in entries:
+            pixels = entry.crop.pixels
+            factor = size / pixels.shape[0]
+            interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+            images.append(cv2.resize(pixels, (size, size), interpolation=interpolation))
+            landmarks.append(entry.crop.landmarks * factor)
+        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        lms = torch.from_numpy(np.stack(landmarks)).to(self.device).float()
+        return _GalleryCrops(batch, lms)
+
+    def _gallery_key(self, entry: GalleryEntry, scale: int, target_px: int | None) -> str:
+        rec = self.recognizer
+        return cache_key(
+            kind="gallery-templates", sha256=entry.sha256, scale=scale, target_px=target_px,
+            crop=np.round(entry.crop.crop_box, 1).tolist(), landmarks=np.round(entry.crop.landmarks, 1).tolist(),
+            recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX,
+            paths=[degradations.path_label(p) for p in self.degradation_paths], seed=self.config.seed,
+        )
+
+    def _match(self, images: torch.Tensor, landmarks: torch.Tensor, target_px: int | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Resolution matching: bring gallery hypotheses to the probe hypothesis size (landmarks follow)."""
+        if target_px is None:
+            return images, landmarks
+        return resize_batch(images, target_px), landmarks * (target_px / images.shape[-1])
+
+    def _gallery_templates(
+        self, entries: Sequence[GalleryEntry], scale: int, target_px: int | None,
+        progress: Callable[[int], None], should_cancel: ShouldCancel,
+    ) -> torch.Tensor:
+        """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path, cached per entry."""
+        keys = [self._gallery_key(e, scale, target_px) for e in entries]
+        cached = [self.cache.load(k) for k in keys]
+        todo = [i for i, c in enumerate(cached) if c is None]
+        chunk = max(1, self.config.batch_size // 4)
+        for start in range(0, len(todo), chunk):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled()
+            idx = todo[start:start + chunk]
+            crops = self._gallery_crops([entries[i] for i in idx])
+            lms_unit = crops.landmarks / GALLERY_CANONICAL_PX
+            per_path = [self._embed(*self._match(crops.images, crops.landmarks, target_px))]
+            if self.degradation_paths:
+                seeds = [entry_seed(entries[i].sha256, self.config.seed) for i in idx]
+                for degraded in degradations.iter_degraded(crops.images, self.degradation_paths, seeds,
+                                                           should_cancel=should_cancel):
+                    images = degraded.images
+                    per_path.append((degraded.path, self._embed(
+                        *self._match(images, lms_unit * images.shape[-1], target_px))))
+                # iter_degraded yields depth-first; restore the configured path order.
+                order = {p: k for k, p in enumerate(self.degradation_paths)}
+                rest = sorted(per_path[1:], key=lambda item: order[item[0]])
+                templates = torch.stack([per_path[0]] + [t for _, t in rest], dim=1)
+            else:
+                templates = per_path[0][:, None]
+            for row, i in enumerate(idx):
+                cached[i] = templates[row]
+                self.cache.store(keys[i], templates[row])
+            progress(len(idx))
+        return torch.stack([c.to(self.device) for c in cached])  # type: ignore[union-attr]
+
+    def gallery_hypothesis_image(self, entry: GalleryEntry, path_label: str, target_px: int | None) -> np.ndarray:
+        """Re-create one gallery hypothesis (deterministic from the image hash and seed) for display."""
+        crops = self._gallery_crops([entry])
+        if path_label == ORIGINAL_PATH:
+            images = crops.images
+        else:
+            path = degradations.parse_path_label(path_label)
+            seed = entry_seed(entry.sha256, self.config.seed)
+            images = degradations.degrade_gallery(crops.images, [path], [seed])[0].images
+        images, _ = self._match(images, crops.landmarks, target_px)
+        return to_uint8(images[0])
+
+    # -- search -------------------------------------------------------------------------------------------
+    def search(
+        self,
+        probe: LoadedImage,
+        gallery: Gallery,
+        face: FaceDetection | None = None,
+        progress: Progress = None,
+        should_cancel: ShouldCancel = None,
+    ) -> SearchResult:
+        """Rank the gallery for one probe face (the best detected face unless ``face`` is given)."""
+        cfg = self.config
+        if not gallery.entries:
+            raise ConfigError("the gallery has no enrolled portraits")
+        if face is None:
+            faces = self.detector.detect([probe.pixels])[0]
+            if not faces:
+                raise NoFaceDetected(str(probe.path), "draw the face box by hand and search again")
+            face = faces[0]
+        crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
+        crop_px = crop.size_px
+        size_bin = probe_size_bin(crop_px, cfg.size_bin_px)
+        entries = gallery.entries
+        num_cols = 1 + len(self.degradation_paths)
+        total = len(cfg.scales) * (1 + len(entries))
+        done = 0
+
+        def step(n: int, message: str) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, total, message)
+
+        def check_cancel() -> None:
+            if should_cancel is not None and should_cancel():
+                raise Cancelled()
+
+        crop_t = to_tensor(crop.pixels, self.device)
+        crop_lms = torch.from_numpy(crop.landmarks).to(self.device).float()
+        with torch.inference_mode():
+            sigmas, hyps = probe_hypotheses(crop_t, tuple(cfg.scales), self.upsampler,
+                                            cfg.num_blur_hypotheses, cfg.max_blur_sigma)
+            probe_templates: dict[int, torch.Tensor] = {}
+            gallery_templates: dict[int, torch.Tensor] = {}
+            targets: dict[int, int | None] = {}
+            for scale in cfg.scales:
+                check_cancel()
+                images = hyps[scale]
+                lms = (crop_lms * (images.shape[-1] / crop_px))[None].expand(images.shape[0], -1, -1)
+                probe_templates[scale] = self._embed(images, lms)
+                step(1, f"probe hypotheses {scale}x")
+                target = size_bin * scale if cfg.resolution_matching else None
+                targets[scale] = target
+                gallery_templates[scale] = self._gallery_templates(
+                    entries, scale, target, lambda n, s=scale: step(n, f"gallery templates {s}x"), should_cancel)
+            check_cancel()
+            fused = fuse_scores(probe_templates, gallery_templates, self.fusion)
+
+        labels = (ORIGINAL_PATH,) + tuple(degradations.path_label(p) for p in self.degradation_paths)
+        if len(labels) != num_cols:
+            raise RuntimeError("gallery hypothesis labels out of step with templates")
+        scores = fused.scores.float().cpu().numpy()
+        per_scale = fused.per_scale_scores.float().cpu().numpy()
+        # An identity may have several portraits: it scores as its best one.
+        best_entry: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if entry.identity not in best_entry or scores[i] > scores[best_entry[entry.identity]]:
+                best_entry[entry.identity] = i
+        ranked = sorted(best_entry.items(), key=lambda kv: (-scores[kv[1]], kv[0]))
+        ranking = tuple((identity, float(scores[i])) for identity, i in ranked)
+
+        probe_hyp = {
+            s: tuple(ProbeHypothesis(scale=s, sigma=round(float(sig), 4), image=to_uint8(img))
+                     for sig, img in zip(sigmas.tolist(), hyps[s]))
+            for s in cfg.scales
+        }
+        scale_index = {s: k for k, s in enumerate(cfg.scales)}
+        candidates = []
+        for rank, (identity, i) in enumerate(ranked[: cfg.top_k], start=1):
+            entry = entries[i]
+            similarity = {s: fused.similarity[s][i].float().cpu().numpy() for s in cfg.scales}
+            best_scale = int(fused.best_probe_scale[i])
+            best_row = int(fused.best_probe_index[i])
+            variants = []
+            for s in cfg.scales:
+                row = int(fused.best_probe_per_scale[i, scale_index[s]])
+                order = np.argsort(-similarity[s][row], kind="stable")[:NUM_GALLERY_VARIANTS_SHOWN]
+                variants.extend((float(similarity[s][row, c]), s, int(c)) for c in order)
+            variants.sort(key=lambda v: -v[0])
+            shown = tuple(
+                GalleryHypothesis(scale=s, path=labels[c], score=score,
+                                  image=self.gallery_hypothesis_image(entry, labels[c], targets[s]))
+                for score, s, c in variants[:NUM_GALLERY_VARIANTS_SHOWN]
+            )
+            candidates.append(Candidate(
+                rank=rank, identity=identity, image_path=entry.image_path, gallery_sha256=entry.sha256,
+                score=float(scores[i]),
+                per_scale_scores={s: float(per_scale[i, scale_index[s]]) for s in cfg.scales},
+                best_probe_hypothesis=probe_hyp[best_scale][best_row],
+                best_gallery_hypotheses=shown,
+                similarity=similarity,
+                gallery_paths={s: labels for s in cfg.scales},
+            ))
+        provenance = self.provenance()
+        provenance.update({"probe_crop_px": crop_px, "probe_size_bin_px": size_bin,
+                           "gallery_targets_px": {str(s): t for s, t in targets.items()},
+                           "cache": {"hits": self.cache.hits, "misses": self.cache.misses}})
+        return SearchResult(
+            probe_path=probe.path, probe_sha256=probe.sha256, probe_face=face, probe_crop=crop,
+            candidates=tuple(candidates), ranking=ranking, probe_hypotheses=probe_hyp, provenance=provenance,
+        )
