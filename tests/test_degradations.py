@@ -48,6 +48,16 @@ def test_registry_has_table1_names_in_order() -> None:
         D.get_degradation("blur")
     with pytest.raises(ConfigError, match="already registered"):
         D.register_degradation(D.get_degradation("shear"))
+    record = D.settings_record()
+    assert record["names"] == NAMES and record["noise_variance"] == 0.02 and record["disk_blur_radius_px"] == 5
+
+
+def test_down2_halves_with_antialiasing() -> None:
+    x = _images(n=2, h=33, w=20).double()
+    y = D.down2(x)
+    assert y.shape == (2, 3, 16, 10) and y.dtype == torch.float64
+    checker = ((torch.arange(32).view(32, 1) + torch.arange(32).view(1, 32)) % 2).float().expand(1, 3, 32, 32)
+    assert float((D.down2(checker) - 0.5).abs().max()) < 0.1, "bicubic without antialiasing would alias"
 
 
 # ------------------------------------------------------------------------------------------ each function

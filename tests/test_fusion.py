@@ -244,6 +244,12 @@ def test_diagnostics_point_at_best_hypotheses() -> None:
             assert torch.allclose(fused.row_scores[s][b], sim.max(dim=1).values)
     # S_x,S_add per-scale scores add up to the total.
     assert torch.allclose(fused.per_scale_scores.sum(dim=1), fused.scores, atol=1e-5)
+    # Per-scale axes follow the probe dict's key order, whatever it is.
+    flipped = fuse_scores({4: probe[4], 2: probe[2]}, gallery, "S_max,S_add")
+    assert flipped.scales == (4, 2)
+    assert torch.allclose(flipped.per_scale_scores, fused.per_scale_scores.flip(1))
+    assert torch.equal(flipped.best_gallery_per_scale, fused.best_gallery_per_scale.flip(1))
+    assert torch.allclose(flipped.scores, fused.scores, atol=1e-6)
 
 
 def test_shape_checks() -> None:

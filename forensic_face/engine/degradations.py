@@ -125,9 +125,9 @@ def disk_kernel(radius_px: int = DISK_BLUR_RADIUS_PX, supersample: int = 8) -> t
 def down2(images: torch.Tensor) -> torch.Tensor:
     """The paper's downsampling between chain steps: 2x, bicubic, antialiased, clamped to [0, 1]."""
     h, w = images.shape[-2:]
-    out = F.interpolate(images, size=(max(1, h // 2), max(1, w // 2)), mode="bicubic", align_corners=False,
-                        antialias=True)
-    return out.clamp(0.0, 1.0)
+    out = F.interpolate(images.float(), size=(max(1, h // 2), max(1, w // 2)), mode="bicubic",
+                        align_corners=False, antialias=True)
+    return out.clamp(0.0, 1.0).to(images.dtype)
 
 
 # --------------------------------------------------------------------------------------------- noise
@@ -478,6 +478,29 @@ for _deg in (
 DEGRADATION_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
+def settings_record() -> dict[str, object]:
+    """Every fixed setting and range of the bank, for the provenance stored with a search result."""
+    return {
+        "algorithm_version": ALGORITHM_VERSION,
+        "names": list(DEGRADATION_NAMES),
+        "noise_variance": NOISE_VARIANCE,
+        "motion_blur_window_px": MOTION_BLUR_WINDOW_PX,
+        "gauss_blur_sigma": GAUSS_BLUR_SIGMA,
+        "gauss_blur_window_px": GAUSS_BLUR_WINDOW_PX,
+        "disk_blur_radius_px": DISK_BLUR_RADIUS_PX,
+        "hue_shift_max": HUE_SHIFT_MAX,
+        "saturation_range": list(SATURATION_RANGE),
+        "brightness_range": list(BRIGHTNESS_RANGE),
+        "contrast_range": list(CONTRAST_RANGE),
+        "perspective_max_shift": PERSPECTIVE_MAX_SHIFT,
+        "shear_max": SHEAR_MAX,
+        "rescale_factors": list(RESCALE_FACTORS),
+        "patch_shuffle_size_px": PATCH_SHUFFLE_SIZE_PX,
+        "patch_shuffle_probability": PATCH_SHUFFLE_PROBABILITY,
+        "downsampling": "2x bicubic, antialiased, between chain steps",
+    }
+
+
 def available_degradations() -> list[str]:
     """Registered names in registration (Table 1) order."""
     return list(_REGISTRY)
@@ -685,10 +708,10 @@ def iter_degraded(
             progress(done, total, path_label(prefix))
         if prefix in requested:
             yield DegradedPath(prefix, out)
-        kids = children.get(prefix)
-        if kids:
+        below = children.get(prefix)
+        if below:
             x_next = down2(out)
-            stack.extend((prefix + (name,), x_next) for name in reversed(kids))
+            stack.extend((prefix + (name,), x_next) for name in reversed(below))
     log.debug("degraded %d images along %d paths (%d tree nodes)", images.shape[0], len(requested), total)
 
 

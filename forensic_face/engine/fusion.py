@@ -60,7 +60,7 @@ def correlation_similarity(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12)
 
 def _centre_normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
     centred = x - x.mean(dim=-1, keepdim=True)
-    return centred / centred.norm(dim=-1, keepdim=True).clamp_min(eps)
+    return torch.div(centred, centred.norm(dim=-1, keepdim=True).clamp_min(eps))
 
 
 def template_add(templates: torch.Tensor) -> torch.Tensor:
@@ -154,8 +154,8 @@ class FusedScores:
     """Scores of one probe against ``B`` gallery identities.
 
     * ``scores`` ``(B,)``: the fused similarity of the spec (higher is more similar).
-    * ``per_scale_scores`` ``(B, |s|)``: the same spec applied to the templates of one scale alone (columns in
-      ``scales`` order). For ``S_x,S_add`` they sum to ``scores``; for ``S_x,S_max`` their max is ``scores``.
+    * ``scales``: the scales in the key order of the probe-template dict; every ``|s|`` axis follows it.
+    * ``per_scale_scores`` ``(B, |s|)``: the same spec applied to the templates of one scale alone. For ``S_x,S_add`` they sum to ``scores``; for ``S_x,S_max`` their max is ``scores``.
     * ``similarity[s]`` ``(B, m_s, n_s)``: raw eq. (3) correlations of the probe and gallery hypotheses of scale
       ``s`` (for heatmaps), whatever the spec.
     * ``row_scores[s]`` ``(B, m_s)``: each probe hypothesis' score, ``similarity[s]`` fused over its row with
@@ -184,7 +184,7 @@ def _check_templates(probe: Mapping[int, torch.Tensor],
         raise ShapeError("no probe templates: need at least one scale")
     if set(probe) != set(gallery):
         raise ShapeError(f"probe scales {sorted(probe)} differ from gallery scales {sorted(gallery)}")
-    scales = tuple(sorted(probe))
+    scales = tuple(probe)
     dims = {int(probe[s].shape[-1]) for s in scales} | {int(gallery[s].shape[-1]) for s in scales}
     for s in scales:
         if probe[s].dim() != 2 or probe[s].shape[0] < 1:
@@ -232,7 +232,7 @@ def fuse_scores(
     """Score one probe against ``B`` gallery identities (section 3.4), batched over identities.
 
     ``probe_templates[s]`` is ``(m_s, D)``, ``gallery_templates[s]`` ``(B, n_s, D)``; both dicts must have the
-    same scales. See the module docstring for how each spec treats scales and :class:`FusedScores` for outputs.
+    same scales. Per-scale outputs follow the key order of ``probe_templates`` (``FusedScores.scales``). See the module docstring for how each spec treats scales and :class:`FusedScores` for outputs.
     """
     if isinstance(spec, str):
         spec = FusionSpec.parse(spec)
