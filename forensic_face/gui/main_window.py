@@ -1,0 +1,665 @@
+"""The investigator's main window."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter,
+    QTabWidget, QVBoxLayout, QWidget,
+)
+
+import forensic_face
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.errors import Cancelled, ForensicFaceError
+from forensic_face.engine.results import Gallery, GalleryEntry, SearchResult
+from forensic_face.gui.candidates import CandidateTable
+from forensic_face.gui.comparison import ComparisonView
+from forensic_face.gui.gallery_panel import GalleryPanel
+from forensic_face.gui.heatmaps import HeatmapPanel
+from forensic_face.gui.probe_panel import ProbePanel, ProbeRecord
+from forensic_face.gui.settings import WindowState, save_engine_config
+from forensic_face.gui.settings_dialog import SettingsDialog
+from forensic_face.gui.widgets import MessageBanner
+from forensic_face.gui.worker import EngineFactory, EngineHolder, JobRunner, default_engine_factory
+from forensic_face.imaging import IMAGE_SUFFIXES, load_image
+
+log = logging.getLogger(__name__)
+
+JOB_TITLES = {
+    "enroll": "Enrolling gallery",
+    "probes": "Detecting faces in probes",
+    "manual": "Refining the drawn face box",
+    "search": "Searching",
+    "about": "Loading models",
+    "render": "Rendering a gallery hypothesis",
+}
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What the status bar shows about the engine; computed on the worker thread."""
+
+    device: str
+    model: str
+    cache: str
+
+
+@dataclass(frozen=True)
+class JobResult:
+    value: Any
+    status: EngineStatus | None
+
+
+def engine_status(engine: Any) -> EngineStatus:
+    """Read the engine's device, models and cache state (may touch the disk: call it off the GUI thread)."""
+    device = str(getattr(engine, "device", "?"))
+    # The configured names: touching engine.recognizer here would load the model as a side effect.
+    recognizer, upsampler = engine.config.recognizer, engine.config.upsampler
+    cache = getattr(engine, "cache", None)
+    try:
+        cache_text = cache.describe() if cache is not None and hasattr(cache, "describe") else "template cache: n/a"
+    except OSError as exc:
+        cache_text = f"template cache unreadable ({exc.strerror or exc})"
+    return EngineStatus(device=device, model=f"{recognizer} · {upsampler}", cache=cache_text)
+
+
+def _with_status(fn: Any) -> Any:
+    def task(engine: Any, progress: Any, should_cancel: Any) -> JobResult:
+        value = fn(engine, progress, should_cancel)
+        return JobResult(value=value, status=engine_status(engine) if engine is not None else None)
+
+    return task
+
+
+def load_probes(paths: list[Path], engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
+    """Load each still (hashing its bytes) and detect its faces; per-file problems go into the record."""
+    records = []
+    total = len(paths)
+    for i, path in enumerate(paths):
+        if should_cancel():
+            raise Cancelled()
+        progress(i, total, f"Detecting faces in {path.name}")
+        record = ProbeRecord(path=path)
+        try:
+            record.image = load_image(path)
+            record.detections = engine.detect(record.image)
+        except Cancelled:
+            raise
+        except ForensicFaceError as exc:
+            record.error = str(exc)
+        records.append(record)
+    progress(total, total, "Faces detected")
+    return records
+
+
+class MainWindow(QMainWindow):
+    """Gallery and probe panels (docks), the ranked candidates, the comparison view and the heatmaps."""
+
+    def __init__(self, config: EngineConfig | None = None, engine_factory: EngineFactory = default_engine_factory,
+                 state: WindowState | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("forensic_face — cross-resolution face search")
+        self.state = state or WindowState()
+        self.config = config or EngineConfig()
+        self.holder = EngineHolder(self.config, engine_factory)
+        self.runner = JobRunner(self.holder, self)
+        self.gallery: Gallery | None = None
+        self._pending_gallery: Path | None = None
+        self._result: SearchResult | None = None
+        self.case_store: Any | None = None
+
+        self.banner = MessageBanner()
+        self.gallery_panel = GalleryPanel()
+        self.probe_panel = ProbePanel()
+        self.candidates = CandidateTable()
+        self.comparison = ComparisonView()
+        self.heatmaps = HeatmapPanel()
+        self._build_central()
+        self._build_docks()
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+        self.resize(1500, 940)
+        self._restore_window()
+        self._update_actions()
+
+    # Construction -----------------------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("resultTabs")
+        self.tabs.addTab(self.comparison, "Comparison")
+        self.tabs.addTab(self.heatmaps, "Score heatmaps")
+        self.candidates_title = QLabel("Candidates")
+        self.candidates_title.setObjectName("sectionLabel")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(6, 6, 0, 6)
+        ll.addWidget(self.candidates_title)
+        ll.addWidget(self.candidates, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("centralSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setSizes([360, 900])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+    def _build_docks(self) -> None:
+        self.gallery_dock = QDockWidget("Gallery", self)
+        self.gallery_dock.setObjectName("galleryDock")
+        self.gallery_dock.setWidget(self.gallery_panel)
+        self.probe_dock = QDockWidget("Probes", self)
+        self.probe_dock.setObjectName("probeDock")
+        self.probe_dock.setWidget(self.probe_panel)
+        for dock in (self.gallery_dock, self.probe_dock):
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.resizeDocks([self.gallery_dock], [400], Qt.Orientation.Horizontal)
+
+    def _action(self, text: str, slot: Any, shortcuts: list[QKeySequence] | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcuts:
+            action.setShortcuts(shortcuts)
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in (shortcuts or []))
+        action.setToolTip(f"{tip or text.replace('…', '')}" + (f" ({keys})" if keys else ""))
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_gallery_action = self._action("Open &gallery…", self.choose_gallery,
+                                                [QKeySequence("Ctrl+G")], "Open a gallery folder")
+        self.add_probe_action = self._action("Add &probes…", self.choose_probes,
+                                             [QKeySequence("Ctrl+O")], "Add probe stills")
+        self.search_action = self._action("&Search", self.search_current,
+                                          [QKeySequence("Ctrl+R"), QKeySequence("F5")],
+                                          "Search the gallery with the selected probe face")
+        self.cancel_action = self._action("Cancel", self.cancel_job, [QKeySequence("Esc")],
+                                          "Cancel the running job")
+        self.settings_action = self._action("Se&ttings…", self.open_settings,
+                                            [QKeySequence("Ctrl+,"), QKeySequence(QKeySequence.StandardKey.Preferences)])
+        self.quit_action = self._action("&Quit", self.close, [QKeySequence(QKeySequence.StandardKey.Quit)])
+        self.about_action = self._action("&About forensic_face", self.show_about)
+        self.new_case_action = self._action("&New case…", self.new_case)
+        self.open_case_action = self._action("Open &case…", self.choose_case)
+
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(self.open_gallery_action)
+        self.recent_galleries_menu = menu.addMenu("Recent galleries")
+        menu.addAction(self.add_probe_action)
+        menu.addSeparator()
+        menu.addAction(self.new_case_action)
+        menu.addAction(self.open_case_action)
+        self.recent_cases_menu = menu.addMenu("Recent cases")
+        menu.addSeparator()
+        menu.addAction(self.settings_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        search_menu = self.menuBar().addMenu("&Search")
+        search_menu.addAction(self.search_action)
+        search_menu.addAction(self.cancel_action)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.gallery_dock.toggleViewAction())
+        view_menu.addAction(self.probe_dock.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.about_action)
+        self._rebuild_recent_menus()
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.open_gallery_action, self.add_probe_action, self.search_action, self.cancel_action,
+                       self.settings_action):
+            toolbar.addAction(action)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.job_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setObjectName("jobProgress")
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.clicked.connect(self.cancel_job)
+        for w in (self.job_label, self.progress, self.cancel_button):
+            bar.addWidget(w)
+            w.hide()
+        self.device_label = QLabel()
+        self.model_label = QLabel()
+        self.cache_label = QLabel()
+        for w in (self.device_label, self.model_label, self.cache_label):
+            w.setObjectName("statusField")
+            bar.addPermanentWidget(w)
+        self._show_config_status()
+
+    def _connect(self) -> None:
+        self.runner.progress.connect(self._on_progress)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.notice.connect(lambda text: self.show_message(text, "warning"))
+        self.runner.busy_changed.connect(self._on_busy_changed)
+        self.gallery_panel.folder_chosen.connect(self.open_gallery)
+        self.gallery_panel.open_requested.connect(self.choose_gallery)
+        self.gallery_panel.message.connect(self.show_message)
+        self.probe_panel.paths_dropped.connect(self.add_probes)
+        self.probe_panel.open_requested.connect(self.choose_probes)
+        self.probe_panel.message.connect(self.show_message)
+        self.probe_panel.current_changed.connect(self._on_probe_changed)
+        self.probe_panel.face_chosen.connect(lambda _i, _f: self._on_probe_changed(self.probe_panel.current_index()))
+        self.probe_panel.box_drawn.connect(self.refine_box)
+        self.candidates.candidate_selected.connect(self._on_candidate_selected)
+        self.heatmaps.render_requested.connect(self.render_gallery_hypothesis)
+
+    # Window state -------------------------------------------------------------------------------------------
+    def _restore_window(self) -> None:
+        geometry = self.state.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        window_state = self.state.value("window/state")
+        if isinstance(window_state, QByteArray) and not window_state.isEmpty():
+            self.restoreState(window_state)
+        splitter = self.state.value("window/splitter")
+        if isinstance(splitter, QByteArray) and not splitter.isEmpty():
+            self.splitter.restoreState(splitter)
+
+    def save_window_state(self) -> None:
+        self.state.set_value("window/geometry", self.saveGeometry())
+        self.state.set_value("window/state", self.saveState())
+        self.state.set_value("window/splitter", self.splitter.saveState())
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_window_state()
+        if not self.runner.shutdown(timeout_ms=10_000):
+            log.warning("the background job did not stop within 10 s of closing the window")
+        if self.case_store is not None and hasattr(self.case_store, "close"):
+            self.case_store.close()
+        super().closeEvent(event)
+
+    def _rebuild_recent_menus(self) -> None:
+        self.recent_galleries_menu.clear()
+        for folder in self.state.recent_galleries():
+            action = self.recent_galleries_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.open_gallery(Path(f)))
+        self.recent_galleries_menu.setEnabled(bool(self.state.recent_galleries()))
+        self.recent_cases_menu.clear()
+        for case in self.state.recent_cases():
+            action = self.recent_cases_menu.addAction(case)
+            action.triggered.connect(lambda _=False, c=case: self.open_case(Path(c)))
+        self.recent_cases_menu.setEnabled(bool(self.state.recent_cases()))
+
+    # Messages and status -----------------------------------------------------------------------------------
+    @Slot(str, str)
+    def show_message(self, text: str, level: str = "info") -> None:
+        log.log(logging.ERROR if level == "error" else logging.INFO, "%s", text)
+        self.banner.show_message(text, level, timeout_ms=0 if level == "error" else 15_000)
+
+    def _show_config_status(self) -> None:
+        engine = self.holder.engine
+        self.device_label.setText(f"device: {engine.device if engine is not None else self.config.device}")
+        if engine is None:
+            self.model_label.setText(f"model: {self.config.recognizer} · {self.config.upsampler} (not loaded)")
+        self.cache_label.setText(self.cache_label.text() or "template cache: —")
+
+    def _apply_status(self, status: EngineStatus | None) -> None:
+        if status is None:
+            return
+        self.device_label.setText(f"device: {status.device}")
+        self.model_label.setText(f"model: {status.model}")
+        self.cache_label.setText(status.cache)
+
+    def _update_actions(self) -> None:
+        busy = self.runner.busy
+        record = self.probe_panel.current_record()
+        self.search_action.setEnabled(not busy and self.gallery is not None and record is not None
+                                      and record.image is not None)
+        self.cancel_action.setEnabled(busy)
+        self.open_gallery_action.setEnabled(not busy)
+        self.add_probe_action.setEnabled(not busy)
+
+    # Jobs ---------------------------------------------------------------------------------------------------
+    def _start(self, name: str, task: Any) -> bool:
+        if self.runner.busy:
+            self.show_message(f"Wait for “{JOB_TITLES.get(self.runner.job_name, self.runner.job_name)}” to finish "
+                              "or cancel it (Esc).", "warning")
+            return False
+        self.banner.hide()
+        return self.runner.start(name, _with_status(task))
+
+    @Slot(bool)
+    def _on_busy_changed(self, busy: bool) -> None:
+        for w in (self.job_label, self.progress, self.cancel_button):
+            w.setVisible(busy)
+        if busy:
+            self.job_label.setText(JOB_TITLES.get(self.runner.job_name, self.runner.job_name) + "…")
+            self.progress.setRange(0, 0)
+            self.cancel_button.setEnabled(True)
+        self._update_actions()
+
+    @Slot(str, int, int, str)
+    def _on_progress(self, name: str, done: int, total: int, message: str) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+            self.progress.setFormat(f"%v / %m")
+        self.job_label.setText(f"{JOB_TITLES.get(name, name)}: {message}" if message else JOB_TITLES.get(name, name))
+
+    @Slot(str, str)
+    def _on_failed(self, name: str, message: str) -> None:
+        if name == "render":
+            self.heatmaps.fail_render("could not render this hypothesis")
+        if name == "enroll":
+            self.gallery_panel.summary.setText("Enrollment failed — see the message above")
+        hint = ""
+        if name == "search" and "no face" in message.lower():
+            hint = " Drag on the probe image to draw the face box, then search again."
+        self.show_message(message + hint, "error")
+
+    @Slot(str, str)
+    def _on_cancelled(self, name: str, message: str) -> None:
+        if name == "render":
+            self.heatmaps.fail_render("cancelled")
+            return
+        if name == "enroll":
+            self.gallery_panel.summary.setText("Enrollment cancelled" if self.gallery is None
+                                               else self.gallery_panel.summary.text())
+            if self.gallery is not None:
+                self.gallery_panel.set_gallery(self.gallery)
+        self.show_message(f"{JOB_TITLES.get(name, name)} cancelled.", "info")
+
+    @Slot(str, object)
+    def _on_finished(self, name: str, outcome: JobResult) -> None:
+        self._apply_status(outcome.status)
+        value = outcome.value
+        if name == "enroll":
+            self._enrolled(value)
+        elif name == "probes":
+            self.probe_panel.add_records(value)
+            failed = [r for r in value if r.error]
+            no_face = [r for r in value if not r.error and not r.faces]
+            if failed:
+                self.show_message(f"{len(failed)} probe(s) could not be loaded: " + failed[0].error, "warning")
+            elif no_face:
+                self.show_message(f"No face found in {', '.join(r.path.name for r in no_face[:3])}: drag on the "
+                                  "image to draw the face box.", "warning")
+        elif name == "manual":
+            index, face = value
+            if 0 <= index < len(self.probe_panel.records):
+                record = self.probe_panel.records[index]
+                record.manual_face = face
+                record.face_index = -1
+                record.result = None
+                self.probe_panel.update_record(index)
+                self._on_probe_changed(index)
+        elif name == "search":
+            index, result = value
+            if 0 <= index < len(self.probe_panel.records):
+                self.probe_panel.records[index].result = result
+                self.probe_panel.update_record(index)
+                if index == self.probe_panel.current_index():
+                    self.show_result(result)
+            self._record_search(result)
+        elif name == "render":
+            scale, label, pixels = value
+            self.heatmaps.set_gallery_image(scale, label, pixels)
+        elif name == "about":
+            self._show_about_text(value)
+        self._update_actions()
+
+    @Slot()
+    def cancel_job(self) -> None:
+        if self.runner.busy:
+            self.cancel_button.setEnabled(False)
+            self.job_label.setText("Cancelling…")
+            self.runner.cancel()
+
+    # Gallery ------------------------------------------------------------------------------------------------
+    @Slot()
+    def choose_gallery(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open gallery folder", self._last_dir("gallery"))
+        if folder:
+            self.open_gallery(Path(folder))
+
+    def _last_dir(self, kind: str) -> str:
+        return str(self.state.value(f"dirs/{kind}", str(Path.home())))
+
+    @Slot(Path)
+    def open_gallery(self, folder: Path) -> bool:
+        folder = Path(folder)
+        if not folder.is_dir():
+            self.show_message(f"The gallery folder {folder} does not exist or is not a folder.", "error")
+            return False
+        if not self._start("enroll", lambda eng, p, c: eng.enroll(folder, progress=p, should_cancel=c)):
+            return False
+        self._pending_gallery = folder
+        self.gallery_panel.set_enrolling(folder)
+        self.state.set_value("dirs/gallery", str(folder.parent))
+        return True
+
+    def _enrolled(self, gallery: Gallery) -> None:
+        self.gallery = gallery
+        self.gallery_panel.set_gallery(gallery)
+        self.state.add_recent_gallery(gallery.root)
+        self._rebuild_recent_menus()
+        for record in self.probe_panel.records:
+            record.result = None
+        self.show_result(None)
+        msg = f"Enrolled {len(gallery.entries)} portraits from {gallery.root.name}."
+        if gallery.problems:
+            msg += f" {len(gallery.problems)} image(s) could not be enrolled; see the Problems list."
+        self.show_message(msg, "warning" if gallery.problems else "info")
+
+    def gallery_entry(self, sha256: str) -> GalleryEntry | None:
+        if self.gallery is None:
+            return None
+        for entry in self.gallery.entries:
+            if entry.sha256 == sha256:
+                return entry
+        return None
+
+    # Probes -------------------------------------------------------------------------------------------------
+    @Slot()
+    def choose_probes(self) -> None:
+        patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(self, "Add probe stills", self._last_dir("probes"),
+                                                f"Images ({patterns});;All files (*)")
+        if files:
+            self.add_probes([Path(f) for f in files])
+
+    @Slot(list)
+    def add_probes(self, paths: list[Path]) -> bool:
+        known = {r.path for r in self.probe_panel.records}
+        new = [Path(p) for p in paths if Path(p) not in known]
+        if not new:
+            return False
+        self.state.set_value("dirs/probes", str(new[0].parent))
+        return self._start("probes", lambda eng, p, c: load_probes(new, eng, p, c))
+
+    @Slot(int, tuple)
+    def refine_box(self, index: int, box: tuple[float, float, float, float]) -> bool:
+        record = self.probe_panel.records[index]
+        if record.image is None:
+            return False
+        pixels = record.image.pixels
+
+        def task(engine: Any, _progress: Any, _cancel: Any) -> tuple[int, Any]:
+            from forensic_face.engine.detect import manual_face
+
+            return index, manual_face(pixels, box, engine.detector)
+
+        return self._start("manual", task)
+
+    @Slot(int)
+    def _on_probe_changed(self, index: int) -> None:
+        record = self.probe_panel.records[index] if 0 <= index < len(self.probe_panel.records) else None
+        self.show_result(record.result if record is not None else None)
+        self._update_actions()
+
+    # Search -------------------------------------------------------------------------------------------------
+    @Slot()
+    def search_current(self) -> bool:
+        record = self.probe_panel.current_record()
+        if self.gallery is None:
+            self.show_message("Open a gallery first (Ctrl+G).", "warning")
+            return False
+        if record is None or record.image is None:
+            self.show_message("Add a probe still first (Ctrl+O).", "warning")
+            return False
+        index = self.probe_panel.current_index()
+        image, gallery, face = record.image, self.gallery, record.chosen_face
+
+        def task(engine: Any, progress: Any, cancel: Any) -> tuple[int, SearchResult]:
+            return index, engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
+
+        return self._start("search", task)
+
+    def current_result(self) -> SearchResult | None:
+        return self._result
+
+    def show_result(self, result: SearchResult | None) -> None:
+        self._result = result
+        if result is None:
+            self.candidates.clear_candidates()
+            self.comparison.clear()
+            self.heatmaps.clear()
+            self.candidates_title.setText("Candidates")
+            return
+        top_n = self.holder.config.top_k
+        self.candidates_title.setText(f"Candidates for {result.probe_path.name} (top {min(top_n, len(result.candidates))})")
+        self.candidates.set_candidates(result.candidates, self.gallery, top_n)
+        self.candidates.setFocus()
+
+    @Slot(int)
+    def _on_candidate_selected(self, row: int) -> None:
+        if self._result is None or not (0 <= row < len(self.candidates.candidates)):
+            return
+        candidate = self.candidates.candidates[row]
+        self.comparison.show_candidate(self._result, candidate, self.gallery_entry(candidate.gallery_sha256))
+        self.heatmaps.set_candidate(self._result, candidate)
+
+    @Slot(int, str)
+    def render_gallery_hypothesis(self, scale: int, label: str) -> None:
+        """Ask the engine to re-create one gallery hypothesis image for the heatmap's clicked cell."""
+        candidate, result = self.heatmaps.current_candidate(), self._result
+        entry = self.gallery_entry(candidate.gallery_sha256) if candidate is not None else None
+        if result is None or entry is None or self.runner.busy:
+            self.heatmaps.set_gallery_image(scale, label, None, "image not available while another job runs"
+                                            if self.runner.busy else "portrait not in the open gallery")
+            return
+        target = result.provenance.get("gallery_targets_px", {}).get(str(scale))
+
+        def task(engine: Any, _p: Any, _c: Any) -> tuple[int, str, Any]:
+            return scale, label, engine.gallery_hypothesis_image(entry, label, target)
+
+        self.runner.start("render", _with_status(task))
+
+    # Settings and About -------------------------------------------------------------------------------------
+    @Slot()
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.holder.config, self)
+        dialog.setModal(True)
+        dialog.finished.connect(lambda code: self._settings_closed(dialog, code))
+        dialog.open()
+        self.settings_dialog = dialog
+
+    def _settings_closed(self, dialog: SettingsDialog, code: int) -> None:
+        if code == int(SettingsDialog.DialogCode.Accepted):
+            self.apply_config(dialog.config())
+
+    def apply_config(self, config: EngineConfig) -> None:
+        """Use ``config`` from the next job on and persist it in settings.toml."""
+        changed = config != self.holder.config
+        self.config = config
+        self.holder.set_config(config)
+        try:
+            path = save_engine_config(config)
+        except OSError as exc:
+            self.show_message(f"Settings are in use but could not be saved ({exc}).", "warning")
+        else:
+            log.info("settings saved to %s", path)
+        self._show_config_status()
+        if changed:
+            self.show_message("Settings saved; they apply from the next job.", "info")
+        if self._result is not None:
+            self.show_result(self._result)
+
+    @Slot()
+    def show_about(self) -> None:
+        if self.holder.engine is not None:
+            self._show_about_text(self.holder.engine.provenance())
+        else:
+            self._start("about", lambda eng, _p, _c: eng.provenance())
+
+    def about_text(self, provenance: dict[str, Any]) -> str:
+        import numpy
+        import PySide6
+        import pyqtgraph
+
+        lines = [f"<h3>forensic_face {forensic_face.__version__}</h3>",
+                 "<p>Cross-resolution face search (Meet-in-the-middle). Results are investigative leads for human "
+                 "review, not identifications.</p>",
+                 f"<p>Python {platform.python_version()} · PySide6 {PySide6.__version__} · pyqtgraph "
+                 f"{pyqtgraph.__version__} · numpy {numpy.__version__}</p>", "<table>"]
+        for key, value in _flatten(provenance):
+            if key.endswith("config") or key.endswith("config_json"):
+                continue
+            lines.append(f"<tr><td><b>{key}</b></td><td><code>{value}</code></td></tr>")
+        lines.append("</table>")
+        return "".join(lines)
+
+    def _show_about_text(self, provenance: dict[str, Any]) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("About forensic_face")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(self.about_text(provenance))
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setModal(True)
+        box.open()
+        self.about_box = box
+
+    # Case store (optional) ----------------------------------------------------------------------------------
+    @Slot()
+    def new_case(self) -> None:
+        self.show_message("Case files are not available in this build.", "warning")
+
+    @Slot()
+    def choose_case(self) -> None:
+        self.show_message("Case files are not available in this build.", "warning")
+
+    def open_case(self, path: Path) -> None:
+        self.show_message("Case files are not available in this build.", "warning")
+
+    def _record_search(self, result: SearchResult) -> None:
+        """Record a finished search in the open case, if any."""
+        return
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.extend(_flatten(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}"))
+    elif isinstance(data, (list, tuple)):
+        out.append((prefix, ", ".join(str(v) for v in data)))
+    else:
+        out.append((prefix, str(data)))
+    return out

@@ -1,0 +1,425 @@
+"""Probe panel: the list of probe stills with their detected faces, and a view to pick, draw or adjust a box."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent, QIcon, QMouseEvent, QPainter, QPen
+from PySide6.QtWidgets import (
+    QComboBox, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
+    QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget,
+)
+
+from forensic_face.engine.results import FaceDetection, ImageDetections, SearchResult
+from forensic_face.gui.drops import DroppedPaths, images_in_folder, paths_from_mime
+from forensic_face.gui.images import to_pixmap, to_qimage
+from forensic_face.imaging import LoadedImage
+
+THUMB_PX = 40
+#: Handle size (view pixels) for resizing a box by its corner.
+HANDLE_PX = 8
+
+
+@dataclass
+class ProbeRecord:
+    """One probe still in the window: the loaded evidence, its detections, the chosen face, its search."""
+
+    path: Path
+    image: LoadedImage | None = None
+    detections: ImageDetections | None = None
+    error: str = ""
+    #: Index into ``detections.faces``; -1 selects ``manual_face``.
+    face_index: int = 0
+    manual_face: FaceDetection | None = None
+    result: SearchResult | None = None
+
+    @property
+    def faces(self) -> tuple[FaceDetection, ...]:
+        return self.detections.faces if self.detections is not None else ()
+
+    @property
+    def chosen_face(self) -> FaceDetection | None:
+        if self.face_index < 0:
+            return self.manual_face
+        if 0 <= self.face_index < len(self.faces):
+            return self.faces[self.face_index]
+        return None
+
+    def status_text(self) -> str:
+        if self.error:
+            return self.error
+        if self.image is None:
+            return "loading…"
+        size = f"{self.image.width}×{self.image.height} px"
+        if self.manual_face is not None and self.face_index < 0:
+            face = f"manual box {self.manual_face.width_px:.0f} px"
+        elif not self.faces:
+            face = "no face found — draw a box"
+        else:
+            face = f"{len(self.faces)} face(s), using #{self.face_index + 1} ({self.faces[self.face_index].width_px:.0f} px)"
+        done = f", {len(self.result.candidates)} candidates" if self.result is not None else ""
+        return f"{size}, {face}{done}"
+
+
+class FaceBoxView(QGraphicsView):
+    """The probe at a fitted zoom (nearest neighbour, so pixels stay pixels) with its face boxes.
+
+    Click a box to use it. Drag on the image to draw a new box; drag inside the chosen box to move it, or at
+    its corner to resize it. Every finished drag emits ``box_drawn(x1, y1, x2, y2)`` in image pixels.
+    """
+
+    box_drawn = Signal(float, float, float, float)
+    face_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("faceBoxView")
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setBackgroundBrush(QBrush(QColor("#1e2227")))
+        self.setMinimumSize(200, 160)
+        self.setAcceptDrops(False)
+        self._pixmap_item: QGraphicsPixmapItem | None = None
+        self._boxes: list[QRectF] = []
+        self._selected = -1
+        self._items: list[QGraphicsRectItem] = []
+        self._temp: QGraphicsRectItem | None = None
+        self._press: QPointF | None = None
+        self._mode = ""
+        self._origin_rect = QRectF()
+        self._corner = 0
+        self._size = (0, 0)
+
+    def clear_image(self) -> None:
+        self.scene().clear()
+        self._pixmap_item = None
+        self._items = []
+        self._temp = None
+        self._boxes = []
+        self._size = (0, 0)
+
+    def set_probe(self, pixels: np.ndarray, faces: tuple[FaceDetection, ...], selected: int,
+                  manual: FaceDetection | None) -> None:
+        self.clear_image()
+        from PySide6.QtGui import QPixmap
+
+        item = self.scene().addPixmap(QPixmap.fromImage(to_qimage(pixels)))
+        item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        self._pixmap_item = item
+        self._size = (int(pixels.shape[1]), int(pixels.shape[0]))
+        self.scene().setSceneRect(QRectF(0, 0, self._size[0], self._size[1]))
+        self._boxes = [QRectF(QPointF(f.box[0], f.box[1]), QPointF(f.box[2], f.box[3])) for f in faces]
+        if manual is not None:
+            self._boxes.append(QRectF(QPointF(manual.box[0], manual.box[1]), QPointF(manual.box[2], manual.box[3])))
+        self._selected = len(faces) if (selected < 0 and manual is not None) else selected
+        scale_hint = max(self._size) / 300.0
+        for i, rect in enumerate(self._boxes):
+            is_manual = manual is not None and i == len(self._boxes) - 1
+            chosen = i == self._selected
+            colour = QColor("#2ecc71" if chosen else ("#3fa7ff" if is_manual else "#f1c40f"))
+            pen = QPen(colour, 0)
+            pen.setCosmetic(True)
+            pen.setWidthF(2.5 if chosen else 1.5)
+            if not chosen:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            rect_item = self.scene().addRect(rect, pen)
+            label = QGraphicsSimpleTextItem("manual" if is_manual else f"#{i + 1}")
+            label.setBrush(QBrush(colour))
+            label.setScale(max(scale_hint, 0.05))
+            label.setPos(rect.left(), rect.top() - 14 * max(scale_hint, 0.05))
+            self.scene().addItem(label)
+            self._items.append(rect_item)
+        self._fit()
+
+    def _fit(self) -> None:
+        if self._pixmap_item is not None:
+            self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit()
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, 300)
+
+    # Mouse: click to choose a face, drag to draw, move or resize ---------------------------------------------
+    def _clamp(self, p: QPointF) -> QPointF:
+        return QPointF(min(max(p.x(), 0.0), float(self._size[0])), min(max(p.y(), 0.0), float(self._size[1])))
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._pixmap_item is None or event.button() != Qt.MouseButton.LeftButton:
+            super().mousePressEvent(event)
+            return
+        p = self._clamp(self.mapToScene(event.position().toPoint()))
+        self._press = p
+        self._mode = "new"
+        if 0 <= self._selected < len(self._boxes):
+            rect = self._boxes[self._selected]
+            tol = HANDLE_PX / max(self.transform().m11(), 1e-6)
+            corners = [rect.topLeft(), rect.topRight(), rect.bottomRight(), rect.bottomLeft()]
+            for k, c in enumerate(corners):
+                if abs(c.x() - p.x()) <= tol and abs(c.y() - p.y()) <= tol:
+                    self._mode, self._corner = "resize", k
+                    break
+            else:
+                if rect.contains(p):
+                    self._mode = "move"
+            self._origin_rect = QRectF(rect)
+        event.accept()
+
+    def _drag_rect(self, p: QPointF) -> QRectF:
+        if self._press is None:
+            return QRectF()
+        if self._mode == "move":
+            rect = self._origin_rect.translated(p - self._press)
+            dx = min(0.0, self._size[0] - rect.right()) - min(0.0, rect.left())
+            dy = min(0.0, self._size[1] - rect.bottom()) - min(0.0, rect.top())
+            return rect.translated(dx, dy)
+        if self._mode == "resize":
+            r = self._origin_rect
+            opposite = [r.bottomRight(), r.bottomLeft(), r.topLeft(), r.topRight()][self._corner]
+            return QRectF(opposite, p).normalized()
+        return QRectF(self._press, p).normalized()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._press is None:
+            super().mouseMoveEvent(event)
+            return
+        rect = self._drag_rect(self._clamp(self.mapToScene(event.position().toPoint())))
+        if self._temp is None:
+            pen = QPen(QColor("#3fa7ff"), 0)
+            pen.setCosmetic(True)
+            pen.setWidthF(2.0)
+            self._temp = self.scene().addRect(rect, pen, QBrush(QColor(63, 167, 255, 40)))
+        else:
+            self._temp.setRect(rect)
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._press is None:
+            super().mouseReleaseEvent(event)
+            return
+        p = self._clamp(self.mapToScene(event.position().toPoint()))
+        press, self._press = self._press, None
+        if self._temp is not None:
+            self.scene().removeItem(self._temp)
+            self._temp = None
+        moved_px = (p - press).manhattanLength() * self.transform().m11()
+        if moved_px < 4:
+            for i, rect in enumerate(self._boxes):
+                if rect.contains(p):
+                    self.face_clicked.emit(i)
+                    break
+            event.accept()
+            return
+        self._press = press
+        rect = self._drag_rect(p)
+        self._press = None
+        if rect.width() >= 4 and rect.height() >= 4:
+            self.box_drawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
+        event.accept()
+
+
+class ProbePanel(QWidget):
+    """Lists probe stills; shows the current one in a :class:`FaceBoxView`."""
+
+    paths_dropped = Signal(list)  # list[Path] of image files to load
+    open_requested = Signal()
+    current_changed = Signal(int)
+    face_chosen = Signal(int, int)  # probe index, face index (-1 = manual)
+    box_drawn = Signal(int, tuple)  # probe index, (x1, y1, x2, y2)
+    message = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("probePanel")
+        self.setAcceptDrops(True)
+        self.records: list[ProbeRecord] = []
+
+        self.add_button = QPushButton("Add probes…")
+        self.add_button.setToolTip("Add probe stills (Ctrl+O); you can also drop images or a folder here")
+        self.add_button.clicked.connect(self.open_requested)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self.remove_current)
+        top = QHBoxLayout()
+        self.summary = QLabel("Drop probe stills or a folder here")
+        self.summary.setObjectName("panelSummary")
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.add_button)
+        top.addWidget(self.remove_button)
+
+        self.list = QListWidget()
+        self.list.setObjectName("probeList")
+        self.list.setIconSize(QSize(THUMB_PX, THUMB_PX))
+        self.list.setAcceptDrops(False)
+        self.list.currentRowChanged.connect(self._on_row_changed)
+
+        self.face_combo = QComboBox()
+        self.face_combo.setToolTip("Which face of the probe to search with")
+        self.face_combo.activated.connect(self._on_face_combo)
+        hint = QLabel("Drag on the image to draw a box · drag the green box to move it, its corner to resize")
+        hint.setObjectName("hintLabel")
+        hint.setWordWrap(True)
+        self.view = FaceBoxView()
+        self.view.box_drawn.connect(self._on_box_drawn)
+        self.view.face_clicked.connect(self._on_face_clicked)
+
+        viewer = QWidget()
+        vl = QVBoxLayout(viewer)
+        vl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Face:"))
+        row.addWidget(self.face_combo, 1)
+        vl.addLayout(row)
+        vl.addWidget(self.view, 1)
+        vl.addWidget(hint)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.list)
+        split.addWidget(viewer)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+
+    # Records ----------------------------------------------------------------------------------------------
+    def current_index(self) -> int:
+        return self.list.currentRow()
+
+    def current_record(self) -> ProbeRecord | None:
+        i = self.current_index()
+        return self.records[i] if 0 <= i < len(self.records) else None
+
+    def add_records(self, records: list[ProbeRecord]) -> None:
+        known = {r.path for r in self.records}
+        added = 0
+        for record in records:
+            if record.path in known:
+                continue
+            self.records.append(record)
+            self.list.addItem(QListWidgetItem())
+            self._refresh_item(len(self.records) - 1)
+            added += 1
+        self._update_summary()
+        if added:
+            self.list.setCurrentRow(len(self.records) - added)
+
+    def update_record(self, index: int) -> None:
+        self._refresh_item(index)
+        self._update_summary()
+        if index == self.current_index():
+            self._show(index)
+
+    def remove_current(self) -> None:
+        i = self.current_index()
+        if 0 <= i < len(self.records):
+            del self.records[i]
+            self.list.takeItem(i)
+            self._update_summary()
+            if not self.records:
+                self.view.clear_image()
+                self.face_combo.clear()
+            self.current_changed.emit(self.current_index())
+
+    def _refresh_item(self, index: int) -> None:
+        record = self.records[index]
+        item = self.list.item(index)
+        item.setText(f"{record.path.name}\n{record.status_text()}")
+        item.setToolTip(str(record.path) + (f"\nSHA-256 {record.image.sha256}" if record.image else ""))
+        if record.image is not None:
+            item.setIcon(QIcon(to_pixmap(record.image.pixels, THUMB_PX)))
+        if record.error or (record.image is not None and record.chosen_face is None):
+            item.setForeground(QColor("#e67e22"))
+        else:
+            item.setData(Qt.ItemDataRole.ForegroundRole, None)
+
+    def _update_summary(self) -> None:
+        n = len(self.records)
+        no_face = sum(1 for r in self.records if r.image is not None and r.chosen_face is None)
+        text = f"{n} probe(s)" if n else "Drop probe stills or a folder here"
+        if no_face:
+            text += f", {no_face} without a face"
+        self.summary.setText(text)
+
+    def _on_row_changed(self, row: int) -> None:
+        self._show(row)
+        self.current_changed.emit(row)
+
+    def _show(self, index: int) -> None:
+        self.face_combo.clear()
+        if not (0 <= index < len(self.records)):
+            self.view.clear_image()
+            return
+        record = self.records[index]
+        if record.image is None:
+            self.view.clear_image()
+            return
+        for i, face in enumerate(record.faces):
+            self.face_combo.addItem(f"#{i + 1}: {face.width_px:.0f} px wide, detector score {face.score:.3f}", i)
+        if record.manual_face is not None:
+            self.face_combo.addItem(f"manual box: {record.manual_face.width_px:.0f} px wide", -1)
+        if self.face_combo.count() == 0:
+            self.face_combo.addItem("no face found — drag on the image to draw a box", None)
+        else:
+            pos = self.face_combo.findData(record.face_index)
+            self.face_combo.setCurrentIndex(max(pos, 0))
+        self.view.set_probe(record.image.pixels, record.faces, record.face_index, record.manual_face)
+
+    def _on_face_combo(self, pos: int) -> None:
+        data = self.face_combo.itemData(pos)
+        if data is not None:
+            self._choose_face(int(data))
+
+    def _on_face_clicked(self, box_index: int) -> None:
+        record = self.current_record()
+        if record is None:
+            return
+        self._choose_face(-1 if box_index >= len(record.faces) else box_index)
+
+    def _choose_face(self, face_index: int) -> None:
+        i = self.current_index()
+        record = self.current_record()
+        if record is None or record.face_index == face_index:
+            return
+        record.face_index = face_index
+        record.result = None
+        self.update_record(i)
+        self.face_chosen.emit(i, face_index)
+
+    def _on_box_drawn(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        i = self.current_index()
+        if i >= 0:
+            self.box_drawn.emit(i, (x1, y1, x2, y2))
+
+    # Drag and drop ----------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        self.handle_drop(event.mimeData())
+        event.acceptProposedAction()
+
+    def handle_drop(self, mime) -> DroppedPaths:  # type: ignore[no-untyped-def]
+        """Queue the dropped images (and the images directly inside dropped folders) for loading."""
+        dropped = paths_from_mime(mime)
+        images = list(dropped.images)
+        for folder in dropped.folders:
+            found = images_in_folder(folder)
+            if not found:
+                dropped.rejected.append(folder)
+            images.extend(found)
+        if dropped.rejected:
+            self.message.emit(dropped.rejection_message(), "warning")
+        if images:
+            self.paths_dropped.emit(images)
+        return dropped

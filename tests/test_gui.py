@@ -1,0 +1,259 @@
+"""GUI tests (pytest-qt, offscreen). The LFW tests run the real engine on a 5-identity gallery."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QKeySequence
+from PySide6.QtWidgets import QApplication
+
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.errors import Cancelled, GalleryError
+from forensic_face.gui.app import create_application
+from forensic_face.gui.drops import paths_from_mime
+from forensic_face.gui.gallery_panel import GalleryPanel
+from forensic_face.gui.images import enlarge_nearest, to_qimage
+from forensic_face.gui.probe_panel import FaceBoxView, ProbePanel
+from forensic_face.gui.settings import (
+    WindowState, load_engine_config, parse_scales, save_engine_config, settings_path,
+)
+from forensic_face.gui.settings_dialog import SettingsDialog
+from forensic_face.gui.worker import EngineHolder, JobRunner, fallback_configs
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+FAST = EngineConfig(device="cpu", budget="fast", scales=(2,), upsampler="bicubic", num_blur_hypotheses=4,
+                    batch_size=32, top_k=5)
+
+
+def _mime(paths: list[Path], extra_urls: tuple[str, ...] = ()) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths] + [QUrl(u) for u in extra_urls])
+    return mime
+
+
+def _drop(widget, mime: QMimeData) -> None:  # type: ignore[no-untyped-def]
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    widget.dropEvent(event)
+
+
+@pytest.fixture
+def app(qapp):  # type: ignore[no-untyped-def]
+    return create_application([])
+
+
+@pytest.fixture
+def probe_files(tmp_path: Path, lfw_image) -> tuple[Path, list[Path]]:  # type: ignore[no-untyped-def]
+    """Copies of LFW images under names with spaces and non-ASCII characters."""
+    folder = tmp_path / "Beweis Ordner ä ö 証拠"
+    folder.mkdir()
+    sources = [lfw_image("Abdullah_Gul", 2), lfw_image("Abdullah_Gul", 3)]
+    paths = []
+    for i, src in enumerate(sources):
+        dst = folder / f"probe {i} Zoë – ñ.jpg"
+        shutil.copy(src, dst)
+        paths.append(dst)
+    return folder, paths
+
+
+# Pure helpers --------------------------------------------------------------------------------------------
+def test_image_conversion_and_nearest_enlargement() -> None:
+    pixels = np.zeros((3, 5, 3), np.uint8)
+    pixels[1, 2] = (255, 0, 0)
+    big = enlarge_nearest(pixels, 4)
+    assert big.shape == (12, 20, 3)
+    assert (big[4:8, 8:12] == (255, 0, 0)).all() and big[3, 8].sum() == 0
+    image = to_qimage(pixels)
+    assert (image.width(), image.height()) == (5, 3)
+    assert image.pixelColor(2, 1).red() == 255 and image.pixelColor(1, 1).red() == 0
+
+
+def test_parse_scales_and_errors() -> None:
+    assert parse_scales("8, 2 4,2") == (2, 4, 8)
+    for bad in ("", "2, x", "0", "32"):
+        with pytest.raises(ValueError):
+            parse_scales(bad)
+
+
+def test_fallback_configs_after_gpu_oom() -> None:
+    steps = fallback_configs(EngineConfig(device="cuda", batch_size=64))
+    assert [(c.device, c.batch_size) for c, _ in steps] == [("cuda", 16), ("cpu", 64)]
+    assert "batch size 16" in steps[0][1] and "CPU" in steps[1][1]
+    assert fallback_configs(EngineConfig(device="cpu")) == []
+
+
+# Drops ---------------------------------------------------------------------------------------------------
+def test_drop_files_and_folder_on_probe_panel(qtbot, app, probe_files) -> None:  # type: ignore[no-untyped-def]
+    folder, paths = probe_files
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.paths_dropped) as blocker:
+        _drop(panel, _mime([paths[0]]))
+    assert blocker.args[0] == [paths[0]]
+    with qtbot.waitSignal(panel.paths_dropped) as blocker:
+        _drop(panel, _mime([folder]))
+    assert sorted(blocker.args[0]) == sorted(paths)
+    assert all(p.exists() for p in blocker.args[0])
+
+
+def test_non_image_drop_is_rejected_with_a_message(qtbot, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    notes = tmp_path / "notes ü.txt"
+    notes.write_text("not an image")
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    emitted: list[list[Path]] = []
+    panel.paths_dropped.connect(emitted.append)
+    with qtbot.waitSignal(panel.message) as blocker:
+        _drop(panel, _mime([notes], extra_urls=("https://example.org/face.jpg",)))
+    text, level = blocker.args
+    assert level == "warning" and "notes ü.txt" in text and "not still images" in text
+    assert emitted == []
+    dropped = paths_from_mime(_mime([notes]))
+    assert dropped.rejected == [notes] and not dropped.images
+
+
+def test_gallery_panel_drop(qtbot, app, probe_files) -> None:  # type: ignore[no-untyped-def]
+    folder, paths = probe_files
+    panel = GalleryPanel()
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.folder_chosen) as blocker:
+        _drop(panel, _mime([folder]))
+    assert blocker.args[0] == folder
+    with qtbot.waitSignal(panel.message) as blocker:
+        assert panel.handle_drop(_mime([paths[0]])) is False
+    assert "folder" in blocker.args[0]
+
+
+def test_drawing_a_box_reports_image_pixels(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    view = FaceBoxView()
+    qtbot.addWidget(view)
+    view.resize(400, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_probe(np.full((100, 100, 3), 128, np.uint8), (), 0, None)
+    start = view.mapFromScene(QPointF(20, 30))
+    end = view.mapFromScene(QPointF(60, 80))
+    with qtbot.waitSignal(view.box_drawn) as blocker:
+        qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+        qtbot.mouseMove(view.viewport(), pos=(start + end) / 2)
+        qtbot.mouseMove(view.viewport(), pos=end)
+        qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    x1, y1, x2, y2 = blocker.args
+    assert abs(x1 - 20) < 2 and abs(y1 - 30) < 2 and abs(x2 - 60) < 2 and abs(y2 - 80) < 2
+
+
+# Settings ------------------------------------------------------------------------------------------------
+def test_settings_dialog_builds_and_persists_config(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    dialog = SettingsDialog(EngineConfig())
+    qtbot.addWidget(dialog)
+    dialog.device.setCurrentText("cpu")
+    dialog.budget.setCurrentText("fast")
+    dialog.scales.setText("4, 2")
+    dialog.top_n.setValue(7)
+    dialog.blur.setValue(4)
+    dialog.accept()
+    config = dialog.config()
+    assert (config.device, config.budget, config.scales, config.top_k, config.num_blur_hypotheses) == \
+        ("cpu", "fast", (2, 4), 7, 4)
+    path = save_engine_config(config)
+    assert path == settings_path() and load_engine_config() == config
+
+
+def test_settings_dialog_refuses_invalid_input(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    original = EngineConfig()
+    dialog = SettingsDialog(original)
+    qtbot.addWidget(dialog)
+    dialog.scales.setText("two")
+    dialog.accept()
+    assert dialog.result() != int(SettingsDialog.DialogCode.Accepted)
+    assert "scales" in dialog.error.text()
+    assert dialog.config() == original
+
+
+def test_window_state_and_recent_lists(tmp_path: Path, qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.gui.main_window import MainWindow
+
+    state = WindowState(tmp_path / "state.ini")
+    window = MainWindow(config=FAST, state=state)
+    qtbot.addWidget(window)
+    window.resize(701, 503)
+    window.save_window_state()
+    state.add_recent_gallery(tmp_path / "g1")
+    state.add_recent_gallery(tmp_path / "g2")
+    state.add_recent_gallery(tmp_path / "g1")
+    assert state.recent_galleries() == [str(tmp_path / "g1"), str(tmp_path / "g2")]
+    again = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(again)
+    assert (again.width(), again.height()) == (701, 503)
+    assert [a.text() for a in again.recent_galleries_menu.actions()] == state.recent_galleries()
+    shortcuts = {a.text(): [s.toString() for s in a.shortcuts()] for a in again.actions()}
+    assert shortcuts["Open &gallery…"] == ["Ctrl+G"] and shortcuts["Add &probes…"] == ["Ctrl+O"]
+    assert shortcuts["&Search"] == ["Ctrl+R", "F5"] and shortcuts["Cancel"] == ["Esc"]
+    assert QKeySequence("Ctrl+,").toString() in shortcuts["Se&ttings…"]
+
+
+# Worker --------------------------------------------------------------------------------------------------
+def test_worker_reports_errors_and_retries_gpu_oom(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    # The "engine" here is the config it was built from, so the test sees which config each attempt used.
+    holder = EngineHolder(EngineConfig(device="cuda", batch_size=8), factory=lambda config: config)
+    runner = JobRunner(holder)
+    used: list[tuple[str, int]] = []
+
+    def oom_twice(engine, progress, cancel):  # type: ignore[no-untyped-def]
+        used.append((engine.device, engine.batch_size))
+        if len(used) < 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "done on " + engine.device
+
+    notices: list[str] = []
+    runner.notice.connect(notices.append)
+    with qtbot.waitSignal(runner.finished, timeout=5000) as blocker:
+        assert runner.start("search", oom_twice)
+    assert blocker.args == ["search", "done on cpu"]
+    assert used == [("cuda", 8), ("cuda", 2), ("cpu", 8)]
+    assert len(notices) == 2 and "CPU" in notices[1]
+    qtbot.waitUntil(lambda: not runner.busy)
+
+    def typed_error(engine, progress, cancel):  # type: ignore[no-untyped-def]
+        raise GalleryError("/cases/gallery: no usable faces")
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+        runner.start("enroll", typed_error)
+    assert blocker.args == ["enroll", "/cases/gallery: no usable faces"]
+    qtbot.waitUntil(lambda: not runner.busy)
+
+    def bug(engine, progress, cancel):  # type: ignore[no-untyped-def]
+        return {}["missing"]
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+        runner.start("search", bug)
+    assert "Unexpected error (KeyError)" in blocker.args[1] and "Traceback" not in blocker.args[1]
+    qtbot.waitUntil(lambda: not runner.busy)
+
+
+def test_worker_runs_off_the_gui_thread(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    holder = EngineHolder(EngineConfig(), factory=lambda config: config)
+    runner = JobRunner(holder)
+    seen: dict[str, object] = {}
+
+    def task(engine, progress, cancel):  # type: ignore[no-untyped-def]
+        seen["thread"] = threading.current_thread()
+        progress(1, 2, "half")
+        if cancel():
+            raise Cancelled()
+        return 42
+
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        runner.start("probes", task)
+    assert seen["thread"] is not threading.main_thread()
+    qtbot.waitUntil(lambda: not runner.busy)
+    assert runner.start("x", task) and not runner.start("y", task)  # one job at a time
+    qtbot.waitUntil(lambda: not runner.busy)
