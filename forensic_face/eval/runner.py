@@ -190,7 +190,10 @@ def prepare(engine: Engine, settings: EvalSettings, progress: Progress = None) -
     spec = settings.spec
 
     def detect_original(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        return _faces_to_arrays(engine.detect(load_image(path)).faces)
+        # The originals are portraits: detected the way the engine enrolls gallery portraits.
+        pixels = load_image(path).pixels
+        faces = engine.detector.detect([pixels], min_face_px=engine.config.detector.gallery_min_face_px)[0]
+        return _faces_to_arrays(faces)
 
     known = KnownFaceCache(root / "known_faces.json", det_digest)
     folder = root / "probes" / f"{probe_folder_name(spec)}-det{det_digest[:8]}"
