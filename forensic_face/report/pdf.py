@@ -1,0 +1,527 @@
+"""Case report as PDF (reportlab): evidence with verification, candidates for review, method, log, sign-off.
+
+The report is built only from what the case file stores (no recomputation) plus a verification run at report
+time. reportlab draws without a GUI thread or display, so the same code serves the CLI, the GUI (from a worker)
+and CI; the layout depends only on the case content. Exporting appends an ``export`` entry (with the PDF's
+SHA-256) to the audit trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+from xml.sax.saxutils import escape
+
+import numpy as np
+from PIL import Image as PILImage
+
+import forensic_face
+from forensic_face.calibration import CALIBRATION_CAVEAT, verbal_equivalent
+from forensic_face.engine.errors import CaseStoreError
+from forensic_face.store.audit import AuditEntry, canonical_json
+from forensic_face.store.case_store import CaseInfo, EvidenceItem, StoredSearch, encode_png, open_case
+from forensic_face.store.verify import VerificationReport, verify_store
+
+log = logging.getLogger(__name__)
+
+PAPER_CITATION = (
+    "K. Grm, B. K. Özata, V. Štruc, H. K. Ekenel, \"Meet-in-the-middle: Multi-scale upsampling and matching for "
+    "cross-resolution face recognition\", in Proceedings of the IEEE/CVF Winter Conference on Applications of "
+    "Computer Vision (WACV) Workshops, 2023."
+)
+ENHANCED_LABEL = "ENHANCED IMAGE: INVESTIGATIVE LEAD ONLY"
+LIMITATIONS = (
+    "Cross-resolution face matching ranks gallery identities by similarity to a low-resolution probe. The ranked "
+    "list gives candidates (investigative leads) for review by a trained examiner; it is not an identification "
+    "and must not be presented as one.",
+    "Enhanced (super-resolved) images are hypotheses produced by an algorithm. They contain detail that was not "
+    "recorded by the camera and must not be used for facial comparison by eye or shown as a likeness of a person.",
+    "Likelihood ratios, where given, come from a calibration on reference data under stated conditions (face-width "
+    "band). The conditions of this case (camera, compression, pose, illumination, age difference, population) may "
+    "differ; the value is only as valid as that correspondence.",
+    "Accuracy figures for this software were measured on the LFW data set (web photographs of mostly well-known "
+    "adults under synthetic degradation), not on casework. Performance on real surveillance footage can be lower.",
+    "A candidate's absence from the list does not exclude that person; the person may be absent from the gallery, "
+    "or the probe may be too poor to rank them highly.",
+)
+METHOD_TEXT = (
+    "The probe face is cropped (face box enlarged 1.3x, made square) and super-resolved to several intermediate "
+    "scales, each with several blur hypotheses. Every gallery portrait is degraded at random (blur, noise, "
+    "down-sampling chains) and resampled to the same intermediate resolutions, so probe and gallery are compared "
+    "at matching resolution (\"meet in the middle\"). A face recognition network embeds every hypothesis; the "
+    "similarities of all probe x gallery hypotheses are fused across hypotheses and scales into one score per "
+    "gallery identity, which ranks the gallery. The processing parameters, model names, weight hashes and seeds "
+    "of each search are listed with it and in the processing log, so the search can be replayed "
+    "(forensic-face replay CASE SEARCH_ID)."
+)
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    path: Path
+    num_pages: int
+    sha256: str
+    verification: VerificationReport
+
+
+# ----------------------------------------------------------------------------------------------- styling
+def _fonts() -> tuple[str, str, str]:
+    """Register DejaVu (shipped with matplotlib, full Unicode) once; fall back to the PDF base fonts."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if "FF-Sans" in pdfmetrics.getRegisteredFontNames():
+        return "FF-Sans", "FF-Sans-Bold", "FF-Mono"
+    try:
+        import matplotlib
+
+        folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+        pdfmetrics.registerFont(TTFont("FF-Sans", str(folder / "DejaVuSans.ttf")))
+        pdfmetrics.registerFont(TTFont("FF-Sans-Bold", str(folder / "DejaVuSans-Bold.ttf")))
+        pdfmetrics.registerFont(TTFont("FF-Mono", str(folder / "DejaVuSansMono.ttf")))
+        pdfmetrics.registerFontFamily("FF-Sans", normal="FF-Sans", bold="FF-Sans-Bold", italic="FF-Sans",
+                                      boldItalic="FF-Sans-Bold")
+        return "FF-Sans", "FF-Sans-Bold", "FF-Mono"
+    except (OSError, ImportError) as exc:  # font files missing: Latin-1 base fonts still work
+        log.warning("DejaVu fonts unavailable (%s); using Helvetica", exc)
+        return "Helvetica", "Helvetica-Bold", "Courier"
+
+
+class _Styles:
+    def __init__(self) -> None:
+        from reportlab.lib import colors
+        from reportlab.lib.styles import ParagraphStyle
+
+        sans, bold, mono = _fonts()
+        self.sans, self.bold, self.mono = sans, bold, mono
+        self.title = ParagraphStyle("title", fontName=bold, fontSize=17, leading=21, spaceAfter=4)
+        self.subtitle = ParagraphStyle("subtitle", fontName=sans, fontSize=10, leading=13, spaceAfter=10,
+                                       textColor=colors.HexColor("#444444"))
+        self.h1 = ParagraphStyle("h1", fontName=bold, fontSize=13, leading=16, spaceBefore=10, spaceAfter=5)
+        self.h2 = ParagraphStyle("h2", fontName=bold, fontSize=10.5, leading=13, spaceBefore=7, spaceAfter=3)
+        self.body = ParagraphStyle("body", fontName=sans, fontSize=8.8, leading=11.5, spaceAfter=4)
+        self.small = ParagraphStyle("small", fontName=sans, fontSize=7.2, leading=9)
+        self.cell = ParagraphStyle("cell", fontName=sans, fontSize=7.6, leading=9.4)
+        self.cell_bold = ParagraphStyle("cellb", fontName=bold, fontSize=7.6, leading=9.4)
+        self.mono = ParagraphStyle("mono", fontName=mono, fontSize=6.4, leading=8)
+        self.ok = ParagraphStyle("ok", parent=self.body, textColor=colors.HexColor("#17603a"), fontName=bold)
+        self.bad = ParagraphStyle("bad", parent=self.body, textColor=colors.HexColor("#b00020"), fontName=bold)
+        self.warning = ParagraphStyle("warn", fontName=bold, fontSize=7.4, leading=9,
+                                      textColor=colors.HexColor("#b00020"))
+        self.caption = ParagraphStyle("caption", fontName=sans, fontSize=6.8, leading=8.4, alignment=1)
+
+
+def _p(text: str, style: Any) -> Any:
+    from reportlab.platypus import Paragraph
+
+    return Paragraph(escape(str(text)).replace("\n", "<br/>"), style)
+
+
+def _table(rows: list[list[Any]], widths: Sequence[float], header: bool = True, zebra: bool = True) -> Any:
+    from reportlab.lib import colors
+    from reportlab.platypus import Table, TableStyle
+
+    table = Table(rows, colWidths=list(widths), repeatRows=1 if header else 0)
+    commands: list[tuple[Any, ...]] = [
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#999999")),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]
+    if header:
+        commands.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde3ea")))
+    if zebra:
+        for r in range(1 if header else 0, len(rows)):
+            if r % 2 == 0:
+                commands.append(("BACKGROUND", (0, r), (-1, r), colors.HexColor("#f4f6f8")))
+    table.setStyle(TableStyle(commands))
+    return table
+
+
+def _image(pixels: np.ndarray, width_pt: float, nearest: bool = True) -> Any:
+    """A reportlab image of ``pixels`` shown ``width_pt`` wide; enlarged by whole-pixel replication when asked,
+    so viewers cannot smooth the pixels away."""
+    from reportlab.platypus import Image
+
+    height, width = pixels.shape[:2]
+    if nearest and width_pt > width:
+        factor = max(1, int(np.ceil(width_pt / width)))
+        if factor > 1:
+            pixels = np.asarray(PILImage.fromarray(pixels).resize((width * factor, height * factor),
+                                                                  PILImage.Resampling.NEAREST))
+    return Image(io.BytesIO(encode_png(pixels)), width=width_pt, height=width_pt * height / width)
+
+
+def _figure_png(figure: Any) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=150)
+    return buffer.getvalue()
+
+
+def _heatmaps(similarity: dict[int, np.ndarray], sigmas: dict[int, list[float]]) -> bytes:
+    """One heatmap per scale: rows = probe hypotheses (blur sigma), columns = gallery hypotheses."""
+    from matplotlib.figure import Figure
+
+    scales = sorted(similarity)
+    figure = Figure(figsize=(2.0 * len(scales) + 0.6, 1.9), layout="constrained")
+    axes = figure.subplots(1, len(scales), squeeze=False)[0]
+    vmin = min(float(np.min(m)) for m in similarity.values())
+    vmax = max(float(np.max(m)) for m in similarity.values())
+    for ax, scale in zip(axes, scales):
+        matrix = np.asarray(similarity[scale], dtype=np.float32)
+        shown = ax.imshow(matrix, aspect="auto", interpolation="nearest", cmap="viridis", vmin=vmin, vmax=vmax)
+        ax.set_title(f"scale x{scale}", fontsize=7)
+        ax.set_xlabel("gallery hypotheses", fontsize=6)
+        if ax is axes[0]:
+            ax.set_ylabel("probe blur sigma", fontsize=6)
+        ax.set_xticks([])
+        labels = sigmas.get(scale, [])
+        if labels and len(labels) == matrix.shape[0]:
+            ticks = np.linspace(0, len(labels) - 1, min(4, len(labels))).round().astype(int)
+            ax.set_yticks(ticks, [f"{labels[t]:.2f}" for t in ticks])
+        ax.tick_params(labelsize=5)
+    colorbar = figure.colorbar(shown, ax=list(axes), fraction=0.04, pad=0.02)
+    colorbar.ax.tick_params(labelsize=5)
+    colorbar.set_label("similarity", fontsize=6)
+    return _figure_png(figure)
+
+
+def _weights_text(provenance: dict[str, Any]) -> str:
+    """``name: sha256`` lines for the recognizer, upsampler and detector recorded in a search's provenance."""
+    lines = []
+    for role in ("recognizer", "upsampler", "detector"):
+        item = provenance.get(role)
+        if isinstance(item, dict):
+            sha = item.get("weights_sha256")
+            if isinstance(sha, dict):
+                sha = "; ".join(f"{k}: {v}" for k, v in sha.items()) or "no weights"
+            lines.append(f"{role} {item.get('name', '?')}: {sha or 'no weights'}")
+    if not lines and isinstance(provenance.get("weights"), dict):
+        lines = [f"{k}: {v}" for k, v in provenance["weights"].items()]
+    return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 240) -> str:
+    text = canonical_json(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 20] + f"... [{len(text)} characters]"
+
+
+def _entry_summary(entry: AuditEntry) -> str:
+    """A readable one-paragraph summary of an audit entry's details (full details stay in the case file)."""
+    details = dict(entry.details)
+    for key in ("images", "candidates", "items", "problems", "files_not_ok", "provenance", "config", "landmarks"):
+        if isinstance(details.get(key), list) and len(canonical_json(details[key])) > 160:
+            details[key] = f"<{len(details[key])} items>"
+    if isinstance(details.get("provenance"), dict):
+        details["provenance"] = "<recorded>"
+    if isinstance(details.get("config"), dict):
+        details["config"] = "<recorded>"
+    return _short(details)
+
+
+# ------------------------------------------------------------------------------------------------- builder
+class _ReportBuilder:
+    def __init__(self, info: CaseInfo, evidence: list[EvidenceItem], searches: list[StoredSearch],
+                 entries: list[AuditEntry], verification: VerificationReport, generated_utc: str, top: int) -> None:
+        self.info, self.evidence, self.searches, self.entries = info, evidence, searches, entries
+        self.verification, self.generated_utc, self.top = verification, generated_utc, top
+        self.s = _Styles()
+        self.width = 0.0
+
+    def build(self, out: Path) -> int:
+        from reportlab.lib.pagesizes import A4
+        from reportlab.lib.units import mm
+        from reportlab.platypus import SimpleDocTemplate
+
+        doc = SimpleDocTemplate(str(out), pagesize=A4, leftMargin=16 * mm, rightMargin=16 * mm, topMargin=18 * mm,
+                                bottomMargin=16 * mm, title=f"Case {self.info.case_number}: face comparison report",
+                                author=self.info.examiner, creator=f"forensic_face {forensic_face.__version__}",
+                                subject="Cross-resolution face comparison: investigative leads")
+        self.width = doc.width
+        story: list[Any] = []
+        story += self._front()
+        story += self._evidence()
+        for search in self.searches:
+            story += self._search(search)
+        story += self._method()
+        story += self._log()
+        story += self._signoff()
+        doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
+        return int(doc.page)
+
+    def _decorate(self, canvas: Any, doc: Any) -> None:
+        from reportlab.lib import colors
+        from reportlab.lib.pagesizes import A4
+        from reportlab.lib.units import mm
+
+        canvas.saveState()
+        canvas.setFont(self.s.sans, 7)
+        canvas.setFillColor(colors.HexColor("#555555"))
+        top = A4[1] - 11 * mm
+        canvas.drawString(16 * mm, top, f"Case {self.info.case_number}: {self.info.title}"[:110])
+        canvas.drawRightString(A4[0] - 16 * mm, top, "Face comparison report: investigative leads, not identifications")
+        canvas.setStrokeColor(colors.HexColor("#999999"))
+        canvas.line(16 * mm, top - 2, A4[0] - 16 * mm, top - 2)
+        canvas.drawString(16 * mm, 9 * mm, f"forensic_face {forensic_face.__version__}, generated "
+                                            f"{self.generated_utc}")
+        canvas.drawRightString(A4[0] - 16 * mm, 9 * mm, f"Page {doc.page}")
+        canvas.restoreState()
+
+    # ---- sections
+    def _front(self) -> list[Any]:
+        from reportlab.platypus import Spacer
+
+        s, info = self.s, self.info
+        rows = [
+            [_p("Case number", s.cell_bold), _p(info.case_number, s.cell)],
+            [_p("Title", s.cell_bold), _p(info.title, s.cell)],
+            [_p("Examiner", s.cell_bold), _p(info.examiner, s.cell)],
+            [_p("Case opened (UTC)", s.cell_bold), _p(info.created_utc, s.cell)],
+            [_p("Report generated (UTC)", s.cell_bold), _p(self.generated_utc, s.cell)],
+            [_p("Case file", s.cell_bold), _p(str(info.path), s.cell)],
+            [_p("Software", s.cell_bold), _p(f"forensic_face {forensic_face.__version__} "
+                                             f"(case schema {info.schema_version})", s.cell)],
+            [_p("Searches reported", s.cell_bold), _p(", ".join(f"#{x.id}" for x in self.searches) or "none", s.cell)],
+        ]
+        return [
+            _p("Face comparison report", s.title),
+            _p("Cross-resolution face search (Meet-in-the-middle). The results are candidates for review by an "
+               "examiner, not identifications.", s.subtitle),
+            _p("1. Case", s.h1), _table(rows, [45 * 2.835, self.width - 45 * 2.835], header=False, zebra=False),
+            Spacer(1, 4),
+        ]
+
+    def _evidence(self) -> list[Any]:
+        s, v = self.s, self.verification
+        out: list[Any] = [_p("2. Evidence and integrity", s.h1)]
+        rows = [[_p(h, s.cell_bold) for h in ("#", "Role", "File", "Imported (UTC)", "Size / pixels", "SHA-256")]]
+        for e in self.evidence:
+            rows.append([_p(str(e.id), s.cell), _p(e.role, s.cell), _p(str(e.path), s.cell), _p(e.imported_utc, s.cell),
+                         _p(f"{e.size_bytes:,} B\n{e.width} x {e.height} {e.format}", s.cell), _p(e.sha256, s.mono)])
+        w = self.width
+        out.append(_table(rows, [14, 34, w * 0.30, 62, 62, w - 172 - w * 0.30]))
+        checked = sum(f.status == "ok" for f in v.files)
+        if v.ok:
+            out.append(_p(f"Verified at report time ({v.utc}): all {len(v.files)} evidence and gallery files were "
+                          f"re-read from their original locations and match their recorded SHA-256; the audit trail "
+                          f"({v.chain.num_entries} entries) is an intact hash chain.", s.ok))
+        else:
+            out.append(_p(f"VERIFICATION FAILED at report time ({v.utc}): {checked} of {len(v.files)} files match; "
+                          "details below. Results that depend on the affected items must not be relied on until "
+                          "this is resolved.", s.bad))
+            for line in v.summary_lines()[1:]:
+                out.append(_p(line, s.small))
+        out.append(_p(f"Audit trail head hash (record it outside the case file to anchor the chain): "
+                      f"{v.chain.head_hash}", s.small))
+        return out
+
+    def _search(self, search: StoredSearch) -> list[Any]:
+        from reportlab.platypus import CondPageBreak, KeepTogether, Spacer
+
+        s, w = self.s, self.width
+        cfg, prov = search.config, search.provenance
+        out: list[Any] = [CondPageBreak(200), _p(f"3. Search #{search.id}", s.h1)]
+        face = search.face
+        weights = _weights_text(prov)
+        software = prov.get("software")
+        params = [
+            ("Probe", f"evidence #{search.probe.id}: {search.probe.path}"),
+            ("Probe SHA-256", search.probe.sha256),
+            ("Face", f"{'drawn by the examiner' if face.manual else 'detected automatically'}; box "
+                     f"{', '.join(f'{v:.1f}' for v in face.box)}; width {face.width_px:.1f} px"),
+            ("Run (UTC)", f"{search.created_utc}; status {search.status}; seed {search.seed}"),
+            ("Settings", f"recognizer {cfg.recognizer}; upsampler {cfg.upsampler}; scales "
+                         f"{', '.join(f'x{x}' for x in cfg.scales)}; {cfg.num_blur_hypotheses} blur hypotheses "
+                         f"(sigma <= {cfg.max_blur_sigma}); degradation budget {cfg.budget}; resolution matching "
+                         f"{'on' if cfg.resolution_matching else 'off'}; fusion {cfg.fusion}; device "
+                         f"{prov.get('device', cfg.device)}"),
+            ("Model weights", weights or "see processing log"),
+            ("Software", _short(software, 400) if software else f"forensic_face {forensic_face.__version__}"),
+            ("Gallery", f"{len(search.ranking)} identities ranked (gallery record #{search.gallery_id})"),
+        ]
+        out.append(_table([[_p(k, s.cell_bold), _p(v, s.mono if "SHA" in k or k == "Model weights" else s.cell)]
+                           for k, v in params], [70, w - 70], header=False, zebra=False))
+        out.append(Spacer(1, 5))
+        out.append(KeepTogether(self._probe_panel(search)))
+        out.append(CondPageBreak(140))
+        out.append(_p("Ranked candidates", s.h2))
+        rows = [[_p(h, s.cell_bold) for h in ("Rank", "Identity", "Score", "LR", "Verbal equivalent (ENFSI 2015)",
+                                              "Examiner decision")]]
+        for c in search.candidates:
+            cand = c.candidate
+            if c.log10_lr is None:
+                lr_text, verbal = "not calibrated", "-"
+            else:
+                lr = 10.0 ** c.log10_lr
+                lr_text = f"{lr:.3g}" if 1e-3 <= lr <= 1e4 else f"10^{c.log10_lr:.1f}"
+                verbal = verbal_equivalent(lr)
+            decision = c.decision.decision + (f": {c.decision.note}" if c.decision.note else "")
+            rows.append([_p(str(cand.rank), s.cell), _p(cand.identity, s.cell), _p(f"{cand.score:.4f}", s.cell),
+                         _p(lr_text, s.cell), _p(verbal, s.cell), _p(decision, s.cell)])
+        out.append(_table(rows, [30, w * 0.25, 42, 50, w * 0.27, w - 122 - w * 0.52]))
+        if search.calibration is not None:
+            cal = search.calibration
+            out.append(_p(f"LRs from the calibration for the {cal.get('band_px')} px face-width band "
+                          f"({cal.get('num_mated')} mated / {cal.get('num_nonmated')} non-mated reference "
+                          f"comparisons, Cllr {float(cal.get('cllr', float('nan'))):.3f}, bounded to "
+                          f"log10 LR in [{float(cal.get('lower_log10_lr', 0)):.2f}, "
+                          f"{float(cal.get('upper_log10_lr', 0)):.2f}] by ELUB). {cal.get('conditions', '')} "
+                          f"{CALIBRATION_CAVEAT}", s.small))
+        else:
+            out.append(_p("No likelihood ratios: no calibration was applied to this search. Scores are "
+                          "similarities for ranking only and do not express evidential strength.", s.small))
+        for stored in search.candidates[: self.top]:
+            out.append(KeepTogether(self._candidate_panel(search, stored)))
+        return out
+
+    def _probe_panel(self, search: StoredSearch) -> list[Any]:
+        s = self.s
+        crop = search.probe_crop
+        cells = [_image(crop, float(crop.shape[1]), nearest=False), _image(crop, 110.0)]
+        captions = [f"probe crop, native size\n{crop.shape[1]} x {crop.shape[0]} px",
+                    "probe crop enlarged\n(nearest neighbour, no enhancement)"]
+        best = search.candidates[0].candidate if search.candidates else None
+        for scale, hyps in search.probe_hypotheses.items():
+            if not hyps:
+                continue
+            index = 0
+            if best is not None and scale in best.similarity and best.similarity[scale].shape[0] == len(hyps):
+                index = int(np.argmax(best.similarity[scale].max(axis=1)))
+            hyp = hyps[index]
+            cells.append(_image(hyp.image, 90.0, nearest=False))
+            captions.append(f"x{scale}, sigma {hyp.sigma:.2f}\n{ENHANCED_LABEL}")
+        cells = cells[:6]
+        captions = captions[:6]
+        widths = [max(float(crop.shape[1]) + 8, 60)] + [118] + [96] * (len(cells) - 2)
+        table = _table([cells, [_p(c, s.caption if k < 2 else s.warning) for k, c in enumerate(captions)]],
+                       widths, header=False, zebra=False)
+        return [_p("Probe and enhanced hypotheses", s.h2), table,
+                _p("Enhanced images are algorithmic hypotheses, shown for the best-matching blur hypothesis of the "
+                   "top-ranked candidate at each scale. They must not be compared by eye with a person or used as a "
+                   "likeness.", s.small)]
+
+    def _candidate_panel(self, search: StoredSearch, stored: Any) -> list[Any]:
+        from reportlab.platypus import Image, Spacer
+
+        s = self.s
+        cand = stored.candidate
+        header = f"Rank {cand.rank}: {cand.identity} (score {cand.score:.4f}"
+        if stored.log10_lr is not None:
+            header += f", LR {10.0 ** stored.log10_lr:.3g}"
+        header += f"; decision: {stored.decision.decision})"
+        cells, captions = [], []
+        if stored.gallery_crop is not None:
+            cells.append(_image(stored.gallery_crop, 80.0, nearest=False))
+            captions.append("gallery portrait (crop)")
+        cells.append(_image(cand.best_probe_hypothesis.image, 80.0, nearest=False))
+        captions.append(f"best probe hypothesis x{cand.best_probe_hypothesis.scale}\n{ENHANCED_LABEL}")
+        for hyp in cand.best_gallery_hypotheses[:4]:
+            cells.append(_image(hyp.image, 80.0))
+            captions.append(f"degraded gallery x{hyp.scale}\n{hyp.path} ({hyp.score:.3f})")
+        per_scale = ", ".join(f"x{k}: {v:.4f}" for k, v in sorted(cand.per_scale_scores.items()))
+        out = [_p(header, s.h2),
+               _p(f"Gallery image {cand.image_path} (SHA-256 {cand.gallery_sha256}). Per-scale scores: {per_scale}.",
+                  s.small),
+               _table([cells, [_p(c, s.warning if ENHANCED_LABEL in c else s.caption) for c in captions]],
+                      [86] * len(cells), header=False, zebra=False)]
+        if cand.similarity:
+            sigmas = {k: [h.sigma for h in v] for k, v in search.probe_hypotheses.items()}
+            png = _heatmaps(cand.similarity, sigmas)
+            with PILImage.open(io.BytesIO(png)) as im:
+                aspect = im.height / im.width
+            shown_width = min(self.width, 125.0 * len(cand.similarity) + 40)
+            out += [Spacer(1, 3), Image(io.BytesIO(png), width=shown_width, height=shown_width * aspect),
+                    _p("Similarity of every probe hypothesis (rows) with every degraded gallery hypothesis "
+                       "(columns), per scale.", s.small)]
+        return out
+
+    def _method(self) -> list[Any]:
+        from reportlab.platypus import CondPageBreak
+
+        s = self.s
+        out = [CondPageBreak(150), _p("4. Method", s.h1), _p(METHOD_TEXT, s.body),
+               _p(f"Reference: {PAPER_CITATION}", s.body),
+               _p("Likelihood ratios (where given) follow the ENFSI Guideline for Evaluative Reporting in Forensic "
+                  "Science (2015): LR = p(score | same person) / p(score | different persons), with the ENFSI verbal "
+                  "equivalents. Calibration: logistic regression with empirical lower and upper bounds (ELUB), "
+                  "fitted with the lir package of the Netherlands Forensic Institute.", s.body),
+               _p("5. Limitations", s.h1)]
+        out += [_p(f"{k}. {text}", s.body) for k, text in enumerate(LIMITATIONS, start=1)]
+        return out
+
+    def _log(self) -> list[Any]:
+        from reportlab.platypus import CondPageBreak
+
+        s, w = self.s, self.width
+        out: list[Any] = [CondPageBreak(150), _p("6. Processing log (audit trail)", s.h1),
+                          _p(f"{len(self.entries)} entries up to report generation; the export of this report is "
+                             "logged as the next entry. Details are abridged here; the case file holds them in full. "
+                             "Each entry hash covers the entry and the previous entry's hash.", s.small)]
+        rows = [[_p(h, s.cell_bold) for h in ("Seq", "UTC", "Actor", "Action", "Details", "Entry hash")]]
+        for e in self.entries:
+            rows.append([_p(str(e.seq), s.cell), _p(e.utc.replace("T", " "), s.small), _p(e.actor, s.small),
+                         _p(e.action, s.cell), _p(_entry_summary(e), s.mono), _p(e.entry_hash[:16] + "...", s.mono)])
+        out.append(_table(rows, [26, 62, 42, 44, w - 244, 70]))
+        return out
+
+    def _signoff(self) -> list[Any]:
+        from reportlab.platypus import CondPageBreak, Spacer
+
+        s, w = self.s, self.width
+        blank = _p(" ", s.cell)
+        conclusion = _table([[_p("Examiner's conclusion (to be completed by the examiner; state the propositions "
+                                 "considered and whether any candidate is proposed as an investigative lead):",
+                                 s.cell_bold)], [Spacer(1, 120)]], [w], header=False, zebra=False)
+        fields = _table([[_p(h, s.cell_bold) for h in ("", "Name", "Signature", "Date")],
+                         [_p("Examiner", s.cell_bold), blank, blank, blank],
+                         [_p("Independent reviewer", s.cell_bold), blank, blank, blank]],
+                        [100, (w - 100) * 0.4, (w - 100) * 0.35, (w - 100) * 0.25], header=True, zebra=False)
+        fields.setStyle([("ROWBACKGROUNDS", (0, 1), (-1, -1), [None]), ("TOPPADDING", (0, 1), (-1, -1), 14),
+                         ("BOTTOMPADDING", (0, 1), (-1, -1), 14)])
+        return [CondPageBreak(260), _p("7. Conclusion and sign-off", s.h1), conclusion, Spacer(1, 8), fields]
+
+
+def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequence[int] | None = None,
+                      top: int = 5, check_galleries: bool = True) -> ReportOutcome:
+    """Verify the case, render its report to ``out`` (PDF) and log the export. Returns pages, hash, verification.
+
+    ``search_ids``: which searches (default all); ``top``: candidates shown with images and heatmaps per search.
+    """
+    out = Path(out)
+    if top < 0:
+        raise CaseStoreError(f"top must be >= 0, got {top}")
+    with open_case(case_path) as store:
+        verification = verify_store(store, check_galleries=check_galleries)
+        store.log_action("verify", {
+            "ok": verification.ok, "num_files": len(verification.files), "purpose": "report",
+            "files_not_ok": [f.to_json() for f in verification.files if f.status != "ok"],
+            "chain_ok": verification.chain.ok, "head_hash": verification.chain.head_hash,
+            "problems": list(verification.problems)})
+        ids = list(search_ids) if search_ids else store.search_ids()
+        searches = [store.search(i) for i in ids]
+        builder = _ReportBuilder(store.info(), store.evidence_items(), searches, store.audit_entries(), verification,
+                                 datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), top)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=".report-", suffix=".pdf", dir=out.parent)
+        os.close(handle)
+        try:
+            num_pages = builder.build(Path(temp_name))
+            os.replace(temp_name, out)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        digest = hashlib.sha256(out.read_bytes()).hexdigest()
+        store.log_action("export", {"kind": "pdf_report", "path": str(out.resolve()), "sha256": digest,
+                                    "pages": num_pages, "searches": ids, "verification_ok": verification.ok})
+    log.info("wrote report %s (%d pages)", out, num_pages)
+    return ReportOutcome(out, num_pages, digest, verification)

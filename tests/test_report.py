@@ -1,0 +1,128 @@
+"""PDF case report: rendered with poppler (pdftotext/pdftoppm), pages and text checked; export logged."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forensic_face.calibration import fit_calibration
+from forensic_face.engine.config import EngineConfig
+from forensic_face.report.pdf import ENHANCED_LABEL, write_case_report
+from forensic_face.store import CaseStore
+from test_store import make_gallery, make_search_result, write_image
+
+needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
+                                   reason="poppler-utils (pdftotext, pdftoppm) not installed")
+
+
+@pytest.fixture()
+def case_with_search(tmp_path: Path) -> tuple[Path, Path]:
+    gallery = make_gallery(tmp_path / "gallery")
+    probe = write_image(tmp_path / "probe.png")
+    rng = np.random.default_rng(0)
+    calibration = fit_calibration(rng.normal(0.7, 0.1, 200), rng.normal(0.2, 0.1, 400), band=8,
+                                  conditions="Synthetic reference scores.")
+    path = tmp_path / "case.ffcase"
+    with CaseStore.create(path, "2026-0042", "Robbery at Main Street", "Jana Nováková") as store:
+        store.add_evidence(probe, "probe")
+        search_id = store.record_search(make_search_result(probe, gallery), EngineConfig(scales=(2, 4)),
+                                        gallery=gallery, calibration=calibration)
+        store.set_decision(search_id, 1, "possible lead", "ear shape consistent")
+        store.set_decision(search_id, 3, "excluded", "different hairline")
+    return path, probe
+
+
+def _text(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@needs_poppler
+def test_report_renders_all_sections_and_logs_export(case_with_search: tuple[Path, Path], tmp_path: Path) -> None:
+    path, probe = case_with_search
+    out = tmp_path / "out" / "report.pdf"
+    outcome = write_case_report(path, out)
+    assert out.is_file() and outcome.verification.ok
+    assert outcome.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
+    text = _text(out)
+    squashed = " ".join(text.split())
+    for expected in ("Face comparison report", "2026-0042", "Robbery at Main Street", "Jana Nováková",
+                     "Evidence and integrity", str(probe.resolve()), "Verified at report time",
+                     "Ranked candidates", "Alice_A", "Bob_B", "Carol_C", "possible lead:", "ear shape", "excluded:", "different hairline", "not reviewed", "support for H1",
+                     "Meet-in-the-middle: Multi-scale upsampling and matching for cross-resolution face recognition",
+                     "Grm", "Özata", "Štruc", "Ekenel", "WACV", "Limitations", "not an identification", "LFW",
+                     "may differ", "Processing log", "Conclusion and sign-off", "Independent reviewer",
+                     "native size", "nearest neighbour"):
+        assert expected in squashed, expected
+    sha = hashlib.sha256(probe.read_bytes()).hexdigest()
+    assert sha[:40] in text.replace("\n", "").replace(" ", "")
+    assert squashed.count("INVESTIGATIVE") >= 3 and ENHANCED_LABEL.split(":")[0] in squashed
+    pages = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
+    assert f"Pages: {outcome.num_pages}" in " ".join(pages.split()) and outcome.num_pages >= 3
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(out), str(tmp_path / "page")], check=True)
+    from PIL import Image
+
+    with Image.open(next(tmp_path.glob("page*.png"))) as page:
+        pixels = np.asarray(page.convert("L"))
+    assert pixels.shape[0] > pixels.shape[1] and (pixels < 128).mean() > 0.01  # A4 portrait with content
+    with CaseStore.open(path) as store:
+        entries = store.audit_entries()
+    assert [e.action for e in entries[-2:]] == ["verify", "export"]
+    assert entries[-1].details["sha256"] == outcome.sha256 and entries[-1].details["pages"] == outcome.num_pages
+
+
+@needs_poppler
+def test_report_of_tampered_case_says_verification_failed(case_with_search: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    path, probe = case_with_search
+    data = bytearray(probe.read_bytes())
+    data[-30] ^= 0xFF
+    probe.write_bytes(bytes(data))
+    outcome = write_case_report(path, tmp_path / "r.pdf", check_galleries=False)
+    assert not outcome.verification.ok
+    squashed = " ".join(_text(tmp_path / "r.pdf").split())
+    assert "VERIFICATION FAILED" in squashed and "CHANGED evidence" in squashed
+
+
+@needs_poppler
+def test_report_command(case_with_search: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from forensic_face.case_cli import ReportCommand
+
+    path, _ = case_with_search
+    command = ReportCommand()
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    out = tmp_path / "cli.pdf"
+    assert command.run(parser.parse_args([str(path), "--out", str(out), "--top", "1"])) == 0
+    assert out.is_file() and "case verification: intact" in capsys.readouterr().out
+    assert command.run(parser.parse_args([str(tmp_path / "none.ffcase"), "--out", str(out)])) == 1
+
+
+def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from forensic_face.case_cli import CaseCommand
+
+    command = CaseCommand()
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    path = tmp_path / "x.ffcase"
+    assert command.run(parser.parse_args(["new", str(path), "--number", "N-9", "--title", "T"])) == 0
+    probe = write_image(tmp_path / "p.png")
+    assert command.run(parser.parse_args(["add-evidence", str(path), str(probe)])) == 0
+    capsys.readouterr()
+    assert command.run(parser.parse_args(["show", str(path), "--json"])) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["case_number"] == "N-9" and shown["evidence"][0]["path"] == str(probe.resolve())
+    assert shown["audit_entries"] == 2
+    assert command.run(parser.parse_args(["new", str(path), "--number", "N-9"])) == 1  # exists
+    assert command.run(parser.parse_args(["new", "named-case", "--number", "N-10"])) == 0
+    from forensic_face.paths import data_dir
+
+    assert (data_dir() / "cases" / "named-case.ffcase").is_file()
