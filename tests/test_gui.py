@@ -257,3 +257,171 @@ def test_worker_runs_off_the_gui_thread(qtbot, app) -> None:  # type: ignore[no-
     qtbot.waitUntil(lambda: not runner.busy)
     assert runner.start("x", task) and not runner.start("y", task)  # one job at a time
     qtbot.waitUntil(lambda: not runner.busy)
+
+
+# Real engine on LFW --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lfw_case(tmp_path_factory, lfw_test_people, lfw_image):  # type: ignore[no-untyped-def]
+    """A 5-identity gallery (first image each) under a non-ASCII path with spaces, and a small probe still."""
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("lfw gui")
+    people = [name for name, count in lfw_test_people if count >= 2][:5]
+    gallery = base / "Galerie Fälle ü"
+    for name in people:
+        (gallery / name).mkdir(parents=True)
+        shutil.copy(lfw_image(name, 1), gallery / name / f"{name}_0001.jpg")
+    (gallery / people[0] / "notes.txt").write_text("not an image")
+    probe = base / "Überwachung Kamera 3.png"
+    # 250 px LFW frame -> 90 px: the face becomes about 40 px wide, a small surveillance-like face.
+    Image.open(lfw_image(people[2], 2)).resize((90, 90), Image.BICUBIC).save(probe)
+    return gallery, probe, people
+
+
+def _wait_job(qtbot, window, name: str, timeout_ms: int = 60_000):  # type: ignore[no-untyped-def]
+    outcomes: list[tuple[str, object]] = []
+
+    def record(kind: str):  # type: ignore[no-untyped-def]
+        return lambda job, value: outcomes.append((kind, value)) if job == name else None
+
+    slots = [record("finished"), record("failed"), record("cancelled")]
+    window.runner.finished.connect(slots[0])
+    window.runner.failed.connect(slots[1])
+    window.runner.cancelled.connect(slots[2])
+    try:
+        qtbot.waitUntil(lambda: bool(outcomes) and not window.runner.busy, timeout=timeout_ms)
+    finally:
+        window.runner.finished.disconnect(slots[0])
+        window.runner.failed.disconnect(slots[1])
+        window.runner.cancelled.disconnect(slots[2])
+    return outcomes[0]
+
+
+@pytest.mark.lfw
+def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_case, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from forensic_face.gui.main_window import MainWindow
+
+    torch.set_num_threads(1)
+    gallery_dir, probe, people = lfw_case
+    window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(window)
+    window.resize(1600, 1000)
+    window.show()
+    qtbot.waitExposed(window)
+    started = time.monotonic()
+
+    _drop(window.gallery_panel, _mime([gallery_dir]))
+    kind, _ = _wait_job(qtbot, window, "enroll")
+    assert kind == "finished", window.banner.text()
+    assert window.gallery is not None and window.gallery_panel.identities.count() == 5
+    assert window.state.recent_galleries()[0] == str(gallery_dir)
+
+    _drop(window.probe_panel, _mime([probe]))
+    kind, _ = _wait_job(qtbot, window, "probes")
+    assert kind == "finished", window.banner.text()
+    record = window.probe_panel.records[0]
+    assert record.image is not None and record.faces, record.status_text()
+    assert "face(s)" in window.probe_panel.list.item(0).text()
+
+    qtbot.keyClick(window, Qt.Key.Key_F5)  # the search shortcut
+    kind, _ = _wait_job(qtbot, window, "search", timeout_ms=90_000)
+    assert kind == "finished", window.banner.text()
+    search_s = time.monotonic() - started
+    result = window.current_result()
+    assert result is not None and record.result is result
+    table = window.candidates
+    assert table.rowCount() == 5
+    assert [table.item(r, 0).text() for r in range(5)] == ["1", "2", "3", "4", "5"]
+    assert {table.item(r, 2).text().replace(" ", "_") for r in range(5)} == set(people)
+    scores = [float(table.item(r, 3).text()) for r in range(5)]
+    assert scores == sorted(scores, reverse=True)
+
+    # Keyboard navigation moves the comparison to the next candidate.
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Down)
+    assert table.currentRow() == 1
+    second = result.candidates[1]
+    assert second.identity.replace("_", " ") in window.comparison.header.text()
+    assert "investigative lead only" in window.comparison.enhanced_badge.text()
+    native = window.comparison.probe_native.image.pixmap()
+    assert (native.width(), native.height()) == result.probe_crop.pixels.shape[1::-1]
+
+    # One heatmap per scale with explicit levels; a click shows the pair of images of that cell.
+    heat = window.heatmaps
+    assert sorted(heat.images) == [2]
+    image = heat.images[2]
+    assert image.image.shape == second.similarity[2].shape and image.image.shape[0] == 4
+    assert image.axisOrder == "row-major"
+    lo, hi = heat.levels
+    assert lo <= float(second.similarity[2].min()) and hi >= float(second.similarity[2].max())
+    assert heat.colorbar is not None
+    row, col = 3, image.image.shape[1] - 1
+    image.clicked.emit(row, col)
+    assert f"probe hypothesis {row}" in heat.readout.text() and f"{second.similarity[2][row, col]:.4f}" in \
+        heat.readout.text()
+    assert not heat.probe_tile.image.pixmap().isNull()
+    if heat.gallery_hypothesis(2, col) is None:  # not carried by the candidate: the engine renders it
+        kind, _ = _wait_job(qtbot, window, "render")
+        assert kind == "finished", window.banner.text()
+    assert not heat.gallery_tile.image.pixmap().isNull()
+    assert image.cell_at(col + 0.5, row + 0.5) == (row, col) and image.cell_at(-1, 0) is None
+
+    window.tabs.setCurrentIndex(0)
+    table.selectRow(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert window.grab().save(str(ARTIFACTS / "gui_window.png"))
+    window.tabs.setCurrentIndex(1)
+    assert window.grab().save(str(ARTIFACTS / "gui_heatmaps.png"))
+    print(f"enroll+detect+search through the GUI: {search_s:.1f} s")
+
+    # A still without a face: the user draws the box and manual_face refines it.
+    blank = tmp_path / "leer ñ.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(blank)
+    window.add_probes([blank])
+    kind, _ = _wait_job(qtbot, window, "probes")
+    index = len(window.probe_panel.records) - 1
+    assert window.probe_panel.records[index].faces == ()
+    assert "no face found" in window.probe_panel.list.item(index).text()
+    window.probe_panel.list.setCurrentRow(index)
+    window.probe_panel.view.box_drawn.emit(10.0, 12.0, 50.0, 56.0)
+    kind, _ = _wait_job(qtbot, window, "manual")
+    assert kind == "finished", window.banner.text()
+    chosen = window.probe_panel.records[index].chosen_face
+    assert chosen is not None and chosen.manual and list(chosen.box) == [10.0, 12.0, 50.0, 56.0]
+
+
+@pytest.mark.lfw
+def test_cancel_stops_a_real_enrollment_promptly(qtbot, app, tmp_path, lfw_test_people, lfw_image) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from forensic_face.gui.main_window import MainWindow
+
+    torch.set_num_threads(1)
+    gallery = tmp_path / "große Galerie"
+    for name, _count in lfw_test_people[:64]:
+        (gallery / name).mkdir(parents=True)
+        shutil.copy(lfw_image(name, 1), gallery / name / f"{name}_0001.jpg")
+    # Small chunks, so the engine checks for cancellation often.
+    window = MainWindow(config=FAST.replace(batch_size=8), state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(window)
+    progress: list[tuple[int, int]] = []
+    window.runner.progress.connect(lambda job, done, total, msg: progress.append((done, total)))
+    assert window.open_gallery(gallery)
+    qtbot.waitUntil(lambda: any(done > 0 for done, _ in progress), timeout=60_000)
+    assert window.progress.isVisible() or not window.isVisible()
+    pressed = time.monotonic()
+    with qtbot.waitSignal(window.runner.cancelled, timeout=5_000) as blocker:
+        window.cancel_job()
+    latency = time.monotonic() - pressed
+    assert blocker.args[0] == "enroll"
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=5_000)
+    assert latency < 3.0, f"cancel took {latency:.2f} s"
+    assert window.gallery is None
+    assert "cancelled" in window.banner.text()
+    done, total = progress[-1]
+    assert done < total, "enrollment finished before the cancel took effect"
+    print(f"cancel latency: {latency:.2f} s at {done}/{total}")

@@ -411,13 +411,14 @@ class MainWindow(QMainWindow):
                 self.probe_panel.update_record(index)
                 self._on_probe_changed(index)
         elif name == "search":
-            index, result = value
+            index, result, case_warning = value
             if 0 <= index < len(self.probe_panel.records):
                 self.probe_panel.records[index].result = result
                 self.probe_panel.update_record(index)
                 if index == self.probe_panel.current_index():
                     self.show_result(result)
-            self._record_search(result)
+            if case_warning:
+                self.show_message(case_warning, "warning")
         elif name == "render":
             scale, label, pixels = value
             self.heatmaps.set_gallery_image(scale, label, pixels)
@@ -527,8 +528,9 @@ class MainWindow(QMainWindow):
         index = self.probe_panel.current_index()
         image, gallery, face = record.image, self.gallery, record.chosen_face
 
-        def task(engine: Any, progress: Any, cancel: Any) -> tuple[int, SearchResult]:
-            return index, engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
+        def task(engine: Any, progress: Any, cancel: Any) -> tuple[int, SearchResult, str]:
+            result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
+            return index, result, self.record_in_case(result, engine.config, gallery)
 
         return self._start("search", task)
 
@@ -639,18 +641,79 @@ class MainWindow(QMainWindow):
     # Case store (optional) ----------------------------------------------------------------------------------
     @Slot()
     def new_case(self) -> None:
-        self.show_message("Case files are not available in this build.", "warning")
+        try:
+            from forensic_face.store.case_store import CASE_SUFFIX, default_case_path
+        except ImportError as exc:
+            self.show_message(f"Case files are not available in this installation ({exc}).", "warning")
+            return
+        from forensic_face.gui.case_dialog import NewCaseDialog
+
+        dialog = NewCaseDialog(default_case_path("x").parent, CASE_SUFFIX, self)
+        dialog.finished.connect(lambda code: self._new_case_closed(dialog, code))
+        dialog.open()
+        self.case_dialog = dialog
+
+    def _new_case_closed(self, dialog: Any, code: int) -> None:
+        if code != 1:
+            return
+        path, number, title, examiner = dialog.values()
+        self.create_case(path, number, title, examiner)
+
+    def create_case(self, path: Path, case_number: str, title: str, examiner: str) -> bool:
+        from forensic_face.store.case_store import CaseStore
+
+        try:
+            store = CaseStore.create(path, case_number, title, examiner)
+        except ForensicFaceError as exc:
+            self.show_message(str(exc), "error")
+            return False
+        self._set_case(store)
+        return True
 
     @Slot()
     def choose_case(self) -> None:
-        self.show_message("Case files are not available in this build.", "warning")
+        path, _ = QFileDialog.getOpenFileName(self, "Open case", self._last_dir("cases"),
+                                              "Cases (*.ffcase);;All files (*)")
+        if path:
+            self.open_case(Path(path))
 
-    def open_case(self, path: Path) -> None:
-        self.show_message("Case files are not available in this build.", "warning")
+    def open_case(self, path: Path) -> bool:
+        try:
+            from forensic_face.store.case_store import open_case
+        except ImportError as exc:
+            self.show_message(f"Case files are not available in this installation ({exc}).", "warning")
+            return False
+        try:
+            store = open_case(path)
+        except ForensicFaceError as exc:
+            self.show_message(str(exc), "error")
+            return False
+        self._set_case(store)
+        return True
 
-    def _record_search(self, result: SearchResult) -> None:
-        """Record a finished search in the open case, if any."""
-        return
+    def _set_case(self, store: Any) -> None:
+        if self.case_store is not None:
+            self.case_store.close()
+        self.case_store = store
+        info = store.info()
+        self.state.add_recent_case(store.path)
+        self.state.set_value("dirs/cases", str(Path(store.path).parent))
+        self._rebuild_recent_menus()
+        self.setWindowTitle(f"forensic_face — case {info.case_number}" + (f": {info.title}" if info.title else ""))
+        self.show_message(f"Case {info.case_number} open; every search is recorded in {Path(store.path).name}.",
+                          "info")
+
+    def record_in_case(self, result: SearchResult, config: EngineConfig, gallery: Gallery) -> str:
+        """Store a finished search in the open case (called on the worker thread); returns a warning or ""."""
+        store = self.case_store
+        if store is None:
+            return ""
+        try:
+            search_id = store.record_search(result, config, gallery=gallery)
+        except ForensicFaceError as exc:
+            return f"The search finished but could not be recorded in the case: {exc}"
+        log.info("search recorded in %s as #%s", store.path, search_id)
+        return ""
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -1,0 +1,48 @@
+"""Smoke test in a real X server: the window opens, shows, and the event loop exits cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
+from forensic_face.gui.app import create_application
+from forensic_face.gui.main_window import MainWindow
+from forensic_face.engine.config import EngineConfig
+app = create_application(sys.argv)
+assert QGuiApplication.platformName() == "xcb", QGuiApplication.platformName()
+window = MainWindow(config=EngineConfig(device="cpu"))
+window.show()
+def check():
+    ok = window.isVisible() and window.windowHandle() is not None and window.windowHandle().isExposed()
+    print("XVFB_WINDOW_OK" if ok else "XVFB_WINDOW_NOT_EXPOSED", flush=True)
+    window.close()
+    app.exit(0 if ok else 3)
+QTimer.singleShot(1500, check)
+sys.exit(app.exec())
+"""
+
+
+def test_window_opens_under_xvfb(tmp_path: Path) -> None:
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is missing: apt-get install -y xvfb xauth libxcb-icccm4 libxcb-keysyms1 "
+                    "libxcb-cursor0 (make setup does this)")
+    env = dict(os.environ)
+    env.pop("QT_QPA_PLATFORM", None)
+    env["QT_QPA_PLATFORM"] = "xcb"
+    env["FORENSIC_FACE_CONFIG_DIR"] = str(tmp_path / "config")
+    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-c", SCRIPT],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "XVFB_WINDOW_OK" in proc.stdout, output[-3000:]
