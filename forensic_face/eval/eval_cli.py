@@ -77,7 +77,7 @@ class EvalCommand:
         parser.add_argument("--camera", choices=["fixed", "sampled"], default="fixed",
                             help="fixed: the benchmark's camera setting; sampled: one drawn per probe from its seed")
         parser.add_argument("--face-width-source", choices=["mtcnn", "nominal"], default="mtcnn",
-                            help="measure each original's face width with MTCNN (default) or assume the nominal 91 px")
+                            help="measure each original's face width with MTCNN (default) or assume the nominal 92.6 px")
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
         parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: $FORENSIC_FACE_DATA/lfw)")
