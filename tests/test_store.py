@@ -287,3 +287,76 @@ def test_kill_during_enrollment_leaves_consistent_resumable_case(case: CaseStore
     assert counts[1] > counts[0]  # the second run resumed after the first run's last chunk
     report = verify_case(path, record=False)
     assert report.chain.ok and report.ok
+
+
+@pytest.mark.lfw
+def test_real_engine_search_is_stored_and_replays_identically(lfw_test_people, lfw_image, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """3 LFW test identities, budget "fast", scale x2, bicubic: store, reload, replay (manual box and detected)."""
+    import argparse
+
+    import torch
+
+    from forensic_face.case_cli import ReplayCommand
+    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine.search import Engine
+    from forensic_face.imaging import load_image
+    from forensic_face.store.replay import replay_search
+
+    torch.set_num_threads(1)
+    names = [name for name, count in lfw_test_people if count >= 2][:3]
+    for name in names:
+        (tmp_path / "gallery" / name).mkdir(parents=True)
+        (tmp_path / "gallery" / name / f"{name}_0001.jpg").symlink_to(lfw_image(name, 1))
+    probe_path = tmp_path / "probe.png"
+    Image.open(lfw_image(names[1], 2)).resize((64, 64), Image.Resampling.BICUBIC).save(probe_path)
+    config = EngineConfig(device="cpu", budget="fast", scales=(2,), upsampler="bicubic", num_blur_hypotheses=4,
+                          top_k=3)
+    engine = Engine(config)
+    gallery = engine.enroll(tmp_path / "gallery")
+    probe = load_image(probe_path)
+    detected = engine.search(probe, gallery)
+    drawn = engine.search(probe, gallery, face=manual_face(probe.pixels, [16, 14, 48, 52], engine.detector))
+    path = tmp_path / "real.ffcase"
+    with CaseStore.create(path, "LFW-1", "Engine round trip", "Test") as store:
+        store.add_evidence(probe_path, "probe")
+        ids = [store.record_search(r, config, gallery=gallery) for r in (detected, drawn)]
+        stored = store.search(ids[0])
+        assert stored.ranking == tuple((i, float(s)) for i, s in detected.ranking)
+        assert stored.provenance["config_sha256"] == config.digest()
+        assert store.search(ids[1]).face.manual
+        for search_id in ids:
+            outcome = replay_search(store, search_id)
+            assert outcome.identical, outcome.summary_lines()
+            assert outcome.max_score_difference <= 1e-5
+        assert [e.action for e in store.audit_entries()][-2:] == ["replay", "replay"]
+    command = ReplayCommand()
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    assert command.run(parser.parse_args([str(path), str(ids[0])])) == 0
+    assert "IDENTICAL" in capsys.readouterr().out
+    # A stored ranking that no longer matches what the files give is reported at its first differing rank.
+    raw = sqlite3.connect(path)
+    swapped = [[i, s] for i, s in reversed(detected.ranking)]
+    import json
+
+    raw.execute("UPDATE searches SET ranking_json = ? WHERE id = ?", (json.dumps(swapped), ids[0]))
+    raw.commit()
+    raw.close()
+    assert command.run(parser.parse_args([str(path), str(ids[0])])) == 1
+    assert "first difference at rank 1" in capsys.readouterr().out
+
+
+def test_detection_and_manual_box_are_logged_at_full_precision(case: CaseStore, tmp_path: Path) -> None:
+    from forensic_face.engine.results import ImageDetections
+
+    probe = write_image(tmp_path / "probe.png")
+    item = case.add_evidence(probe, "probe")
+    face = FaceDetection(np.array([1.23456, 2.0, 20.5, 21.0], np.float32), 0.9, np.zeros((5, 2), np.float32))
+    case.record_detection(item.id, ImageDetections(str(probe), item.sha256, 24, 24, (face,)))
+    case.record_manual_box(item.id, _face(9.0, manual=True))
+    detect, manual = case.audit_entries()[-2:]
+    assert detect.action == "detect" and detect.details["faces"][0]["box"][0] == float(np.float32(1.23456))
+    assert manual.action == "manual_box" and manual.details["face"]["manual"] is True
+    with pytest.raises(CaseStoreError, match="SHA-256"):
+        case.record_detection(item.id, ImageDetections(str(probe), "0" * 64, 24, 24, ()))

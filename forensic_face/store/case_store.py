@@ -335,6 +335,13 @@ def decode_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
+def face_to_json(face: FaceDetection) -> dict[str, Any]:
+    """Full-precision face record (``FaceDetection.to_json`` rounds for display; replay needs exact values)."""
+    return {"box": [float(v) for v in np.asarray(face.box).reshape(-1)], "score": float(face.score),
+            "landmarks": [[float(x), float(y)] for x, y in np.asarray(face.landmarks).reshape(-1, 2)],
+            "manual": bool(face.manual)}
+
+
 def face_from_json(data: dict[str, Any]) -> FaceDetection:
     return FaceDetection(box=np.asarray(data["box"], dtype=np.float32), score=float(data["score"]),
                          landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(-1, 2),
@@ -600,7 +607,7 @@ class CaseStore:
         if detections.sha256 != item.sha256:
             raise CaseStoreError(f"detections were computed on a file with SHA-256 {detections.sha256}, but "
                                  f"evidence {evidence_id} has {item.sha256}")
-        data = detections.to_json()
+        data = {**detections.to_json(), "faces": [face_to_json(f) for f in detections.faces]}
         with self._transaction() as conn:
             conn.execute("INSERT INTO detections (evidence_id, utc, detections_json) VALUES (?, ?, ?)",
                          (evidence_id, audit.utc_now(), audit.canonical_json(data)))
@@ -610,7 +617,7 @@ class CaseStore:
         """Log a face box the examiner drew by hand."""
         self.evidence(evidence_id)
         with self._transaction() as conn:
-            audit.append_entry(conn, "manual_box", {"evidence_id": evidence_id, "face": face.to_json()})
+            audit.append_entry(conn, "manual_box", {"evidence_id": evidence_id, "face": face_to_json(face)})
 
     # ---- galleries
     def _record_gallery(self, conn: sqlite3.Connection, gallery: Gallery) -> int:
@@ -627,7 +634,7 @@ class CaseStore:
         conn.executemany(
             "INSERT INTO gallery_images (gallery_id, identity, image_path, sha256, note, face_json, crop_box_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(gallery_id, e.identity, str(e.image_path), e.sha256, e.note, audit.canonical_json(e.crop.face.to_json()),
+            [(gallery_id, e.identity, str(e.image_path), e.sha256, e.note, audit.canonical_json(face_to_json(e.crop.face)),
               json.dumps([float(v) for v in e.crop.crop_box])) for e in gallery.entries])
         conn.executemany("INSERT INTO gallery_problems (gallery_id, image_path, reason) VALUES (?, ?, ?)",
                          [(gallery_id, str(p.image_path), p.reason) for p in gallery.problems])
@@ -709,7 +716,7 @@ class CaseStore:
                     "face_json, face_manual, seed, status, ranking_json, calibration_json, probe_crop_png, "
                     "probe_crop_box_json, probe_hypotheses_npz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (audit.utc_now(), evidence_id, gallery_id, config.to_json(), audit.canonical_json(provenance),
-                     audit.canonical_json(result.probe_face.to_json()), int(result.probe_face.manual), config.seed,
+                     audit.canonical_json(face_to_json(result.probe_face)), int(result.probe_face.manual), config.seed,
                      status, json.dumps([[i, float(s)] for i, s in result.ranking]),
                      None if cal is None else json.dumps(cal.to_json(), sort_keys=True),
                      encode_png(result.probe_crop.pixels),
@@ -741,7 +748,7 @@ class CaseStore:
                          for scale, matrix in cand.similarity.items()])
                 audit.append_entry(conn, "search", {
                     "search_id": search_id, "probe_evidence_id": evidence_id, "probe_sha256": result.probe_sha256,
-                    "gallery_id": gallery_id, "face": result.probe_face.to_json(), "config": config.to_dict(),
+                    "gallery_id": gallery_id, "face": face_to_json(result.probe_face), "config": config.to_dict(),
                     "config_digest": config.digest(), "provenance": provenance, "seed": config.seed,
                     "calibration_band_px": None if cal is None else cal.band_px,
                     "candidates": [[c.rank, c.identity, c.gallery_sha256, round(float(c.score), 6)]
@@ -862,7 +869,7 @@ class CaseStore:
                 "INSERT OR REPLACE INTO enrollment_items (enrollment_id, image_path, identity, sha256, status, "
                 "face_json, crop_box_json, reason, utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(enrollment_id, str(i.image_path), i.identity, i.sha256, i.status,
-                  None if i.face is None else audit.canonical_json(i.face.to_json()),
+                  None if i.face is None else audit.canonical_json(face_to_json(i.face)),
                   None if i.crop_box is None else json.dumps([float(v) for v in i.crop_box]), i.reason, now)
                  for i in items])
             audit.append_entry(conn, "enroll_progress", {

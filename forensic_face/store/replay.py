@@ -99,7 +99,7 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
     result: SearchResult = engine.search(probe, gallery, face=face)
     ranking_differences, max_diff = compare_rankings(stored.ranking, tuple(result.ranking))
     differences += ranking_differences
-    top = [c.identity for c in stored.candidates]
+    top = [c.candidate.identity for c in stored.candidates]
     if [c.identity for c in result.candidates[: len(top)]] != top:
         differences.append("the candidate list differs from the stored one")
     if device is not None and device != stored.config.device:
