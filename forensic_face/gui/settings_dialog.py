@@ -24,7 +24,7 @@ FUSIONS = ("S_max,S_add", "S_max,S_max", "S_add,S_add", "S_add,S_max", "T_add,S_
 def available_recognizers() -> list[str]:
     """Registered recognizer names, or the default alone while the registry is not importable."""
     try:
-        from forensic_face.engine.recognizers import available_recognizers as names
+        from forensic_face.engine.recognizers.base import available_recognizers as names
     except ImportError:
         return [EngineConfig().recognizer]
     try:
