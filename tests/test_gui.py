@@ -325,12 +325,14 @@ def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_ca
     assert record.image is not None and record.faces, record.status_text()
     assert "face(s)" in window.probe_panel.list.item(0).text()
 
+    assert window.create_case(tmp_path / "Fall ä 1.ffcase", "2024-0173", "GUI test", "pytest")
     qtbot.keyClick(window, Qt.Key.Key_F5)  # the search shortcut
     kind, _ = _wait_job(qtbot, window, "search", timeout_ms=90_000)
     assert kind == "finished", window.banner.text()
     search_s = time.monotonic() - started
     result = window.current_result()
     assert result is not None and record.result is result
+    assert len(window.case_store.search_ids()) == 1, window.banner.text()  # recorded in the open case
     table = window.candidates
     assert table.rowCount() == 5
     assert [table.item(r, 0).text() for r in range(5)] == ["1", "2", "3", "4", "5"]
