@@ -421,19 +421,19 @@ class _ReportBuilder:
         header += f"; decision: {stored.decision.decision})"
         cells, captions = [], []
         if stored.gallery_crop is not None:
-            cells.append(_image(stored.gallery_crop, 80.0, nearest=False))
+            cells.append(_image(stored.gallery_crop, 76.0, nearest=False))
             captions.append("gallery portrait (crop)")
-        cells.append(_image(cand.best_probe_hypothesis.image, 80.0, nearest=False))
+        cells.append(_image(cand.best_probe_hypothesis.image, 76.0, nearest=False))
         captions.append(f"best probe hypothesis x{cand.best_probe_hypothesis.scale}\n{ENHANCED_LABEL}")
         for hyp in cand.best_gallery_hypotheses[:4]:
-            cells.append(_image(hyp.image, 80.0))
+            cells.append(_image(hyp.image, 76.0))
             captions.append(f"degraded gallery x{hyp.scale}\n{hyp.path} ({hyp.score:.3f})")
         per_scale = ", ".join(f"x{k}: {v:.4f}" for k, v in sorted(cand.per_scale_scores.items()))
         out = [_p(header, s.h2),
                _p(f"Gallery image {cand.image_path} (SHA-256 {cand.gallery_sha256}). Per-scale scores: {per_scale}.",
                   s.small),
                _table([cells, [_p(c, s.warning if ENHANCED_LABEL in c else s.caption) for c in captions]],
-                      [86] * len(cells), header=False, zebra=False)]
+                      [min(86.0, self.width / len(cells))] * len(cells), header=False, zebra=False)]
         if cand.similarity:
             sigmas = {k: [h.sigma for h in v] for k, v in search.probe_hypotheses.items()}
             png = _heatmaps(cand.similarity, sigmas)
