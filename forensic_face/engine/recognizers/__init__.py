@@ -1,0 +1,15 @@
+"""Recognizers: face chips -> L2-normalised identity templates. Chosen by name from a registry.
+
+Built-in: "dlib-resnet" (default; dlib's 128-D ResNet ported to PyTorch), "onnx-arcface" (an ArcFace-style ONNX
+file), "facenet-inception" (facenet_pytorch.InceptionResnetV1 with a user-supplied state dict).
+"""
+
+from forensic_face.engine.recognizers.base import (
+    AlignedRecognizer,
+    Recognizer,
+    available_recognizers,
+    create_recognizer,
+    register_recognizer,
+)
+
+__all__ = ["AlignedRecognizer", "Recognizer", "available_recognizers", "create_recognizer", "register_recognizer"]

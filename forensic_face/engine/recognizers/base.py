@@ -1,0 +1,170 @@
+"""Recognizer interface and name registry.
+
+A recognizer turns face crops into identity templates in two steps the engine calls in order::
+
+    rec = create_recognizer("dlib-resnet", device, batch_size=64)
+    chips = rec.prepare(images, landmarks)  # (N,3,H,W) [0,1] + (N,5,2) px  ->  (N,3,S,S)
+    emb = rec.embed(chips)                  # (N,3,S,S) [0,1]  ->  (N,D) float32, L2-normalised
+
+``prepare`` aligns on the device in one batched warp ("template": similarity transform of the 5 landmarks onto
+the model's template) or resizes the crop ("box"). ``embed`` normalises the input the way the model expects,
+runs it in chunks of ``batch_size`` under :func:`torch.inference_mode` and L2-normalises the output.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+from forensic_face.engine.align import resize_crop, warp_to_template
+from forensic_face.engine.check import check_image_batch, check_shape
+from forensic_face.engine.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+AlignmentName = Literal["template", "box"]
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """Face-template extractor. Attributes are recorded with every result."""
+
+    name: str
+    #: chip side in pixels that :meth:`embed` expects
+    input_size: int
+    embedding_dim: int
+    #: "template" (similarity warp of 5 landmarks) or "box" (plain resize of the 1.3x crop)
+    alignment: str
+    #: SHA-256 of the model file the weights came from
+    weights_sha256: str
+    device: torch.device
+    batch_size: int
+    precision: str
+
+    def prepare(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """``(N,3,H,W)`` [0,1] and ``(N,5,2)`` px -> ``(N,3,S,S)`` [0,1] chips on :attr:`device`."""
+        ...
+
+    def embed(self, chips: torch.Tensor) -> torch.Tensor:
+        """``(N,3,S,S)`` [0,1] -> ``(N,D)`` float32 L2-normalised embeddings on :attr:`device`."""
+        ...
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """fp32 anywhere; fp16/bf16 only on CUDA (CPU half-precision convolutions are slow or unsupported)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "fp32" and device.type != "cuda":
+        raise ConfigError(f"precision {precision} needs a CUDA device, the recognizer runs on {device}; use fp32")
+    return PRECISIONS[precision]
+
+
+class AlignedRecognizer:
+    """Shared ``prepare`` (template warp or resize) and chunked, normalised ``embed`` on top of :meth:`_forward`.
+
+    Subclasses set the class attributes and implement :meth:`_forward` (``(B,3,S,S)`` [0,1] chips in the compute
+    dtype -> ``(B,D)`` raw embeddings).
+    """
+
+    name: str = ""
+    input_size: int = 0
+    embedding_dim: int = 0
+    alignment: str = "template"
+    #: template in [0,1] of the face region and its padding (alignment "template" only)
+    template_unit: torch.Tensor | None = None
+    template_padding: float = 0.0
+
+    def __init__(self, device: torch.device, batch_size: int = 64, precision: str = "fp32") -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.precision = precision
+        self.compute_dtype = resolve_precision(precision, self.device)
+        self.weights_sha256 = ""
+
+    def prepare(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        check_image_batch(images)
+        check_shape(landmarks, [str(images.shape[0]), "5", "2"], "landmarks")
+        images = images.to(self.device, torch.float32)
+        with torch.inference_mode():
+            if self.alignment == "box":
+                return resize_crop(images, self.input_size)
+            if self.template_unit is None:
+                raise ConfigError(f"recognizer {self.name!r} uses template alignment but defines no template")
+            chips = warp_to_template(images, landmarks.to(self.device), self.template_unit, self.input_size,
+                                     self.template_padding)
+            return chips.clamp_(0.0, 1.0)
+
+    def _check_chips(self, chips: torch.Tensor) -> None:
+        check_image_batch(chips, "chips")
+        size = str(self.input_size)
+        check_shape(chips, ["N", "3", size, size], "chips")
+
+    def embed_raw(self, chips: torch.Tensor) -> torch.Tensor:
+        """The model's output before L2 normalisation, float32 ``(N,D)`` (for equivalence checks)."""
+        self._check_chips(chips)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, chips.shape[0], self.batch_size):
+                batch = chips[start:start + self.batch_size].to(self.device, self.compute_dtype)
+                outputs.append(self._forward(batch).float())
+        if not outputs:
+            return torch.zeros(0, self.embedding_dim, device=self.device)
+        return torch.cat(outputs)
+
+    def embed(self, chips: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return F.normalize(self.embed_raw(chips), dim=1)
+
+    def _forward(self, chips: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, device={self.device}, batch_size={self.batch_size}, "
+                f"precision={self.precision!r}, weights_sha256={self.weights_sha256[:12]!r})")
+
+
+RecognizerFactory = Callable[..., Recognizer]
+_REGISTRY: dict[str, RecognizerFactory] = {}
+
+
+def register_recognizer(name: str, factory: RecognizerFactory) -> None:
+    """Register ``factory(device=, batch_size=, model_path=, precision=) -> Recognizer``; duplicates are rejected."""
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"recognizer name must be a non-empty string, got {name!r}")
+    if name in _REGISTRY:
+        raise ConfigError(f"recognizer {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def available_recognizers() -> list[str]:
+    """Names accepted by :func:`create_recognizer`."""
+    _load_builtin_backends()
+    return sorted(_REGISTRY)
+
+
+def create_recognizer(name: str, device: torch.device | str, batch_size: int = 64, model_path: str | None = None,
+                      precision: str = "fp32") -> Recognizer:
+    """Build the recognizer registered as ``name`` on ``device``.
+
+    ``model_path`` selects the model file for backends that take one (required for "onnx-arcface" and
+    "facenet-inception"; "dlib-resnet" defaults to the file shipped in ``face_recognition_models``).
+    """
+    _load_builtin_backends()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown recognizer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](device=torch.device(device), batch_size=batch_size, model_path=model_path,
+                           precision=precision)
+
+
+def _load_builtin_backends() -> None:
+    # Backends register themselves on import; importing here keeps `base` free of heavy imports.
+    import forensic_face.engine.recognizers.dlib_resnet  # noqa: F401
+    import forensic_face.engine.recognizers.facenet_backend  # noqa: F401
+    import forensic_face.engine.recognizers.onnx_backend  # noqa: F401
