@@ -74,7 +74,7 @@ def ablation_rows(base: EngineConfig, upsampler: str, budget: str, num_hypothese
 
 
 def select_rows(rows: list[AblationRow], keys: str | None) -> list[AblationRow]:
-    """Keep the rows named in a comma list (e.g. ``baseline,final``); all when ``keys`` is empty."""
+    """The rows named in a comma list (e.g. ``baseline,final``), run in that order; all when ``keys`` is empty."""
     if not keys:
         return rows
     wanted = [k.strip() for k in keys.split(",") if k.strip()]
@@ -82,7 +82,8 @@ def select_rows(rows: list[AblationRow], keys: str | None) -> list[AblationRow]:
     unknown = [k for k in wanted if k not in known]
     if unknown:
         raise ConfigError(f"unknown ablation rows {unknown}; known: {', '.join(r.key for r in rows)}")
-    return [r for r in rows if r.key in wanted]
+    by_key = {r.key: r for r in rows}
+    return [by_key[k] for k in dict.fromkeys(wanted)]
 
 
 @dataclass
@@ -102,6 +103,7 @@ def run_ablation(
     make_engine: EngineFactory,
     out_dir: Path,
     progress_for: Callable[[AblationRow], Callable[[int, int, str], None] | None] | None = None,
+    after_row: Callable[[list[RowOutcome]], None] | None = None,
 ) -> list[RowOutcome]:
     """Evaluate every row on the same prepared protocol; one failing row is recorded, not fatal."""
     outcomes: list[RowOutcome] = []
@@ -119,6 +121,8 @@ def run_ablation(
             log.error("ablation row %s failed: %s", row.key, exc)
             outcomes.append(RowOutcome(row, None, error=str(exc), wall_s=time.perf_counter() - t0))
         _write_summary(outcomes, out_dir / "ablation.json")
+        if after_row is not None:
+            after_row(outcomes)
     return outcomes
 
 
@@ -237,6 +241,8 @@ def write_results_doc(
     wall_s: float,
     budget: str,
     cmc_png: Path | None,
+    pending: Sequence[str] = (),
+    upsampler: str = "",
 ) -> Path:
     """Write docs/results.md: the tables, the CMC plot, the commands, the machine, wall time and budget."""
     num_probes = len(prepared.probes)
@@ -262,7 +268,10 @@ Scope: **{scope}** — {len(prepared.split.gallery)} gallery portraits, {num_pro
 **{settings.width_px} px** wide (MTCNN box width; camera `{settings.camera}`, face width from
 `{settings.face_width_source}`), protocol seed {settings.seed}, detection fallback to the known face position
 **{'on' if settings.fallback_known_face else 'off'}**. Degradation budget of the gallery rows: **{budget}**.
+Upsampler of the "SR" rows: **{upsampler or 'see the settings column'}**{' (plain bicubic interpolation, NOT the face super-resolution network: the SR rows then measure multi-hypothesis upsampling, not learned SR)' if upsampler == 'bicubic' else ''}.
+Searches ran with `top_k=1` (only `SearchResult.ranking`, which lists every identity, is scored).
 {'' if full else chr(10) + '**These numbers are NOT the full benchmark**; the full run is the command under "Reproduce".' + chr(10)}
+{'' if not pending else chr(10) + '**Rows not run (yet)**: ' + ', '.join(f'`{k}`' for k in pending) + '. The command was still running or was stopped when this was written.' + chr(10)}
 Identification rates are over ALL probes: a probe whose face the detector did not find counts as a miss at
 every rank. Rank-1/5/10 in %.
 

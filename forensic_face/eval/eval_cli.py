@@ -34,9 +34,8 @@ class TqdmProgress:
             self.close()
             self._stage = stage
             self._bar = tqdm(total=total, desc=f"{self.prefix}{stage}", file=sys.stderr, leave=False,
-                             dynamic_ncols=True)
-        self._bar.n = done
-        self._bar.refresh()
+                             dynamic_ncols=True, mininterval=2.0)
+        self._bar.update(done - self._bar.n)  # redraws at most every mininterval seconds
         if done >= total:
             self.close()
 
@@ -92,11 +91,8 @@ class EvalCommand:
             AblationRow,
             RowOutcome,
             ablation_rows,
-            machine_info,
-            plot_ablation_cmc,
             run_ablation,
             select_rows,
-            write_results_doc,
         )
         from forensic_face.eval.runner import EvalSettings, evaluate, prepare, write_run
         from forensic_face.paths import cache_dir, lfw_dir
@@ -134,8 +130,14 @@ class EvalCommand:
                 def make_engine(config: EngineConfig) -> Engine:
                     return engines.pop(config.digest(), None) or Engine(config)
 
+                def write_partial(done: list[RowOutcome]) -> None:
+                    # Keep the document current after every row, so a stopped run still leaves its results.
+                    self._write_doc(args, done, [r.key for r in rows[len(done):]], settings, prepared, out,
+                                    time.perf_counter() - started, first)
+
                 outcomes = run_ablation(rows, prepared, make_engine, out,
-                                        progress_for=lambda row: TqdmProgress(f"{row.key} "))
+                                        progress_for=lambda row: TqdmProgress(f"{row.key} "),
+                                        after_row=write_partial)
             else:
                 t0 = time.perf_counter()
                 result = evaluate(first, prepared, label="run", progress=TqdmProgress())
@@ -146,21 +148,7 @@ class EvalCommand:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         wall_s = time.perf_counter() - started
-        machine = machine_info(str(first.device))
-        (out / "machine.json").write_text(json.dumps(machine | {"wall_s": round(wall_s, 1)}, indent=2))
-        argv = sys.argv[1:]
-        if argv and argv[0] == self.name:
-            argv = argv[1:]
-        command = "forensic-face eval " + shlex.join(argv)
-        full_argv = _drop_option(_drop_option(argv, "--subset"), "--rows")
-        if "--ablation" not in full_argv:
-            full_argv.append("--ablation")
-        full_command = "forensic-face eval " + shlex.join(full_argv)
-        plot_path = (args.doc.parent / f"cmc_w{args.width}.png") if args.doc else out / "cmc_all.png"
-        cmc_png = plot_ablation_cmc(outcomes, plot_path,
-                                    f"LFW-XRes, {args.width} px probe faces, {len(prepared.probes)} probes")
-        doc = write_results_doc(args.doc or out / "results.md", outcomes, settings, prepared, command, full_command,
-                                machine, wall_s, args.budget, cmc_png)
+        doc = self._write_doc(args, outcomes, [], settings, prepared, out, wall_s, first)
         for o in outcomes:
             if o.result is not None:
                 r = o.result.rates()
@@ -170,6 +158,28 @@ class EvalCommand:
                 sys.stderr.write(f"{o.row.key:>14}: FAILED {o.error}\n")
         sys.stderr.write(f"wrote {doc} and {out}/ in {wall_s / 60:.1f} min\n")
         return 0 if any(o.result is not None for o in outcomes) else 1
+
+    def _write_doc(self, args: argparse.Namespace, outcomes: list[Any], pending: list[str], settings: Any,
+                   prepared: Any, out: Path, wall_s: float, engine: Any) -> Path:
+        """results.md (at ``--doc`` or in ``--out``), the CMC plot beside it, and machine.json."""
+        from forensic_face.eval.ablation import machine_info, plot_ablation_cmc, write_results_doc
+
+        machine = machine_info(str(engine.device))
+        (out / "machine.json").write_text(json.dumps(machine | {"wall_s": round(wall_s, 1)}, indent=2))
+        argv = sys.argv[1:]
+        if argv and argv[0] == self.name:
+            argv = argv[1:]
+        command = "forensic-face eval " + shlex.join(argv)
+        full_argv = _drop_option(_drop_option(argv, "--subset"), "--rows")
+        if "--ablation" not in full_argv:
+            full_argv.append("--ablation")
+        full_command = "forensic-face eval " + shlex.join(full_argv)
+        doc_path: Path = args.doc or out / "results.md"
+        plot_path = doc_path.parent / f"cmc_w{args.width}.png"
+        cmc_png = plot_ablation_cmc(outcomes, plot_path,
+                                    f"LFW-XRes, {args.width} px probe faces, {len(prepared.probes)} probes")
+        return write_results_doc(doc_path, outcomes, settings, prepared, command, full_command, machine, wall_s,
+                                 args.budget, cmc_png, pending=pending, upsampler=args.upsampler)
 
 
 def _drop_option(argv: list[str], option: str) -> list[str]:
