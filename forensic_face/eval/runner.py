@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import ForensicFaceError, GalleryError, NoFaceDetected
+from forensic_face.engine.errors import ForensicFaceError, NoFaceDetected
 from forensic_face.engine.results import FaceDetection, Gallery
 from forensic_face.eval.cmc import cmc_curve, mated_ranks, plot_cmc, rank_k, split_scores
 from forensic_face.eval.protocol import (
@@ -42,7 +42,6 @@ from forensic_face.eval.protocol import (
     lfw_xres_split,
     materialize_probes,
     probe_folder_name,
-    split_summary,
 )
 from forensic_face.imaging import LoadedImage, load_image
 
@@ -419,16 +418,6 @@ def write_run(result: RunResult, out_dir: Path) -> dict[str, Path]:
         identities=np.asarray(result.identities),
         probe_names=np.asarray(result.probe_names),
         probe_face_width_px=result.probe_face_width_px,
-        band=np.asarray(band),
+        band_px=np.asarray(result.settings.width_px),
     )
     return paths
-
-
-def split_for_report(settings: EvalSettings) -> dict[str, int]:
-    return split_summary(lfw_xres_split(settings.lfw_root, subset=settings.subset))
-
-
-__all__ = [
-    "EvalSettings", "PreparedProtocol", "RunResult", "prepare", "evaluate", "write_run", "choose_face",
-    "fallback_face", "build_gallery_folder", "detector_digest", "GalleryError",
-]
