@@ -281,6 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): not an error of ours; keep Python quiet at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ForensicFaceError as exc:
         print(f"forensic-face {args.command}: error: {exc}", file=sys.stderr)
         return 2
