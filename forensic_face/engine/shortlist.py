@@ -1,0 +1,463 @@
+"""Galleries beyond one machine: an approximate-nearest-neighbour shortlist before Meet-in-the-middle.
+
+Two stages:
+
+1. **Shortlist.** The probe's hypotheses (every blur sigma at every scale, exactly as :meth:`Engine.search`
+   makes them) are embedded, averaged into one query template (template addition on the probe side, paper
+   Table 3) and looked up in a faiss index of the *plain* gallery templates (the undegraded canonical crop of
+   every portrait). The ``K`` best identities form the shortlist.
+2. **Re-ranking.** The full Meet-in-the-middle comparison (degraded, resolution-matched gallery hypotheses,
+   fusion) runs on the shortlisted identities only: :meth:`Engine.search` on a :class:`Gallery` holding just
+   their entries. Meet-in-the-middle scores one identity independently of the others, so the two-stage result
+   is the exhaustive ranking restricted to the shortlist.
+
+Templates are centred and L2-normalised before indexing, so the index's inner product IS the engine's
+correlation similarity (eq. 3).
+
+The index lives in a folder beside the gallery: ``index.faiss`` and ``index.json`` (format, recognizer name
+and weights SHA-256, faiss index kind, row id -> identity / image SHA-256 / path, SHA-256 of the index file).
+:func:`sync_index` brings it up to date with a gallery incrementally (new portraits are embedded and added,
+removed ones are dropped by id); an index built by another recognizer, another format or whose file does not
+hash as recorded is rebuilt from scratch, never mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+
+from forensic_face.engine.errors import Cancelled, ConfigError, ForensicFaceError, NoFaceDetected
+from forensic_face.engine.results import FaceDetection, Gallery, GalleryEntry, SearchResult
+
+if TYPE_CHECKING:
+    from forensic_face.engine.search import Engine
+    from forensic_face.imaging import LoadedImage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None] | None
+ShouldCancel = Callable[[], bool] | None
+IndexKind = Literal["auto", "flat", "ivf"]
+
+INDEX_FORMAT = "1"
+INDEX_FILE = "index.faiss"
+SIDECAR_FILE = "index.json"
+#: Default shortlist size (identities), chosen from the LFW-XRes curve in docs/large_galleries.md.
+DEFAULT_SHORTLIST = 50
+#: Below this many rows "auto" uses an exact flat index; above it an inverted-file (IVF) index.
+FLAT_MAX_ROWS = 50_000
+#: IVF lists probed per query, as a fraction of the lists (at least 16).
+IVF_NPROBE_FRACTION = 1 / 64
+
+
+class IndexMismatchError(ForensicFaceError):
+    """A shortlist index does not belong to this recognizer or this gallery; rebuild or update it."""
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ConfigError("the shortlist index needs faiss: pip install faiss-cpu (or faiss-gpu)") from exc
+    return faiss
+
+
+def centre_normalise(templates: np.ndarray) -> np.ndarray:
+    """``(N,D)`` -> ``(N,D)`` float32, each row minus its mean, L2-normalised: inner products of the result are
+    the engine's correlation similarity. A constant row becomes all zeros.
+
+    >>> centre_normalise(np.array([[1.0, 2.0, 3.0]])).round(4).tolist()
+    [[-0.7071, 0.0, 0.7071]]
+    """
+    x = np.asarray(templates, dtype=np.float32)
+    if x.ndim != 2:
+        raise ConfigError(f"templates must be (N,D), got shape {x.shape}")
+    x = x - x.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(np.where(norm > 1e-12, x / np.maximum(norm, 1e-12), 0.0), dtype=np.float32)
+
+
+# -- templates through the engine ------------------------------------------------------------------------------
+def plain_templates(engine: Engine, entries: Sequence[GalleryEntry], should_cancel: ShouldCancel = None,
+                    chunk_size: int = 256) -> np.ndarray:
+    """Templates ``(B,D)`` of the undegraded canonical gallery crops: column 0 of the engine's gallery
+    hypotheses without resolution matching (the same crops, landmarks and recognizer)."""
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(entries), chunk_size):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled()
+            crops = engine._gallery_crops(entries[start:start + chunk_size])
+            out.append(engine._embed(crops.images, crops.landmarks).float().cpu().numpy())
+    if not out:
+        return np.zeros((0, engine.recognizer.embedding_dim), dtype=np.float32)
+    return np.concatenate(out, axis=0)
+
+
+def probe_query(engine: Engine, probe: LoadedImage, face: FaceDetection) -> np.ndarray:
+    """The stage-1 query ``(1,D)``: the mean of the probe's hypothesis templates (all sigmas, all scales),
+    made exactly as :meth:`Engine.search` makes them."""
+    from forensic_face.engine.detect import crop_face
+    from forensic_face.engine.probe import probe_hypotheses
+    from forensic_face.engine.search import to_tensor
+
+    cfg = engine.config
+    crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
+    crop_t = to_tensor(crop.pixels, engine.device)
+    crop_lms = torch.from_numpy(crop.landmarks).to(engine.device).float()
+    with torch.inference_mode():
+        _, hyps = probe_hypotheses(crop_t, tuple(cfg.scales), engine.upsampler, cfg.num_blur_hypotheses,
+                                   cfg.max_blur_sigma)
+        per_scale = []
+        for scale in cfg.scales:
+            images = hyps[scale]
+            lms = (crop_lms * (images.shape[-1] / crop.size_px))[None].expand(images.shape[0], -1, -1)
+            per_scale.append(engine._embed(images, lms))
+        templates = torch.cat(per_scale).float().cpu().numpy()
+    return centre_normalise(templates).mean(axis=0, keepdims=True)
+
+
+# -- the index ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IndexRow:
+    """One indexed portrait."""
+
+    identity: str
+    sha256: str
+    image_path: str
+
+
+@dataclass
+class GalleryIndex:
+    """faiss inner-product index of centred, normalised plain gallery templates, with its row sidecar."""
+
+    recognizer: str
+    weights_sha256: str
+    dim: int
+    kind: str
+    index: Any
+    rows: dict[int, IndexRow] = field(default_factory=dict)
+    next_id: int = 0
+
+    # -- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, recognizer: str, weights_sha256: str, rows: Sequence[IndexRow], templates: np.ndarray,
+              kind: IndexKind = "auto", seed: int = 0) -> GalleryIndex:
+        """A new index of ``templates`` ``(N,D)`` (one row per portrait, in ``rows`` order)."""
+        vectors = centre_normalise(templates)
+        if len(rows) != vectors.shape[0]:
+            raise ConfigError(f"{len(rows)} rows but {vectors.shape[0]} templates")
+        num, dim = vectors.shape
+        if kind == "auto":
+            kind = "flat" if num <= FLAT_MAX_ROWS else "ivf"
+        faiss = _faiss()
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif kind == "ivf":
+            nlist = ivf_num_lists(num)
+            if num < nlist:
+                raise ConfigError(f"an IVF index of {nlist} lists needs at least {nlist} templates, got {num}; "
+                                  "use kind 'flat'")
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(seed)
+            sample = vectors[rng.choice(num, size=min(num, 64 * nlist), replace=False)]
+            index.cp.seed = seed
+            index.train(sample)
+            index.nprobe = max(16, int(nlist * IVF_NPROBE_FRACTION))
+        else:
+            raise ConfigError(f"index kind must be auto, flat or ivf, got {kind!r}")
+        out = cls(recognizer=recognizer, weights_sha256=weights_sha256, dim=dim, kind=kind, index=index)
+        out._add_vectors(rows, vectors)
+        return out
+
+    def _add_vectors(self, rows: Sequence[IndexRow], vectors: np.ndarray) -> None:
+        if not rows:
+            return
+        if vectors.shape[1] != self.dim:
+            raise ConfigError(f"templates have {vectors.shape[1]} dimensions, the index {self.dim}")
+        ids = np.arange(self.next_id, self.next_id + len(rows), dtype=np.int64)
+        self.index.add_with_ids(vectors, ids)
+        for i, row in zip(ids.tolist(), rows):
+            self.rows[i] = row
+        self.next_id += len(rows)
+
+    def add(self, rows: Sequence[IndexRow], templates: np.ndarray) -> None:
+        """Add portraits (raw recognizer templates ``(N,D)``)."""
+        self._add_vectors(rows, centre_normalise(templates))
+
+    def remove(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        removed = self.index.remove_ids(np.asarray(list(ids), dtype=np.int64))
+        if removed != len(ids):
+            raise IndexMismatchError(f"the index held {removed} of the {len(ids)} rows to remove; rebuild it")
+        for i in ids:
+            del self.rows[i]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.index.ntotal)
+
+    # -- search ----------------------------------------------------------------------------------------------
+    def shortlist(self, queries: np.ndarray, num_identities: int) -> list[tuple[str, float]]:
+        """The ``num_identities`` best identities for ``queries`` ``(Q,D)`` (centred, normalised), best first.
+
+        An identity scores as its best portrait against its best query. Rows are fetched in growing batches
+        until enough distinct identities are found (identities can have several portraits)."""
+        if num_identities < 1:
+            raise ConfigError(f"the shortlist size must be >= 1, got {num_identities}")
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        total = self.num_rows
+        if total == 0:
+            raise IndexMismatchError("the shortlist index is empty; build it from the gallery first")
+        want = min(num_identities, len({r.identity for r in self.rows.values()}))
+        fetch = min(total, max(2 * num_identities, 16))
+        while True:
+            scores, ids = self.index.search(queries, fetch)
+            best: dict[str, float] = {}
+            for s, i in zip(scores.ravel().tolist(), ids.ravel().tolist()):
+                if i < 0:
+                    continue
+                identity = self.rows[i].identity
+                if s > best.get(identity, -np.inf):
+                    best[identity] = s
+            if len(best) >= want or fetch >= total:
+                break
+            fetch = min(total, fetch * 4)
+        return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:num_identities]
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """Write ``index.faiss`` and ``index.json`` atomically (the sidecar last, naming the file's hash)."""
+        faiss = _faiss()
+        folder.mkdir(parents=True, exist_ok=True)
+        index = self.index
+        if hasattr(faiss, "index_gpu_to_cpu") and _is_gpu_index(index):
+            index = faiss.index_gpu_to_cpu(index)
+        data = faiss.serialize_index(index).tobytes()
+        _atomic_write(folder / INDEX_FILE, data)
+        sidecar = {
+            "format": INDEX_FORMAT,
+            "recognizer": self.recognizer,
+            "weights_sha256": self.weights_sha256,
+            "dim": self.dim,
+            "kind": self.kind,
+            "faiss": faiss.__version__,
+            "next_id": self.next_id,
+            "index_sha256": hashlib.sha256(data).hexdigest(),
+            "rows": {str(i): dataclasses.asdict(r) for i, r in sorted(self.rows.items())},
+        }
+        _atomic_write(folder / SIDECAR_FILE, json.dumps(sidecar, indent=1, sort_keys=True).encode())
+
+    @classmethod
+    def load(cls, folder: Path, recognizer: str, weights_sha256: str) -> GalleryIndex:
+        """The index in ``folder``; :class:`IndexMismatchError` when it is missing, unreadable, tampered with,
+        of another format, or was built by another recognizer or other weights."""
+        faiss = _faiss()
+        index_path, sidecar_path = folder / INDEX_FILE, folder / SIDECAR_FILE
+        if not index_path.is_file() or not sidecar_path.is_file():
+            raise IndexMismatchError(f"{folder}: no shortlist index; build it with 'forensic-face index build'")
+        try:
+            meta = json.loads(sidecar_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexMismatchError(f"{sidecar_path}: unreadable ({exc}); rebuild the index") from exc
+        if meta.get("format") != INDEX_FORMAT:
+            raise IndexMismatchError(f"{sidecar_path}: index format {meta.get('format')!r}, expected "
+                                     f"{INDEX_FORMAT!r}; rebuild the index")
+        if meta.get("recognizer") != recognizer or meta.get("weights_sha256") != weights_sha256:
+            raise IndexMismatchError(
+                f"{folder}: the index was built by {meta.get('recognizer')!r} (weights "
+                f"{str(meta.get('weights_sha256'))[:12]}), the engine uses {recognizer!r} (weights "
+                f"{weights_sha256[:12]}); rebuild the index")
+        data = index_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta.get("index_sha256"):
+            raise IndexMismatchError(f"{index_path}: does not hash as recorded in {SIDECAR_FILE}; rebuild the index")
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        rows = {int(k): IndexRow(**v) for k, v in meta["rows"].items()}
+        if index.ntotal != len(rows) or index.d != meta["dim"]:
+            raise IndexMismatchError(f"{folder}: index and sidecar disagree ({index.ntotal} vs {len(rows)} rows)")
+        return cls(recognizer=recognizer, weights_sha256=weights_sha256, dim=int(meta["dim"]), kind=meta["kind"],
+                   index=index, rows=rows, next_id=int(meta["next_id"]))
+
+    def to_gpu(self) -> None:
+        """Move the index to GPU 0 when faiss was built with GPU support and a GPU is visible; else keep it."""
+        faiss = _faiss()
+        if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() < 1:
+            log.info("faiss has no GPU support here; the shortlist index stays on the CPU")
+            return
+        self._gpu_resources = faiss.StandardGpuResources()
+        self.index = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self.index)
+
+    def digest(self) -> str:
+        """SHA-256 of the sorted (identity, image SHA-256) rows: what the index covers."""
+        keys = sorted(f"{r.identity}\t{r.sha256}" for r in self.rows.values())
+        return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def _is_gpu_index(index: Any) -> bool:
+    return "Gpu" in type(index).__name__
+
+
+def ivf_num_lists(num_rows: int) -> int:
+    """Inverted lists of an IVF index: about ``4 * sqrt(N)``, a power of two, 64..65536.
+
+    >>> ivf_num_lists(1_000_000)
+    4096
+    """
+    target = 4.0 * float(np.sqrt(max(num_rows, 1)))
+    return int(min(65536, max(64, 2 ** round(np.log2(target)))))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def entry_row(entry: GalleryEntry) -> IndexRow:
+    return IndexRow(identity=entry.identity, sha256=entry.sha256, image_path=str(entry.image_path))
+
+
+def _row_key(row: IndexRow) -> tuple[str, str]:
+    return row.identity, row.sha256
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What :func:`sync_index` did."""
+
+    added: int
+    removed: int
+    rebuilt: bool
+    reason: str = ""
+
+
+def sync_index(
+    engine: Engine,
+    gallery: Gallery,
+    folder: Path,
+    kind: IndexKind = "auto",
+    templates: np.ndarray | None = None,
+    should_cancel: ShouldCancel = None,
+) -> tuple[GalleryIndex, SyncReport]:
+    """Bring the index in ``folder`` up to date with ``gallery`` and save it.
+
+    New portraits (by identity and image SHA-256) are embedded and added, portraits no longer in the gallery
+    removed. A missing index, or one that :meth:`GalleryIndex.load` refuses (other recognizer or weights, other
+    format, corrupt), is rebuilt from scratch. ``templates`` ``(len(gallery.entries), D)`` may supply plain
+    templates already computed (e.g. by distributed enrollment) in entry order.
+    """
+    rec = engine.recognizer
+    if templates is not None and templates.shape[0] != len(gallery.entries):
+        raise ConfigError(f"{templates.shape[0]} templates for {len(gallery.entries)} gallery entries")
+    wanted = {(_row_key(entry_row(e))): k for k, e in enumerate(gallery.entries)}
+
+    def embed(indices: list[int]) -> np.ndarray:
+        if templates is not None:
+            return templates[indices]
+        return plain_templates(engine, [gallery.entries[i] for i in indices], should_cancel)
+
+    try:
+        index = GalleryIndex.load(folder, rec.name, rec.weights_sha256)
+    except IndexMismatchError as exc:
+        reason = str(exc)
+        if (folder / SIDECAR_FILE).exists():
+            log.warning("rebuilding the shortlist index: %s", reason)
+        order = sorted(wanted.values())
+        index = GalleryIndex.build(rec.name, rec.weights_sha256, [entry_row(gallery.entries[i]) for i in order],
+                                   embed(order), kind=kind, seed=engine.config.seed)
+        index.save(folder)
+        return index, SyncReport(added=len(order), removed=0, rebuilt=True, reason=reason)
+    present = {_row_key(r): i for i, r in index.rows.items()}
+    stale = [i for key, i in present.items() if key not in wanted]
+    new = sorted(k for key, k in wanted.items() if key not in present)
+    index.remove(stale)
+    if new:
+        index.add([entry_row(gallery.entries[i]) for i in new], embed(new))
+    if stale or new:
+        index.save(folder)
+    log.info("shortlist index %s: %d added, %d removed, %d rows", folder, len(new), len(stale), index.num_rows)
+    return index, SyncReport(added=len(new), removed=len(stale), rebuilt=False)
+
+
+# -- two-stage search ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShortlistResult:
+    """A two-stage search: the stage-2 :class:`SearchResult` (ranking covers the shortlist only) and stage 1."""
+
+    result: SearchResult
+    #: ``(identity, stage-1 correlation)`` of the shortlist, best first.
+    shortlist: tuple[tuple[str, float], ...]
+    timing: dict[str, float]
+
+
+def restrict_gallery(gallery: Gallery, identities: Sequence[str]) -> Gallery:
+    """The gallery with only the entries of ``identities`` (entry order kept)."""
+    keep = set(identities)
+    return dataclasses.replace(gallery, entries=tuple(e for e in gallery.entries if e.identity in keep))
+
+
+def shortlist_search(
+    engine: Engine,
+    index: GalleryIndex,
+    probe: LoadedImage,
+    gallery: Gallery,
+    num_shortlist: int = DEFAULT_SHORTLIST,
+    face: FaceDetection | None = None,
+    progress: Progress = None,
+    should_cancel: ShouldCancel = None,
+) -> ShortlistResult:
+    """Stage 1 (index shortlist of ``num_shortlist`` identities), then Meet-in-the-middle on the shortlist.
+
+    The index must cover exactly the gallery's portraits (:func:`sync_index`), otherwise
+    :class:`IndexMismatchError`; it must come from the engine's recognizer and weights.
+    """
+    rec = engine.recognizer
+    if index.recognizer != rec.name or index.weights_sha256 != rec.weights_sha256:
+        raise IndexMismatchError(f"the index was built by {index.recognizer!r}, the engine uses {rec.name!r} "
+                                 "(or other weights); rebuild the index")
+    covered = {_row_key(r) for r in index.rows.values()}
+    if covered != {_row_key(entry_row(e)) for e in gallery.entries}:
+        raise IndexMismatchError("the shortlist index does not cover exactly this gallery; run 'index update'")
+    t0 = time.perf_counter()
+    if face is None:
+        faces = engine.detector.detect([probe.pixels])[0]
+        if not faces:
+            raise NoFaceDetected(str(probe.path), "draw the face box by hand and search again")
+        face = faces[0]
+    query = probe_query(engine, probe, face)
+    t1 = time.perf_counter()
+    shortlist = index.shortlist(query, num_shortlist)
+    t2 = time.perf_counter()
+    if should_cancel is not None and should_cancel():
+        raise Cancelled()
+    sub = restrict_gallery(gallery, [identity for identity, _ in shortlist])
+    result = engine.search(probe, sub, face=face, progress=progress, should_cancel=should_cancel)
+    t3 = time.perf_counter()
+    timing = {"probe_query_s": t1 - t0, "shortlist_s": t2 - t1, "rerank_s": t3 - t2}
+    provenance = dict(result.provenance)
+    provenance["shortlist"] = {
+        "num_shortlist": num_shortlist, "index_kind": index.kind, "index_rows": index.num_rows,
+        "index_digest": index.digest(), "gallery_identities": len({e.identity for e in gallery.entries}),
+        "shortlisted": [[identity, round(score, 6)] for identity, score in shortlist],
+    }
+    return ShortlistResult(result=dataclasses.replace(result, provenance=provenance), shortlist=tuple(shortlist),
+                           timing={k: round(v, 4) for k, v in timing.items()})
