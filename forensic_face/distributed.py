@@ -1,0 +1,196 @@
+"""Enrollment of very large galleries as Ray tasks: the same call on a laptop (local Ray) and on a cluster.
+
+The driver lists the gallery folder (:func:`forensic_face.engine.gallery.list_gallery_images`) and cuts it into
+shards; each shard is one Ray task that builds its own :class:`Engine` from the (frozen, picklable)
+:class:`EngineConfig`, enrolls its images exactly as :func:`enroll_gallery` does (load, hash, MTCNN, largest face,
+1.3x crop), embeds the plain canonical crops for the shortlist index and, optionally, warms the engine's
+template cache with the degraded, resolution-matched gallery hypotheses of given probe size bins. Shards come
+back in order, so the gallery equals the in-process one entry for entry.
+
+On a cluster: ``ray.init(address="ray://head:10001")`` (or ``address="auto"`` on a node of the cluster); every
+node needs forensic_face installed, the gallery folder and the template cache folder on a shared file system
+(the same paths everywhere), and the model weights in its own cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.errors import Cancelled, ConfigError, GalleryError, ImageLoadError
+from forensic_face.engine.gallery import list_gallery_images
+from forensic_face.engine.results import Gallery, GalleryEntry, GalleryProblem
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None] | None
+ShouldCancel = Callable[[], bool] | None
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What one enrollment task returns: its entries, problems and plain templates ``(len(entries), D)``."""
+
+    entries: tuple[GalleryEntry, ...]
+    problems: tuple[GalleryProblem, ...]
+    templates: np.ndarray
+    warmed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DistributedEnrollment:
+    """The enrolled gallery and its plain templates (entry order) for :func:`sync_index`."""
+
+    gallery: Gallery
+    templates: np.ndarray
+    num_shards: int
+    warmed: int
+
+
+def enroll_items(
+    items: Sequence[tuple[str, Path]], engine: Any, chunk_size: int = 16
+) -> tuple[list[GalleryEntry], list[GalleryProblem]]:
+    """Enroll ``(identity, path)`` pairs with the engine's detector, as :func:`enroll_gallery` does."""
+    from forensic_face.engine.detect import crop_face, largest_face
+    from forensic_face.imaging import load_image
+
+    det_cfg = engine.config.detector
+    entries: list[GalleryEntry] = []
+    problems: list[GalleryProblem] = []
+    for start in range(0, len(items), chunk_size):
+        loaded = []
+        for identity, path in items[start:start + chunk_size]:
+            try:
+                loaded.append((identity, load_image(path)))
+            except ImageLoadError as exc:
+                problems.append(GalleryProblem(path, f"{exc.reason}" + (f" ({exc.hint})" if exc.hint else "")))
+        detections = engine.detector.detect([image.pixels for _, image in loaded], min_face_px=det_cfg.gallery_min_face_px)
+        for (identity, image), faces in zip(loaded, detections):
+            if not faces:
+                faces = engine.detector.detect([image.pixels])[0]
+            if not faces:
+                problems.append(GalleryProblem(image.path, "no face found"))
+                continue
+            face = largest_face(faces)
+            note = f"{len(faces)} faces found; the largest was used" if len(faces) > 1 else ""
+            entries.append(GalleryEntry(identity=identity, image_path=image.path, sha256=image.sha256,
+                                        crop=crop_face(image.pixels, face, det_cfg.crop_enlarge), note=note))
+    return entries, problems
+
+
+def enroll_shard(
+    items: Sequence[tuple[str, Path]],
+    config: EngineConfig,
+    cache_dir: Path | None,
+    warm_size_bins: Sequence[int] = (),
+    num_threads: int = 1,
+) -> ShardResult:
+    """One task: enroll ``items``, embed their plain crops, warm the template cache for ``warm_size_bins``."""
+    import torch
+
+    from forensic_face.engine.search import Engine
+    from forensic_face.engine.shortlist import plain_templates
+
+    torch.set_num_threads(num_threads)
+    t0 = time.perf_counter()
+    engine = Engine(config, cache_dir=cache_dir)
+    entries, problems = enroll_items(items, engine)
+    templates = plain_templates(engine, entries)
+    warmed = 0
+    if entries:
+        with torch.inference_mode():
+            for size_bin in warm_size_bins:
+                for scale in config.scales:
+                    target = size_bin * scale if config.resolution_matching else None
+                    engine._gallery_templates(entries, scale, target, lambda n: None, None)
+                    warmed += len(entries)
+    return ShardResult(tuple(entries), tuple(problems), templates, warmed, time.perf_counter() - t0)
+
+
+def enroll_distributed(
+    folder: Path,
+    config: EngineConfig,
+    cache_dir: Path | None = None,
+    address: str | None = None,
+    shard_size: int = 256,
+    warm_size_bins: Sequence[int] = (),
+    num_cpus_per_task: float = 1.0,
+    progress: Progress = None,
+    should_cancel: ShouldCancel = None,
+    ray_init_kwargs: dict[str, Any] | None = None,
+) -> DistributedEnrollment:
+    """Enroll ``folder`` as Ray tasks of ``shard_size`` images and return the gallery with its plain templates.
+
+    Ray is started locally unless it is already running (then the running instance is used) or ``address``
+    names a cluster. ``cache_dir`` is the engine's template cache (default: the user cache), which every node
+    must see at the same path for warming to help later searches.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError("distributed enrollment needs Ray: pip install ray") from exc
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
+    folder = Path(folder)
+    items, problems = list_gallery_images(folder)
+    if not items:
+        raise GalleryError(f"gallery folder {folder} holds no images; put one portrait per identity in it "
+                           "(sub-folders named after identities, or files named after them)")
+    if cache_dir is None:
+        from forensic_face.paths import cache_dir as default_cache_dir
+
+        cache_dir = default_cache_dir() / "templates"
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, **(ray_init_kwargs or {}))
+        started = True
+    try:
+        task = ray.remote(num_cpus=num_cpus_per_task)(enroll_shard)
+        shards = [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
+        config_ref = ray.put(config)
+        refs = [task.remote(shard, config_ref, cache_dir, tuple(warm_size_bins)) for shard in shards]
+        position = {ref: k for k, ref in enumerate(refs)}
+        results: list[ShardResult | None] = [None] * len(refs)
+        pending = list(refs)
+        done_images = 0
+        while pending:
+            if should_cancel is not None and should_cancel():
+                for ref in pending:
+                    ray.cancel(ref)
+                raise Cancelled("enrollment cancelled by the user")
+            ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            for ref in ready:
+                k = position[ref]
+                results[k] = ray.get(ref)
+                done_images += len(shards[k])
+                if progress is not None:
+                    progress(done_images, len(items), f"enrolling {folder.name}")
+    finally:
+        if started:
+            ray.shutdown()
+    entries: list[GalleryEntry] = []
+    templates: list[np.ndarray] = []
+    warmed = 0
+    for result in results:
+        if result is None:
+            raise RuntimeError("a Ray enrollment task returned no result")
+        entries.extend(result.entries)
+        problems.extend(result.problems)
+        templates.append(result.templates)
+        warmed += result.warmed
+    if not entries:
+        raise GalleryError(f"no face was found in any of the {len(items)} images in {folder}; "
+                           "check that the folder holds face portraits")
+    log.info("enrolled %d portraits of %d identities from %s in %d Ray tasks (%d problems)", len(entries),
+             len({e.identity for e in entries}), folder, len(shards), len(problems))
+    gallery = Gallery(root=folder, entries=tuple(entries), problems=tuple(problems))
+    return DistributedEnrollment(gallery=gallery, templates=np.concatenate(templates, axis=0),
+                                 num_shards=len(shards), warmed=warmed)

@@ -1,0 +1,57 @@
+"""Distributed enrollment on a local, one-CPU Ray instance equals in-process enrollment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)")
+
+
+def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_image, tmp_path: Path) -> None:
+    import torch
+
+    from forensic_face.distributed import enroll_distributed
+    from forensic_face.engine.config import EngineConfig
+    from forensic_face.engine.search import Engine
+    from forensic_face.engine.shortlist import plain_templates
+
+    torch.set_num_threads(1)
+    people = [name for name, count in lfw_test_people if count >= 2][:3]
+    folder = tmp_path / "gallery"
+    for name in people:
+        (folder / name).mkdir(parents=True)
+        for n in (1, 2):
+            (folder / name / f"{name}_{n:04d}.jpg").symlink_to(lfw_image(name, n))
+    (folder / people[0] / "notes.txt").write_text("not an image")
+    config = EngineConfig(device="cpu", budget="none", scales=(2,), num_blur_hypotheses=2)
+    engine = Engine(config, cache_dir=tmp_path / "local-templates")
+    local = engine.enroll(folder)
+    local_templates = plain_templates(engine, local.entries)
+
+    ray.init(num_cpus=1, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False)
+    try:
+        seen: list[tuple[int, int]] = []
+        out = enroll_distributed(folder, config, cache_dir=tmp_path / "ray-templates", shard_size=4,
+                                 warm_size_bins=(32,), progress=lambda d, t, m: seen.append((d, t)))
+        assert ray.is_initialized()  # an instance the caller started is left running
+    finally:
+        ray.shutdown()
+
+    assert out.num_shards == 2 and seen[-1] == (6, 6)
+    assert len(out.gallery.entries) == len(local.entries) == 6
+    for a, b in zip(out.gallery.entries, local.entries):
+        assert (a.identity, a.image_path, a.sha256, a.note) == (b.identity, b.image_path, b.sha256, b.note)
+        np.testing.assert_array_equal(a.crop.pixels, b.crop.pixels)
+        np.testing.assert_allclose(a.crop.landmarks, b.crop.landmarks)
+        np.testing.assert_allclose(a.crop.crop_box, b.crop.crop_box)
+    assert [(p.image_path, p.reason) for p in out.gallery.problems] == \
+        [(p.image_path, p.reason) for p in local.problems]
+    np.testing.assert_allclose(out.templates, local_templates, atol=1e-5)
+    # The degraded-hypothesis cache was warmed for probe bin 32 at scale 2: a search engine pointed at it hits.
+    assert out.warmed == 6
+    warm = Engine(config, cache_dir=tmp_path / "ray-templates")
+    keys = [warm._gallery_key(e, 2, 64) for e in local.entries]
+    assert all(warm.cache.load(k) is not None for k in keys)
