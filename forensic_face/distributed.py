@@ -86,22 +86,15 @@ def enroll_items(
     return entries, problems
 
 
-def enroll_shard(
-    items: Sequence[tuple[str, Path]],
-    config: EngineConfig,
-    cache_dir: Path | None,
-    warm_size_bins: Sequence[int] = (),
-    num_threads: int = 1,
-) -> ShardResult:
-    """One task: enroll ``items``, embed their plain crops, warm the template cache for ``warm_size_bins``."""
+def enroll_with_engine(engine: Any, items: Sequence[tuple[str, Path]], warm_size_bins: Sequence[int] = ()
+                       ) -> ShardResult:
+    """Enroll ``items`` with ``engine``, embed their plain crops, warm its template cache for ``warm_size_bins``."""
     import torch
 
-    from forensic_face.engine.search import Engine
     from forensic_face.engine.shortlist import plain_templates
 
-    torch.set_num_threads(num_threads)
     t0 = time.perf_counter()
-    engine = Engine(config, cache_dir=cache_dir)
+    config = engine.config
     entries, problems = enroll_items(items, engine)
     templates = plain_templates(engine, entries)
     warmed = 0
@@ -115,8 +108,24 @@ def enroll_shard(
     return ShardResult(tuple(entries), tuple(problems), templates, warmed, time.perf_counter() - t0)
 
 
-def enroll_distributed(
-    folder: Path,
+def enroll_shard(
+    items: Sequence[tuple[str, Path]],
+    config: EngineConfig,
+    cache_dir: Path | None,
+    warm_size_bins: Sequence[int] = (),
+    num_threads: int = 1,
+) -> ShardResult:
+    """One Ray task: a fresh engine from ``config`` (models load on the worker), then :func:`enroll_with_engine`."""
+    import torch
+
+    from forensic_face.engine.search import Engine
+
+    torch.set_num_threads(num_threads)
+    return enroll_with_engine(Engine(config, cache_dir=cache_dir), items, warm_size_bins)
+
+
+def enroll_items_distributed(
+    items: Sequence[tuple[str, Path]],
     config: EngineConfig,
     cache_dir: Path | None = None,
     address: str | None = None,
@@ -126,12 +135,12 @@ def enroll_distributed(
     progress: Progress = None,
     should_cancel: ShouldCancel = None,
     ray_init_kwargs: dict[str, Any] | None = None,
-) -> DistributedEnrollment:
-    """Enroll ``folder`` as Ray tasks of ``shard_size`` images and return the gallery with its plain templates.
+) -> tuple[list[ShardResult], int]:
+    """Enroll ``(identity, path)`` pairs as Ray tasks of ``shard_size`` images; shard results in item order.
 
-    Ray is started locally unless it is already running (then the running instance is used) or ``address``
-    names a cluster. ``cache_dir`` is the engine's template cache (default: the user cache), which every node
-    must see at the same path for warming to help later searches.
+    Ray is started locally unless it is already running (then the running instance is used and left running)
+    or ``address`` names a cluster. ``cache_dir`` is the engine's template cache (default: the user cache),
+    which every node must see at the same path for warming to help later searches.
     """
     try:
         import ray
@@ -139,11 +148,8 @@ def enroll_distributed(
         raise ConfigError("distributed enrollment needs Ray: pip install ray") from exc
     if shard_size < 1:
         raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
-    folder = Path(folder)
-    items, problems = list_gallery_images(folder)
     if not items:
-        raise GalleryError(f"gallery folder {folder} holds no images; put one portrait per identity in it "
-                           "(sub-folders named after identities, or files named after them)")
+        return [], 0
     if cache_dir is None:
         from forensic_face.paths import cache_dir as default_cache_dir
 
@@ -152,9 +158,9 @@ def enroll_distributed(
     if not ray.is_initialized():
         ray.init(address=address, **(ray_init_kwargs or {}))
         started = True
+    shards = [list(items[i:i + shard_size]) for i in range(0, len(items), shard_size)]
     try:
         task = ray.remote(num_cpus=num_cpus_per_task)(enroll_shard)
-        shards = [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
         config_ref = ray.put(config)
         refs = [task.remote(shard, config_ref, cache_dir, tuple(warm_size_bins)) for shard in shards]
         position = {ref: k for k, ref in enumerate(refs)}
@@ -172,25 +178,158 @@ def enroll_distributed(
                 results[k] = ray.get(ref)
                 done_images += len(shards[k])
                 if progress is not None:
-                    progress(done_images, len(items), f"enrolling {folder.name}")
+                    progress(done_images, len(items), "enrolling")
     finally:
         if started:
             ray.shutdown()
-    entries: list[GalleryEntry] = []
-    templates: list[np.ndarray] = []
-    warmed = 0
+    out: list[ShardResult] = []
     for result in results:
         if result is None:
             raise RuntimeError("a Ray enrollment task returned no result")
+        out.append(result)
+    return out, len(shards)
+
+
+def enroll_distributed(
+    folder: Path,
+    config: EngineConfig,
+    cache_dir: Path | None = None,
+    address: str | None = None,
+    shard_size: int = 256,
+    warm_size_bins: Sequence[int] = (),
+    num_cpus_per_task: float = 1.0,
+    progress: Progress = None,
+    should_cancel: ShouldCancel = None,
+    ray_init_kwargs: dict[str, Any] | None = None,
+) -> DistributedEnrollment:
+    """Enroll ``folder`` as Ray tasks (see :func:`enroll_items_distributed`) and return the gallery with its
+    plain templates, equal entry for entry to :meth:`Engine.enroll` on the same folder."""
+    folder = Path(folder)
+    items, problems = list_gallery_images(folder)
+    if not items:
+        raise GalleryError(f"gallery folder {folder} holds no images; put one portrait per identity in it "
+                           "(sub-folders named after identities, or files named after them)")
+    results, num_shards = enroll_items_distributed(
+        items, config, cache_dir=cache_dir, address=address, shard_size=shard_size, warm_size_bins=warm_size_bins,
+        num_cpus_per_task=num_cpus_per_task, progress=progress, should_cancel=should_cancel,
+        ray_init_kwargs=ray_init_kwargs)
+    entries: list[GalleryEntry] = []
+    for result in results:
         entries.extend(result.entries)
         problems.extend(result.problems)
-        templates.append(result.templates)
-        warmed += result.warmed
     if not entries:
         raise GalleryError(f"no face was found in any of the {len(items)} images in {folder}; "
                            "check that the folder holds face portraits")
     log.info("enrolled %d portraits of %d identities from %s in %d Ray tasks (%d problems)", len(entries),
-             len({e.identity for e in entries}), folder, len(shards), len(problems))
+             len({e.identity for e in entries}), folder, num_shards, len(problems))
     gallery = Gallery(root=folder, entries=tuple(entries), problems=tuple(problems))
-    return DistributedEnrollment(gallery=gallery, templates=np.concatenate(templates, axis=0),
-                                 num_shards=len(shards), warmed=warmed)
+    return DistributedEnrollment(gallery=gallery, templates=np.concatenate([r.templates for r in results], axis=0),
+                                 num_shards=num_shards, warmed=sum(r.warmed for r in results))
+
+
+@dataclass(frozen=True)
+class IndexUpdate:
+    """What :func:`index_gallery_folder` did."""
+
+    index_dir: Path
+    added: int
+    removed: int
+    kept: int
+    rebuilt: bool
+    reason: str
+    problems: tuple[GalleryProblem, ...]
+    num_rows: int
+    seconds: float
+
+
+def index_gallery_folder(
+    folder: Path,
+    index_dir: Path,
+    config: EngineConfig,
+    cache_dir: Path | None = None,
+    use_ray: bool = False,
+    address: str | None = None,
+    shard_size: int = 256,
+    warm_size_bins: Sequence[int] = (),
+    kind: str = "auto",
+    rebuild: bool = False,
+    progress: Progress = None,
+    should_cancel: ShouldCancel = None,
+) -> IndexUpdate:
+    """Build or incrementally update the shortlist index of a gallery folder.
+
+    Portraits already indexed (same identity, same file SHA-256) are kept without re-detection; new or changed
+    files are enrolled (in-process, or as Ray tasks with ``use_ray``) and added; rows whose file is gone or
+    changed are removed. An index of another recognizer, weights or format, or a corrupt one, is rebuilt from
+    scratch (also with ``rebuild=True``).
+    """
+    from forensic_face.engine.search import Engine
+    from forensic_face.engine.shortlist import GalleryIndex, IndexMismatchError, entry_row
+    from forensic_face.imaging import sha256_file
+
+    t0 = time.perf_counter()
+    folder = Path(folder)
+    items, problems = list_gallery_images(folder)
+    if not items:
+        raise GalleryError(f"gallery folder {folder} holds no images; put one portrait per identity in it")
+    engine = Engine(config, cache_dir=cache_dir)
+    rec = engine.recognizer
+    index: GalleryIndex | None = None
+    reason = "rebuild requested" if rebuild else ""
+    if not rebuild:
+        try:
+            index = GalleryIndex.load(index_dir, rec.name, rec.weights_sha256)
+        except IndexMismatchError as exc:
+            reason = str(exc)
+            log.warning("building the shortlist index from scratch: %s", reason)
+    present = {} if index is None else {(r.identity, r.sha256): i for i, r in index.rows.items()}
+    keys: list[tuple[str, str]] = []
+    todo: list[tuple[str, Path]] = []
+    for identity, path in items:
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("indexing cancelled by the user")
+        key = (identity, sha256_file(path))
+        keys.append(key)
+        if key not in present:
+            todo.append((identity, path))
+    wanted = set(keys)
+    stale = [i for key, i in present.items() if key not in wanted]
+    if use_ray:
+        results, _ = enroll_items_distributed(todo, config, cache_dir=cache_dir, address=address,
+                                              shard_size=shard_size, warm_size_bins=warm_size_bins,
+                                              progress=progress, should_cancel=should_cancel)
+        entries = [e for r in results for e in r.entries]
+        problems.extend(p for r in results for p in r.problems)
+        templates = (np.concatenate([r.templates for r in results]) if results
+                     else np.zeros((0, rec.embedding_dim), np.float32))
+    else:
+        shards = []
+        for start in range(0, len(todo), shard_size):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("indexing cancelled by the user")
+            shards.append(enroll_with_engine(engine, todo[start:start + shard_size], warm_size_bins))
+            if progress is not None:
+                progress(min(start + shard_size, len(todo)), len(todo), "enrolling")
+        entries = [e for r in shards for e in r.entries]
+        problems.extend(p for r in shards for p in r.problems)
+        templates = (np.concatenate([r.templates for r in shards]) if shards
+                     else np.zeros((0, rec.embedding_dim), np.float32))
+    rows = [entry_row(e) for e in entries]
+    if index is None:
+        if not rows:
+            raise GalleryError(f"no face was found in any of the {len(items)} images in {folder}")
+        index = GalleryIndex.build(rec.name, rec.weights_sha256, rows, templates, kind=kind,  # type: ignore[arg-type]
+                                   seed=config.seed)
+        rebuilt = True
+    else:
+        index.remove(stale)
+        index.add(rows, templates)
+        rebuilt = False
+    index.gallery_root = str(folder)
+    index.save(index_dir)
+    kept = len(present) - len(stale)
+    log.info("shortlist index %s: %d added, %d removed, %d kept, %d rows", index_dir, len(rows), len(stale), kept,
+             index.num_rows)
+    return IndexUpdate(index_dir=index_dir, added=len(rows), removed=len(stale), kept=kept, rebuilt=rebuilt,
+                       reason=reason, problems=tuple(problems), num_rows=index.num_rows,
+                       seconds=time.perf_counter() - t0)

@@ -13,10 +13,10 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)"
 def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_image, tmp_path: Path) -> None:
     import torch
 
-    from forensic_face.distributed import enroll_distributed
+    from forensic_face.distributed import enroll_distributed, index_gallery_folder
     from forensic_face.engine.config import EngineConfig
     from forensic_face.engine.search import Engine
-    from forensic_face.engine.shortlist import plain_templates
+    from forensic_face.engine.shortlist import GalleryIndex, centre_normalise, plain_templates
 
     torch.set_num_threads(1)
     people = [name for name, count in lfw_test_people if count >= 2][:3]
@@ -37,6 +37,9 @@ def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_i
         out = enroll_distributed(folder, config, cache_dir=tmp_path / "ray-templates", shard_size=4,
                                  warm_size_bins=(32,), progress=lambda d, t, m: seen.append((d, t)))
         assert ray.is_initialized()  # an instance the caller started is left running
+        # The CLI's path: an index of the folder built through the same Ray instance.
+        update = index_gallery_folder(folder, tmp_path / "idx", config, cache_dir=tmp_path / "ray-templates",
+                                      use_ray=True, shard_size=6)
     finally:
         ray.shutdown()
 
@@ -55,3 +58,7 @@ def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_i
     warm = Engine(config, cache_dir=tmp_path / "ray-templates")
     keys = [warm._gallery_key(e, 2, 64) for e in local.entries]
     assert all(warm.cache.load(k) is not None for k in keys)
+    assert (update.added, update.rebuilt, update.num_rows) == (6, True, 6)
+    index = GalleryIndex.load(tmp_path / "idx", warm.recognizer.name, warm.recognizer.weights_sha256)
+    np.testing.assert_allclose(index.index.index.reconstruct_n(0, 6), centre_normalise(local_templates), atol=1e-5)
+    assert [r.sha256 for _, r in sorted(index.rows.items())] == [e.sha256 for e in local.entries]

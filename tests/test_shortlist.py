@@ -190,3 +190,53 @@ def test_two_stage_equals_exhaustive_restricted_on_lfw(lfw_root: Path, lfw_test_
     smaller = restrict_gallery(gallery, people[:3])
     with pytest.raises(IndexMismatchError, match="index update"):
         shortlist_search(engine, index, probe, smaller, num_shortlist=2, face=face)
+
+
+def test_cli_index_build_update_and_search_large(lfw_root: Path, lfw_test_people, lfw_image, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from forensic_face.cli import build_parser
+    from forensic_face.shortlist_cli import IndexCommand, ShortlistSearchCommand
+
+    torch.set_num_threads(1)
+    people = [name for name, count in lfw_test_people if count >= 2][:4]
+    folder = tmp_path / "gallery"
+    for name in people[:3]:
+        (folder / name).mkdir(parents=True)
+        (folder / name / f"{name}_0001.jpg").symlink_to(lfw_image(name, 1))
+    commands = [IndexCommand(), ShortlistSearchCommand()]
+    parser = build_parser(commands)
+    small = ["--device", "cpu", "--budget", "none", "--scales", "2", "--hypotheses", "2"]
+    index_dir = tmp_path / "idx"
+
+    def run(argv: list[str]) -> dict:
+        args = parser.parse_args(argv)
+        command = next(c for c in commands if c.name == args.command)
+        assert command.run(args) == 0
+        return json.loads(capsys.readouterr().out)
+
+    built = run(["index", "build", str(folder), "--index", str(index_dir), "--json", *small])
+    assert (built["rows"], built["added"], built["rebuilt"]) == (3, 3, True)
+    # One portrait removed, one identity added: only the delta is enrolled.
+    (folder / people[0] / f"{people[0]}_0001.jpg").unlink()
+    (folder / people[0]).rmdir()
+    (folder / people[3]).mkdir()
+    (folder / people[3] / f"{people[3]}_0001.jpg").symlink_to(lfw_image(people[3], 1))
+    updated = run(["index", "update", str(folder), "--index", str(index_dir), "--json", *small])
+    assert (updated["rows"], updated["added"], updated["removed"], updated["kept"], updated["rebuilt"]) == \
+        (3, 1, 1, 2, False)
+    probe = lfw_image(people[3], 2)
+    found = run(["search-large", str(probe), "--index", str(index_dir), "--shortlist", "2", "--json", *small])
+    assert found[0]["error"] is None and len(found[0]["candidates"]) == 2
+    assert found[0]["candidates"][0]["identity"] == people[3]
+    # An index whose recorded weights differ is refused by search-large and rebuilt (not mixed) by update.
+    meta = json.loads((index_dir / SIDECAR_FILE).read_text())
+    meta["weights_sha256"] = "0" * 64
+    (index_dir / SIDECAR_FILE).write_text(json.dumps(meta))
+    args = parser.parse_args(["search-large", str(probe), "--index", str(index_dir), *small])
+    with pytest.raises(IndexMismatchError, match="built by"):
+        ShortlistSearchCommand().run(args)
+    rebuilt = run(["index", "update", str(folder), "--index", str(index_dir), "--json", *small])
+    assert (rebuilt["rows"], rebuilt["added"], rebuilt["kept"], rebuilt["rebuilt"]) == (3, 3, 0, True)
+    assert "built by" in rebuilt["reason"]

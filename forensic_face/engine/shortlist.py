@@ -132,11 +132,14 @@ def probe_query(engine: Engine, probe: LoadedImage, face: FaceDetection) -> np.n
 # -- the index ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IndexRow:
-    """One indexed portrait."""
+    """One indexed portrait; ``face`` (:meth:`FaceDetection.to_json`) lets stage 2 re-crop it without
+    re-detecting."""
 
     identity: str
     sha256: str
     image_path: str
+    face: dict[str, Any] | None = None
+    note: str = ""
 
 
 @dataclass
@@ -150,6 +153,8 @@ class GalleryIndex:
     index: Any
     rows: dict[int, IndexRow] = field(default_factory=dict)
     next_id: int = 0
+    #: The gallery folder the portraits were enrolled from (recorded, not needed for searching).
+    gallery_root: str = ""
 
     # -- construction --------------------------------------------------------------------------------------
     @classmethod
@@ -257,6 +262,7 @@ class GalleryIndex:
             "kind": self.kind,
             "faiss": faiss.__version__,
             "next_id": self.next_id,
+            "gallery_root": self.gallery_root,
             "index_sha256": hashlib.sha256(data).hexdigest(),
             "rows": {str(i): dataclasses.asdict(r) for i, r in sorted(self.rows.items())},
         }
@@ -286,11 +292,15 @@ class GalleryIndex:
         if hashlib.sha256(data).hexdigest() != meta.get("index_sha256"):
             raise IndexMismatchError(f"{index_path}: does not hash as recorded in {SIDECAR_FILE}; rebuild the index")
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        rows = {int(k): IndexRow(**v) for k, v in meta["rows"].items()}
+        try:
+            rows = {int(k): IndexRow(**v) for k, v in meta["rows"].items()}
+        except (TypeError, ValueError) as exc:
+            raise IndexMismatchError(f"{sidecar_path}: malformed rows ({exc}); rebuild the index") from exc
         if index.ntotal != len(rows) or index.d != meta["dim"]:
             raise IndexMismatchError(f"{folder}: index and sidecar disagree ({index.ntotal} vs {len(rows)} rows)")
         return cls(recognizer=recognizer, weights_sha256=weights_sha256, dim=int(meta["dim"]), kind=meta["kind"],
-                   index=index, rows=rows, next_id=int(meta["next_id"]))
+                   index=index, rows=rows, next_id=int(meta["next_id"]),
+                   gallery_root=str(meta.get("gallery_root", "")))
 
     def to_gpu(self) -> None:
         """Move the index to GPU 0 when faiss was built with GPU support and a GPU is visible; else keep it."""
@@ -333,7 +343,32 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def entry_row(entry: GalleryEntry) -> IndexRow:
-    return IndexRow(identity=entry.identity, sha256=entry.sha256, image_path=str(entry.image_path))
+    return IndexRow(identity=entry.identity, sha256=entry.sha256, image_path=str(entry.image_path),
+                    face=entry.crop.face.to_json(), note=entry.note)
+
+
+def row_entry(row: IndexRow, crop_enlarge: float) -> GalleryEntry:
+    """Re-create a gallery entry from its row: load the portrait, check its SHA-256, crop the stored face."""
+    from forensic_face.engine.detect import crop_face
+    from forensic_face.imaging import load_image
+
+    if row.face is None:
+        raise IndexMismatchError(f"{row.image_path}: the index row has no face position; rebuild the index")
+    image = load_image(row.image_path)
+    if image.sha256 != row.sha256:
+        raise IndexMismatchError(f"{row.image_path}: the portrait changed since it was indexed; run 'index update'")
+    face = FaceDetection(box=np.asarray(row.face["box"], dtype=np.float64), score=float(row.face["score"]),
+                         landmarks=np.asarray(row.face["landmarks"], dtype=np.float64),
+                         manual=bool(row.face.get("manual", False)))
+    return GalleryEntry(identity=row.identity, image_path=Path(row.image_path), sha256=row.sha256,
+                        crop=crop_face(image.pixels, face, crop_enlarge), note=row.note)
+
+
+def gallery_from_index(index: GalleryIndex, identities: Sequence[str], root: Path, crop_enlarge: float) -> Gallery:
+    """A :class:`Gallery` of the indexed portraits of ``identities`` (row order), re-cropped from disk."""
+    keep = set(identities)
+    rows = [r for _, r in sorted(index.rows.items()) if r.identity in keep]
+    return Gallery(root=root, entries=tuple(row_entry(r, crop_enlarge) for r in rows))
 
 
 def _row_key(row: IndexRow) -> tuple[str, str]:
@@ -368,7 +403,7 @@ def sync_index(
     rec = engine.recognizer
     if templates is not None and templates.shape[0] != len(gallery.entries):
         raise ConfigError(f"{templates.shape[0]} templates for {len(gallery.entries)} gallery entries")
-    wanted = {(_row_key(entry_row(e))): k for k, e in enumerate(gallery.entries)}
+    wanted = {(e.identity, e.sha256): k for k, e in enumerate(gallery.entries)}
 
     def embed(indices: list[int]) -> np.ndarray:
         if templates is not None:
@@ -384,15 +419,18 @@ def sync_index(
         order = sorted(wanted.values())
         index = GalleryIndex.build(rec.name, rec.weights_sha256, [entry_row(gallery.entries[i]) for i in order],
                                    embed(order), kind=kind, seed=engine.config.seed)
+        index.gallery_root = str(gallery.root)
         index.save(folder)
         return index, SyncReport(added=len(order), removed=0, rebuilt=True, reason=reason)
     present = {_row_key(r): i for i, r in index.rows.items()}
     stale = [i for key, i in present.items() if key not in wanted]
     new = sorted(k for key, k in wanted.items() if key not in present)
     index.remove(stale)
+    changed_root = index.gallery_root != str(gallery.root)
+    index.gallery_root = str(gallery.root)
     if new:
         index.add([entry_row(gallery.entries[i]) for i in new], embed(new))
-    if stale or new:
+    if stale or new or changed_root:
         index.save(folder)
     log.info("shortlist index %s: %d added, %d removed, %d rows", folder, len(new), len(stale), index.num_rows)
     return index, SyncReport(added=len(new), removed=len(stale), rebuilt=False)
@@ -419,7 +457,7 @@ def shortlist_search(
     engine: Engine,
     index: GalleryIndex,
     probe: LoadedImage,
-    gallery: Gallery,
+    gallery: Gallery | None,
     num_shortlist: int = DEFAULT_SHORTLIST,
     face: FaceDetection | None = None,
     progress: Progress = None,
@@ -428,15 +466,18 @@ def shortlist_search(
     """Stage 1 (index shortlist of ``num_shortlist`` identities), then Meet-in-the-middle on the shortlist.
 
     The index must cover exactly the gallery's portraits (:func:`sync_index`), otherwise
-    :class:`IndexMismatchError`; it must come from the engine's recognizer and weights.
+    :class:`IndexMismatchError`; it must come from the engine's recognizer and weights. With ``gallery=None``
+    the shortlisted portraits are re-cropped from disk using the index rows (:func:`gallery_from_index`), so a
+    search never needs the whole gallery in memory.
     """
     rec = engine.recognizer
     if index.recognizer != rec.name or index.weights_sha256 != rec.weights_sha256:
         raise IndexMismatchError(f"the index was built by {index.recognizer!r}, the engine uses {rec.name!r} "
                                  "(or other weights); rebuild the index")
-    covered = {_row_key(r) for r in index.rows.values()}
-    if covered != {_row_key(entry_row(e)) for e in gallery.entries}:
-        raise IndexMismatchError("the shortlist index does not cover exactly this gallery; run 'index update'")
+    if gallery is not None:
+        covered = {_row_key(r) for r in index.rows.values()}
+        if covered != {(e.identity, e.sha256) for e in gallery.entries}:
+            raise IndexMismatchError("the shortlist index does not cover exactly this gallery; run 'index update'")
     t0 = time.perf_counter()
     if face is None:
         faces = engine.detector.detect([probe.pixels])[0]
@@ -449,14 +490,19 @@ def shortlist_search(
     t2 = time.perf_counter()
     if should_cancel is not None and should_cancel():
         raise Cancelled()
-    sub = restrict_gallery(gallery, [identity for identity, _ in shortlist])
+    names = [identity for identity, _ in shortlist]
+    if gallery is not None:
+        sub = restrict_gallery(gallery, names)
+    else:
+        root = Path(index.gallery_root or next(iter(index.rows.values())).image_path)
+        sub = gallery_from_index(index, names, root, engine.config.detector.crop_enlarge)
     result = engine.search(probe, sub, face=face, progress=progress, should_cancel=should_cancel)
     t3 = time.perf_counter()
     timing = {"probe_query_s": t1 - t0, "shortlist_s": t2 - t1, "rerank_s": t3 - t2}
     provenance = dict(result.provenance)
     provenance["shortlist"] = {
         "num_shortlist": num_shortlist, "index_kind": index.kind, "index_rows": index.num_rows,
-        "index_digest": index.digest(), "gallery_identities": len({e.identity for e in gallery.entries}),
+        "index_digest": index.digest(), "index_identities": len({r.identity for r in index.rows.values()}),
         "shortlisted": [[identity, round(score, 6)] for identity, score in shortlist],
     }
     return ShortlistResult(result=dataclasses.replace(result, provenance=provenance), shortlist=tuple(shortlist),
