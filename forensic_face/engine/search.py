@@ -53,6 +53,9 @@ ShouldCancel = Callable[[], bool] | None
 GALLERY_CANONICAL_PX = 160
 #: Label of the undegraded gallery crop, always the first gallery hypothesis.
 ORIGINAL_PATH = "original"
+#: Largest probe hypothesis side. Magnifying beyond it only adds cost: the recognizer sees at most ~150 px.
+#: 320 keeps the paper's 8x for crops up to 40 px (faces up to ~30 px wide).
+MAX_HYPOTHESIS_PX = 320
 #: How many best degraded gallery variants each candidate carries as images.
 NUM_GALLERY_VARIANTS_SHOWN = 4
 
@@ -83,6 +86,17 @@ def probe_size_bin(crop_px: int, bin_px: int) -> int:
     32
     """
     return max(bin_px, bin_px * round(crop_px / bin_px))
+
+
+def effective_scales(crop_px: int, scales: Sequence[int]) -> tuple[int, ...]:
+    """The configured scales whose hypotheses stay within :data:`MAX_HYPOTHESIS_PX`; a probe too large for
+    any of them is not super-resolved at all (scale 1): it already has more pixels than the recognizer uses.
+
+    >>> effective_scales(31, (2, 4, 8)), effective_scales(60, (2, 4, 8)), effective_scales(200, (2, 4, 8))
+    ((2, 4, 8), (2, 4), (1,))
+    """
+    kept = tuple(s for s in scales if crop_px * s <= MAX_HYPOTHESIS_PX)
+    return kept or (1,)
 
 
 def entry_seed(sha256: str, seed: int) -> int:
@@ -281,9 +295,12 @@ class Engine:
         crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
         crop_px = crop.size_px
         size_bin = probe_size_bin(crop_px, cfg.size_bin_px)
+        scales = effective_scales(size_bin, cfg.scales)
+        if scales != tuple(cfg.scales):
+            log.info("probe crop is %d px: scales %s used instead of %s", crop_px, scales, cfg.scales)
         entries = gallery.entries
         num_cols = 1 + len(self.degradation_paths)
-        total = len(cfg.scales) * (1 + len(entries))
+        total = len(scales) * (1 + len(entries))
         done = 0
 
         def step(n: int, message: str) -> None:
@@ -299,12 +316,12 @@ class Engine:
         crop_t = to_tensor(crop.pixels, self.device)
         crop_lms = torch.from_numpy(crop.landmarks).to(self.device).float()
         with torch.inference_mode():
-            sigmas, hyps = probe_hypotheses(crop_t, tuple(cfg.scales), self.upsampler,
+            sigmas, hyps = probe_hypotheses(crop_t, scales, self.upsampler,
                                             cfg.num_blur_hypotheses, cfg.max_blur_sigma)
             probe_templates: dict[int, torch.Tensor] = {}
             gallery_templates: dict[int, torch.Tensor] = {}
             targets: dict[int, int | None] = {}
-            for scale in cfg.scales:
+            for scale in scales:
                 check_cancel()
                 images = hyps[scale]
                 lms = (crop_lms * (images.shape[-1] / crop_px))[None].expand(images.shape[0], -1, -1)
@@ -333,17 +350,17 @@ class Engine:
         probe_hyp = {
             s: tuple(ProbeHypothesis(scale=s, sigma=round(float(sig), 4), image=to_uint8(img))
                      for sig, img in zip(sigmas.tolist(), hyps[s]))
-            for s in cfg.scales
+            for s in scales
         }
-        scale_index = {s: k for k, s in enumerate(cfg.scales)}
+        scale_index = {s: k for k, s in enumerate(scales)}
         candidates = []
         for rank, (identity, i) in enumerate(ranked[: cfg.top_k], start=1):
             entry = entries[i]
-            similarity = {s: fused.similarity[s][i].float().cpu().numpy() for s in cfg.scales}
+            similarity = {s: fused.similarity[s][i].float().cpu().numpy() for s in scales}
             best_scale = int(fused.best_probe_scale[i])
             best_row = int(fused.best_probe_index[i])
             variants = []
-            for s in cfg.scales:
+            for s in scales:
                 row = int(fused.best_probe_per_scale[i, scale_index[s]])
                 order = np.argsort(-similarity[s][row], kind="stable")[:NUM_GALLERY_VARIANTS_SHOWN]
                 variants.extend((float(similarity[s][row, c]), s, int(c)) for c in order)
@@ -356,14 +373,14 @@ class Engine:
             candidates.append(Candidate(
                 rank=rank, identity=identity, image_path=entry.image_path, gallery_sha256=entry.sha256,
                 score=float(scores[i]),
-                per_scale_scores={s: float(per_scale[i, scale_index[s]]) for s in cfg.scales},
+                per_scale_scores={s: float(per_scale[i, scale_index[s]]) for s in scales},
                 best_probe_hypothesis=probe_hyp[best_scale][best_row],
                 best_gallery_hypotheses=shown,
                 similarity=similarity,
-                gallery_paths={s: labels for s in cfg.scales},
+                gallery_paths={s: labels for s in scales},
             ))
         provenance = self.provenance()
-        provenance.update({"probe_crop_px": crop_px, "probe_size_bin_px": size_bin,
+        provenance.update({"probe_crop_px": crop_px, "probe_size_bin_px": size_bin, "scales_used": list(scales),
                            "gallery_targets_px": {str(s): t for s, t in targets.items()},
                            "cache": {"hits": self.cache.hits, "misses": self.cache.misses}})
         return SearchResult(

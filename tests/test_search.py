@@ -1,0 +1,126 @@
+"""End-to-end Meet-in-the-middle search on real LFW peopleDevTest faces."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from forensic_face.cli import main
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.errors import Cancelled, NoFaceDetected
+from forensic_face.engine.search import MAX_HYPOTHESIS_PX, Engine, effective_scales
+from forensic_face.imaging import load_image
+
+NUM_PEOPLE = 20
+
+
+@pytest.fixture(scope="module")
+def people(lfw_test_people: list[tuple[str, int]]) -> list[str]:
+    return [name for name, count in lfw_test_people if count >= 2][:NUM_PEOPLE]
+
+
+@pytest.fixture(scope="module")
+def gallery_dir(people: list[str], lfw_image, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("gallery") / "mugshots Ü"
+    folder.mkdir()
+    for name in people:
+        shutil.copy(lfw_image(name, 1), folder / f"{name}.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    config = EngineConfig(device="cpu", budget="fast", scales=(2,), num_blur_hypotheses=3, upsampler="bicubic",
+                          top_k=5)
+    return Engine(config, cache_dir=tmp_path_factory.mktemp("templates"))
+
+
+def test_full_resolution_probes_rank_the_true_identity_first(gallery_dir: Path, people: list[str], lfw_image,
+                                                             tmp_path: Path) -> None:
+    # Full-size probes fall in many size bins; without degradations each bin costs one template per portrait.
+    config = EngineConfig(device="cpu", budget="none", scales=(2, 4, 8), num_blur_hypotheses=2,
+                          upsampler="bicubic", top_k=5)
+    engine = Engine(config, cache_dir=tmp_path)
+    gallery = engine.enroll(gallery_dir)
+    assert sorted(gallery.identities) == sorted(people)
+    top1 = 0
+    for name in people:
+        result = engine.search(load_image(lfw_image(name, 2)), gallery)
+        top1 += result.ranking[0][0] == name
+        assert len(result.ranking) == len(people)
+        assert [c.rank for c in result.candidates] == list(range(1, 6))
+        # A full-size probe is magnified at most up to MAX_HYPOTHESIS_PX, often not at all.
+        assert max(result.provenance["scales_used"]) * result.provenance["probe_size_bin_px"] <= MAX_HYPOTHESIS_PX
+    assert top1 >= 0.8 * len(people)
+
+
+def test_tiny_probe_search_carries_hypotheses_heatmaps_and_variants(engine: Engine, gallery_dir: Path,
+                                                                   people: list[str], lfw_image,
+                                                                   tmp_path: Path) -> None:
+    gallery = engine.enroll(gallery_dir)
+    name = people[0]
+    pixels = load_image(lfw_image(name, 2)).pixels
+    small = cv2.resize(pixels, (64, 64), interpolation=cv2.INTER_AREA)  # face about 24 px wide
+    path = tmp_path / "cctv still.png"
+    Image.fromarray(small).save(path)
+    progress: list[tuple[int, int]] = []
+    result = engine.search(load_image(path), gallery, progress=lambda d, t, m: progress.append((d, t)))
+    assert progress and progress[-1][0] == progress[-1][1]
+    assert result.provenance["scales_used"] == [2]
+    best = result.candidates[0]
+    m, n = 3, 1 + 11
+    assert best.similarity[2].shape == (m, n)
+    assert len(best.gallery_paths[2]) == n and best.gallery_paths[2][0] == "original"
+    assert best.best_probe_hypothesis.image.shape[0] == 2 * result.probe_crop.size_px
+    assert 1 <= len(best.best_gallery_hypotheses) <= 4
+    assert all(v.image.dtype == np.uint8 for v in best.best_gallery_hypotheses)
+    # S_max over gallery hypotheses, then S_add over probe hypotheses: recompute from the heatmap.
+    assert best.score == pytest.approx(float(best.similarity[2].max(axis=1).sum()), abs=1e-4)
+    # The displayed variant images are re-created deterministically.
+    variant = best.best_gallery_hypotheses[0]
+    entry = next(e for e in gallery.entries if e.identity == best.identity)
+    again = engine.gallery_hypothesis_image(entry, variant.path, result.provenance["gallery_targets_px"]["2"])
+    np.testing.assert_array_equal(again, variant.image)
+    # A second search reuses the gallery templates from the cache and gives the same ranking.
+    hits = engine.cache.hits
+    again_result = engine.search(load_image(path), gallery)
+    assert engine.cache.hits >= hits + len(gallery.entries)
+    assert again_result.ranking == result.ranking
+
+
+def test_no_face_and_cancel(engine: Engine, gallery_dir: Path, lfw_image, people: list[str], tmp_path: Path) -> None:
+    gallery = engine.enroll(gallery_dir)
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(blank)
+    with pytest.raises(NoFaceDetected, match="draw the face box"):
+        engine.search(load_image(blank), gallery)
+    with pytest.raises(Cancelled):
+        engine.search(load_image(lfw_image(people[1], 2)), gallery, should_cancel=lambda: True)
+
+
+def test_effective_scales() -> None:
+    assert effective_scales(32, (2, 4, 8)) == (2, 4, 8)
+    assert effective_scales(200, (2, 4, 8)) == (1,)
+
+
+def test_cli_search_json(gallery_dir: Path, people: list[str], lfw_image, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORENSIC_FACE_CACHE_DIR", str(tmp_path / "cache"))
+    missing = tmp_path / "missing.jpg"
+    code = main(["search", str(lfw_image(people[2], 2)), str(missing), "--gallery", str(gallery_dir), "--top", "3",
+                 "--budget", "none", "--scales", "2", "--hypotheses", "2", "--upsampler", "bicubic", "--device", "cpu",
+                 "--json"])
+    records = json.loads(capsys.readouterr().out)
+    assert code == 1  # one probe failed, and it is reported
+    ok, bad = records
+    assert ok["error"] is None and ok["sha256"] and len(ok["candidates"]) == 3
+    assert set(ok["face"]) >= {"box", "score"} and len(ok["face"]["box"]) == 4
+    assert ok["candidates"][0]["identity"] == people[2]
+    assert set(ok["candidates"][0]) >= {"rank", "identity", "image", "score"}
+    assert bad["error"] and "does not exist" in bad["error"] and bad["candidates"] == []
