@@ -50,8 +50,13 @@ test: setup
 test-fast: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -x -m "not slow and not lfw"
 
+# Speed and memory are measured here, never asserted in tests. Each prints a table (see docs/).
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_recognizer.py
+	$(BIN)/python benchmarks/bench_sr.py
+	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/bench_shortlist.py synthetic
+	$(BIN)/python benchmarks/detection_rate.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
