@@ -52,7 +52,7 @@ class IndexCommand:
         parser.add_argument("gallery", type=Path, help="gallery folder (one sub-folder per identity)")
         parser.add_argument("--index", type=Path, default=None, help="index folder (default: in the user cache)")
         parser.add_argument("--kind", choices=["auto", "flat", "ivf"], default="auto",
-                            help="faiss index: flat (exact), ivf (inverted file), auto (flat up to 50,000 portraits)")
+                            help="faiss index: flat (exact), ivf (inverted file), auto (exact flat up to 2,000,000 portraits, IVF above)")
         parser.add_argument("--ray", action="store_true", help="enroll new portraits as Ray tasks")
         parser.add_argument("--ray-address", default=None,
                             help="Ray cluster address (e.g. auto or ray://head:10001); default: a local Ray")
@@ -109,7 +109,7 @@ class ShortlistSearchCommand:
                             help=f"identities re-ranked by Meet-in-the-middle (default {DEFAULT_SHORTLIST})")
         parser.add_argument("--top", type=int, default=20, help="candidates to list per probe")
         parser.add_argument("--box", type=_parse_box, help="face box x1,y1,x2,y2 drawn by hand (one probe)")
-        parser.add_argument("--gpu-index", action="store_true", help="search the index on the GPU (faiss-gpu)")
+        parser.add_argument("--gpu-index", action="store_true", help="search the index on the GPU (faiss-gpu); automatic when the engine runs on CUDA")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         add_engine_arguments(parser)
 
@@ -127,8 +127,8 @@ class ShortlistSearchCommand:
         index_dir = args.index or default_index_dir(args.gallery)
         rec = engine.recognizer
         index = GalleryIndex.load(index_dir, rec.name, rec.weights_sha256)
-        if args.gpu_index:
-            index.to_gpu()
+        if args.gpu_index or engine.device.type == "cuda":
+            index.to_gpu()  # stays on the CPU (logged) when faiss has no GPU support
         records: list[dict[str, Any]] = []
         failed = 0
         bar = _Progress(sys.stderr.isatty())

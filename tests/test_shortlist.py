@@ -79,7 +79,10 @@ def test_flat_shortlist_is_exact_and_groups_portraits_by_identity() -> None:
     assert [i for i, _ in short] == [f"id{j:05d}" for j in expected]
     np.testing.assert_allclose([s for _, s in short], sims[expected], atol=1e-5)
     # Asking for more identities than exist returns them all.
+    assert index.num_identities == 100
     assert len(index.shortlist(query, 1000)) == 100
+    index.remove([6, 7, 8])  # every portrait of identity 2
+    assert index.num_identities == 99 and "id00002" not in {i for i, _ in index.shortlist(query, 1000)}
 
 
 def test_ivf_index_finds_planted_mates_and_removes_rows() -> None:

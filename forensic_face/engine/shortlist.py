@@ -57,7 +57,7 @@ SIDECAR_FILE = "index.json"
 #: Default shortlist size (identities), chosen from the LFW-XRes curve in docs/large_galleries.md.
 DEFAULT_SHORTLIST = 50
 #: Below this many rows "auto" uses an exact flat index; above it an inverted-file (IVF) index.
-FLAT_MAX_ROWS = 50_000
+FLAT_MAX_ROWS = 2_000_000
 #: IVF lists probed per query, as a fraction of the lists (at least 16).
 IVF_NPROBE_FRACTION = 1 / 64
 
@@ -156,6 +156,22 @@ class GalleryIndex:
     #: The gallery folder the portraits were enrolled from (recorded, not needed for searching).
     gallery_root: str = ""
 
+    def __post_init__(self) -> None:
+        self._rows_per_identity: dict[str, int] = {}
+        for row in self.rows.values():
+            self._count(row.identity, 1)
+
+    def _count(self, identity: str, delta: int) -> None:
+        left = self._rows_per_identity.get(identity, 0) + delta
+        if left > 0:
+            self._rows_per_identity[identity] = left
+        else:
+            self._rows_per_identity.pop(identity, None)
+
+    @property
+    def num_identities(self) -> int:
+        return len(self._rows_per_identity)
+
     # -- construction --------------------------------------------------------------------------------------
     @classmethod
     def build(cls, recognizer: str, weights_sha256: str, rows: Sequence[IndexRow], templates: np.ndarray,
@@ -197,6 +213,7 @@ class GalleryIndex:
         self.index.add_with_ids(vectors, ids)
         for i, row in zip(ids.tolist(), rows):
             self.rows[i] = row
+            self._count(row.identity, 1)
         self.next_id += len(rows)
 
     def add(self, rows: Sequence[IndexRow], templates: np.ndarray) -> None:
@@ -210,7 +227,7 @@ class GalleryIndex:
         if removed != len(ids):
             raise IndexMismatchError(f"the index held {removed} of the {len(ids)} rows to remove; rebuild it")
         for i in ids:
-            del self.rows[i]
+            self._count(self.rows.pop(i).identity, -1)
 
     @property
     def num_rows(self) -> int:
@@ -228,7 +245,7 @@ class GalleryIndex:
         total = self.num_rows
         if total == 0:
             raise IndexMismatchError("the shortlist index is empty; build it from the gallery first")
-        want = min(num_identities, len({r.identity for r in self.rows.values()}))
+        want = min(num_identities, self.num_identities)
         fetch = min(total, max(2 * num_identities, 16))
         while True:
             scores, ids = self.index.search(queries, fetch)
