@@ -17,6 +17,7 @@ import torch
 
 from forensic_face.engine.config import DetectorConfig
 from forensic_face.engine.errors import ShapeError
+from forensic_face.engine.mtcnn import MtcnnNets, detect_faces_mtcnn
 from forensic_face.engine.results import FaceCrop, FaceDetection
 
 log = logging.getLogger(__name__)
@@ -46,35 +47,20 @@ class MtcnnDetector:
     """
 
     def __init__(self, device: torch.device | None = None, config: DetectorConfig | None = None) -> None:
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
-
         self.device = device or torch.device("cpu")
         self.config = config or DetectorConfig()
-        self.pnet = PNet().to(self.device).eval()
-        self.rnet = RNet().to(self.device).eval()
-        self.onet = ONet().to(self.device).eval()
+        # Our own cascade on facenet-pytorch's shipped (hash-verified) weights: no torchvision needed.
+        self.nets = MtcnnNets.load(self.device)
         self.pyramid_factor = 0.709
 
     def weights_sha256(self) -> str:
-        """Digest of the three MTCNN state dicts, recorded in every result."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        for net in (self.pnet, self.rnet, self.onet):
-            for name, tensor in sorted(net.state_dict().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().numpy().tobytes())
-        return digest.hexdigest()
+        """Digest of the three MTCNN weight files, recorded in every result."""
+        return self.nets.combined_sha256()
 
     def _run_cascade(self, batch: np.ndarray, min_face_size: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        from facenet_pytorch.models.utils.detect_face import detect_face
-
         with torch.inference_mode():
-            boxes, points = detect_face(
-                batch, min_face_size, self.pnet, self.rnet, self.onet,
-                list(self.config.thresholds), self.pyramid_factor, self.device,
-            )
-        return list(boxes), list(points)
+            return detect_faces_mtcnn(batch, min_face_size, self.config.thresholds, self.pyramid_factor, self.nets,
+                                      self.device)
 
     def detect(
         self, images: Sequence[np.ndarray], min_face_px: float | None = None

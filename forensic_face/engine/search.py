@@ -173,7 +173,7 @@ class Engine:
             "seed": self.config.seed,
             "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256},
             "upsampler": {"name": ups.name, "weights_sha256": {str(k): v for k, v in ups.weights_sha256.items()}},
-            "detector": {"name": "mtcnn (facenet-pytorch 2.6.0)", "weights_sha256": self.detector.weights_sha256()},
+            "detector": {"name": "mtcnn (facenet-pytorch 2.6.0 weights, forensic_face cascade)", "weights_sha256": self.detector.weights_sha256()},
             "degradation_paths": [degradations.path_label(p) for p in self.degradation_paths],
         }
 
