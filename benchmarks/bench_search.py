@@ -11,8 +11,10 @@ For each gallery size: enroll the first N LFW-XRes people (timed), then search t
 * warm (disk): a new Engine on the same cache folder (gallery templates read from the on-disk cache);
 * warm (memory): the same Engine searching the same probes again.
 
-Templates per second counts probe hypotheses plus the gallery hypotheses of every identity (read from the
-shapes of the result's similarity matrices). Memory: the process's peak RSS (``resource.getrusage``, a running
+Templates per second counts the probe hypotheses plus the gallery hypotheses of every identity that one search
+compares (read from the shapes of the result's similarity matrices), divided by the search time: in the cold
+stage the gallery templates are computed, in the warm stages they are read from the cache, so only the cold
+figure is a compute throughput. Memory: the process's peak RSS (``resource.getrusage``, a running
 maximum) and the tracemalloc peak of Python/numpy allocations during the stage (torch buffers are not traced).
 """
 
