@@ -201,7 +201,8 @@ class MtcnnNets:
         Raises :class:`WeightsIntegrityError` when a file is missing or differs from facenet-pytorch 2.6.0's.
         """
         folder = Path(weights_dir) if weights_dir is not None else mtcnn_weights_dir()
-        nets: dict[str, nn.Module] = {"pnet": PNet(), "rnet": RNet(), "onet": ONet()}
+        pnet, rnet, onet = PNet(), RNet(), ONet()
+        nets: dict[str, nn.Module] = {"pnet": pnet, "rnet": rnet, "onet": onet}
         digests: dict[str, str] = {}
         for name, net in nets.items():
             path = folder / f"{name}.pt"
@@ -209,8 +210,7 @@ class MtcnnNets:
             state = torch.load(path, map_location="cpu", weights_only=True)
             net.load_state_dict(state, strict=True)
         log.debug("MTCNN weights loaded from %s", folder)
-        loaded = cls(nets["pnet"], nets["rnet"], nets["onet"], digests)  # type: ignore[arg-type]
-        return loaded.to(device or torch.device("cpu"))
+        return cls(pnet, rnet, onet, digests).to(device or torch.device("cpu"))
 
     @property
     def device(self) -> torch.device:
