@@ -58,5 +58,13 @@ bench: setup
 	$(BIN)/python benchmarks/bench_shortlist.py synthetic
 	$(BIN)/python benchmarks/detection_rate.py
 
+# A self-contained desktop folder (CPU torch, no Python needed on the target): dist/forensic_face/.
+# It uses its own build venv under build/, so it does not need `setup`.
+package:
+	packaging/build.sh
+
+package-test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow tests/test_package.py
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info
