@@ -40,7 +40,7 @@ from forensic_face.engine.shortlist import (
     shortlist_search,
 )
 from forensic_face.eval.protocol import KnownFaceCache, ProbeSpec, XResSplit, lfw_xres_split, materialize_probes
-from forensic_face.eval.runner import build_gallery_folder, choose_face, detector_digest
+from forensic_face.eval.runner import build_gallery_folder, choose_face, detector_digest, fallback_face
 from forensic_face.imaging import load_image
 from forensic_face.paths import lfw_dir
 
@@ -209,8 +209,13 @@ def stage2_costs(budget: str, cold_ids: tuple[int, int] = (2, 6), repeats: int =
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(_config(budget), cache_dir=Path(tmp) / "warmup")
         gallery = engine.enroll(build_gallery_folder(full, Path(tmp) / "gallery"))
-        probe = load_image(full.probes[0].path)
-        face = engine.detect(probe).faces[0]
+        # A real LFW-XRes probe (24 px face, nominal face width), so stage 2 runs all scales as in the curve.
+        one = XResSplit(gallery=full.gallery, probes=full.probes[:1], people_list=full.people_list)
+        record = materialize_probes(one, ProbeSpec(width_px=24, face_width_source="nominal"), Path(tmp) / "probes",
+                                    None)[0]
+        probe = load_image(record.path)
+        faces = engine.detect(probe).faces
+        face = faces[0] if faces else fallback_face(engine, probe.pixels, record.face)
         engine.search(probe, restrict_gallery(gallery, [gallery.entries[0].identity]), face=face)  # load models
         subs = [restrict_gallery(gallery, [e.identity for e in gallery.entries[:n]]) for n in cold_ids]
         cold, warm = [], []
@@ -232,7 +237,7 @@ def stage2_costs(budget: str, cold_ids: tuple[int, int] = (2, 6), repeats: int =
         b = max(0.0, (times[1] - times[0]) / (cold_ids[1] - cold_ids[0]))
         fit[mode] = {"fixed_s": round(max(0.0, times[0] - b * cold_ids[0]), 3), "per_identity_s": round(b, 4),
                      "measured_s": [round(t, 3) for t in times]}
-    return {"budget": budget, "identities": list(cold_ids), **fit}
+    return {"budget": budget, "identities": list(cold_ids), "probe_crop_px": face.width_px, **fit}
 
 
 def run_synthetic(args: argparse.Namespace) -> dict:
@@ -293,6 +298,38 @@ def run_synthetic(args: argparse.Namespace) -> dict:
             "faiss": faiss.__version__, "stage2": stage2, "rows": rows_out, "machine": _machine()}
 
 
+def markdown(result: dict) -> str:
+    """The result as the markdown table of docs/large_galleries.md."""
+    if result["benchmark"] == "synthetic shortlist":
+        lines = ["| Identities | Index | nlist / nprobe | Build s | Index MB | RSS growth MB | Shortlist ms median (p95) "
+                 "| Mate in shortlist (K=50) | End-to-end s, warm stage 2 | End-to-end s, cold stage 2 |",
+                 "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in result["rows"]:
+            if r["kind"] == "ivf" and r["nprobe"] > r["nlist"]:
+                continue
+            nl = "" if r["kind"] == "flat" else f"{r['nlist']} / {r['nprobe']}"
+            lines.append(f"| {r['identities']:,} | {r['kind']} | {nl} | {r['build_s']} | {r['index_mb']} | "
+                         f"{r['rss_growth_mb']} | {r['shortlist_ms_median']} ({r['shortlist_ms_p95']}) | "
+                         f"{r['mate_recall@50'] * 100:.1f} % | {r.get('end_to_end_s_warm', '')} | "
+                         f"{r.get('end_to_end_s_cold', '')} |")
+        return "\n".join(lines)
+    bound = result["bound"]["budget"]
+    head = "| K | Truth in shortlist | Two-stage rank-1 | Loss vs exhaustive (points) |"
+    rule = "|---:|---:|---:|---:|"
+    if bound:
+        head += f" Loss bound, budget {bound} (points) |"
+        rule += "---:|"
+    lines = [head, rule]
+    for r in result["curve"]:
+        line = (f"| {r['k']} | {r['stage1_recall'] * 100:.1f} % | {r['two_stage_rank1'] * 100:.1f} % | "
+                f"{r['loss_vs_exhaustive'] * 100:.2f} |")
+        if bound:
+            value = r.get(f"loss_bound_{bound}")
+            line += " |" if value is None else f" <= {value * 100:.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -328,7 +365,7 @@ def main() -> int:
     result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
-    json.dump(result, sys.stdout, indent=2, default=str)
+    print(markdown(result))
     return 0
 
 

@@ -48,8 +48,9 @@ def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_i
     for a, b in zip(out.gallery.entries, local.entries):
         assert (a.identity, a.image_path, a.sha256, a.note) == (b.identity, b.image_path, b.sha256, b.note)
         np.testing.assert_array_equal(a.crop.pixels, b.crop.pixels)
-        np.testing.assert_allclose(a.crop.landmarks, b.crop.landmarks)
-        np.testing.assert_allclose(a.crop.crop_box, b.crop.crop_box)
+        # MTCNN in another process may round differently in the last float32 bit (seen: 8e-6 px).
+        np.testing.assert_allclose(a.crop.landmarks, b.crop.landmarks, atol=1e-4)
+        np.testing.assert_allclose(a.crop.crop_box, b.crop.crop_box, atol=1e-4)
     assert [(p.image_path, p.reason) for p in out.gallery.problems] == \
         [(p.image_path, p.reason) for p in local.problems]
     np.testing.assert_allclose(out.templates, local_templates, atol=1e-5)
