@@ -283,17 +283,19 @@ def index_gallery_folder(
             reason = str(exc)
             log.warning("building the shortlist index from scratch: %s", reason)
     present = {} if index is None else {(r.identity, r.sha256): i for i, r in index.rows.items()}
-    keys: list[tuple[str, str]] = []
+    keys_seen: set[tuple[str, str]] = set()
     todo: list[tuple[str, Path]] = []
     for identity, path in items:
         if should_cancel is not None and should_cancel():
             raise Cancelled("indexing cancelled by the user")
         key = (identity, sha256_file(path))
-        keys.append(key)
+        if key in keys_seen:
+            problems.append(GalleryProblem(path, f"same image as another portrait of {identity}; indexed once"))
+            continue
+        keys_seen.add(key)
         if key not in present:
             todo.append((identity, path))
-    wanted = set(keys)
-    stale = [i for key, i in present.items() if key not in wanted]
+    stale = [i for key, i in present.items() if key not in keys_seen]
     if use_ray:
         results, _ = enroll_items_distributed(todo, config, cache_dir=cache_dir, address=address,
                                               shard_size=shard_size, warm_size_bins=warm_size_bins,
