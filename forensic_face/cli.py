@@ -254,10 +254,12 @@ class SearchCommand:
 def _commands() -> list[Command]:
     from forensic_face.case_cli import CaseCommand, ReplayCommand, ReportCommand, VerifyCommand
     from forensic_face.eval.eval_cli import EvalCommand
+    from forensic_face.shortlist_cli import IndexCommand, ShortlistSearchCommand
     from forensic_face.training.sr_cli import EvalSrCommand, TrainSrCommand
 
     return [DetectCommand(), EnrollCommand(), SearchCommand(), CaseCommand(), VerifyCommand(), ReplayCommand(),
-            ReportCommand(), EvalCommand(), TrainSrCommand(), EvalSrCommand()]
+            ReportCommand(), EvalCommand(), TrainSrCommand(), EvalSrCommand(), IndexCommand(),
+            ShortlistSearchCommand()]
 
 
 def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
