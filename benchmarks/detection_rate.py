@@ -51,7 +51,7 @@ def main() -> None:
         found = detector.detect([d.pixels for d in degraded])
         seconds = time.perf_counter() - start
         detected = sum(bool(f) for f in found)
-        hits = sum(bool(f) and iou(f[0].box, d.face.box) > 0.3 for f, d in zip(found, degraded))
+        hits = int(sum(bool(f) and iou(f[0].box, d.face.box) > 0.3 for f, d in zip(found, degraded)))
         widths = [f[0].width_px for f in found if f]
         rows.append({"width_px": width, "images": len(probes), "any_face": detected, "correct_face": hits,
                      "rate": hits / len(probes), "median_detected_width_px": float(np.median(widths)) if widths else None,
