@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import Cancelled, ConfigError, GalleryError, ImageLoadError
+from forensic_face.engine.errors import Cancelled, ConfigError, GalleryError
 from forensic_face.engine.gallery import list_gallery_images
 from forensic_face.engine.results import Gallery, GalleryEntry, GalleryProblem
 
@@ -58,32 +58,12 @@ class DistributedEnrollment:
 def enroll_items(
     items: Sequence[tuple[str, Path]], engine: Any, chunk_size: int = 16
 ) -> tuple[list[GalleryEntry], list[GalleryProblem]]:
-    """Enroll ``(identity, path)`` pairs with the engine's detector, as :func:`enroll_gallery` does."""
-    from forensic_face.engine.detect import crop_face, largest_face
-    from forensic_face.imaging import load_image
+    """Enroll ``(identity, path)`` pairs with the engine's detector and settings (the engine's own loop)."""
+    from forensic_face.engine.gallery import enroll_items as enroll_with_detector
 
     det_cfg = engine.config.detector
-    entries: list[GalleryEntry] = []
-    problems: list[GalleryProblem] = []
-    for start in range(0, len(items), chunk_size):
-        loaded = []
-        for identity, path in items[start:start + chunk_size]:
-            try:
-                loaded.append((identity, load_image(path)))
-            except ImageLoadError as exc:
-                problems.append(GalleryProblem(path, f"{exc.reason}" + (f" ({exc.hint})" if exc.hint else "")))
-        detections = engine.detector.detect([image.pixels for _, image in loaded], min_face_px=det_cfg.gallery_min_face_px)
-        for (identity, image), faces in zip(loaded, detections):
-            if not faces:
-                faces = engine.detector.detect([image.pixels])[0]
-            if not faces:
-                problems.append(GalleryProblem(image.path, "no face found"))
-                continue
-            face = largest_face(faces)
-            note = f"{len(faces)} faces found; the largest was used" if len(faces) > 1 else ""
-            entries.append(GalleryEntry(identity=identity, image_path=image.path, sha256=image.sha256,
-                                        crop=crop_face(image.pixels, face, det_cfg.crop_enlarge), note=note))
-    return entries, problems
+    return enroll_with_detector(items, engine.detector, det_cfg.crop_enlarge, det_cfg.gallery_min_face_px,
+                                chunk_size)
 
 
 def enroll_with_engine(engine: Any, items: Sequence[tuple[str, Path]], warm_size_bins: Sequence[int] = ()

@@ -8,7 +8,7 @@ silently.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from forensic_face.engine.detect import MtcnnDetector, crop_face, largest_face
@@ -48,32 +48,25 @@ def list_gallery_images(folder: Path) -> tuple[list[tuple[str, Path]], list[Gall
     return items, problems
 
 
-def enroll_gallery(
-    folder: Path,
+def enroll_items(
+    items: Sequence[tuple[str, Path]],
     detector: MtcnnDetector,
     crop_enlarge: float = 1.3,
     min_face_px: int = 40,
     chunk_size: int = 16,
     progress: Progress = None,
     should_cancel: ShouldCancel = None,
-) -> Gallery:
-    """Load, hash, detect and crop every portrait. The largest face of each image is enrolled (and noted
-    when there were several); images without a face, or that fail to load, become problems."""
-    folder = Path(folder)
-    items, problems = list_gallery_images(folder)
-    if not items:
-        raise GalleryError(
-            f"gallery folder {folder} holds no images; put one portrait per identity in it "
-            "(sub-folders named after identities, or files named after them)"
-        )
+) -> tuple[list[GalleryEntry], list[GalleryProblem]]:
+    """Load, hash, detect and crop ``(identity, path)`` pairs. The largest face of each image is enrolled (and
+    noted when there were several); images without a face, or that fail to load, become problems."""
     entries: list[GalleryEntry] = []
+    problems: list[GalleryProblem] = []
     total = len(items)
     for start in range(0, total, chunk_size):
         if should_cancel is not None and should_cancel():
             raise Cancelled("enrollment cancelled by the user")
-        chunk = items[start:start + chunk_size]
         loaded = []
-        for identity, path in chunk:
+        for identity, path in items[start:start + chunk_size]:
             try:
                 loaded.append((identity, load_image(path)))
             except ImageLoadError as exc:
@@ -91,7 +84,31 @@ def enroll_gallery(
             entries.append(GalleryEntry(identity=identity, image_path=image.path, sha256=image.sha256,
                                         crop=crop_face(image.pixels, face, crop_enlarge), note=note))
         if progress is not None:
-            progress(min(start + chunk_size, total), total, f"enrolling {folder.name}")
+            progress(min(start + chunk_size, total), total, "enrolling")
+    return entries, problems
+
+
+def enroll_gallery(
+    folder: Path,
+    detector: MtcnnDetector,
+    crop_enlarge: float = 1.3,
+    min_face_px: int = 40,
+    chunk_size: int = 16,
+    progress: Progress = None,
+    should_cancel: ShouldCancel = None,
+) -> Gallery:
+    """Enroll every portrait of a gallery folder (see :func:`enroll_items`); problems are listed, not dropped."""
+    folder = Path(folder)
+    items, problems = list_gallery_images(folder)
+    if not items:
+        raise GalleryError(
+            f"gallery folder {folder} holds no images; put one portrait per identity in it "
+            "(sub-folders named after identities, or files named after them)"
+        )
+    entries, item_problems = enroll_items(items, detector, crop_enlarge, min_face_px, chunk_size,
+                                          progress, should_cancel)
+    problems.extend(item_problems)
+    total = len(items)
     if not entries:
         raise GalleryError(f"no face was found in any of the {total} images in {folder}; "
                            "check that the folder holds face portraits")

@@ -43,7 +43,7 @@ from forensic_face.eval.protocol import (
     materialize_probes,
     probe_folder_name,
 )
-from forensic_face.imaging import LoadedImage, load_image
+from forensic_face.imaging import load_image
 
 if TYPE_CHECKING:
     from forensic_face.engine.search import Engine

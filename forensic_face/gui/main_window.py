@@ -360,7 +360,7 @@ class MainWindow(QMainWindow):
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
-            self.progress.setFormat(f"%v / %m")
+            self.progress.setFormat("%v / %m")
         self.job_label.setText(f"{JOB_TITLES.get(name, name)}: {message}" if message else JOB_TITLES.get(name, name))
 
     @Slot(str, str)
