@@ -83,7 +83,7 @@ def enroll_with_engine(engine: Any, items: Sequence[tuple[str, Path]], warm_size
             for size_bin in warm_size_bins:
                 for scale in config.scales:
                     target = size_bin * scale if config.resolution_matching else None
-                    engine._gallery_templates(entries, scale, target, lambda n: None, None)
+                    engine.gallery_templates(entries, scale, target, lambda n: None, None)
                     warmed += len(entries)
     return ShardResult(tuple(entries), tuple(problems), templates, warmed, time.perf_counter() - t0)
 

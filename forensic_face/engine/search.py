@@ -105,7 +105,7 @@ def entry_seed(sha256: str, seed: int) -> int:
 
 
 @dataclass(frozen=True)
-class _GalleryCrops:
+class GalleryCrops:
     """Canonical gallery crops ``(B,3,C,C)`` and their landmarks ``(B,5,2)`` on the device."""
 
     images: torch.Tensor
@@ -192,13 +192,13 @@ class Engine:
                               progress=progress, should_cancel=should_cancel)
 
     # -- embeddings ---------------------------------------------------------------------------------------
-    def _embed(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    def embed(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """Align/resize for the recognizer and embed, chunked, shrinking chunks on GPU out-of-memory."""
         rec = self.recognizer
         return map_chunks(lambda imgs, lms: rec.embed(rec.prepare(imgs, lms)), (images, landmarks),
                           self.config.batch_size)
 
-    def _gallery_crops(self, entries: Sequence[GalleryEntry]) -> _GalleryCrops:
+    def gallery_crops(self, entries: Sequence[GalleryEntry]) -> GalleryCrops:
         size = GALLERY_CANONICAL_PX
         images, landmarks = [], []
         for entry in entries:
@@ -209,9 +209,9 @@ class Engine:
             landmarks.append(entry.crop.landmarks * factor)
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         lms = torch.from_numpy(np.stack(landmarks)).to(self.device).float()
-        return _GalleryCrops(batch, lms)
+        return GalleryCrops(batch, lms)
 
-    def _gallery_key(self, entry: GalleryEntry, scale: int, target_px: int | None) -> str:
+    def gallery_cache_key(self, entry: GalleryEntry, scale: int, target_px: int | None) -> str:
         rec = self.recognizer
         return cache_key(
             kind="gallery-templates", sha256=entry.sha256, scale=scale, target_px=target_px,
@@ -227,12 +227,12 @@ class Engine:
             return images, landmarks
         return resize_batch(images, target_px), landmarks * (target_px / images.shape[-1])
 
-    def _gallery_templates(
+    def gallery_templates(
         self, entries: Sequence[GalleryEntry], scale: int, target_px: int | None,
         progress: Callable[[int], None], should_cancel: ShouldCancel,
     ) -> torch.Tensor:
         """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path, cached per entry."""
-        keys = [self._gallery_key(e, scale, target_px) for e in entries]
+        keys = [self.gallery_cache_key(e, scale, target_px) for e in entries]
         cached = [self.cache.load(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]
         chunk = max(1, self.config.batch_size // 4)
@@ -240,15 +240,15 @@ class Engine:
             if should_cancel is not None and should_cancel():
                 raise Cancelled()
             idx = todo[start:start + chunk]
-            crops = self._gallery_crops([entries[i] for i in idx])
+            crops = self.gallery_crops([entries[i] for i in idx])
             lms_unit = crops.landmarks / GALLERY_CANONICAL_PX
-            per_path = [self._embed(*self._match(crops.images, crops.landmarks, target_px))]
+            per_path = [self.embed(*self._match(crops.images, crops.landmarks, target_px))]
             if self.degradation_paths:
                 seeds = [entry_seed(entries[i].sha256, self.config.seed) for i in idx]
                 for degraded in degradations.iter_degraded(crops.images, self.degradation_paths, seeds,
                                                            should_cancel=should_cancel):
                     images = degraded.images
-                    per_path.append((degraded.path, self._embed(
+                    per_path.append((degraded.path, self.embed(
                         *self._match(images, lms_unit * images.shape[-1], target_px))))
                 # iter_degraded yields depth-first; restore the configured path order.
                 order = {p: k for k, p in enumerate(self.degradation_paths)}
@@ -264,7 +264,7 @@ class Engine:
 
     def gallery_hypothesis_image(self, entry: GalleryEntry, path_label: str, target_px: int | None) -> np.ndarray:
         """Re-create one gallery hypothesis (deterministic from the image hash and seed) for display."""
-        crops = self._gallery_crops([entry])
+        crops = self.gallery_crops([entry])
         if path_label == ORIGINAL_PATH:
             images = crops.images
         else:
@@ -325,11 +325,11 @@ class Engine:
                 check_cancel()
                 images = hyps[scale]
                 lms = (crop_lms * (images.shape[-1] / crop_px))[None].expand(images.shape[0], -1, -1)
-                probe_templates[scale] = self._embed(images, lms)
+                probe_templates[scale] = self.embed(images, lms)
                 step(1, f"probe hypotheses {scale}x")
                 target = size_bin * scale if cfg.resolution_matching else None
                 targets[scale] = target
-                gallery_templates[scale] = self._gallery_templates(
+                gallery_templates[scale] = self.gallery_templates(
                     entries, scale, target, lambda n, s=scale: step(n, f"gallery templates {s}x"), should_cancel)
             check_cancel()
             fused = fuse_scores(probe_templates, gallery_templates, self.fusion)

@@ -101,8 +101,8 @@ def plain_templates(engine: Engine, entries: Sequence[GalleryEntry], should_canc
         for start in range(0, len(entries), chunk_size):
             if should_cancel is not None and should_cancel():
                 raise Cancelled()
-            crops = engine._gallery_crops(entries[start:start + chunk_size])
-            out.append(engine._embed(crops.images, crops.landmarks).float().cpu().numpy())
+            crops = engine.gallery_crops(entries[start:start + chunk_size])
+            out.append(engine.embed(crops.images, crops.landmarks).float().cpu().numpy())
     if not out:
         return np.zeros((0, engine.recognizer.embedding_dim), dtype=np.float32)
     return np.concatenate(out, axis=0)
@@ -126,7 +126,7 @@ def probe_query(engine: Engine, probe: LoadedImage, face: FaceDetection) -> np.n
         for scale in cfg.scales:
             images = hyps[scale]
             lms = (crop_lms * (images.shape[-1] / crop.size_px))[None].expand(images.shape[0], -1, -1)
-            per_scale.append(engine._embed(images, lms))
+            per_scale.append(engine.embed(images, lms))
         templates = torch.cat(per_scale).float().cpu().numpy()
     return centre_normalise(templates).mean(axis=0, keepdims=True)
 
