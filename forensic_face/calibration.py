@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -264,3 +265,105 @@ def tippett_plot(calibration: Calibration, mated_scores: Sequence[float] | np.nd
     if path is not None:
         Path(path).write_bytes(data)
     return data
+
+
+# -- shipped calibrations and matching them to a search's settings ---------------------------------------------
+
+#: Where the calibrations shipped with forensic_face live (one CalibrationSet JSON per file).
+SHIPPED_CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "resources" / "calibration"
+
+#: A probe uses a calibration band only when its face width is within this many pixels of the band.
+BAND_TOLERANCE_PX = 4.0
+
+#: EngineConfig fields that change the fused scores (device, batch size, seed and top_k do not).
+SCORE_CONFIG_FIELDS = ("recognizer", "upsampler", "precision", "scales", "num_blur_hypotheses", "max_blur_sigma",
+                       "budget", "resolution_matching", "fusion", "size_bin_px")
+
+
+def engine_conditions(config: Any, recognizer_sha256: str,
+                      upsampler_weights_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+    """The settings a calibration is valid for: the score-relevant fields of an ``EngineConfig`` (or its
+    ``to_dict()``), the recognizer's weights SHA-256, the upsampler's weights SHA-256 (per scale; empty for
+    bicubic) and the detector's crop enlargement. Two searches with equal conditions produce comparable scores."""
+    data = config if isinstance(config, dict) else config.to_dict()
+    try:
+        out: dict[str, Any] = {name: data[name] for name in SCORE_CONFIG_FIELDS}
+        out["crop_enlarge"] = float(data["detector"]["crop_enlarge"])
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"engine settings lack a field a calibration depends on ({exc})") from None
+    out["scales"] = [int(s) for s in out["scales"]]
+    out["max_blur_sigma"] = float(out["max_blur_sigma"])
+    out["recognizer_sha256"] = str(recognizer_sha256)
+    out["upsampler_weights_sha256"] = {str(k): str(v) for k, v in (upsampler_weights_sha256 or {}).items()}
+    return out
+
+
+def engine_conditions_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+    """:func:`engine_conditions` of a search's or a benchmark run's provenance record."""
+    try:
+        return engine_conditions(provenance["config"], provenance["recognizer"]["weights_sha256"],
+                                 provenance.get("upsampler", {}).get("weights_sha256") or {})
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"provenance record lacks {exc}; cannot tell which calibration applies") from None
+
+
+def load_shipped_calibration(config: Any, recognizer_sha256: str, face_width_px: float, *,
+                             upsampler_weights_sha256: dict[str, str] | None = None,
+                             directory: str | Path | None = None,
+                             tolerance_px: float = BAND_TOLERANCE_PX,
+                             scales_used: Sequence[int] | None = None) -> Calibration | None:
+    """The shipped calibration for a search made with ``config`` on a probe face ``face_width_px`` wide.
+
+    Looks at every ``*.json`` in ``directory`` (default :data:`SHIPPED_CALIBRATION_DIR`) whose
+    ``metadata["engine"]`` equals :func:`engine_conditions` of these settings, and picks the band nearest to
+    the face width. Returns ``None`` -- meaning "no calibration for these settings", an ordinary state in which
+    scores are shown without likelihood ratios -- when no file matches the settings or no matching band lies
+    within ``tolerance_px`` of the face width, or when ``scales_used`` (the scales the search actually used,
+    ``provenance["scales_used"]``) is not the full configured set: a probe whose crop is too large for the largest
+    magnification drops it, and its fused scores are then on another level than the calibration data's.
+    Unreadable files are skipped with a warning.
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
+    wanted = engine_conditions(config, recognizer_sha256, upsampler_weights_sha256)
+    if scales_used is not None and [int(x) for x in scales_used] != wanted["scales"]:
+        return None
+    folder = Path(directory) if directory is not None else SHIPPED_CALIBRATION_DIR
+    candidates: list[Calibration] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            cal_set = CalibrationSet.load(path)
+        except ConfigError as exc:
+            log.warning("skipping calibration file: %s", exc)
+            continue
+        if cal_set.metadata.get("engine") == wanted:
+            candidates.extend(cal_set.calibrations)
+    if not candidates or not math.isfinite(face_width_px):
+        return None
+    best = CalibrationSet(tuple(candidates)).for_width(face_width_px)
+    return best if abs(best.band_px - face_width_px) <= tolerance_px else None
+
+
+def calibration_for_result(result: Any, directory: str | Path | None = None) -> Calibration | None:
+    """:func:`load_shipped_calibration` for a :class:`~forensic_face.engine.results.SearchResult` (its provenance
+    and probe face width); ``None`` means no calibration applies to it."""
+    conditions = engine_conditions_from_provenance(result.provenance)
+    return load_shipped_calibration(result.provenance["config"], conditions["recognizer_sha256"],
+                                    result.probe_face.width_px,
+                                    upsampler_weights_sha256=conditions["upsampler_weights_sha256"],
+                                    directory=directory, scales_used=result.provenance.get("scales_used"))
+
+
+def lr_record(calibration: Calibration | None, score: float) -> dict[str, Any]:
+    """``{"lr", "log10_lr", "verbal"}`` of one candidate's score; all ``None`` without a calibration."""
+    if calibration is None:
+        return {"lr": None, "log10_lr": None, "verbal": None}
+    log10_lr = float(calibration.log10_lr([score])[0])
+    lr = 10.0 ** log10_lr
+    return {"lr": float(f"{lr:.6g}"), "log10_lr": round(log10_lr, 4), "verbal": verbal_equivalent(lr)}
+
+
+def format_lr(lr: float) -> str:
+    """An LR for display: 3 significant digits, powers of ten outside [0.001, 10^4]."""
+    return f"{lr:.3g}" if 1e-3 <= lr <= 1e4 else f"10^{math.log10(lr):.1f}"

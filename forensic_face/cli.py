@@ -220,13 +220,14 @@ class SearchCommand:
         failed = 0
         for path in args.probes:
             record: dict[str, Any] = {"probe": str(path), "sha256": None, "face": None, "error": None,
-                                      "candidates": []}
+                                      "candidates": [], "calibration": None}
             try:
                 probe = load_image(path)
                 record["sha256"] = probe.sha256
                 face = manual_face(probe.pixels, args.box, engine.detector) if args.box else None
                 result = engine.search(probe, gallery, face=face, progress=bar)
                 record = result.to_json(top=args.top)
+                _add_likelihood_ratios(record, result)
             except (ImageLoadError, NoFaceDetected) as exc:
                 failed += 1
                 record["error"] = str(exc)
@@ -247,8 +248,29 @@ class SearchCommand:
             print(f"   ERROR: {record['error']}")
             return
         print("   Candidates are investigative leads for human review, not identifications.")
+        from forensic_face.calibration import format_lr
+
+        cal = record.get("calibration")
         for c in record["candidates"]:
-            print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}  ({c['image']})")
+            lr = "" if c.get("lr") is None else f"  LR {format_lr(c['lr'])} ({c['verbal']})"
+            print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}  ({c['image']}){lr}")
+        if cal is None:
+            print("   No calibration for these settings: scores rank candidates, they are not likelihood ratios.")
+        else:
+            print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
+
+
+def _add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:
+    """Add ``lr``/``log10_lr``/``verbal`` to each candidate of ``record`` and a ``calibration`` summary, from the
+    shipped calibration matching the search's settings and face width; all ``None`` when none matches."""
+    from forensic_face.calibration import CALIBRATION_CAVEAT, calibration_for_result, lr_record
+
+    cal = calibration_for_result(result)
+    for c in record["candidates"]:
+        c.update(lr_record(cal, c["score"]))
+    record["calibration"] = None if cal is None else {
+        "band_px": cal.band_px, "cllr": round(cal.cllr, 4), "cllr_min": round(cal.cllr_min, 4),
+        "conditions": cal.conditions, "caveat": CALIBRATION_CAVEAT}
 
 
 def _commands() -> list[Command]:

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
+from forensic_face.calibration import (
+    CALIBRATION_CAVEAT,
+    Calibration,
+    format_lr,
+    lr_record,
+)
 from forensic_face.engine.results import Candidate, GalleryEntry, SearchResult
 from forensic_face.gui.images import enlarge_nearest
 from forensic_face.gui.widgets import ImageTile
@@ -79,10 +92,19 @@ class ComparisonView(QScrollArea):
         for tile in self.variant_tiles[len(items):]:
             tile.hide()
 
-    def show_candidate(self, result: SearchResult, candidate: Candidate, entry: GalleryEntry | None) -> None:
+    def show_candidate(self, result: SearchResult, candidate: Candidate, entry: GalleryEntry | None,
+                       calibration: Calibration | None = None) -> None:
+        lr = lr_record(calibration, candidate.score)
+        if calibration is None or lr["lr"] is None:
+            lr_text = "<br>No calibration for these settings: the score is not a likelihood ratio."
+        else:
+            lr_text = (f"<br>LR {format_lr(lr['lr'])} (log10 LR {lr['log10_lr']:.2f}): {lr['verbal']} "
+                       f"({calibration.band_px} px calibration, held-out Cllr {calibration.cllr:.3f})."
+                       f"<br><small>{CALIBRATION_CAVEAT}</small>")
         self.header.setText(
             f"<b>Rank {candidate.rank}: {candidate.identity.replace('_', ' ')}</b> — fused score "
-            f"{candidate.score:.4f} ({', '.join(f'×{s}: {v:.3f}' for s, v in sorted(candidate.per_scale_scores.items()))})")
+            f"{candidate.score:.4f} ({', '.join(f'×{s}: {v:.3f}' for s, v in sorted(candidate.per_scale_scores.items()))})"
+            + lr_text)
         crop = result.probe_crop.pixels
         size = crop.shape[0]
         self.probe_native.set_image(crop, caption=f"{crop.shape[1]}×{crop.shape[0]} px from {result.probe_path.name}")

@@ -1,0 +1,205 @@
+"""``forensic-face calibrate`` on synthetic benchmark scores, and LRs in the search output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from forensic_face.calibration import (
+    CalibrationSet,
+    calibration_for_result,
+    engine_conditions,
+    fit_calibration,
+    load_shipped_calibration,
+)
+from forensic_face.calibration_cli import (
+    CalibrateCommand,
+    load_probe_scores,
+    split_by_identity,
+)
+from forensic_face.cli import SearchCommand, _add_likelihood_ratios, build_parser
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.errors import ConfigError
+
+RECOGNIZER_SHA = "ab" * 32
+
+
+def _provenance(config: EngineConfig) -> dict:
+    return {"config": config.to_dict(), "config_sha256": config.digest(),
+            "recognizer": {"name": config.recognizer, "weights_sha256": RECOGNIZER_SHA},
+            "upsampler": {"name": config.upsampler, "weights_sha256": {}}}
+
+
+def _write_run(folder: Path, separation: float, seed: int = 0, num_people: int = 12, per_person: int = 3) -> Path:
+    """A benchmark run folder like ``eval.runner.write_run``: per-probe scores against a gallery."""
+    rng = np.random.default_rng(seed)
+    identities = [f"Person_{k:02d}" for k in range(num_people)]
+    mated = np.repeat(np.arange(num_people), per_person)
+    # fused scores of an additive fusion over 3 scales lie around 45, like the real LFW-XRes runs
+    scores = rng.normal(45.0, 1.0, (mated.size, num_people)).astype(np.float32)
+    scores[np.arange(mated.size), mated] += separation
+    mated[-1] = -1  # one probe not searched
+    scores[-1] = np.nan
+    folder.mkdir(parents=True)
+    np.savez_compressed(folder / "scores.npz", scores=scores, mated_index=mated, identities=np.asarray(identities),
+                        probe_names=np.asarray([f"p{i}" for i in range(mated.size)]), band_px=np.asarray(24))
+    config = EngineConfig(upsampler="bicubic", budget="standard")
+    (folder / "result.json").write_text(json.dumps({
+        "protocol": "lfw-xres", "settings": {"width_px": 24, "camera": "fixed", "face_width_source": "mtcnn"},
+        "config": config.to_dict(), "config_digest": config.digest(), "provenance": _provenance(config)}))
+    return folder
+
+
+def _calibrate(run: Path, out: Path, *extra: str) -> int:
+    command = CalibrateCommand()
+    args = build_parser([command]).parse_args(
+        ["calibrate", "--scores", str(run), "--band", "24", "--out", str(out), "--seed", "3", *extra])
+    return command.run(args)
+
+
+def test_split_by_identity_is_disjoint_and_seeded() -> None:
+    identity = np.repeat(np.array([f"P{k}" for k in range(10)], dtype=object), 3)
+    fit, held = split_by_identity(identity, 0.5, seed=1)
+    assert set(identity[fit]).isdisjoint(set(identity[held]))
+    assert len(set(identity[held])) == 5 and fit.size + held.size == identity.size
+    again = split_by_identity(identity, 0.5, seed=1)
+    np.testing.assert_array_equal(again[1], held)
+    assert not np.array_equal(split_by_identity(identity, 0.5, seed=2)[1], held)
+    with pytest.raises(ConfigError):
+        split_by_identity(identity, 1.0, seed=0)
+
+
+def test_calibrate_writes_loadable_json_and_tippett(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", separation=3.0)
+    out, png = tmp_path / "cal" / "w24.json", tmp_path / "tippett.png"
+    assert _calibrate(run, out, "--tippett", str(png)) == 0
+    cal_set = CalibrationSet.load(out)
+    cal = cal_set.calibrations[0]
+    assert cal.band_px == 24 and cal.slope > 0
+    split = cal_set.metadata["split"]
+    assert set(split["fit_identities"]).isdisjoint(split["heldout_identities"])
+    assert len(split["fit_identities"]) + len(split["heldout_identities"]) == 12
+    assert cal.cllr == pytest.approx(cal_set.metadata["heldout"]["cllr"])
+    assert cal.cllr < 1.0 and cal.cllr_min <= cal.cllr + 1e-9  # separable scores: informative LRs
+    assert cal_set.metadata["engine"]["fusion"] == "S_max,S_add"
+    assert cal_set.metadata["engine"]["recognizer_sha256"] == RECOGNIZER_SHA
+    assert cal_set.metadata["num_scores"] == 35 * 12
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibrate_uninformative_scores_have_cllr_near_one(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", separation=0.0, num_people=20)
+    out = tmp_path / "w24.json"
+    assert _calibrate(run, out) == 0
+    assert CalibrationSet.load(out).calibrations[0].cllr > 0.8
+
+
+def test_calibrate_rejects_wrong_band_and_flat_scores(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", separation=3.0)
+    with pytest.raises(ConfigError, match="24 px probes"):
+        load_probe_scores([run], band=16)
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, mated_w24=np.zeros(3), nonmated_w24=np.zeros(9))
+    with pytest.raises(ConfigError, match="per-probe scores"):
+        load_probe_scores([flat], band=24)
+
+
+def _result(config: EngineConfig, width_px: float) -> SimpleNamespace:
+    return SimpleNamespace(provenance=_provenance(config), probe_face=SimpleNamespace(width_px=width_px))
+
+
+def test_shipped_calibration_matches_settings_and_band(tmp_path: Path) -> None:
+    config = EngineConfig()
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(rng.normal(2, 1, 60), rng.normal(0, 1, 300), band=24)
+    CalibrationSet((cal,), {"engine": engine_conditions(config, RECOGNIZER_SHA)}).save(tmp_path / "w24.json")
+    found = load_shipped_calibration(config, RECOGNIZER_SHA, 25.0, directory=tmp_path)
+    assert found is not None and found.band_px == 24
+    # device / batch size / seed do not change scores; the rest must match
+    assert load_shipped_calibration(config.replace(device="cpu", batch_size=8), RECOGNIZER_SHA, 22.0,
+                                    directory=tmp_path) is not None
+    assert load_shipped_calibration(config, RECOGNIZER_SHA, 30.0, directory=tmp_path) is None
+    assert load_shipped_calibration(config, "cd" * 32, 24.0, directory=tmp_path) is None
+    for change in ({"fusion": "T_add"}, {"budget": "fast"}, {"upsampler": "face-sr"}, {"scales": (2, 4)}):
+        assert load_shipped_calibration(config.replace(**change), RECOGNIZER_SHA, 24.0, directory=tmp_path) is None
+    assert calibration_for_result(_result(config, 24.0), directory=tmp_path) is not None
+
+
+def _record() -> dict:
+    return {"probe": "p.png", "error": None, "calibration": None,
+            "candidates": [{"rank": 1, "identity": "A", "image": "a.jpg", "score": 2.5},
+                           {"rank": 2, "identity": "B", "image": "b.jpg", "score": -1.0}]}
+
+
+def test_search_json_has_lr_with_matching_calibration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from forensic_face import calibration
+
+    config = EngineConfig()
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(rng.normal(2, 1, 60), rng.normal(0, 1, 300), band=24)
+    CalibrationSet((cal,), {"engine": engine_conditions(config, RECOGNIZER_SHA)}).save(tmp_path / "w24.json")
+    monkeypatch.setattr(calibration, "SHIPPED_CALIBRATION_DIR", tmp_path)
+
+    record = _record()
+    _add_likelihood_ratios(record, _result(config, 24.0))
+    first, second = record["candidates"]
+    assert first["lr"] == pytest.approx(float(cal.lr([2.5])[0]), rel=1e-5)
+    assert first["log10_lr"] > second["log10_lr"]
+    assert "support" in first["verbal"] and record["calibration"]["band_px"] == 24
+    assert "conditions of this case may differ" in record["calibration"]["caveat"]
+    json.dumps(record)
+    SearchCommand._print(record)
+    text = capsys.readouterr().out
+    assert "LR " in text and first["verbal"] in text and "may differ" in text
+
+    other = _record()
+    _add_likelihood_ratios(other, _result(config.replace(fusion="T_add"), 24.0))
+    assert other["calibration"] is None
+    assert all(c["lr"] is None and c["verbal"] is None and c["log10_lr"] is None for c in other["candidates"])
+    SearchCommand._print(other)
+    assert "No calibration for these settings" in capsys.readouterr().out
+
+
+def test_shipped_file_is_valid() -> None:
+    from forensic_face.calibration import SHIPPED_CALIBRATION_DIR
+
+    files = sorted(SHIPPED_CALIBRATION_DIR.glob("*.json"))
+    assert files, "no calibration shipped in resources/calibration"
+    for path in files:
+        cal_set = CalibrationSet.load(path)
+        assert cal_set.metadata["engine"] == engine_conditions(
+            cal_set.metadata["engine_config"], cal_set.metadata["engine"]["recognizer_sha256"],
+            cal_set.metadata["engine"]["upsampler_weights_sha256"])
+        assert all(0.0 < c.cllr < 1.0 and c.slope > 0 for c in cal_set.calibrations)
+
+
+def test_probes_that_dropped_a_scale_are_left_out(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", separation=3.0)
+    with np.load(run / "scores.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    # additive fusion over 3 scales: full-scale probes score about 45, a probe that used 2 scales about 30
+    arrays["scores"][:4] = arrays["scores"][:4] * (2.0 / 3.0)
+    np.savez(run / "scores.npz", **arrays)
+    data = load_probe_scores([run], band=24)
+    assert data.identity.size == 35 - 4
+    arrays["probe_num_scales"] = np.full(36, 3)
+    arrays["probe_num_scales"][:6] = 2
+    np.savez(run / "scores.npz", **arrays)
+    assert load_probe_scores([run], band=24).identity.size == 35 - 6
+
+
+def test_search_that_dropped_a_scale_gets_no_lr(tmp_path: Path) -> None:
+    config = EngineConfig()
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(rng.normal(2, 1, 60), rng.normal(0, 1, 300), band=24)
+    CalibrationSet((cal,), {"engine": engine_conditions(config, RECOGNIZER_SHA)}).save(tmp_path / "w24.json")
+    result = _result(config, 24.0)
+    result.provenance["scales_used"] = [2, 4, 8]
+    assert calibration_for_result(result, directory=tmp_path) is not None
+    result.provenance["scales_used"] = [2, 4]
+    assert calibration_for_result(result, directory=tmp_path) is None
