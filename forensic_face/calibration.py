@@ -293,6 +293,11 @@ def engine_conditions(config: Any, recognizer_sha256: str,
         raise ConfigError(f"engine settings lack a field a calibration depends on ({exc})") from None
     out["scales"] = [int(s) for s in out["scales"]]
     out["max_blur_sigma"] = float(out["max_blur_sigma"])
+    from forensic_face.engine.fusion import FusionSpec
+    from forensic_face.engine.search import SCORE_SCALE
+
+    out["fusion"] = FusionSpec.parse(str(out["fusion"])).name  # "S_add" and "S_add,S_add" are one fusion
+    out["score_scale"] = SCORE_SCALE
     out["recognizer_sha256"] = str(recognizer_sha256)
     out["upsampler_weights_sha256"] = {str(k): str(v) for k, v in (upsampler_weights_sha256 or {}).items()}
     return out

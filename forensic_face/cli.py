@@ -60,7 +60,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gallery degradation budget: none, fast (11 paths), standard, paper (all 1,463)")
     parser.add_argument("--scales", help="comma-separated probe magnifications, e.g. 2,4,8")
     parser.add_argument("--hypotheses", type=int, help="blur hypotheses per scale (paper: 16)")
-    parser.add_argument("--fusion", help="fusion, e.g. S_max,S_add (default), T_add, T_concat, S_add,S_add")
+    parser.add_argument("--fusion", help="fusion, e.g. S_add,S_add (default), S_max,S_add (the paper's), T_add, T_concat")
     parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
     parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet")
     parser.add_argument("--recognizer-model", help="model file for recognizers that need one")
@@ -274,6 +274,7 @@ def _add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:
 
 
 def _commands() -> list[Command]:
+    from forensic_face.calibration_cli import CalibrateCommand
     from forensic_face.case_cli import CaseCommand, ReplayCommand, ReportCommand, VerifyCommand
     from forensic_face.eval.eval_cli import EvalCommand
     from forensic_face.shortlist_cli import IndexCommand, ShortlistSearchCommand
@@ -281,7 +282,7 @@ def _commands() -> list[Command]:
 
     return [DetectCommand(), EnrollCommand(), SearchCommand(), CaseCommand(), VerifyCommand(), ReplayCommand(),
             ReportCommand(), EvalCommand(), TrainSrCommand(), EvalSrCommand(), IndexCommand(),
-            ShortlistSearchCommand()]
+            ShortlistSearchCommand(), CalibrateCommand()]
 
 
 def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:

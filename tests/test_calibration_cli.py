@@ -24,6 +24,7 @@ from forensic_face.calibration_cli import (
 from forensic_face.cli import SearchCommand, _add_likelihood_ratios, build_parser
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import ConfigError
+from forensic_face.engine.fusion import FusionSpec
 
 RECOGNIZER_SHA = "ab" * 32
 
@@ -85,7 +86,7 @@ def test_calibrate_writes_loadable_json_and_tippett(tmp_path: Path) -> None:
     assert len(split["fit_identities"]) + len(split["heldout_identities"]) == 12
     assert cal.cllr == pytest.approx(cal_set.metadata["heldout"]["cllr"])
     assert cal.cllr < 1.0 and cal.cllr_min <= cal.cllr + 1e-9  # separable scores: informative LRs
-    assert cal_set.metadata["engine"]["fusion"] == "S_max,S_add"
+    assert cal_set.metadata["engine"]["fusion"] == FusionSpec.parse(EngineConfig().fusion).name
     assert cal_set.metadata["engine"]["recognizer_sha256"] == RECOGNIZER_SHA
     assert cal_set.metadata["num_scores"] == 35 * 12
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -142,7 +142,7 @@ class _FakeEngine:
         truth = probe.path.stem.rsplit("_", 1)[0]
         ranking = sorted(((e.identity, 1.0 if e.identity == truth else 0.5 - 0.01 * i)
                           for i, e in enumerate(gallery.entries)), key=lambda t: -t[1])
-        return SimpleNamespace(ranking=tuple(ranking))
+        return SimpleNamespace(ranking=tuple(ranking), provenance={"scales_used": [2]})
 
     def provenance(self) -> dict:
         return {"engine": "fake"}

@@ -263,3 +263,15 @@ def test_shape_checks() -> None:
         fuse_scores({2: torch.randn(8)}, {2: torch.randn(3, 2, 8)})
     with pytest.raises(ShapeError):
         fuse_scores({}, {})
+
+
+def test_add_as_mean_ranks_like_the_sum_and_stays_on_the_correlation_scale() -> None:
+    gen = torch.Generator().manual_seed(3)
+    probe = {2: torch.randn(4, 8, generator=gen), 4: torch.randn(6, 8, generator=gen)}
+    gallery = {2: torch.randn(5, 3, 8, generator=gen), 4: torch.randn(5, 3, 8, generator=gen)}
+    summed = fuse_scores(probe, gallery, "S_max,S_add")
+    mean = fuse_scores(probe, gallery, "S_max,S_add", add_as_mean=True)
+    torch.testing.assert_close(mean.scores, summed.scores / 10)  # 4 + 6 probe hypotheses
+    assert torch.equal(mean.scores.argsort(), summed.scores.argsort())
+    torch.testing.assert_close(mean.per_scale_scores, summed.per_scale_scores / torch.tensor([4.0, 6.0]))
+    assert float(mean.scores.abs().max()) <= 1.0

@@ -61,7 +61,10 @@ class EngineConfig:
     max_blur_sigma: float = 1.0
     budget: str = "standard"
     resolution_matching: bool = True
-    fusion: str = "S_max,S_add"
+    # The paper's best with ArcFace was "S_max,S_add"; with our dlib recognizer on LFW-XRes (24 px, 100 people,
+    # 337 probes) S_add over gallery hypotheses, then S_add, ranks the true identity first 58.2% of the time
+    # against 52.2% (docs/results.md). The paper's fusion stays one setting away.
+    fusion: str = "S_add,S_add"
     size_bin_px: int = 4
     top_k: int = 20
     detector: DetectorConfig = field(default_factory=DetectorConfig)

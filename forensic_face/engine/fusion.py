@@ -75,12 +75,16 @@ def template_concat(per_scale: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([template_add(t) for t in per_scale], dim=-1)
 
 
-def score_fuse(scores: torch.Tensor, mode: ScoreMode, dim: int = -1) -> torch.Tensor:
-    """``S_max`` (maximum) or ``S_add`` (sum) along ``dim``."""
+def score_fuse(scores: torch.Tensor, mode: ScoreMode, dim: int = -1, add_as_mean: bool = False) -> torch.Tensor:
+    """``S_max`` (maximum) or ``S_add`` (sum, or mean with ``add_as_mean``) along ``dim``.
+
+    The mean ranks exactly like the paper's sum within one search, but stays on the correlation's [-1, 1]
+    scale whatever the number of hypotheses, so scores of different probes can be compared and calibrated.
+    """
     if mode == "max":
         return scores.max(dim=dim).values
     if mode == "add":
-        return scores.sum(dim=dim)
+        return scores.mean(dim=dim) if add_as_mean else scores.sum(dim=dim)
     raise ConfigError(f"unknown score fusion {mode!r}; expected 'max' or 'add'")
 
 
@@ -201,11 +205,11 @@ def _check_templates(probe: Mapping[int, torch.Tensor],
 
 
 def _fused_score(spec: FusionSpec, probe: list[torch.Tensor], gallery: list[torch.Tensor],
-                 sims: list[torch.Tensor]) -> torch.Tensor:
+                 sims: list[torch.Tensor], add_as_mean: bool = False) -> torch.Tensor:
     """The spec's score ``(B,)`` for the given scales (``probe[i]`` ``(m, D)``, ``gallery[i]`` ``(B, n, D)``)."""
     if spec.is_score_fusion:
-        rows = torch.cat([score_fuse(sim, spec.row) for sim in sims], dim=1)
-        return score_fuse(rows, spec.column)
+        rows = torch.cat([score_fuse(sim, spec.row, add_as_mean=add_as_mean) for sim in sims], dim=1)
+        return score_fuse(rows, spec.column, add_as_mean=add_as_mean)
     if spec.probe_template == "concat":
         t_p = template_concat(probe)
         t_g = template_concat(gallery)
@@ -217,19 +221,22 @@ def _fused_score(spec: FusionSpec, probe: list[torch.Tensor], gallery: list[torc
     if spec.probe_template == "add":
         t_p = torch.stack([template_add(p.float()) for p in probe]).sum(dim=0)
         g_all = torch.cat(gallery, dim=1)
-        return score_fuse(correlation_similarity(t_p.unsqueeze(0), g_all)[:, 0, :], spec.row)
+        return score_fuse(correlation_similarity(t_p.unsqueeze(0), g_all)[:, 0, :], spec.row, add_as_mean=add_as_mean)
     # Template addition on the gallery side only.
     t_g = torch.stack([template_add(g.float()) for g in gallery]).sum(dim=0)
     p_all = torch.cat(probe, dim=0)
-    return score_fuse(correlation_similarity(p_all, t_g.unsqueeze(1))[:, :, 0], spec.column)
+    return score_fuse(correlation_similarity(p_all, t_g.unsqueeze(1))[:, :, 0], spec.column, add_as_mean=add_as_mean)
 
 
 def fuse_scores(
     probe_templates: Mapping[int, torch.Tensor],
     gallery_templates: Mapping[int, torch.Tensor],
     spec: FusionSpec | str = DEFAULT_FUSION,
+    add_as_mean: bool = False,
 ) -> FusedScores:
     """Score one probe against ``B`` gallery identities (section 3.4), batched over identities.
+
+    ``add_as_mean`` reports every ``S_add`` as a mean (same ranking as the paper's sum; see :func:`score_fuse`).
 
     ``probe_templates[s]`` is ``(m_s, D)``, ``gallery_templates[s]`` ``(B, n_s, D)``; both dicts must have the
     same scales. Per-scale outputs follow the key order of ``probe_templates`` (``FusedScores.scales``). See the module docstring for how each spec treats scales and :class:`FusedScores` for outputs.
@@ -242,9 +249,9 @@ def fuse_scores(
     gallery = [gallery_templates[s].float() for s in scales]
     sims = [correlation_similarity(p, g) for p, g in zip(probe, gallery)]
 
-    scores = _fused_score(spec, probe, gallery, sims)
-    per_scale = torch.stack([_fused_score(spec, [p], [g], [sim]) for p, g, sim in zip(probe, gallery, sims)],
-                            dim=1)
+    scores = _fused_score(spec, probe, gallery, sims, add_as_mean)
+    per_scale = torch.stack([_fused_score(spec, [p], [g], [sim], add_as_mean)
+                             for p, g, sim in zip(probe, gallery, sims)], dim=1)
 
     row_scores = [score_fuse(sim, spec.row) for sim in sims]
     best_rows = torch.stack([r.argmax(dim=1) for r in row_scores], dim=1)

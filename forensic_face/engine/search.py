@@ -53,6 +53,9 @@ ShouldCancel = Callable[[], bool] | None
 GALLERY_CANONICAL_PX = 160
 #: Label of the undegraded gallery crop, always the first gallery hypothesis.
 ORIGINAL_PATH = "original"
+#: How fused scores are expressed; part of every provenance record, benchmark cache key and calibration, so
+#: scores made under another convention are never mixed with these. "mean": S_add reported as a mean.
+SCORE_SCALE = "mean-v1"
 #: Largest probe hypothesis side. Magnifying beyond it only adds cost: the recognizer sees at most ~150 px.
 #: 320 keeps the paper's 8x for crops up to 40 px (faces up to ~30 px wide).
 MAX_HYPOTHESIS_PX = 320
@@ -170,6 +173,7 @@ class Engine:
             "device": str(self.device),
             "config": self.config.to_dict(),
             "config_sha256": self.config.digest(),
+            "score_scale": SCORE_SCALE,
             "seed": self.config.seed,
             "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256},
             "upsampler": {"name": ups.name, "weights_sha256": {str(k): v for k, v in ups.weights_sha256.items()}},
@@ -332,7 +336,9 @@ class Engine:
                 gallery_templates[scale] = self.gallery_templates(
                     entries, scale, target, lambda n, s=scale: step(n, f"gallery templates {s}x"), should_cancel)
             check_cancel()
-            fused = fuse_scores(probe_templates, gallery_templates, self.fusion)
+            # S_add as a mean: the ranking is the paper's, and scores stay on the [-1, 1] correlation scale, so
+            # probes searched with different numbers of hypotheses or scales stay comparable (and calibratable).
+            fused = fuse_scores(probe_templates, gallery_templates, self.fusion, add_as_mean=True)
 
         labels = (ORIGINAL_PATH,) + tuple(degradations.path_label(p) for p in self.degradation_paths)
         if len(labels) != num_cols:

@@ -43,6 +43,7 @@ from forensic_face.eval.protocol import (
     materialize_probes,
     probe_folder_name,
 )
+from forensic_face.engine.search import SCORE_SCALE
 from forensic_face.imaging import load_image
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ class RunResult:
     timing: dict[str, float]
     provenance: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
+    #: (P,) how many scales each probe's search used (0 = not searched): a crop too large for a magnification
+    #: drops it (engine.search.effective_scales), and calibration keeps only probes searched at every scale.
+    probe_num_scales: np.ndarray | None = None
 
     @property
     def ranks(self) -> np.ndarray:
@@ -312,12 +316,14 @@ def evaluate(
     config = engine.config
     gallery_digest = prepared.gallery_digest()
     cache = _SearchCache(
-        settings.cache_dir / "searches" / f"{config.digest()[:16]}-{gallery_digest[:12]}.jsonl", identities
+        settings.cache_dir / "searches" / f"{config.digest()[:16]}-{gallery_digest[:12]}-{SCORE_SCALE}.jsonl",
+        identities
     )
     num_p, num_g = len(prepared.probes), len(identities)
     scores = np.full((num_p, num_g), np.nan, dtype=np.float32)
     mated = np.full(num_p, -1, dtype=np.int64)
     widths = np.full(num_p, np.nan, dtype=np.float64)
+    num_scales = np.zeros(num_p, dtype=np.int64)
     status: list[str] = []
     search_s, num_searched, num_cached = 0.0, 0, 0
     t_start = time.perf_counter()
@@ -355,12 +361,14 @@ def evaluate(
             num_searched += 1
             ranked = dict(result.ranking)
             row = {"key": key, "name": name, "width": face.width_px,
+                   "num_scales": len(result.provenance["scales_used"]),
                    "scores": [round(float(ranked.get(g, float("nan"))), 6) for g in identities]}
             cache.add(row)
         else:
             num_cached += 1
         scores[i] = np.asarray(row["scores"], dtype=np.float32)
         widths[i] = float(row["width"])
+        num_scales[i] = int(row.get("num_scales", 0))
         mated[i] = truth
         status.append(state)
         _tick(progress, i, num_p, name)
@@ -383,7 +391,7 @@ def evaluate(
     return RunResult(label=label or config.digest()[:12], config=config, settings=settings,
                      identities=identities, probe_names=[r.image.name for r in prepared.probes], mated=mated,
                      scores=scores, probe_face_width_px=widths, status=status, timing=timing,
-                     provenance=provenance, counts=counts)
+                     provenance=provenance, counts=counts, probe_num_scales=num_scales)
 
 
 def _tick(progress: Progress, i: int, total: int, name: str) -> None:
@@ -419,5 +427,6 @@ def write_run(result: RunResult, out_dir: Path) -> dict[str, Path]:
         probe_names=np.asarray(result.probe_names),
         probe_face_width_px=result.probe_face_width_px,
         band_px=np.asarray(result.settings.width_px),
+        **({} if result.probe_num_scales is None else {"probe_num_scales": result.probe_num_scales}),
     )
     return paths

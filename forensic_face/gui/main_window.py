@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 import forensic_face
+from forensic_face.calibration import Calibration, calibration_for_result
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, ForensicFaceError
 from forensic_face.engine.results import Gallery, GalleryEntry, SearchResult
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self.gallery: Gallery | None = None
         self._pending_gallery: Path | None = None
         self._result: SearchResult | None = None
+        self._calibration: Calibration | None = None
         self.case_store: Any | None = None
 
         self.banner = MessageBanner()
@@ -539,6 +541,7 @@ class MainWindow(QMainWindow):
 
     def show_result(self, result: SearchResult | None) -> None:
         self._result = result
+        self._calibration = None
         if result is None:
             self.candidates.clear_candidates()
             self.comparison.clear()
@@ -547,7 +550,9 @@ class MainWindow(QMainWindow):
             return
         top_n = self.holder.config.top_k
         self.candidates_title.setText(f"Candidates for {result.probe_path.name} (top {min(top_n, len(result.candidates))})")
-        self.candidates.set_candidates(result.candidates, self.gallery, top_n)
+        # Likelihood ratios only where a shipped calibration matches these settings and face width.
+        self._calibration = calibration_for_result(result)
+        self.candidates.set_candidates(result.candidates, self.gallery, top_n, calibration=self._calibration)
         self.candidates.setFocus()
 
     @Slot(int)
@@ -555,7 +560,8 @@ class MainWindow(QMainWindow):
         if self._result is None or not (0 <= row < len(self.candidates.candidates)):
             return
         candidate = self.candidates.candidates[row]
-        self.comparison.show_candidate(self._result, candidate, self.gallery_entry(candidate.gallery_sha256))
+        self.comparison.show_candidate(self._result, candidate, self.gallery_entry(candidate.gallery_sha256),
+                                       calibration=self._calibration)
         self.heatmaps.set_candidate(self._result, candidate)
 
     @Slot(int, str)
@@ -709,7 +715,8 @@ class MainWindow(QMainWindow):
         if store is None:
             return ""
         try:
-            search_id = store.record_search(result, config, gallery=gallery)
+            search_id = store.record_search(result, config, gallery=gallery,
+                                            calibration=calibration_for_result(result))
         except ForensicFaceError as exc:
             return f"The search finished but could not be recorded in the case: {exc}"
         log.info("search recorded in %s as #%s", store.path, search_id)
