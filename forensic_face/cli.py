@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -189,6 +189,44 @@ class EnrollCommand:
         return 0
 
 
+def search_probes(
+    args: argparse.Namespace, engine: Any,
+    search: Callable[[Any, Any, _Progress], tuple[Any, dict[str, Any]]],
+) -> int:
+    """The per-probe loop shared by ``search`` and ``search-large``: load each probe (with ``--box`` when given),
+    run ``search(probe, face, progress) -> (SearchResult, extra record fields)``, add likelihood ratios, report
+    each failure without stopping the batch, print text or one JSON document. Exit 1 if any probe failed."""
+    from forensic_face.engine.detect import manual_face
+    from forensic_face.imaging import load_image
+
+    records: list[dict[str, Any]] = []
+    failed = 0
+    bar = _Progress(sys.stderr.isatty())
+    for path in args.probes:
+        record: dict[str, Any] = {"probe": str(path), "sha256": None, "face": None, "error": None,
+                                  "candidates": [], "calibration": None}
+        try:
+            probe = load_image(path)
+            record["sha256"] = probe.sha256
+            face = manual_face(probe.pixels, args.box, engine.detector) if args.box else None
+            result, extra = search(probe, face, bar)
+            record = result.to_json(top=args.top)
+            _add_likelihood_ratios(record, result)
+            record.update(extra)
+        except (ImageLoadError, NoFaceDetected) as exc:
+            failed += 1
+            record["error"] = str(exc)
+        finally:
+            bar.close()
+        records.append(record)
+        if not args.json:
+            SearchCommand.print_record(record)
+    if args.json:
+        json.dump(records, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 1 if failed else 0
+
+
 class SearchCommand:
     name = "search"
     help = "rank a gallery for each probe still (Meet-in-the-middle)"
@@ -202,9 +240,7 @@ class SearchCommand:
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from forensic_face.engine.detect import manual_face
         from forensic_face.engine.search import Engine
-        from forensic_face.imaging import load_image
 
         if args.box is not None and len(args.probes) != 1:
             raise ForensicFaceError("--box applies to one probe; give a single probe image with it")
@@ -216,33 +252,11 @@ class SearchCommand:
             bar.close()
         for problem in gallery.problems:
             log.warning("gallery: %s: %s", problem.image_path, problem.reason)
-        records: list[dict[str, Any]] = []
-        failed = 0
-        for path in args.probes:
-            record: dict[str, Any] = {"probe": str(path), "sha256": None, "face": None, "error": None,
-                                      "candidates": [], "calibration": None}
-            try:
-                probe = load_image(path)
-                record["sha256"] = probe.sha256
-                face = manual_face(probe.pixels, args.box, engine.detector) if args.box else None
-                result = engine.search(probe, gallery, face=face, progress=bar)
-                record = result.to_json(top=args.top)
-                _add_likelihood_ratios(record, result)
-            except (ImageLoadError, NoFaceDetected) as exc:
-                failed += 1
-                record["error"] = str(exc)
-            finally:
-                bar.close()
-            records.append(record)
-            if not args.json:
-                self._print(record)
-        if args.json:
-            json.dump(records, sys.stdout, indent=2)
-            sys.stdout.write("\n")
-        return 1 if failed else 0
+        return search_probes(args, engine, lambda probe, face, bar: (
+            engine.search(probe, gallery, face=face, progress=bar), {}))
 
     @staticmethod
-    def _print(record: dict[str, Any]) -> None:
+    def print_record(record: dict[str, Any]) -> None:
         print(f"== {record['probe']}")
         if record["error"]:
             print(f"   ERROR: {record['error']}")
@@ -258,6 +272,10 @@ class SearchCommand:
             print("   No calibration for these settings: scores rank candidates, they are not likelihood ratios.")
         else:
             print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
+        if record.get("shortlist"):
+            sl = record["shortlist"]
+            print(f"   (Meet-in-the-middle on a shortlist of {sl['k']} of {sl['index_rows']} indexed "
+                  f"portraits' identities; identities outside it were not compared in full)")
 
 
 def _add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:

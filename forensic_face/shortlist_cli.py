@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forensic_face.cli import SearchCommand, _parse_box, _Progress, add_engine_arguments, engine_config_from_args
-from forensic_face.engine.errors import ConfigError, ForensicFaceError, ImageLoadError, NoFaceDetected
+from forensic_face.cli import _parse_box, _Progress, add_engine_arguments, engine_config_from_args, search_probes
+from forensic_face.engine.errors import ConfigError, ForensicFaceError
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,8 @@ class ShortlistSearchCommand:
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from forensic_face.engine.detect import manual_face
         from forensic_face.engine.search import Engine
         from forensic_face.engine.shortlist import GalleryIndex, shortlist_search
-        from forensic_face.imaging import load_image
 
         if args.box is not None and len(args.probes) != 1:
             raise ForensicFaceError("--box applies to one probe; give a single probe image with it")
@@ -129,34 +127,10 @@ class ShortlistSearchCommand:
         index = GalleryIndex.load(index_dir, rec.name, rec.weights_sha256)
         if args.gpu_index or engine.device.type == "cuda":
             index.to_gpu()  # stays on the CPU (logged) when faiss has no GPU support
-        records: list[dict[str, Any]] = []
-        failed = 0
-        bar = _Progress(sys.stderr.isatty())
-        for path in args.probes:
-            record: dict[str, Any] = {"probe": str(path), "sha256": None, "face": None, "error": None,
-                                      "candidates": []}
-            try:
-                probe = load_image(path)
-                record["sha256"] = probe.sha256
-                face = manual_face(probe.pixels, args.box, engine.detector) if args.box else None
-                out = shortlist_search(engine, index, probe, None, num_shortlist=args.shortlist, face=face,
-                                       progress=bar)
-                record = out.result.to_json(top=args.top)
-                record["shortlist"] = {"k": args.shortlist, "index": str(index_dir), "index_rows": index.num_rows,
-                                       "timing_s": out.timing}
-            except (ImageLoadError, NoFaceDetected) as exc:
-                failed += 1
-                record["error"] = str(exc)
-            finally:
-                bar.close()
-            records.append(record)
-            if not args.json:
-                SearchCommand._print(record)
-                if record.get("shortlist"):
-                    sl = record["shortlist"]
-                    print(f"   (Meet-in-the-middle on a shortlist of {sl['k']} of {sl['index_rows']} indexed "
-                          f"portraits' identities; identities outside it were not compared in full)")
-        if args.json:
-            json.dump(records, sys.stdout, indent=2)
-            sys.stdout.write("\n")
-        return 1 if failed else 0
+
+        def search(probe: Any, face: Any, bar: Any) -> tuple[Any, dict[str, Any]]:
+            out = shortlist_search(engine, index, probe, None, num_shortlist=args.shortlist, face=face, progress=bar)
+            return out.result, {"shortlist": {"k": args.shortlist, "index": str(index_dir),
+                                              "index_rows": index.num_rows, "timing_s": out.timing}}
+
+        return search_probes(args, engine, search)

@@ -154,7 +154,7 @@ def test_search_json_has_lr_with_matching_calibration(tmp_path: Path, monkeypatc
     assert "support" in first["verbal"] and record["calibration"]["band_px"] == 24
     assert "conditions of this case may differ" in record["calibration"]["caveat"]
     json.dumps(record)
-    SearchCommand._print(record)
+    SearchCommand.print_record(record)
     text = capsys.readouterr().out
     assert "LR " in text and first["verbal"] in text and "may differ" in text
 
@@ -162,7 +162,7 @@ def test_search_json_has_lr_with_matching_calibration(tmp_path: Path, monkeypatc
     _add_likelihood_ratios(other, _result(config.replace(fusion="T_add"), 24.0))
     assert other["calibration"] is None
     assert all(c["lr"] is None and c["verbal"] is None and c["log10_lr"] is None for c in other["candidates"])
-    SearchCommand._print(other)
+    SearchCommand.print_record(other)
     assert "No calibration for these settings" in capsys.readouterr().out
 
 
