@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from forensic_face.imaging import is_image_path
 
@@ -57,3 +58,18 @@ def paths_from_mime(mime: QMimeData) -> DroppedPaths:
 def images_in_folder(folder: Path) -> list[Path]:
     """The still images directly in ``folder`` (sorted; sub-folders are not searched)."""
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p))
+
+
+class FileDropTarget:
+    """Mixin (before the Qt widget base) for panels that take dropped files: URL drags are accepted and the
+    mime data goes to the widget's ``handle_drop``, which explains anything it cannot use."""
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        self.handle_drop(event.mimeData())  # type: ignore[attr-defined]
+        event.acceptProposedAction()

@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QSplitter, QStyle,
     QVBoxLayout, QWidget,
 )
 
 from forensic_face.engine.results import Gallery
-from forensic_face.gui.drops import paths_from_mime
+from forensic_face.gui.drops import FileDropTarget, paths_from_mime
 from forensic_face.gui.images import to_pixmap
 
 THUMB_PX = 72
 
 
-class GalleryPanel(QWidget):
+class GalleryPanel(FileDropTarget, QWidget):
     """Shows one enrolled :class:`Gallery`. Emits ``folder_chosen`` for a dropped or opened folder."""
 
     folder_chosen = Signal(Path)
@@ -103,16 +103,6 @@ class GalleryPanel(QWidget):
         self.summary.setText(f"Enrolling <b>{folder.name}</b>…")
 
     # Drag and drop ----------------------------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
-        self.handle_drop(event.mimeData())
-        event.acceptProposedAction()
-
     def handle_drop(self, mime) -> bool:  # type: ignore[no-untyped-def]
         """Enroll the first dropped folder; anything else is explained in a message. True if accepted."""
         dropped = paths_from_mime(mime)

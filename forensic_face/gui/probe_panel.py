@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent, QIcon, QMouseEvent, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QIcon, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
     QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
 from forensic_face.engine.results import FaceDetection, ImageDetections, SearchResult
-from forensic_face.gui.drops import DroppedPaths, images_in_folder, paths_from_mime
+from forensic_face.gui.drops import DroppedPaths, FileDropTarget, images_in_folder, paths_from_mime
 from forensic_face.gui.images import to_pixmap, to_qimage
 from forensic_face.imaging import LoadedImage
 
@@ -225,7 +225,7 @@ class FaceBoxView(QGraphicsView):
         event.accept()
 
 
-class ProbePanel(QWidget):
+class ProbePanel(FileDropTarget, QWidget):
     """Lists probe stills; shows the current one in a :class:`FaceBoxView`."""
 
     paths_dropped = Signal(list)  # list[Path] of image files to load
@@ -399,16 +399,6 @@ class ProbePanel(QWidget):
             self.box_drawn.emit(i, (x1, y1, x2, y2))
 
     # Drag and drop ----------------------------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
-        self.handle_drop(event.mimeData())
-        event.acceptProposedAction()
-
     def handle_drop(self, mime) -> DroppedPaths:  # type: ignore[no-untyped-def]
         """Queue the dropped images (and the images directly inside dropped folders) for loading."""
         dropped = paths_from_mime(mime)
