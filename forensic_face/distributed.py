@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import Cancelled, ConfigError, GalleryError
-from forensic_face.engine.gallery import list_gallery_images
+from forensic_face.engine.errors import Cancelled, ConfigError
+from forensic_face.engine.gallery import assemble_gallery, list_gallery_images, require_faces
 from forensic_face.engine.results import Gallery, GalleryEntry, GalleryProblem
 
 log = logging.getLogger(__name__)
@@ -186,9 +186,6 @@ def enroll_distributed(
     plain templates, equal entry for entry to :meth:`Engine.enroll` on the same folder."""
     folder = Path(folder)
     items, problems = list_gallery_images(folder)
-    if not items:
-        raise GalleryError(f"gallery folder {folder} holds no images; put one portrait per identity in it "
-                           "(sub-folders named after identities, or files named after them)")
     results, num_shards = enroll_items_distributed(
         items, config, cache_dir=cache_dir, address=address, shard_size=shard_size, warm_size_bins=warm_size_bins,
         num_cpus_per_task=num_cpus_per_task, progress=progress, should_cancel=should_cancel,
@@ -197,12 +194,8 @@ def enroll_distributed(
     for result in results:
         entries.extend(result.entries)
         problems.extend(result.problems)
-    if not entries:
-        raise GalleryError(f"no face was found in any of the {len(items)} images in {folder}; "
-                           "check that the folder holds face portraits")
-    log.info("enrolled %d portraits of %d identities from %s in %d Ray tasks (%d problems)", len(entries),
-             len({e.identity for e in entries}), folder, num_shards, len(problems))
-    gallery = Gallery(root=folder, entries=tuple(entries), problems=tuple(problems))
+    gallery = assemble_gallery(folder, len(items), entries, problems)
+    log.info("enrollment of %s ran as %d Ray tasks", folder, num_shards)
     return DistributedEnrollment(gallery=gallery, templates=np.concatenate([r.templates for r in results], axis=0),
                                  num_shards=num_shards, warmed=sum(r.warmed for r in results))
 
@@ -250,8 +243,6 @@ def index_gallery_folder(
     t0 = time.perf_counter()
     folder = Path(folder)
     items, problems = list_gallery_images(folder)
-    if not items:
-        raise GalleryError(f"gallery folder {folder} holds no images; put one portrait per identity in it")
     engine = Engine(config, cache_dir=cache_dir)
     rec = engine.recognizer
     index: GalleryIndex | None = None
@@ -298,8 +289,7 @@ def index_gallery_folder(
                      else np.zeros((0, rec.embedding_dim), np.float32))
     rows = [entry_row(e) for e in entries]
     if index is None:
-        if not rows:
-            raise GalleryError(f"no face was found in any of the {len(items)} images in {folder}")
+        require_faces(folder, len(items), len(rows))
         index = GalleryIndex.build(rec.name, rec.weights_sha256, rows, templates, kind=kind,  # type: ignore[arg-type]
                                    seed=config.seed)
         rebuilt = True

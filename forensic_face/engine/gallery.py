@@ -23,7 +23,8 @@ ShouldCancel = Callable[[], bool] | None
 
 
 def list_gallery_images(folder: Path) -> tuple[list[tuple[str, Path]], list[GalleryProblem]]:
-    """``(identity, image path)`` pairs in a stable order, and the files that are not images."""
+    """``(identity, image path)`` pairs in a stable order, and the files that are not images. A missing folder,
+    a file, or a folder without images raises :class:`GalleryError`."""
     folder = Path(folder)
     if not folder.exists():
         raise GalleryError(f"gallery folder {folder} does not exist; choose an existing folder")
@@ -45,6 +46,11 @@ def list_gallery_images(folder: Path) -> tuple[list[tuple[str, Path]], list[Gall
             items.append((child.stem, child))
         elif child.is_file():
             problems.append(GalleryProblem(child, f"not an image file ({child.suffix or 'no suffix'})"))
+    if not items:
+        raise GalleryError(
+            f"gallery folder {folder} holds no images; put one portrait per identity in it "
+            "(sub-folders named after identities, or files named after them)"
+        )
     return items, problems
 
 
@@ -100,18 +106,22 @@ def enroll_gallery(
     """Enroll every portrait of a gallery folder (see :func:`enroll_items`); problems are listed, not dropped."""
     folder = Path(folder)
     items, problems = list_gallery_images(folder)
-    if not items:
-        raise GalleryError(
-            f"gallery folder {folder} holds no images; put one portrait per identity in it "
-            "(sub-folders named after identities, or files named after them)"
-        )
     entries, item_problems = enroll_items(items, detector, crop_enlarge, min_face_px, chunk_size,
                                           progress, should_cancel)
-    problems.extend(item_problems)
-    total = len(items)
-    if not entries:
-        raise GalleryError(f"no face was found in any of the {total} images in {folder}; "
+    return assemble_gallery(folder, len(items), entries, problems + item_problems)
+
+
+def require_faces(folder: Path, num_images: int, num_entries: int) -> None:
+    """Raise :class:`GalleryError` when none of the folder's ``num_images`` images gave an enrollable face."""
+    if num_entries == 0:
+        raise GalleryError(f"no face was found in any of the {num_images} images in {folder}; "
                            "check that the folder holds face portraits")
+
+
+def assemble_gallery(folder: Path, num_images: int, entries: Sequence[GalleryEntry],
+                     problems: Sequence[GalleryProblem]) -> Gallery:
+    """The :class:`Gallery` of an enrolled folder; refuses one in which no image gave a face."""
+    require_faces(folder, num_images, len(entries))
     log.info("enrolled %d portraits of %d identities from %s (%d problems)", len(entries),
              len({e.identity for e in entries}), folder, len(problems))
     return Gallery(root=folder, entries=tuple(entries), problems=tuple(problems))
