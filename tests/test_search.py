@@ -87,11 +87,18 @@ def test_tiny_probe_search_carries_hypotheses_heatmaps_and_variants(engine: Engi
     entry = next(e for e in gallery.entries if e.identity == best.identity)
     again = engine.gallery_hypothesis_image(entry, variant.path, result.provenance["gallery_targets_px"]["2"])
     np.testing.assert_array_equal(again, variant.image)
-    # A second search reuses the gallery templates from the cache and gives the same ranking.
-    hits = engine.cache.hits
+    # A second search reuses the stacked gallery templates from memory and the probe's templates from the
+    # disk cache, and gives the same ranking.
+    hits, misses = engine.cache.hits, engine.cache.misses
     again_result = engine.search(load_image(path), gallery)
-    assert engine.cache.hits >= hits + len(gallery.entries)
+    assert (engine.cache.hits, engine.cache.misses) == (hits + 1, misses)
     assert again_result.ranking == result.ranking
+    # A new engine (a new session) finds every template in the disk cache.
+    fresh = Engine(engine.config, cache_dir=engine.cache.root)
+    fresh._recognizer, fresh._detector = engine.recognizer, engine.detector
+    fresh_result = fresh.search(load_image(path), gallery)
+    assert (fresh.cache.hits, fresh.cache.misses) == (1 + len(gallery.entries), 0)
+    assert fresh_result.ranking == result.ranking
 
 
 def test_no_face_and_cancel(engine: Engine, gallery_dir: Path, lfw_image, people: list[str], tmp_path: Path) -> None:

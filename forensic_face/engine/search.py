@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import platform
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,9 @@ SCORE_SCALE = "mean-v1"
 MAX_HYPOTHESIS_PX = 320
 #: How many best degraded gallery variants each candidate carries as images.
 NUM_GALLERY_VARIANTS_SHOWN = 4
+#: Gallery template stacks kept in memory per engine (a stack is one gallery at one scale and probe size; 496
+#: portraits x 67 hypotheses x 128-D is 17 MB), so consecutive searches of similar probes skip the disk cache.
+GALLERY_MEMORY_BYTES = 1 << 30
 
 
 def to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -102,6 +106,19 @@ def effective_scales(crop_px: int, scales: Sequence[int]) -> tuple[int, ...]:
     return kept or (1,)
 
 
+def resolution_target(size_bin_px: int, scale: int) -> int:
+    """Side to which gallery hypotheses are resized to match a probe hypothesis of ``size_bin_px * scale``.
+
+    Matching removes the detail the probe lacks; a probe hypothesis at least as large as the canonical gallery
+    crop lacks none, so the target is capped there. Every such probe then shares one set of gallery templates
+    instead of one per size (the recognizer resamples to its own input size either way).
+
+    >>> resolution_target(32, 2), resolution_target(32, 8), resolution_target(48, 4)
+    (64, 160, 160)
+    """
+    return min(size_bin_px * scale, GALLERY_CANONICAL_PX)
+
+
 def entry_seed(sha256: str, seed: int) -> int:
     """Per-portrait seed for degradation parameters: the image's SHA-256 and the run seed, nothing else."""
     return int.from_bytes(hashlib.sha256(f"{sha256}:{seed}".encode()).digest()[:8], "big") & (2**63 - 1)
@@ -132,6 +149,9 @@ class Engine:
         self._detector: MtcnnDetector | None = None
         self._recognizer: Any = None
         self._upsampler: Any = None
+        self._settings_digest: str | None = None
+        self._key_memo: dict[tuple[Any, ...], str] = {}
+        self._stacks: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
 
     # -- models -------------------------------------------------------------------------------------------
     @property
@@ -215,14 +235,48 @@ class Engine:
         lms = torch.from_numpy(np.stack(landmarks)).to(self.device).float()
         return GalleryCrops(batch, lms)
 
+    def template_settings_digest(self) -> str:
+        """What every cached template depends on besides its image: recognizer, degradations, seed."""
+        if self._settings_digest is None:
+            rec = self.recognizer
+            self._settings_digest = cache_key(
+                recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX,
+                paths=[degradations.path_label(p) for p in self.degradation_paths], seed=self.config.seed,
+            )
+        return self._settings_digest
+
     def gallery_cache_key(self, entry: GalleryEntry, scale: int, target_px: int | None) -> str:
-        rec = self.recognizer
+        # Memoised: a search needs one key per portrait and scale, and hashing JSON for 496 x 3 of them per
+        # probe would cost more than the fusion itself.
+        memo = (entry.sha256, entry.crop.crop_box.tobytes(), entry.crop.landmarks.tobytes(), scale, target_px)
+        key = self._key_memo.get(memo)
+        if key is None:
+            key = cache_key(
+                kind="gallery-templates", sha256=entry.sha256, scale=scale, target_px=target_px,
+                crop=np.round(entry.crop.crop_box, 1).tolist(), landmarks=np.round(entry.crop.landmarks, 1).tolist(),
+                settings=self.template_settings_digest(),
+            )
+            self._key_memo[memo] = key
+        return key
+
+    def probe_cache_key(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int) -> str:
+        """Probe hypothesis templates depend on the crop's pixels and landmarks and on how they are magnified."""
+        ups = self.upsampler
+        cfg = self.config
         return cache_key(
-            kind="gallery-templates", sha256=entry.sha256, scale=scale, target_px=target_px,
-            crop=np.round(entry.crop.crop_box, 1).tolist(), landmarks=np.round(entry.crop.landmarks, 1).tolist(),
-            recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX,
-            paths=[degradations.path_label(p) for p in self.degradation_paths], seed=self.config.seed,
+            kind="probe-templates", crop_sha256=hashlib.sha256(np.ascontiguousarray(crop_pixels).tobytes()).hexdigest(),
+            shape=list(crop_pixels.shape), landmarks=np.round(crop_landmarks, 3).tolist(), scale=scale,
+            hypotheses=cfg.num_blur_hypotheses, max_sigma=cfg.max_blur_sigma, upsampler=ups.name,
+            upsampler_sha256=ups.weights_sha256.get(scale, ""), settings=self.template_settings_digest(),
         )
+
+    def _remember_stack(self, keys: tuple[str, ...], stack: torch.Tensor) -> None:
+        self._stacks[keys] = stack
+        self._stacks.move_to_end(keys)
+        total = sum(t.numel() * t.element_size() for t in self._stacks.values())
+        while len(self._stacks) > 1 and total > GALLERY_MEMORY_BYTES:
+            _, dropped = self._stacks.popitem(last=False)
+            total -= dropped.numel() * dropped.element_size()
 
     def _match(self, images: torch.Tensor, landmarks: torch.Tensor, target_px: int | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +289,14 @@ class Engine:
         self, entries: Sequence[GalleryEntry], scale: int, target_px: int | None,
         progress: Callable[[int], None], should_cancel: ShouldCancel,
     ) -> torch.Tensor:
-        """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path, cached per entry."""
-        keys = [self.gallery_cache_key(e, scale, target_px) for e in entries]
+        """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path, cached per entry on
+        disk and, stacked, in memory."""
+        keys = tuple(self.gallery_cache_key(e, scale, target_px) for e in entries)
+        stack = self._stacks.get(keys)
+        if stack is not None:
+            self._stacks.move_to_end(keys)
+            progress(len(entries))
+            return stack
         cached = [self.cache.load(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]
         chunk = max(1, self.config.batch_size // 4)
@@ -264,7 +324,23 @@ class Engine:
                 cached[i] = templates[row]
                 self.cache.store(keys[i], templates[row])
             progress(len(idx))
-        return torch.stack([c.to(self.device) for c in cached])  # type: ignore[union-attr]
+        stack = torch.stack([c.to(self.device) for c in cached])  # type: ignore[union-attr]
+        self._remember_stack(keys, stack)
+        return stack
+
+    def probe_templates(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int,
+                        hypotheses: torch.Tensor) -> torch.Tensor:
+        """Templates ``(m, D)`` of one scale's probe hypotheses, cached: re-searching a probe (another gallery,
+        another fusion or degradation budget) does not embed its hypotheses again."""
+        key = self.probe_cache_key(crop_pixels, crop_landmarks, scale)
+        cached = self.cache.load(key)
+        if cached is not None and cached.shape[0] == hypotheses.shape[0]:
+            return cached.to(self.device)
+        crop_px = crop_pixels.shape[0]
+        lms = torch.from_numpy(crop_landmarks).to(self.device).float() * (hypotheses.shape[-1] / crop_px)
+        templates = self.embed(hypotheses, lms[None].expand(hypotheses.shape[0], -1, -1))
+        self.cache.store(key, templates)
+        return templates
 
     def gallery_hypothesis_image(self, entry: GalleryEntry, path_label: str, target_px: int | None) -> np.ndarray:
         """Re-create one gallery hypothesis (deterministic from the image hash and seed) for display."""
@@ -318,7 +394,6 @@ class Engine:
                 raise Cancelled()
 
         crop_t = to_tensor(crop.pixels, self.device)
-        crop_lms = torch.from_numpy(crop.landmarks).to(self.device).float()
         with torch.inference_mode():
             sigmas, hyps = probe_hypotheses(crop_t, scales, self.upsampler,
                                             cfg.num_blur_hypotheses, cfg.max_blur_sigma)
@@ -327,11 +402,9 @@ class Engine:
             targets: dict[int, int | None] = {}
             for scale in scales:
                 check_cancel()
-                images = hyps[scale]
-                lms = (crop_lms * (images.shape[-1] / crop_px))[None].expand(images.shape[0], -1, -1)
-                probe_templates[scale] = self.embed(images, lms)
+                probe_templates[scale] = self.probe_templates(crop.pixels, crop.landmarks, scale, hyps[scale])
                 step(1, f"probe hypotheses {scale}x")
-                target = size_bin * scale if cfg.resolution_matching else None
+                target = resolution_target(size_bin, scale) if cfg.resolution_matching else None
                 targets[scale] = target
                 gallery_templates[scale] = self.gallery_templates(
                     entries, scale, target, lambda n, s=scale: step(n, f"gallery templates {s}x"), should_cancel)
