@@ -189,6 +189,24 @@ def detail_markdown(outcomes: Sequence[RowOutcome]) -> str:
     return "\n".join(lines)
 
 
+def code_version() -> str:
+    """forensic_face's version and, in a git checkout, the commit (and whether the tree had changes)."""
+    import subprocess
+
+    import forensic_face
+
+    root = Path(forensic_face.__file__).resolve().parent.parent
+    version = f"forensic_face {forensic_face.__version__}"
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}, commit {commit[:12]}{' with uncommitted changes' if dirty else ''}"
+
+
 def machine_info(device: str) -> dict[str, Any]:
     """Platform, CPU, thread and library versions of this run."""
     import torch
@@ -202,6 +220,7 @@ def machine_info(device: str) -> dict[str, Any]:
     except OSError:
         pass
     return {
+        "code": code_version(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu,
@@ -317,6 +336,7 @@ The full benchmark (all 496 people, all rows):
 ## Run
 
 - Wall time of the whole command: {wall_s / 60:.1f} min (gallery enrollment {prepared.enroll_s:.0f} s).
+- Code: {machine.get('code', 'not recorded')}.
 - Machine: {machine['platform']}, {machine['cpu']}, {machine['cpu_count']} CPUs (shared), torch {machine['torch']}
   with {machine['torch_threads']} thread(s), Python {machine['python']}, device `{machine['device']}`
   (CUDA: {machine['cuda']}).

@@ -58,7 +58,8 @@ class EvalCommand:
         parser.add_argument("--subset", type=int, default=None, metavar="N", help="only the first N people")
         parser.add_argument("--budget", choices=["none", "fast", "standard", "paper"], default="standard",
                             help="gallery degradation budget (of the full method and the ablation's gallery rows)")
-        parser.add_argument("--upsampler", default="face-sr", help="super-resolution of the probes (default face-sr)")
+        parser.add_argument("--upsampler", default=EngineConfig().upsampler,
+                            help=f"super-resolution of the probes (default: the engine's, {EngineConfig().upsampler})")
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
         parser.add_argument("--hypotheses", type=int, default=16, help="blur hypotheses per scale (default 16)")
