@@ -126,3 +126,30 @@ def test_ship_run_writes_weights_and_manifest(tmp_path: Path) -> None:
     assert entry["seed"] == 5 and entry["metrics"]["iterations"] == 2
     upsampler = FaceSrUpsampler(weights={2: (path, entry["sha256"])})
     assert upsampler.upsample(torch.rand(1, 3, 8, 8), 2).shape == (1, 3, 16, 16)
+
+
+def test_identity_loss_is_zero_for_the_target_and_pulls_output_towards_it() -> None:
+    from forensic_face.training.train_sr import identity_loss, identity_network
+
+    recognizer = identity_network(torch.device("cpu"))
+    hr = torch.from_numpy(synthetic_faces(2, seed=3)[:, :96, :96]).permute(0, 3, 1, 2).float() / 255.0
+    assert float(identity_loss(recognizer, hr, hr)) == pytest.approx(0.0, abs=1e-5)
+    blurred = F.avg_pool2d(hr, 8)
+    output = F.interpolate(blurred, scale_factor=8, mode="nearest").requires_grad_(True)
+    loss = identity_loss(recognizer, output, hr)
+    assert float(loss.detach()) > 1e-3
+    loss.backward()
+    assert output.grad is not None and float(output.grad.abs().sum()) > 0
+    assert not any(p.requires_grad for p in recognizer.parameters())
+
+
+def test_fine_tuning_with_identity_loss_starts_from_the_given_weights(tmp_path: Path) -> None:
+    base = _config(tmp_path / "base", iterations=2)
+    train_sr(base)
+    weights = Path(base.out_dir) / "face_sr_x2.safetensors"
+    tuned = _config(tmp_path / "tuned", iterations=2, identity_weight=0.5, init_from=str(weights))
+    metrics = train_sr(tuned)
+    assert {"train_identity_loss", "val_identity_loss_sr", "val_identity_loss_bicubic"} <= set(metrics)
+    assert json.loads((Path(tuned.out_dir) / "config.json").read_text())["init_from"] == str(weights)
+    with pytest.raises(ConfigError, match="n_feats"):
+        train_sr(_config(tmp_path / "other", iterations=1, n_feats=16, init_from=str(weights)))

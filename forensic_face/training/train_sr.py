@@ -30,6 +30,7 @@ from tqdm import tqdm
 from forensic_face.engine.config import resolve_device
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.upsamplers.face_sr import FaceSrNet, count_parameters, save_face_sr
+from forensic_face.engine.weights import sha256_of
 from forensic_face.paths import cache_dir, lfw_dir
 from forensic_face.training.sr_data import DEFAULT_LR_RANGE, lfw_image_paths, load_crops, make_pairs
 
@@ -67,12 +68,21 @@ class SrTrainConfig:
     num_threads: int = 1
     progress: bool = True
     synthetic: bool = False  # train on synthetic_faces() instead of LFW (unit tests only)
+    #: Weight of the identity loss, 1 - cosine between dlib ResNet templates of SR output and HR target
+    #: (0 = L1 only). It keeps the network from trading identity for PSNR (section 3.3, [43]).
+    identity_weight: float = 0.0
+    #: Start from these weights (a face_sr_x{scale}.safetensors, e.g. the shipped ones) instead of from seed;
+    #: the optimizer starts fresh. Fine-tuning, e.g. with the identity loss.
+    init_from: str = ""
+    init_from_sha256: str = ""  # filled in from the file; recorded so the run can be traced
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
             raise ConfigError(f"scale must be 2, 4 or 8, got {self.scale}")
         if self.iterations < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
             raise ConfigError("iterations, batch_size and checkpoint_every must be >= 1")
+        if self.identity_weight < 0:
+            raise ConfigError(f"identity_weight must be >= 0, got {self.identity_weight}")
         lo, hi = self.lr_range()
         if not 4 <= lo <= hi:
             raise ConfigError(f"LR face size range must satisfy 4 <= min <= max, got {lo}..{hi}")
@@ -142,6 +152,58 @@ def _evaluate(net: FaceSrNet, lr: torch.Tensor, hr: torch.Tensor, device: torch.
     }
 
 
+def identity_network(device: torch.device) -> torch.nn.Module:
+    """The default recognizer's network (dlib ResNet), frozen, for the identity loss."""
+    from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet
+
+    model, _ = load_dlib_resnet()
+    model = model.fold_affine().to(device).eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def identity_loss(recognizer: torch.nn.Module, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos`` between recognizer templates of ``output`` and ``target`` (both ``(N,3,S,S)`` face
+    squares in [0,1], resized to the recognizer's 150 px). Gradients flow into ``output`` only."""
+    from forensic_face.engine.recognizers.dlib_format import INPUT_SIZE
+
+    def chips(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+
+    with torch.no_grad():
+        reference = recognizer(chips(target))
+    produced = recognizer(chips(output.clamp(0.0, 1.0)))
+    return (1.0 - F.cosine_similarity(produced, reference, dim=1)).mean()
+
+
+def _evaluate_identity(net: FaceSrNet, recognizer: torch.nn.Module | None, lr: torch.Tensor, hr: torch.Tensor,
+                       device: torch.device) -> dict[str, float]:
+    """Validation identity loss of SR and of bicubic (the bar the network must beat)."""
+    if recognizer is None or lr.shape[0] == 0:
+        return {}
+    net.eval()
+    with torch.inference_mode():
+        out = torch.cat([net(lr[i : i + 16].to(device)) for i in range(0, lr.shape[0], 16)])
+        bicubic = F.interpolate(lr.to(device), scale_factor=net.scale, mode="bicubic", align_corners=False)
+        hr = hr.to(device)
+        sr_loss = identity_loss(recognizer, out, hr)
+        bicubic_loss = identity_loss(recognizer, bicubic, hr)
+    net.train()
+    return {"val_identity_loss_sr": float(sr_loss), "val_identity_loss_bicubic": float(bicubic_loss)}
+
+
+def _initial_weights(config: SrTrainConfig) -> FaceSrNet:
+    from forensic_face.engine.upsamplers.face_sr import load_face_sr
+
+    net = load_face_sr(config.init_from, expected_sha256=config.init_from_sha256 or None)
+    arch = {"scale": config.scale, "n_feats": config.n_feats, "n_blocks": config.n_blocks,
+            "res_scale": config.res_scale}
+    if any(net.arch().get(k) != v for k, v in arch.items()):
+        raise ConfigError(f"--init-from {config.init_from} is a {net.arch()} network; this run is {arch}")
+    return net
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
@@ -172,7 +234,10 @@ def train_sr(config: SrTrainConfig, on_checkpoint: Callable[[dict[str, Any]], No
 
     torch.manual_seed(config.seed)
     net = FaceSrNet(scale=config.scale, n_feats=config.n_feats, n_blocks=config.n_blocks, res_scale=config.res_scale)
+    if config.init_from:
+        net = _initial_weights(config)
     net.to(device).train()
+    recognizer = identity_network(device) if config.identity_weight > 0 else None
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=(0.9, 0.99))
     start = 0
     history: list[dict[str, Any]] = []
@@ -196,6 +261,7 @@ def train_sr(config: SrTrainConfig, on_checkpoint: Callable[[dict[str, Any]], No
     _write_json(out_dir / CONFIG_NAME, config.to_dict())
 
     losses: list[float] = []
+    identity_losses: list[float] = []
     t0 = time.perf_counter()
     metrics: dict[str, Any] = {}
     bar = tqdm(
@@ -213,19 +279,29 @@ def train_sr(config: SrTrainConfig, on_checkpoint: Callable[[dict[str, Any]], No
         lr, hr = lr.to(device), hr.to(device)
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, iteration)
-        loss = F.l1_loss(net(lr), hr)
+        output = net(lr)
+        l1 = F.l1_loss(output, hr)
+        loss = l1
+        if recognizer is not None:
+            identity = identity_loss(recognizer, output, hr)
+            loss = loss + config.identity_weight * identity
+            identity_losses.append(float(identity.detach()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}")
+        losses.append(float(l1.detach()))
+        bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}",
+                        **({"id": f"{np.mean(identity_losses[-20:]):.4f}"} if identity_losses else {}))
 
         done = iteration + 1
         if done % config.checkpoint_every == 0 or done == config.iterations:
             train_seconds = elapsed_before + time.perf_counter() - t0
             entry = {"iteration": done, "train_l1": float(np.mean(losses)), **_evaluate(net, val_lr, val_hr, device)}
+            if identity_losses:
+                entry["train_identity_loss"] = float(np.mean(identity_losses))
+                entry.update(_evaluate_identity(net, recognizer, val_lr, val_hr, device))
             history.append(entry)
-            losses = []
+            losses, identity_losses = [], []
             metrics = {
                 **entry,
                 "train_seconds": round(train_seconds, 1),
@@ -277,6 +353,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--num-threads", type=int, default=defaults.num_threads)
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar on stderr")
+    parser.add_argument("--identity-weight", type=float, default=defaults.identity_weight,
+                        help="weight of the identity loss (1 - cosine of dlib ResNet templates; 0: L1 only)")
+    parser.add_argument("--init-from", default="",
+                        help="start from these face_sr_x{scale}.safetensors weights (fine-tuning)")
 
 
 def config_from_args(args: argparse.Namespace) -> SrTrainConfig:
@@ -301,6 +381,9 @@ def config_from_args(args: argparse.Namespace) -> SrTrainConfig:
         device=args.device,
         num_threads=args.num_threads,
         progress=not args.no_progress,
+        identity_weight=args.identity_weight,
+        init_from=args.init_from,
+        init_from_sha256=sha256_of(Path(args.init_from)) if args.init_from else "",
     )
 
 
