@@ -127,6 +127,18 @@ def test_ship_run_writes_weights_and_manifest(tmp_path: Path) -> None:
     upsampler = FaceSrUpsampler(weights={2: (path, entry["sha256"])})
     assert upsampler.upsample(torch.rand(1, 3, 8, 8), 2).shape == (1, 3, 16, 16)
 
+    # A network fine-tuned from the shipped one replaces it; the manifest keeps the parent's record.
+    tuned = _config(tmp_path / "tuned", iterations=2, identity_weight=0.5, init_from=str(path),
+                    init_from_sha256=entry["sha256"])
+    train_sr(tuned)
+    ship_run(Path(tuned.out_dir), weights_dir=tmp_path / "weights", manifest_path=manifest)
+    tuned_entry = json.loads(manifest.read_text())["weights"][name]
+    assert tuned_entry["fine_tuned_from"]["sha256"] == entry["sha256"] != tuned_entry["sha256"]
+    assert f"fine-tuned on LFW faces from the network with SHA-256 {entry['sha256']}" in tuned_entry["description"]
+    assert "--identity-weight 0.5" in tuned_entry["training_command"]
+    assert "init_from_sha256" not in tuned_entry["training_command"].replace("-", "_")
+    assert {"val_identity_loss_sr", "val_identity_loss_bicubic"} <= set(tuned_entry["metrics"])
+
 
 def test_identity_loss_is_zero_for_the_target_and_pulls_output_towards_it() -> None:
     from forensic_face.training.train_sr import identity_loss, identity_network

@@ -26,7 +26,7 @@ from forensic_face.training.train_sr import CONFIG_NAME, METRICS_NAME, SrTrainCo
 log = logging.getLogger(__name__)
 
 #: Settings that never change what is trained (left out of the recorded command).
-_NOT_IN_COMMAND = {"progress", "synthetic", "out_dir", "scale"}
+_NOT_IN_COMMAND = {"progress", "synthetic", "out_dir", "scale", "init_from_sha256"}
 
 
 def training_command(config: dict[str, Any]) -> str:
@@ -56,12 +56,25 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
     shutil.copyfile(source, target)
     net = load_face_sr(target)
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"weights": {}}
+    previous = manifest.get("weights", {}).get(name)
+    origin = "trained from scratch on LFW faces"
+    lineage: dict[str, Any] = {}
+    if config.get("init_from"):
+        origin = (f"fine-tuned on LFW faces from the network with SHA-256 {config.get('init_from_sha256', '?')}"
+                  + (f" with the identity loss (weight {config['identity_weight']})"
+                     if config.get("identity_weight") else ""))
+        if previous is not None and previous.get("sha256") == config.get("init_from_sha256"):
+            # The parent's file is overwritten here; its record (and git history) keep it traceable.
+            lineage = {"fine_tuned_from": previous}
+    identity_metrics = {k: round(float(metrics[k]), 5) for k in
+                        ("val_identity_loss_sr", "val_identity_loss_bicubic") if k in metrics}
     manifest.setdefault("weights", {})[name] = {
+        **lineage,
         "file": target.name,
         "sha256": sha256_of(target),
         "description": (
             f"Face super-resolution {scale}x (EDSR-style FaceSrNet {json.dumps(net.arch(), sort_keys=True)}, "
-            f"{count_parameters(net)} parameters), trained from scratch on LFW faces"
+            f"{count_parameters(net)} parameters), {origin}"
         ),
         "training_command": training_command(config),
         "data": (
@@ -78,6 +91,7 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
             "val_psnr_sr_db": round(float(metrics["val_psnr_sr"]), 3),
             "val_psnr_bicubic_db": round(float(metrics["val_psnr_bicubic"]), 3),
             "val_faces": int(config["val_images"]),
+            **identity_metrics,
         },
     }
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
