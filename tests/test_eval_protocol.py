@@ -246,3 +246,33 @@ def test_runner_end_to_end(lfw_root: Path, tmp_path: Path) -> None:
     assert result.rates()["rank1"] == pytest.approx(float(np.mean(ranks == 1)))
     paths = write_run(result, tmp_path / "out")
     assert "recognizer" in paths["json"].read_text()
+
+
+def test_code_version_flags_code_changes_not_benchmark_outputs(tmp_path: Path, monkeypatch) -> None:
+    """A run that rewrites docs/results.md as it goes must not call its own code "uncommitted"."""
+    import shutil
+    import subprocess
+
+    import forensic_face
+    from forensic_face.eval.ablation import code_version
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    (tmp_path / "forensic_face").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "forensic_face" / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "docs" / "results.md").write_text("old\n")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    commit = git("rev-parse", "HEAD")[:12]
+    monkeypatch.setattr(forensic_face, "__file__", str(tmp_path / "forensic_face" / "__init__.py"))
+    (tmp_path / "docs" / "results.md").write_text("rewritten by the benchmark\n")
+    assert code_version().endswith(f"commit {commit}")
+    (tmp_path / "forensic_face" / "__init__.py").write_text("x = 2\n")
+    assert code_version().endswith(f"commit {commit} with uncommitted changes")

@@ -189,8 +189,13 @@ def detail_markdown(outcomes: Sequence[RowOutcome]) -> str:
     return "\n".join(lines)
 
 
+# What decides a result: the package, its shipped weights and its pinned dependencies. Outputs the benchmark
+# itself rewrites while it runs (docs/results.md, the CMC plot) must not flag the run as "uncommitted".
+_CODE_PATHS = ("forensic_face", "resources", "pyproject.toml")
+
+
 def code_version() -> str:
-    """forensic_face's version and, in a git checkout, the commit (and whether the tree had changes)."""
+    """forensic_face's version and, in a git checkout, the commit (and whether the code had changes)."""
     import subprocess
 
     import forensic_face
@@ -200,15 +205,17 @@ def code_version() -> str:
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
+                                "--", *_CODE_PATHS],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}, commit {commit[:12]}{' with uncommitted changes' if dirty else ''}"
 
 
-def machine_info(device: str) -> dict[str, Any]:
-    """Platform, CPU, thread and library versions of this run."""
+def machine_info(device: str, code: str | None = None) -> dict[str, Any]:
+    """Platform, CPU, thread and library versions of this run; ``code`` as :func:`code_version` gave it when the
+    run started (default: now)."""
     import torch
 
     cpu = platform.processor() or ""
@@ -220,7 +227,7 @@ def machine_info(device: str) -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "code": code_version(),
+        "code": code or code_version(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu,

@@ -92,6 +92,7 @@ class EvalCommand:
             AblationRow,
             RowOutcome,
             ablation_rows,
+            code_version,
             run_ablation,
             select_rows,
         )
@@ -100,6 +101,8 @@ class EvalCommand:
 
         torch.set_num_threads(max(1, args.threads))
         started = time.perf_counter()
+        # The code as it was when the run started: commits made while a long run goes on do not describe it.
+        code = code_version()
         settings = EvalSettings(
             lfw_root=args.lfw or lfw_dir(), cache_dir=args.cache_dir or cache_dir() / "eval", width_px=args.width,
             subset=args.subset, seed=args.seed, camera=args.camera, face_width_source=args.face_width_source,
@@ -134,7 +137,7 @@ class EvalCommand:
                 def write_partial(done: list[RowOutcome]) -> None:
                     # Keep the document current after every row, so a stopped run still leaves its results.
                     self._write_doc(args, done, [r.key for r in rows[len(done):]], settings, prepared, out,
-                                    time.perf_counter() - started, first)
+                                    time.perf_counter() - started, first, code)
 
                 outcomes = run_ablation(rows, prepared, make_engine, out,
                                         progress_for=lambda row: TqdmProgress(f"{row.key} "),
@@ -149,7 +152,7 @@ class EvalCommand:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         wall_s = time.perf_counter() - started
-        doc = self._write_doc(args, outcomes, [], settings, prepared, out, wall_s, first)
+        doc = self._write_doc(args, outcomes, [], settings, prepared, out, wall_s, first, code)
         for o in outcomes:
             if o.result is not None:
                 r = o.result.rates()
@@ -161,11 +164,11 @@ class EvalCommand:
         return 0 if any(o.result is not None for o in outcomes) else 1
 
     def _write_doc(self, args: argparse.Namespace, outcomes: list[Any], pending: list[str], settings: Any,
-                   prepared: Any, out: Path, wall_s: float, engine: Any) -> Path:
+                   prepared: Any, out: Path, wall_s: float, engine: Any, code: str) -> Path:
         """results.md (at ``--doc`` or in ``--out``), the CMC plot beside it, and machine.json."""
         from forensic_face.eval.ablation import machine_info, plot_ablation_cmc, write_results_doc
 
-        machine = machine_info(str(engine.device))
+        machine = machine_info(str(engine.device), code=code)
         (out / "machine.json").write_text(json.dumps(machine | {"wall_s": round(wall_s, 1)}, indent=2))
         argv = sys.argv[1:]
         if argv and argv[0] == self.name:
