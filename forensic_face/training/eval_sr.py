@@ -90,7 +90,18 @@ class ScaleResult:
     identity_bicubic: float
     identity_sr: float
     identity_sr_wins: float  # fraction of faces whose SR template is closer to the HR template than bicubic's
+    # Two-sided sign test of those per-face wins against losses (ties dropped): how likely a split at least this
+    # uneven is if SR and bicubic preserved identity equally well. NaN without a recognizer.
+    identity_sign_test_p: float
     sr_seconds: float
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Two-sided exact sign test (binomial, p = 1/2) of ``wins`` against ``losses``; 1.0 when both are 0."""
+    from scipy.stats import binomtest
+
+    n = wins + losses
+    return 1.0 if n == 0 else float(binomtest(wins, n, 0.5, alternative="two-sided").pvalue)
 
 
 def evaluation_faces(root: Path, num_faces: int, seed: int) -> list[Path]:
@@ -158,7 +169,7 @@ def evaluate_sr(
         t0 = time.perf_counter()
         sr = upsampler.upsample(lr.to(device), scale).cpu()
         sr_seconds = time.perf_counter() - t0
-        ident_bicubic = ident_sr = wins = float("nan")
+        ident_bicubic = ident_sr = wins = sign_p = float("nan")
         if recognizer is not None:
             idx = torch.as_tensor(found)
             lms = torch.from_numpy(crop_lms * (hr_px / CROP_PX)).to(device)
@@ -169,6 +180,7 @@ def evaluate_sr(
             cos_sr = (t_hr * t_sr).sum(1)
             ident_bicubic, ident_sr = float(cos_bic.mean()), float(cos_sr.mean())
             wins = float((cos_sr > cos_bic).float().mean())
+            sign_p = sign_test_p(int((cos_sr > cos_bic).sum()), int((cos_sr < cos_bic).sum()))
         results.append(
             ScaleResult(
                 scale=scale,
@@ -183,6 +195,7 @@ def evaluate_sr(
                 identity_bicubic=ident_bicubic,
                 identity_sr=ident_sr,
                 identity_sr_wins=wins,
+                identity_sign_test_p=sign_p,
                 sr_seconds=sr_seconds,
             )
         )
@@ -194,14 +207,14 @@ def results_table(results: Sequence[ScaleResult], name: str = "face-sr") -> str:
     """Markdown table of :func:`evaluate_sr` results; ``name`` labels the upsampler's columns."""
     lines = [
         f"| scale | LR -> HR px | faces (with landmarks) | PSNR bicubic | PSNR {name} | SSIM bicubic | SSIM {name} "
-        f"| identity cos bicubic | identity cos {name} | {name} closer to HR identity |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| identity cos bicubic | identity cos {name} | {name} closer to HR identity | sign test p |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.scale}x | {r.lr_px} -> {r.hr_px} | {r.num_faces} ({r.num_identity_faces}) | {r.psnr_bicubic:.2f} dB | {r.psnr_sr:.2f} dB "
             f"| {r.ssim_bicubic:.3f} | {r.ssim_sr:.3f} | {r.identity_bicubic:.4f} | {r.identity_sr:.4f} "
-            f"| {100 * r.identity_sr_wins:.0f}% |"
+            f"| {100 * r.identity_sr_wins:.0f}% | {r.identity_sign_test_p:.2g} |"
         )
     return "\n".join(lines)
 
