@@ -179,7 +179,10 @@ class EvalCommand:
             full_argv.append("--ablation")
         full_command = "forensic-face eval " + shlex.join(full_argv)
         doc_path: Path = args.doc or out / "results.md"
-        plot_path = doc_path.parent / f"cmc_w{args.width}.png"
+        # Several documents can share docs/ (e.g. a face-sr run beside results.md): each gets its own plot;
+        # results.md keeps the plain cmc_wNN.png name its committed copy links to.
+        prefix = "" if doc_path.stem == "results" else f"{doc_path.stem}_"
+        plot_path = doc_path.parent / f"{prefix}cmc_w{args.width}.png"
         cmc_png = plot_ablation_cmc(outcomes, plot_path,
                                     f"LFW-XRes, {args.width} px probe faces, {len(prepared.probes)} probes")
         return write_results_doc(doc_path, outcomes, settings, prepared, command, full_command, machine, wall_s,
