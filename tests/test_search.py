@@ -99,6 +99,11 @@ def test_tiny_probe_search_carries_hypotheses_heatmaps_and_variants(engine: Engi
     fresh_result = fresh.search(load_image(path), gallery)
     assert (fresh.cache.hits, fresh.cache.misses) == (1 + len(gallery.entries), 0)
     assert fresh_result.ranking == result.ranking
+    # Another gallery budget changes the gallery's templates, not the probe's: no super-resolution again.
+    other = Engine(engine.config.replace(budget="none"), cache_dir=engine.cache.root)
+    other._recognizer, other._detector = engine.recognizer, engine.detector
+    other.search(load_image(path), gallery)
+    assert (other.cache.hits, other.cache.misses) == (1, len(gallery.entries))
 
 
 def test_no_face_and_cancel(engine: Engine, gallery_dir: Path, lfw_image, people: list[str], tmp_path: Path) -> None:

@@ -245,6 +245,12 @@ class Engine:
             )
         return self._settings_digest
 
+    def recognizer_digest(self) -> str:
+        """What a probe's templates depend on besides its crop and upsampler: the recognizer and the canonical
+        crop. Not the gallery's degradations or seed: changing the budget must not re-run super-resolution."""
+        rec = self.recognizer
+        return cache_key(recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX)
+
     def gallery_cache_key(self, entry: GalleryEntry, scale: int, target_px: int | None) -> str:
         # Memoised: a search needs one key per portrait and scale, and hashing JSON for 496 x 3 of them per
         # probe would cost more than the fusion itself.
@@ -267,7 +273,7 @@ class Engine:
             kind="probe-templates", crop_sha256=hashlib.sha256(np.ascontiguousarray(crop_pixels).tobytes()).hexdigest(),
             shape=list(crop_pixels.shape), landmarks=np.round(crop_landmarks, 3).tolist(), scale=scale,
             hypotheses=cfg.num_blur_hypotheses, max_sigma=cfg.max_blur_sigma, upsampler=ups.name,
-            upsampler_sha256=ups.weights_sha256.get(scale, ""), settings=self.template_settings_digest(),
+            upsampler_sha256=ups.weights_sha256.get(scale, ""), recognizer=self.recognizer_digest(),
         )
 
     def _remember_stack(self, keys: tuple[str, ...], stack: torch.Tensor) -> None:
