@@ -135,7 +135,7 @@ class _FakeEngine:
             entries.append(GalleryEntry(sub.name, image.path, image.sha256, crop))
         return Gallery(folder, tuple(entries))
 
-    def search(self, probe, gallery, face=None, progress=None, should_cancel=None):  # type: ignore[no-untyped-def]
+    def search(self, probe, gallery, face=None, progress=None, should_cancel=None, hypothesis_images=True):  # type: ignore[no-untyped-def]
         from types import SimpleNamespace
 
         self.num_searches += 1

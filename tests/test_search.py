@@ -99,11 +99,23 @@ def test_tiny_probe_search_carries_hypotheses_heatmaps_and_variants(engine: Engi
     fresh_result = fresh.search(load_image(path), gallery)
     assert (fresh.cache.hits, fresh.cache.misses) == (1 + len(gallery.entries), 0)
     assert fresh_result.ranking == result.ranking
-    # Another gallery budget changes the gallery's templates, not the probe's: no super-resolution again.
+    # Another gallery budget changes the gallery's templates, not the probe's, and a benchmark-style search
+    # (no hypothesis images) then does not magnify the probe again: only its best hypothesis, for display.
     other = Engine(engine.config.replace(budget="none"), cache_dir=engine.cache.root)
     other._recognizer, other._detector = engine.recognizer, engine.detector
-    other.search(load_image(path), gallery)
+    magnified: list[int] = []
+    upsample = other.upsampler.upsample
+    other.upsampler.upsample = lambda images, scale: magnified.append(images.shape[0]) or upsample(images, scale)
+    lean = other.search(load_image(path), gallery, hypothesis_images=False)
     assert (other.cache.hits, other.cache.misses) == (1, len(gallery.entries))
+    assert lean.probe_hypotheses == {} and magnified == [1] * len(lean.candidates)
+    full = Engine(other.config, cache_dir=engine.cache.root)
+    full._recognizer, full._detector = engine.recognizer, engine.detector
+    reference = full.search(load_image(path), gallery)
+    assert lean.ranking == reference.ranking
+    for a, b in zip(lean.candidates, reference.candidates):
+        assert a.best_probe_hypothesis.sigma == b.best_probe_hypothesis.sigma
+        assert np.abs(a.best_probe_hypothesis.image.astype(int) - b.best_probe_hypothesis.image).max() <= 1
 
 
 def test_no_face_and_cancel(engine: Engine, gallery_dir: Path, lfw_image, people: list[str], tmp_path: Path) -> None:

@@ -70,3 +70,23 @@ def probe_hypotheses(
     for scale in scales:
         out[scale] = blurred if scale == 1 else upsampler.upsample(blurred, scale)
     return sigmas, out
+
+
+def probe_hypothesis(
+    crop: torch.Tensor,
+    scale: int,
+    index: int,
+    upsampler: Upsampler,
+    num_hypotheses: int = 16,
+    max_sigma: float = 1.0,
+) -> torch.Tensor:
+    """Hypothesis ``index`` at ``scale`` of :func:`probe_hypotheses`, ``(1,3,h*s,w*s)``, magnifying only it.
+
+    For showing the hypothesis that scored best when the templates came from the cache. The blur runs over all
+    sigmas, as in :func:`probe_hypotheses` (its kernel radius follows the largest sigma), so the image is the
+    same up to the upsampler's floating-point batch effects.
+    """
+    check_image_batch(crop, "probe crop")
+    sigmas = blur_sigmas(num_hypotheses, max_sigma)
+    blurred = gaussian_blur_per_sample(crop.expand(num_hypotheses, -1, -1, -1).contiguous(), sigmas)[index : index + 1]
+    return blurred if scale == 1 else upsampler.upsample(blurred, scale)

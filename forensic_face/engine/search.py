@@ -30,7 +30,7 @@ from forensic_face.engine.detect import MtcnnDetector, crop_face
 from forensic_face.engine.errors import Cancelled, ConfigError, NoFaceDetected
 from forensic_face.engine.fusion import FusionSpec, fuse_scores
 from forensic_face.engine.gallery import enroll_gallery
-from forensic_face.engine.probe import probe_hypotheses
+from forensic_face.engine.probe import probe_hypotheses, probe_hypothesis
 from forensic_face.engine.results import (
     Candidate,
     FaceDetection,
@@ -334,14 +334,23 @@ class Engine:
         self._remember_stack(keys, stack)
         return stack
 
-    def probe_templates(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int,
-                        hypotheses: torch.Tensor) -> torch.Tensor:
-        """Templates ``(m, D)`` of one scale's probe hypotheses, cached: re-searching a probe (another gallery,
-        another fusion or degradation budget) does not embed its hypotheses again."""
-        key = self.probe_cache_key(crop_pixels, crop_landmarks, scale)
+    def cached_probe_templates(self, key: str) -> torch.Tensor | None:
+        """Templates ``(m, D)`` stored under a :meth:`probe_cache_key`, or None."""
         cached = self.cache.load(key)
-        if cached is not None and cached.shape[0] == hypotheses.shape[0]:
+        if cached is not None and cached.shape[0] == self.config.num_blur_hypotheses:
             return cached.to(self.device)
+        return None
+
+    def probe_templates(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int,
+                        hypotheses: torch.Tensor, key: str | None = None) -> torch.Tensor:
+        """Templates ``(m, D)`` of one scale's probe hypotheses, cached: re-searching a probe (another gallery,
+        another fusion or degradation budget) does not embed its hypotheses again. ``key``: an already computed
+        :meth:`probe_cache_key` whose cache entry is known to be missing."""
+        if key is None:
+            key = self.probe_cache_key(crop_pixels, crop_landmarks, scale)
+            cached = self.cached_probe_templates(key)
+            if cached is not None:
+                return cached
         crop_px = crop_pixels.shape[0]
         lms = torch.from_numpy(crop_landmarks).to(self.device).float() * (hypotheses.shape[-1] / crop_px)
         templates = self.embed(hypotheses, lms[None].expand(hypotheses.shape[0], -1, -1))
@@ -368,8 +377,13 @@ class Engine:
         face: FaceDetection | None = None,
         progress: Progress = None,
         should_cancel: ShouldCancel = None,
+        hypothesis_images: bool = True,
     ) -> SearchResult:
-        """Rank the gallery for one probe face (the best detected face unless ``face`` is given)."""
+        """Rank the gallery for one probe face (the best detected face unless ``face`` is given).
+
+        ``hypothesis_images=False`` (benchmarks) lets a re-search take the probe's templates from the cache
+        without magnifying the probe again; ``SearchResult.probe_hypotheses`` then holds only the scales that
+        were magnified (each candidate still carries its best hypothesis)."""
         cfg = self.config
         if not gallery.entries:
             raise ConfigError("the gallery has no enrolled portraits")
@@ -401,14 +415,28 @@ class Engine:
 
         crop_t = to_tensor(crop.pixels, self.device)
         with torch.inference_mode():
-            sigmas, hyps = probe_hypotheses(crop_t, scales, self.upsampler,
-                                            cfg.num_blur_hypotheses, cfg.max_blur_sigma)
             probe_templates: dict[int, torch.Tensor] = {}
+            missing_keys: dict[int, str] = {}
+            if not hypothesis_images:
+                # Super-resolution is the costly part of a re-search: skip it for the scales whose templates
+                # are cached (the best hypothesis alone is magnified below, for display).
+                for scale in scales:
+                    key = self.probe_cache_key(crop.pixels, crop.landmarks, scale)
+                    cached = self.cached_probe_templates(key)
+                    if cached is None:
+                        missing_keys[scale] = key
+                    else:
+                        probe_templates[scale] = cached
+            magnify = tuple(s for s in scales if s not in probe_templates)
+            sigmas, hyps = probe_hypotheses(crop_t, magnify, self.upsampler,
+                                            cfg.num_blur_hypotheses, cfg.max_blur_sigma)
             gallery_templates: dict[int, torch.Tensor] = {}
             targets: dict[int, int | None] = {}
             for scale in scales:
                 check_cancel()
-                probe_templates[scale] = self.probe_templates(crop.pixels, crop.landmarks, scale, hyps[scale])
+                if scale not in probe_templates:
+                    probe_templates[scale] = self.probe_templates(crop.pixels, crop.landmarks, scale, hyps[scale],
+                                                                  key=missing_keys.get(scale))
                 step(1, f"probe hypotheses {scale}x")
                 target = resolution_target(size_bin, scale) if cfg.resolution_matching else None
                 targets[scale] = target
@@ -435,8 +463,16 @@ class Engine:
         probe_hyp = {
             s: tuple(ProbeHypothesis(scale=s, sigma=round(float(sig), 4), image=to_uint8(img))
                      for sig, img in zip(sigmas.tolist(), hyps[s]))
-            for s in scales
+            for s in magnify
         }
+
+        def best_hypothesis(scale: int, row: int) -> ProbeHypothesis:
+            if scale in probe_hyp:
+                return probe_hyp[scale][row]
+            with torch.inference_mode():
+                image = probe_hypothesis(crop_t, scale, row, self.upsampler, cfg.num_blur_hypotheses,
+                                         cfg.max_blur_sigma)[0]
+            return ProbeHypothesis(scale=scale, sigma=round(float(sigmas[row]), 4), image=to_uint8(image))
         scale_index = {s: k for k, s in enumerate(scales)}
         candidates = []
         for rank, (identity, i) in enumerate(ranked[: cfg.top_k], start=1):
@@ -459,7 +495,7 @@ class Engine:
                 rank=rank, identity=identity, image_path=entry.image_path, gallery_sha256=entry.sha256,
                 score=float(scores[i]),
                 per_scale_scores={s: float(per_scale[i, scale_index[s]]) for s in scales},
-                best_probe_hypothesis=probe_hyp[best_scale][best_row],
+                best_probe_hypothesis=best_hypothesis(best_scale, best_row),
                 best_gallery_hypotheses=shown,
                 similarity=similarity,
                 gallery_paths={s: labels for s in scales},

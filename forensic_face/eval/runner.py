@@ -352,7 +352,8 @@ def evaluate(
                 face = fallback_face(engine, probe.pixels, record.face)
             t0 = time.perf_counter()
             try:
-                result = engine.search(probe, prepared.gallery, face=face)
+                # Only scores are kept: a row whose probe templates are cached need not magnify the probe again.
+                result = engine.search(probe, prepared.gallery, face=face, hypothesis_images=False)
             except NoFaceDetected:
                 status.append("no-face")
                 _tick(progress, i, num_p, name)
