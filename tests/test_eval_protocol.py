@@ -276,3 +276,19 @@ def test_code_version_flags_code_changes_not_benchmark_outputs(tmp_path: Path, m
     assert code_version().endswith(f"commit {commit}")
     (tmp_path / "forensic_face" / "__init__.py").write_text("x = 2\n")
     assert code_version().endswith(f"commit {commit} with uncommitted changes")
+
+
+def test_search_cache_follows_model_weights(lfw_root: Path, tmp_path: Path) -> None:
+    """Retrained weights under the same model name must not be answered with the old weights' scores."""
+    from forensic_face.eval.runner import evaluate, prepare
+
+    engine = _FakeEngine()
+    settings = _fake_settings(lfw_root, tmp_path, fallback=False)
+    prepared = prepare(engine, settings)
+    evaluate(engine, prepared)
+    searched = engine.num_searches
+    evaluate(engine, prepared)
+    assert engine.num_searches == searched  # same weights: every row from the cache
+    engine.provenance = lambda: {"engine": "fake", "upsampler": {"name": "face-sr", "weights_sha256": {"2": "new"}}}
+    evaluate(engine, prepared)
+    assert engine.num_searches == 2 * searched

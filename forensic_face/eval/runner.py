@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from forensic_face.engine.cache import cache_key
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import ForensicFaceError, NoFaceDetected
+from forensic_face.engine.errors import NoFaceDetected
 from forensic_face.engine.results import FaceDetection, Gallery
 from forensic_face.eval.cmc import cmc_curve, mated_ranks, plot_cmc, rank_k, split_scores
 from forensic_face.eval.protocol import (
@@ -315,8 +316,13 @@ def evaluate(
     column = {name: j for j, name in enumerate(identities)}
     config = engine.config
     gallery_digest = prepared.gallery_digest()
+    # The config names the models, the provenance their weights: a retrained upsampler or recognizer under the
+    # same name must not be answered with the previous weights' scores.
+    provenance = engine.provenance()
+    models_digest = cache_key(**{k: provenance.get(k) for k in ("recognizer", "upsampler", "detector")})
     cache = _SearchCache(
-        settings.cache_dir / "searches" / f"{config.digest()[:16]}-{gallery_digest[:12]}-{SCORE_SCALE}.jsonl",
+        settings.cache_dir / "searches"
+        / f"{config.digest()[:16]}-{models_digest[:12]}-{gallery_digest[:12]}-{SCORE_SCALE}.jsonl",
         identities
     )
     num_p, num_g = len(prepared.probes), len(identities)
@@ -385,10 +391,6 @@ def evaluate(
         "search_s_per_probe": round(search_s / num_searched, 4) if num_searched else float("nan"),
         "wall_s": round(wall_s, 3),
     }
-    try:
-        provenance = engine.provenance()
-    except ForensicFaceError as exc:
-        provenance = {"error": str(exc)}
     return RunResult(label=label or config.digest()[:12], config=config, settings=settings,
                      identities=identities, probe_names=[r.image.name for r in prepared.probes], mated=mated,
                      scores=scores, probe_face_width_px=widths, status=status, timing=timing,
