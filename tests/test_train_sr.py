@@ -165,13 +165,3 @@ def test_fine_tuning_with_identity_loss_starts_from_the_given_weights(tmp_path: 
     assert json.loads((Path(tuned.out_dir) / "config.json").read_text())["init_from"] == str(weights)
     with pytest.raises(ConfigError, match="n_feats"):
         train_sr(_config(tmp_path / "other", iterations=1, n_feats=16, init_from=str(weights)))
-
-
-def test_sign_test_p() -> None:
-    from forensic_face.training.eval_sr import sign_test_p
-
-    assert sign_test_p(0, 0) == 1.0
-    assert sign_test_p(5, 5) == pytest.approx(1.0)
-    # 10 wins, 0 losses: 2 * 0.5**10 (two-sided).
-    assert sign_test_p(10, 0) == pytest.approx(2 * 0.5**10)
-    assert sign_test_p(120, 80) < 0.01 < sign_test_p(110, 90)

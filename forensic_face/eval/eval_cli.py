@@ -189,6 +189,37 @@ class EvalCommand:
                                  args.budget, cmc_png, pending=pending, upsampler=args.upsampler)
 
 
+class EvalCompareCommand:
+    """Paired rank-1 comparison of two benchmark runs on the same probes (McNemar's exact test)."""
+
+    name = "eval-compare"
+    help = "compare the rank-1 of two `forensic-face eval` runs on the same probes (McNemar's exact test)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("run_a", type=Path, help="run folder (with scores.npz) of the reference setting")
+        parser.add_argument("run_b", type=Path, help="run folder of the setting compared with it")
+        parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.eval.compare import compare_rank1
+
+        try:
+            result = compare_rank1(args.run_a, args.run_b)
+        except ForensicFaceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2))
+            return 0
+        n = result.num_probes
+        print(f"probes: {n}")
+        print(f"rank-1 A: {100 * result.rank1_a:.2f} %  ({args.run_a})")
+        print(f"rank-1 B: {100 * result.rank1_b:.2f} %  ({args.run_b})")
+        print(f"found at rank 1 only by A: {result.only_a}; only by B: {result.only_b}")
+        print(f"McNemar exact p (two-sided): {result.mcnemar_p:.3g}")
+        return 0
+
+
 def _drop_option(argv: list[str], option: str) -> list[str]:
     """``argv`` without ``option VALUE`` / ``option=VALUE``."""
     out: list[str] = []

@@ -31,6 +31,7 @@ from forensic_face.engine.config import resolve_device
 from forensic_face.engine.errors import ConfigError, ShapeError
 from forensic_face.engine.upsamplers import create_upsampler
 from forensic_face.engine.upsamplers.base import Upsampler
+from forensic_face.eval.compare import sign_test_p
 from forensic_face.paths import cache_dir, lfw_dir
 from forensic_face.training.sr_data import CROP_PX, LFW_IMAGE_PX, evaluation_pairs, lfw_image_paths, load_crops
 from forensic_face.training.train_sr import psnr
@@ -94,14 +95,6 @@ class ScaleResult:
     # uneven is if SR and bicubic preserved identity equally well. NaN without a recognizer.
     identity_sign_test_p: float
     sr_seconds: float
-
-
-def sign_test_p(wins: int, losses: int) -> float:
-    """Two-sided exact sign test (binomial, p = 1/2) of ``wins`` against ``losses``; 1.0 when both are 0."""
-    from scipy.stats import binomtest
-
-    n = wins + losses
-    return 1.0 if n == 0 else float(binomtest(wins, n, 0.5, alternative="two-sided").pvalue)
 
 
 def evaluation_faces(root: Path, num_faces: int, seed: int) -> list[Path]:
