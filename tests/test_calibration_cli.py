@@ -125,8 +125,12 @@ def test_shipped_calibration_matches_settings_and_band(tmp_path: Path) -> None:
                                     directory=tmp_path) is not None
     assert load_shipped_calibration(config, RECOGNIZER_SHA, 30.0, directory=tmp_path) is None
     assert load_shipped_calibration(config, "cd" * 32, 24.0, directory=tmp_path) is None
-    for change in ({"fusion": "T_add"}, {"budget": "fast"}, {"upsampler": "face-sr"}, {"scales": (2, 4)}):
+    other_upsampler = "bicubic" if config.upsampler != "bicubic" else "face-sr"
+    for change in ({"fusion": "T_add"}, {"budget": "fast"}, {"upsampler": other_upsampler}, {"scales": (2, 4)}):
         assert load_shipped_calibration(config.replace(**change), RECOGNIZER_SHA, 24.0, directory=tmp_path) is None
+    # retrained super-resolution weights make other scores: the calibration no longer applies
+    assert load_shipped_calibration(config, RECOGNIZER_SHA, 24.0, directory=tmp_path,
+                                    upsampler_weights_sha256={"2": "ef" * 32}) is None
     assert calibration_for_result(_result(config, 24.0), directory=tmp_path) is not None
 
 
@@ -204,3 +208,18 @@ def test_search_that_dropped_a_scale_gets_no_lr(tmp_path: Path) -> None:
     assert calibration_for_result(result, directory=tmp_path) is not None
     result.provenance["scales_used"] = [2, 4]
     assert calibration_for_result(result, directory=tmp_path) is None
+
+
+def test_default_settings_have_a_shipped_calibration() -> None:
+    """A search with the engine's default settings and the shipped model files gets likelihood ratios at 24 px;
+    the other shipped upsampler (bicubic) keeps its own calibration."""
+    from forensic_face.calibration import engine_conditions_from_provenance
+    from forensic_face.engine.search import Engine
+
+    for config in (EngineConfig(device="cpu"), EngineConfig(device="cpu", upsampler="bicubic")):
+        provenance = Engine(config).provenance()
+        conditions = engine_conditions_from_provenance(provenance)
+        found = load_shipped_calibration(provenance["config"], conditions["recognizer_sha256"], 24.0,
+                                         upsampler_weights_sha256=conditions["upsampler_weights_sha256"],
+                                         scales_used=config.scales)
+        assert found is not None and found.band_px == 24, f"no shipped calibration for {config.upsampler}"

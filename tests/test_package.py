@@ -67,6 +67,8 @@ def test_bundle_layout(built: Path) -> None:
         assert (internal / "resources" / "weights" / "mtcnn" / f"{name}.pt").is_file()
     models = internal / "face_recognition_models" / "models"
     assert sorted(p.name for p in models.iterdir()) == ["dlib_face_recognition_resnet_model_v1.dat"]
+    shipped_calibrations = sorted(p.name for p in (PROJECT_ROOT / "resources" / "calibration").glob("*.json"))
+    assert sorted(p.name for p in (internal / "resources" / "calibration").glob("*.json")) == shipped_calibrations
     if (PROJECT_ROOT / "resources" / "weights" / "manifest.json").is_file():
         assert (internal / "resources" / "weights" / "manifest.json").is_file()
     assert not (internal / "torchvision").exists(), "torchvision must not be bundled"
