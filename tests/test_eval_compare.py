@@ -67,3 +67,13 @@ def test_cli_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert (out["only_a"], out["only_b"]) == (0, 3) and out["mcnemar_p"] == pytest.approx(0.25)
     assert main(["eval-compare", str(a), str(tmp_path / "nope")]) == 2
     assert "scores.npz" in capsys.readouterr().err
+
+
+def test_documented_eval_command_pins_the_upsampler() -> None:
+    """A results document's command must reproduce its run even after the default upsampler changes."""
+    from forensic_face.eval.eval_cli import pinned_argv
+
+    assert pinned_argv(["--width", "24"], "--upsampler", "bicubic") == ["--width", "24", "--upsampler", "bicubic"]
+    assert pinned_argv(["--upsampler", "face-sr", "--ablation"], "--upsampler", "face-sr") == [
+        "--ablation", "--upsampler", "face-sr"]
+    assert pinned_argv(["--upsampler=bicubic"], "--upsampler", "bicubic") == ["--upsampler", "bicubic"]

@@ -173,6 +173,7 @@ class EvalCommand:
         argv = sys.argv[1:]
         if argv and argv[0] == self.name:
             argv = argv[1:]
+        argv = pinned_argv(argv, "--upsampler", args.upsampler)
         command = "forensic-face eval " + shlex.join(argv)
         full_argv = _drop_option(_drop_option(argv, "--subset"), "--rows")
         if "--ablation" not in full_argv:
@@ -218,6 +219,16 @@ class EvalCompareCommand:
         print(f"found at rank 1 only by A: {result.only_a}; only by B: {result.only_b}")
         print(f"McNemar exact p (two-sided): {result.mcnemar_p:.3g}")
         return 0
+
+
+def pinned_argv(argv: list[str], option: str, value: str) -> list[str]:
+    """``argv`` with ``option value`` stated explicitly, so a documented command still reproduces the run after
+    a default changes (e.g. the engine's default upsampler).
+
+    >>> pinned_argv(["--width", "24", "--upsampler=bicubic"], "--upsampler", "bicubic")
+    ['--width', '24', '--upsampler', 'bicubic']
+    """
+    return [*_drop_option(argv, option), option, value]
 
 
 def _drop_option(argv: list[str], option: str) -> list[str]:
