@@ -65,10 +65,10 @@ def compare_rank1(run_a: Path, run_b: Path) -> PairedRank1:
     """Paired rank-1 comparison of two runs over the same probes and gallery identities (in the same order)."""
     names_a, gallery_a, hit_a = rank1_hits(run_a)
     names_b, gallery_b, hit_b = rank1_hits(run_b)
-    if names_a.shape != names_b.shape or not np.array_equal(names_a, names_b):
+    if not np.array_equal(names_a, names_b):  # also false when the shapes differ
         raise ConfigError(f"{run_a} and {run_b} searched different probes ({names_a.size} and {names_b.size}); "
                           "compare runs of the same protocol, width, subset and seed")
-    if gallery_a.shape != gallery_b.shape or not np.array_equal(gallery_a, gallery_b):
+    if not np.array_equal(gallery_a, gallery_b):
         raise ConfigError(f"{run_a} and {run_b} have different gallery identities; compare runs of the same "
                           "protocol and subset")
     only_a = int((hit_a & ~hit_b).sum())

@@ -212,8 +212,7 @@ class EvalCompareCommand:
         if args.json:
             print(json.dumps(result.to_dict(), indent=2))
             return 0
-        n = result.num_probes
-        print(f"probes: {n}")
+        print(f"probes: {result.num_probes}")
         print(f"rank-1 A: {100 * result.rank1_a:.2f} %  ({args.run_a})")
         print(f"rank-1 B: {100 * result.rank1_b:.2f} %  ({args.run_b})")
         print(f"found at rank 1 only by A: {result.only_a}; only by B: {result.only_b}")
