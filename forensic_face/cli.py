@@ -296,10 +296,10 @@ def _commands() -> list[Command]:
     from forensic_face.case_cli import CaseCommand, ReplayCommand, ReportCommand, VerifyCommand
     from forensic_face.eval.eval_cli import EvalCommand, EvalCompareCommand
     from forensic_face.shortlist_cli import IndexCommand, ShortlistSearchCommand
-    from forensic_face.training.sr_cli import EvalSrCommand, TrainSrCommand
+    from forensic_face.training.sr_cli import EvalSrCommand, TrainRecognizerCommand, TrainSrCommand
 
     return [DetectCommand(), EnrollCommand(), SearchCommand(), CaseCommand(), VerifyCommand(), ReplayCommand(),
-            ReportCommand(), EvalCommand(), EvalCompareCommand(), TrainSrCommand(), EvalSrCommand(), IndexCommand(),
+            ReportCommand(), EvalCommand(), EvalCompareCommand(), TrainSrCommand(), EvalSrCommand(), TrainRecognizerCommand(), IndexCommand(),
             ShortlistSearchCommand(), CalibrateCommand()]
 
 

@@ -60,6 +60,8 @@ class EvalCommand:
                             help="gallery degradation budget (of the full method and the ablation's gallery rows)")
         parser.add_argument("--upsampler", default=EngineConfig().upsampler,
                             help=f"super-resolution of the probes (default: the engine's, {EngineConfig().upsampler})")
+        parser.add_argument("--recognizer", default=EngineConfig().recognizer,
+                            help=f"face recognizer (default: the engine's, {EngineConfig().recognizer})")
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
         parser.add_argument("--hypotheses", type=int, default=16, help="blur hypotheses per scale (default 16)")
@@ -74,8 +76,12 @@ class EvalCommand:
                             help="when detection fails on a probe, use the known face position instead of a miss")
         parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
         parser.add_argument("--seed", type=int, default=0, help="protocol and engine seed")
-        parser.add_argument("--camera", choices=["fixed", "sampled"], default="fixed",
-                            help="fixed: the benchmark's camera setting; sampled: one drawn per probe from its seed")
+        parser.add_argument("--camera", choices=["fixed", "sampled", "clean"], default="fixed",
+                            help="fixed: the benchmark's camera setting; sampled: one drawn per probe from its seed; "
+                                 "clean: area downsampling only (the error decomposition's oracle probe)")
+        parser.add_argument("--oracle-landmarks", action="store_true",
+                            help="error decomposition: search every probe at its known face position with the "
+                                 "full-resolution landmarks scaled down, instead of what the detector finds")
         parser.add_argument("--face-width-source", choices=["mtcnn", "nominal"], default="mtcnn",
                             help="measure each original's face width with MTCNN (default) or assume the nominal 92.6 px")
         parser.add_argument("--batch-size", type=int, default=None)
@@ -106,13 +112,13 @@ class EvalCommand:
         settings = EvalSettings(
             lfw_root=args.lfw or lfw_dir(), cache_dir=args.cache_dir or cache_dir() / "eval", width_px=args.width,
             subset=args.subset, seed=args.seed, camera=args.camera, face_width_source=args.face_width_source,
-            fallback_known_face=args.fallback_known_face,
+            fallback_known_face=args.fallback_known_face, oracle_landmarks=args.oracle_landmarks,
         )
         # top_k=1: the benchmark reads SearchResult.ranking (every identity); rendering the display images of
         # 20 candidates per probe would only cost time. Scores and rankings do not depend on top_k.
         changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget,
                                    "upsampler": args.upsampler, "num_blur_hypotheses": args.hypotheses,
-                                   "top_k": 1}
+                                   "recognizer": args.recognizer, "top_k": 1}
         if args.batch_size:
             changes["batch_size"] = args.batch_size
         try:
@@ -173,7 +179,7 @@ class EvalCommand:
         argv = sys.argv[1:]
         if argv and argv[0] == self.name:
             argv = argv[1:]
-        argv = pinned_argv(argv, "--upsampler", args.upsampler)
+        argv = pinned_argv(pinned_argv(argv, "--upsampler", args.upsampler), "--recognizer", args.recognizer)
         command = "forensic-face eval " + shlex.join(argv)
         full_argv = _drop_option(_drop_option(argv, "--subset"), "--rows")
         if "--ablation" not in full_argv:

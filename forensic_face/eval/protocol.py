@@ -55,7 +55,7 @@ NOMINAL_FACE_WIDTH_PX = 92.6
 NOMINAL_FACE_ASPECT = 1.2
 LFW_IMAGE_SIZE_PX = 250
 
-CameraMode = Literal["fixed", "sampled"]
+CameraMode = Literal["fixed", "sampled", "clean"]
 FaceWidthSource = Literal["mtcnn", "nominal"]
 
 
@@ -239,8 +239,8 @@ class ProbeSpec:
     def __post_init__(self) -> None:
         if self.width_px < 4:
             raise ConfigError(f"probe face width must be >= 4 px, got {self.width_px}")
-        if self.camera not in ("fixed", "sampled"):
-            raise ConfigError(f"camera must be fixed or sampled, got {self.camera!r}")
+        if self.camera not in ("fixed", "sampled", "clean"):
+            raise ConfigError(f"camera must be fixed, sampled or clean, got {self.camera!r}")
         if self.face_width_source not in ("mtcnn", "nominal"):
             raise ConfigError(f"face_width_source must be mtcnn or nominal, got {self.face_width_source!r}")
 
@@ -249,10 +249,19 @@ class ProbeSpec:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+#: The oracle camera of the error decomposition: area downsampling only (no blur, noise, colour error or JPEG),
+#: so what is lost is the pixel count alone.
+CLEAN_CAMERA = SurveillanceParams(optical_blur_sigma=0.0, noise_sigma=0.0, jpeg_quality=None,
+                                  colour_gain=(1.0, 1.0, 1.0), downsample="area")
+
+
 def camera_params(spec: ProbeSpec, image_name: str) -> SurveillanceParams:
-    """The camera setting of one probe: the benchmark's fixed setting, or one drawn from the probe's seed."""
+    """The camera setting of one probe: the benchmark's fixed setting, one drawn from the probe's seed, or the
+    clean oracle camera (:data:`CLEAN_CAMERA`)."""
     if spec.camera == "fixed":
         return DEFAULT_SURVEILLANCE
+    if spec.camera == "clean":
+        return CLEAN_CAMERA
     rng = np.random.default_rng(probe_seed(spec.seed, image_name + ":camera"))
     return sample_surveillance_params(rng)
 

@@ -71,6 +71,9 @@ class EvalSettings:
     camera: str = "fixed"
     face_width_source: str = "mtcnn"
     fallback_known_face: bool = False
+    #: Error decomposition: search every probe at its known face position with the full-resolution landmarks
+    #: scaled down (no detection, no landmark error) instead of the detector's face.
+    oracle_landmarks: bool = False
 
     @property
     def spec(self) -> ProbeSpec:
@@ -338,7 +341,9 @@ def evaluate(
         truth = column.get(record.image.identity, -1)
         face, other = choose_face(prepared.detections.get(name, ()), record.face)
         state = "detected-other" if other else "detected"
-        if face is None:
+        if settings.oracle_landmarks:
+            face, state = None, "oracle-landmarks"
+        if face is None and state != "oracle-landmarks":
             if settings.fallback_known_face:
                 state = "fallback"
             else:

@@ -1,4 +1,4 @@
-"""CLI subcommands ``train-sr`` and ``eval-sr`` (registered in forensic_face/cli.py)."""
+"""CLI subcommands ``train-sr``, ``eval-sr`` and ``train-recognizer`` (registered in forensic_face/cli.py)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,23 @@ class EvalSrCommand:
         from forensic_face.training.eval_sr import run_eval
 
         return run_eval(args)
+
+
+class TrainRecognizerCommand:
+    """Distil dlib's ResNet into the low-resolution-robust ``dlib-resnet-lr`` on LFW peopleDevTrain faces."""
+
+    name = "train-recognizer"
+    help = "train the low-resolution-robust recognizer dlib-resnet-lr by distillation (resumes from --out-dir)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from forensic_face.training.train_recognizer import add_train_arguments
+
+        add_train_arguments(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.training.train_recognizer import config_from_args, train_recognizer
+
+        logging.getLogger("forensic_face.training").setLevel(logging.INFO)
+        metrics = train_recognizer(config_from_args(args))
+        sys.stdout.write(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2) + "\n")
+        return 0

@@ -256,3 +256,52 @@ class DlibResNetRecognizer(AlignedRecognizer):
 
 
 register_recognizer("dlib-resnet", DlibResNetRecognizer)
+
+#: Name of the distilled network in resources/weights/manifest.json.
+LR_WEIGHTS_NAME = "dlib_resnet_lr"
+
+
+def load_dlib_resnet_lr(path: str | Path, expected_sha256: str | None = None) -> tuple[DlibResNet, str]:
+    """The low-resolution-distilled dlib ResNet (folded architecture) from a safetensors file, loaded strictly,
+    its SHA-256 checked against ``expected_sha256`` when given."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from forensic_face.engine.weights import verify_file
+
+    path = Path(path)
+    digest = verify_file(path, expected_sha256, what="dlib-resnet-lr weights") if expected_sha256 else sha256_of(path)
+    model = DlibResNet().fold_affine()
+    try:
+        model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise ModelFileError(f"{path}: not a dlib-resnet-lr weights file ({exc})") from None
+    return model.eval(), digest
+
+
+class DlibResNetLrRecognizer(DlibResNetRecognizer):
+    """dlib's ResNet distilled for low-resolution, camera-degraded faces (``forensic-face train-recognizer``):
+    same architecture, chips and template size; trained so a degraded face lands on the template dlib's ResNet
+    gives the same face at full resolution. Weights ship in resources/weights (manifest entry
+    ``dlib_resnet_lr``) and are loaded with their hash checked; ``model_path`` loads another run's export."""
+
+    name = "dlib-resnet-lr"
+
+    def __init__(self, device: torch.device, batch_size: int = 64, model_path: str | None = None,
+                 precision: str = "fp32") -> None:
+        AlignedRecognizer.__init__(self, device, batch_size, precision)
+        if model_path:
+            path, expected = Path(model_path), None
+        else:
+            from forensic_face.engine.weights import shipped_weights
+
+            entry = shipped_weights(LR_WEIGHTS_NAME)
+            path, expected = entry.path, entry.sha256
+        model, digest = load_dlib_resnet_lr(path, expected)
+        self.model = model.to(device=self.device, dtype=self.compute_dtype, memory_format=torch.channels_last)
+        self.weights_sha256 = digest
+        self.model_path = path
+        log.info("dlib-resnet-lr ready on %s (%s), weights %s", self.device, precision, digest[:12])
+
+
+register_recognizer("dlib-resnet-lr", DlibResNetLrRecognizer)

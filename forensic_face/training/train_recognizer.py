@@ -1,0 +1,502 @@
+"""Low-resolution distillation of dlib's ResNet into ``dlib-resnet-lr`` (``forensic-face train-recognizer``).
+
+Teacher: the frozen dlib ResNet on the full-resolution chip; its templates of every training face (plain and
+mirrored) are computed once. Student: initialised from the same network (frozen affine layers folded into the
+convolutions, every weight trainable). Each iteration the student sees
+
+* ``batch_lr`` low-resolution chips from a broad randomised camera family, made the way the engine feeds the
+  recognizer (:func:`forensic_face.training.recognizer_data.make_lr_batch`), and must put each on the teacher's
+  full-resolution template of the same face (``1 - cos``);
+* ``batch_hr`` full-resolution chips, which must stay on the teacher's templates, so a high-resolution gallery
+  is matched as well as today (weight ``hr_weight``);
+* a relational term: the pairwise cosine similarities inside the low-resolution batch should be those of the
+  teacher's templates of the same faces (weight ``relational_weight``).
+
+Seeded and resumable: batch ``i`` is a pure function of ``numpy.random.default_rng([seed, i])``; batches are
+made in a background worker process while the network trains. A checkpoint (``checkpoint_last.pt``) with
+``config.json`` and ``metrics.json`` beside it is written every ``checkpoint_every`` iterations, with a
+validation on held-out peopleDevTrain people (never peopleDevTest): rank-1 of low-resolution probes (16, 24,
+32 px) against full-resolution portraits, for the teacher, the student, and the student's probes against the
+teacher's portraits. The finished network is exported as ``dlib_resnet_lr.safetensors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from forensic_face.engine.config import resolve_device
+from forensic_face.engine.errors import ConfigError
+from forensic_face.paths import cache_dir, lfw_dir
+from forensic_face.training import recognizer_data as rd
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint_last.pt"
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.json"
+EXPORT_NAME = "dlib_resnet_lr.safetensors"
+RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "num_threads", "device", "progress", "num_workers"})
+VALIDATION_WIDTHS_PX = (16, 24, 32)
+
+
+@dataclass(frozen=True)
+class RecognizerTrainConfig:
+    """Everything a distillation run depends on (written to ``config.json``)."""
+
+    out_dir: str
+    iterations: int = 6000
+    batch_lr: int = 32
+    batch_hr: int = 16
+    learning_rate: float = 1e-4
+    final_learning_rate: float = 1e-6
+    warmup_iterations: int = 200
+    hr_weight: float = 0.5
+    relational_weight: float = 2.0
+    face_px_min: int = 12
+    face_px_max: int = 48
+    #: upsamplers the engine may feed the recognizer with; each batch uses one
+    upsamplers: tuple[str, ...] = ("bicubic", "face-sr")
+    seed: int = 0
+    checkpoint_every: int = 250
+    val_people: int = 150  # held out: the last peopleDevTrain people with >= 2 images
+    max_images: int = 0  # 0 = every peopleDevTrain image not held out
+    data_root: str = ""
+    data_cache_dir: str = ""  # "" = <cache_dir>/recognizer_data
+    device: str = "auto"
+    num_threads: int = 2
+    num_workers: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.batch_lr < 2 or self.batch_hr < 0 or self.checkpoint_every < 1:
+            raise ConfigError("iterations and checkpoint_every must be >= 1, batch_lr >= 2, batch_hr >= 0")
+        if not 4 <= self.face_px_min <= self.face_px_max:
+            raise ConfigError(f"face width range must satisfy 4 <= min <= max, got {self.face_px_min}..{self.face_px_max}")
+        if not self.upsamplers:
+            raise ConfigError("at least one upsampler is needed")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["upsamplers"] = list(self.upsamplers)
+        return data
+
+
+def learning_rate_at(config: RecognizerTrainConfig, iteration: int) -> float:
+    """Linear warm-up, then cosine decay to ``final_learning_rate``."""
+    if iteration < config.warmup_iterations:
+        return config.learning_rate * (iteration + 1) / config.warmup_iterations
+    progress = min(1.0, (iteration - config.warmup_iterations) / max(1, config.iterations - config.warmup_iterations))
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * cosine
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    train_rows: np.ndarray
+    val_gallery_rows: np.ndarray
+    val_probe_rows: np.ndarray
+
+
+def split_rows(faces: rd.FaceSet, val_people: int, max_images: int) -> Split:
+    """Hold out the last ``val_people`` identities with >= 2 images (first image: portrait, others: probes)."""
+    counts = np.bincount(faces.identities)
+    order: list[int] = []
+    for identity in faces.identities:
+        if not order or order[-1] != identity:
+            order.append(int(identity))
+    multi = [i for i in order if counts[i] >= 2]
+    held = set(multi[-val_people:]) if val_people else set()
+    rows = np.arange(len(faces))
+    held_mask = np.isin(faces.identities, list(held))
+    train_rows = rows[~held_mask]
+    if max_images:
+        train_rows = train_rows[:max_images]
+    gallery, probes = [], []
+    seen: set[int] = set()
+    for row in rows[held_mask]:
+        identity = int(faces.identities[row])
+        (probes if identity in seen else gallery).append(int(row))
+        seen.add(identity)
+    return Split(train_rows, np.array(gallery, np.int64), np.array(probes, np.int64))
+
+
+def load_faces(config: RecognizerTrainConfig) -> rd.FaceSet:
+    from forensic_face.engine.detect import MtcnnDetector
+    from forensic_face.training.sr_data import lfw_image_paths
+
+    root = Path(config.data_root) if config.data_root else lfw_dir()
+    paths = lfw_image_paths(root, "peopleDevTrain.txt")
+    folder = Path(config.data_cache_dir) if config.data_cache_dir else cache_dir() / "recognizer_data"
+    return rd.prepare_faces(paths, folder, MtcnnDetector(torch.device("cpu")))
+
+
+def build_upsamplers(names: tuple[str, ...]) -> dict[str, Any]:
+    from forensic_face.engine.upsamplers import create_upsampler
+
+    return {name: create_upsampler(name, torch.device("cpu"), 64) for name in names}
+
+
+class BatchStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    """Batches ``start..iterations-1``; batch ``i`` depends only on ``(seed, i)``. Made in a worker process."""
+
+    def __init__(self, faces: rd.FaceSet, rows: np.ndarray, error: rd.LandmarkError,
+                 config: RecognizerTrainConfig, start: int) -> None:
+        self.faces, self.rows, self.error, self.config, self.start = faces, rows, error, config, start
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        torch.set_num_threads(1)
+        upsamplers = build_upsamplers(self.config.upsamplers)
+        cfg = self.config
+        for iteration in range(self.start, cfg.iterations):
+            rng = np.random.default_rng([cfg.seed, iteration])
+            batch = rd.make_lr_batch(self.faces, self.rows, rng, self.error, upsamplers,
+                                     (cfg.face_px_min, cfg.face_px_max), cfg.batch_lr)
+            hr_rows = self.rows[rng.integers(len(self.rows), size=cfg.batch_hr)]
+            hr_mirrored = rng.random(cfg.batch_hr) < 0.5
+            hr_chips = (rd.full_resolution_chips(self.faces, hr_rows, hr_mirrored) if cfg.batch_hr
+                        else torch.zeros(0, 3, 150, 150))
+            yield {"iteration": iteration, "lr_chips": batch.chips, "lr_rows": torch.from_numpy(batch.indices),
+                   "lr_mirrored": torch.from_numpy(batch.mirrored), "hr_chips": hr_chips,
+                   "hr_rows": torch.from_numpy(hr_rows), "hr_mirrored": torch.from_numpy(hr_mirrored),
+                   "face_px": batch.face_px, "scale": batch.scale, "upsampler": batch.upsampler}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------
+
+
+def teacher_network() -> torch.nn.Module:
+    from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet
+
+    model, _ = load_dlib_resnet()
+    model = model.fold_affine().eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def student_network() -> torch.nn.Module:
+    model = teacher_network()
+    model = model.train()
+    for name, param in model.named_parameters():
+        param.requires_grad_(True)
+    return model
+
+
+def embed(model: torch.nn.Module, chips: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """L2-normalised templates of ``chips`` under ``torch.inference_mode``."""
+    outs = []
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, chips.shape[0], batch):
+            chunk = chips[start:start + batch].contiguous(memory_format=torch.channels_last)
+            outs.append(F.normalize(model(chunk).float(), dim=1))
+    model.train(was_training)
+    return torch.cat(outs) if outs else torch.zeros(0, 128)
+
+
+def teacher_templates(faces: rd.FaceSet, rows: np.ndarray, teacher: torch.nn.Module, path: Path) -> torch.Tensor:
+    """Teacher templates ``(len(faces), 2, 128)`` (plain, mirrored) of ``rows`` (others zero); cached in ``path``."""
+    if path.is_file():
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        if cached.shape == (len(faces), 2, 128):
+            return cached
+    out = torch.zeros(len(faces), 2, 128)
+    chunk = 128
+    for start in tqdm(range(0, len(rows), chunk), desc="teacher templates", file=sys.stderr):
+        part = rows[start:start + chunk]
+        for flip in (0, 1):
+            chips = rd.full_resolution_chips(faces, part, [bool(flip)] * len(part))
+            out[torch.from_numpy(part), flip] = embed(teacher, chips)
+    torch.save(out, path)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    gallery_chips: torch.Tensor
+    gallery_identities: torch.Tensor
+    probe_identities: torch.Tensor
+    probe_hr_chips: torch.Tensor
+    probe_lr_chips: dict[int, torch.Tensor]
+
+
+def validation_set(faces: rd.FaceSet, split: Split, error: rd.LandmarkError, seed: int) -> ValidationSet:
+    """Held-out people: portraits at full resolution, probes at each validation width through a family camera,
+    single hypothesis (no blur), bicubic at the largest scale the engine would use."""
+    from forensic_face.engine.upsamplers.base import BicubicUpsampler
+
+    g, p = split.val_gallery_rows, split.val_probe_rows
+    gallery = rd.full_resolution_chips(faces, g, [False] * len(g))
+    probe_hr = rd.full_resolution_chips(faces, p, [False] * len(p))
+    lr: dict[int, torch.Tensor] = {}
+    upsampler = BicubicUpsampler()
+    for width in VALIDATION_WIDTHS_PX:
+        rng = np.random.default_rng([seed, 10**6, width])
+        scale = max(rd.engine_scales(width))
+        lr[width] = rd.make_lr_chips(faces, p, np.zeros(len(p), bool), width, scale, upsampler,
+                                     torch.zeros(len(p)), rng, error)
+    return ValidationSet(gallery, torch.from_numpy(faces.identities[g]), torch.from_numpy(faces.identities[p]),
+                         probe_hr, lr)
+
+
+def rank1(probe: torch.Tensor, gallery: torch.Tensor, probe_ids: torch.Tensor, gallery_ids: torch.Tensor) -> float:
+    best = (probe @ gallery.T).argmax(dim=1)
+    return float((gallery_ids[best] == probe_ids).float().mean())
+
+
+def validate(student: torch.nn.Module, teacher_val: dict[str, torch.Tensor], val: ValidationSet) -> dict[str, float]:
+    gallery_s = embed(student, val.gallery_chips)
+    out: dict[str, float] = {}
+    ids = (val.probe_identities, val.gallery_identities)
+    out["val_rank1_hr_teacher"] = rank1(teacher_val["hr"], teacher_val["gallery"], *ids)
+    out["val_rank1_hr_student"] = rank1(embed(student, val.probe_hr_chips), gallery_s, *ids)
+    for width, chips in val.probe_lr_chips.items():
+        probe_s = embed(student, chips)
+        out[f"val_rank1_{width}px_teacher"] = rank1(teacher_val[f"lr{width}"], teacher_val["gallery"], *ids)
+        out[f"val_rank1_{width}px_student"] = rank1(probe_s, gallery_s, *ids)
+        out[f"val_rank1_{width}px_student_vs_teacher_gallery"] = rank1(probe_s, teacher_val["gallery"], *ids)
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------
+
+
+def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student_hr: torch.Tensor,
+                      target_hr: torch.Tensor, hr_weight: float, relational_weight: float
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """``(1 - cos)`` to the teacher's full-resolution templates for low- and full-resolution inputs, plus the
+    mean squared difference of the batch's pairwise cosine similarities (off the diagonal)."""
+    s_lr = F.normalize(student_lr, dim=1)
+    lr_term = (1.0 - (s_lr * target_lr).sum(1)).mean()
+    loss = lr_term
+    parts = {"lr": float(lr_term.detach())}
+    if student_hr.shape[0]:
+        hr_term = (1.0 - (F.normalize(student_hr, dim=1) * target_hr).sum(1)).mean()
+        loss = loss + hr_weight * hr_term
+        parts["hr"] = float(hr_term.detach())
+    if relational_weight > 0:
+        off = ~torch.eye(s_lr.shape[0], dtype=torch.bool, device=s_lr.device)
+        rel_term = ((s_lr @ s_lr.T - target_lr @ target_lr.T)[off] ** 2).mean()
+        loss = loss + relational_weight * rel_term
+        parts["relational"] = float(rel_term.detach())
+    return loss, parts
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def _check_resume(out_dir: Path, config: RecognizerTrainConfig) -> None:
+    saved_path = out_dir / CONFIG_NAME
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text()).get("train", {})
+    current = config.to_dict()
+    changed = {k for k in set(saved) | set(current) if saved.get(k) != current.get(k)} - RESUMABLE_CHANGES
+    if changed:
+        raise ConfigError(f"{out_dir} holds a run with different settings ({', '.join(sorted(changed))}); "
+                          "use a new --out-dir or the same settings to resume")
+
+
+def export_student(student: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    """The shipped format: the folded network's state dict as safetensors (float32)."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().float().contiguous().cpu() for k, v in student.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = None,
+                     landmark_error: rd.LandmarkError | None = None) -> dict[str, Any]:
+    """Train (or resume) the student of ``config``; return the final metrics (also in metrics.json).
+
+    ``faces`` and ``landmark_error`` replace the LFW faces and the measured MTCNN error (unit tests)."""
+    torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_resume(out_dir, config)
+    torch.manual_seed(config.seed)
+
+    faces = faces if faces is not None else load_faces(config)
+    split = split_rows(faces, config.val_people, config.max_images)
+    if len(split.train_rows) < config.batch_lr:
+        raise ConfigError(f"only {len(split.train_rows)} training images; need at least batch_lr={config.batch_lr}")
+    config_path = out_dir / CONFIG_NAME
+    if landmark_error is not None:
+        error = landmark_error
+    elif config_path.is_file():
+        error = rd.LandmarkError(**json.loads(config_path.read_text())["landmark_error"])
+    else:
+        from forensic_face.engine.detect import MtcnnDetector
+
+        error = rd.measure_landmark_error(faces, split.train_rows, MtcnnDetector(torch.device("cpu")),
+                                          np.random.default_rng([config.seed, 7]))
+        log.info("MTCNN error on 24 px faces: %s", error)
+    _write_json(config_path, {"train": config.to_dict(), "landmark_error": dataclasses.asdict(error),
+                              "train_images": int(len(split.train_rows)),
+                              "val_portraits": int(len(split.val_gallery_rows)),
+                              "val_probes": int(len(split.val_probe_rows))})
+
+    teacher = teacher_network().to(device, memory_format=torch.channels_last)
+    targets = teacher_templates(faces, split.train_rows, teacher, out_dir / "teacher_templates.pt")
+    val = validation_set(faces, split, error, config.seed)
+    teacher_val = {"gallery": embed(teacher, val.gallery_chips), "hr": embed(teacher, val.probe_hr_chips),
+                   **{f"lr{w}": embed(teacher, c) for w, c in val.probe_lr_chips.items()}}
+
+    student = student_network().to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
+    start, history, elapsed_before = 0, [], 0.0
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        student.load_state_dict(state["model"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["iteration"])
+        saved = json.loads((out_dir / METRICS_NAME).read_text()) if (out_dir / METRICS_NAME).is_file() else {}
+        history = list(saved.get("history", []))
+        elapsed_before = float(saved.get("train_seconds", 0.0))
+        log.info("resuming %s from iteration %d", checkpoint_path, start)
+    else:
+        entry = {"iteration": 0, **validate(student, teacher_val, val)}
+        history.append(entry)
+        log.info("before training: %s", entry)
+
+    stream = BatchStream(faces, split.train_rows, error, config, start)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=config.num_workers,
+                                         prefetch_factor=4 if config.num_workers else None,
+                                         persistent_workers=False)
+    t0 = time.perf_counter()
+    parts_log: list[dict[str, float]] = []
+    metrics: dict[str, Any] = {}
+    bar = tqdm(total=config.iterations, initial=start, desc="dlib-resnet-lr", file=sys.stderr,
+               disable=not config.progress)
+    for batch in loader:
+        iteration = int(batch["iteration"])
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(config, iteration)
+        lr_chips = batch["lr_chips"].to(device)
+        hr_chips = batch["hr_chips"].to(device)
+        chips = torch.cat([lr_chips, hr_chips]).contiguous(memory_format=torch.channels_last)
+        out = student(chips)
+        n_lr = lr_chips.shape[0]
+        target_lr = targets[batch["lr_rows"], batch["lr_mirrored"].long()].to(device)
+        target_hr = targets[batch["hr_rows"], batch["hr_mirrored"].long()].to(device)
+        loss, parts = distillation_loss(out[:n_lr], target_lr, out[n_lr:], target_hr, config.hr_weight,
+                                        config.relational_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        parts_log.append(parts)
+        bar.update(1)
+        bar.set_postfix(lr_cos=f"{np.mean([p['lr'] for p in parts_log[-50:]]):.4f}")
+
+        done = iteration + 1
+        if done % config.checkpoint_every == 0 or done == config.iterations:
+            entry = {"iteration": done,
+                     **{f"train_{k}": round(float(np.mean([p[k] for p in parts_log])), 5) for k in parts_log[0]},
+                     **validate(student, teacher_val, val)}
+            parts_log = []
+            history.append(entry)
+            metrics = {**entry, "train_seconds": round(elapsed_before + time.perf_counter() - t0, 1),
+                       "device": str(device), "history": history}
+            torch.save({"model": student.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done},
+                       checkpoint_path.with_suffix(".tmp"))
+            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+            _write_json(out_dir / METRICS_NAME, metrics)
+            log.info("iteration %d: %s", done, {k: v for k, v in entry.items() if k != "iteration"})
+    bar.close()
+    if not metrics:
+        metrics = json.loads((out_dir / METRICS_NAME).read_text())
+    export_student(student.cpu().eval(), out_dir / EXPORT_NAME,
+                   {"iterations": str(metrics.get("iteration", start)), "seed": str(config.seed),
+                    "teacher": "dlib_face_recognition_resnet_model_v1.dat"})
+    return metrics
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``train-recognizer`` options; each maps 1:1 onto a field of :class:`RecognizerTrainConfig`."""
+    d = RecognizerTrainConfig(out_dir="")
+    parser.add_argument("--out-dir", required=True, help="run folder (checkpoint, config.json, metrics.json)")
+    parser.add_argument("--iterations", type=int, default=d.iterations)
+    parser.add_argument("--batch-lr", type=int, default=d.batch_lr, help="low-resolution chips per iteration")
+    parser.add_argument("--batch-hr", type=int, default=d.batch_hr, help="full-resolution chips per iteration")
+    parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    parser.add_argument("--final-learning-rate", type=float, default=d.final_learning_rate)
+    parser.add_argument("--warmup-iterations", type=int, default=d.warmup_iterations)
+    parser.add_argument("--hr-weight", type=float, default=d.hr_weight)
+    parser.add_argument("--relational-weight", type=float, default=d.relational_weight)
+    parser.add_argument("--face-px-min", type=int, default=d.face_px_min)
+    parser.add_argument("--face-px-max", type=int, default=d.face_px_max)
+    parser.add_argument("--upsamplers", default=",".join(d.upsamplers), help="comma-separated upsampler names")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    parser.add_argument("--val-people", type=int, default=d.val_people)
+    parser.add_argument("--max-images", type=int, default=0, help="use only the first N training images (0: all)")
+    parser.add_argument("--data-root", default="", help="folder holding peopleDevTrain.txt (default: LFW)")
+    parser.add_argument("--data-cache-dir", default="", help="where decoded faces and detections are cached")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--num-threads", type=int, default=d.num_threads)
+    parser.add_argument("--num-workers", type=int, default=d.num_workers, help="batch-making processes (0: inline)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def config_from_args(args: argparse.Namespace) -> RecognizerTrainConfig:
+    return RecognizerTrainConfig(
+        out_dir=args.out_dir, iterations=args.iterations, batch_lr=args.batch_lr, batch_hr=args.batch_hr,
+        learning_rate=args.learning_rate, final_learning_rate=args.final_learning_rate,
+        warmup_iterations=args.warmup_iterations, hr_weight=args.hr_weight,
+        relational_weight=args.relational_weight, face_px_min=args.face_px_min, face_px_max=args.face_px_max,
+        upsamplers=tuple(u.strip() for u in args.upsamplers.split(",") if u.strip()), seed=args.seed,
+        checkpoint_every=args.checkpoint_every, val_people=args.val_people, max_images=args.max_images,
+        data_root=args.data_root, data_cache_dir=args.data_cache_dir, device=args.device,
+        num_threads=args.num_threads, num_workers=args.num_workers, progress=not args.no_progress,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m forensic_face.training.train_recognizer", description=__doc__)
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics = train_recognizer(config_from_args(args))
+    sys.stdout.write(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Low-resolution distillation (dlib-resnet-lr): the camera family, the batches made the engine's way, the loss,
+checkpoints with config + metrics, resumption, export, and strict hash-checked loading of the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from forensic_face.engine.detect import MEAN_LANDMARKS_IN_BOX
+from forensic_face.engine.errors import ConfigError, ModelFileError, WeightsIntegrityError
+from forensic_face.training import recognizer_data as rd
+from forensic_face.training.camera_family import apply_camera, motion_kernel, sample_camera
+from forensic_face.training.sr_data import synthetic_faces
+from forensic_face.training.train_recognizer import (
+    CHECKPOINT_NAME,
+    EXPORT_NAME,
+    RecognizerTrainConfig,
+    distillation_loss,
+    learning_rate_at,
+    split_rows,
+    train_recognizer,
+)
+
+ERROR = rd.LandmarkError(landmark_std=0.04, box_centre_std=0.03, box_size_std=0.07, detected=10, tried=10)
+
+
+def _faces(num_people: int = 4, per_person: int = 3) -> rd.FaceSet:
+    count = num_people * per_person
+    images = synthetic_faces(count, side=rd.LFW_IMAGE_PX, seed=3)
+    box = np.array([79.0, 70.0, 171.0, 180.0], np.float32)
+    landmarks = MEAN_LANDMARKS_IN_BOX * (box[2:] - box[:2]) + box[:2]
+    return rd.FaceSet(images=images, boxes=np.tile(box, (count, 1)),
+                      landmarks=np.tile(landmarks[None], (count, 1, 1)).astype(np.float32),
+                      identities=np.repeat(np.arange(num_people), per_person),
+                      names=tuple(f"p{i // per_person}/{i}" for i in range(count)))
+
+
+def _config(out_dir: Path, **changes: Any) -> RecognizerTrainConfig:
+    values: dict[str, Any] = dict(out_dir=str(out_dir), iterations=3, batch_lr=4, batch_hr=2, checkpoint_every=2,
+                                  val_people=2, upsamplers=("bicubic",), num_workers=0, num_threads=1,
+                                  progress=False, seed=1, warmup_iterations=1)
+    values.update(changes)
+    return RecognizerTrainConfig(**values)
+
+
+def test_camera_family_is_seeded_and_broad() -> None:
+    cameras = [sample_camera(np.random.default_rng(i)) for i in range(300)]
+    assert sample_camera(np.random.default_rng(7)) == sample_camera(np.random.default_rng(7))
+    assert {c.sampling for c in cameras} == {"area", "bilinear", "bicubic", "nearest"}
+    assert any(c.grey for c in cameras) and any(c.jpeg_quality is None for c in cameras)
+    assert any(c.motion_length > 0 for c in cameras) and any(c.exposure_gain < 1 for c in cameras)
+    qualities = [c.jpeg_quality for c in cameras if c.jpeg_quality is not None]
+    assert min(qualities) < 30 and max(qualities) > 85
+    face = synthetic_faces(1, side=120, seed=0)[0]
+    out = apply_camera(face, (24, 24), cameras[0], np.random.default_rng(0))
+    again = apply_camera(face, (24, 24), cameras[0], np.random.default_rng(0))
+    assert out.shape == (24, 24, 3) and out.dtype == np.uint8 and np.array_equal(out, again)
+    grey = next(c for c in cameras if c.grey and c.jpeg_quality is None)
+    g = apply_camera(face, (24, 24), grey, np.random.default_rng(0)).astype(int)
+    assert np.abs(g[..., 0] - g[..., 1]).max() <= 1
+    kernel = motion_kernel(3.5, 30.0)
+    assert abs(float(kernel.sum()) - 1.0) < 1e-5 and (kernel > 0).sum() > 3
+
+
+def test_mirror_twice_is_identity_and_swaps_sides() -> None:
+    faces = _faces(1, 1)
+    image, box, lms = np.asarray(faces.images[0]), faces.boxes[0], faces.landmarks[0]
+    m_image, m_box, m_lms = rd.mirror(image, box, lms)
+    assert m_lms[0, 0] < m_lms[1, 0]  # the left eye is still the image-left one
+    back = rd.mirror(m_image, m_box, m_lms)
+    assert np.array_equal(back[0], image) and np.allclose(back[1], box) and np.allclose(back[2], lms)
+
+
+def test_lr_batch_matches_engine_shapes_and_is_seeded() -> None:
+    faces = _faces()
+    ups = rd_upsamplers()
+    rows = np.arange(len(faces))
+    a = rd.make_lr_batch(faces, rows, np.random.default_rng(5), ERROR, ups, (12, 48), 6)
+    b = rd.make_lr_batch(faces, rows, np.random.default_rng(5), ERROR, ups, (12, 48), 6)
+    assert a.chips.shape == (6, 3, 150, 150) and torch.equal(a.chips, b.chips)
+    assert a.scale in (1, *rd.engine_scales(a.face_px))
+    assert 0.0 <= float(a.chips.min()) and float(a.chips.max()) <= 1.0
+    # A chip made from a tiny face carries less detail than the full-resolution chip of the same face.
+    hr = rd.full_resolution_chips(faces, a.indices, a.mirrored)
+    lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).expand(3, 1, 3, 3)
+    energy = [float(torch.nn.functional.conv2d(x, lap, groups=3).abs().mean()) for x in (a.chips, hr)]
+    assert energy[0] < energy[1]
+    assert rd.engine_scales(24) == [2, 4, 8] and rd.engine_scales(40) == [2, 4] and rd.engine_scales(300) == [1]
+
+
+def rd_upsamplers() -> dict[str, Any]:
+    from forensic_face.engine.upsamplers.base import BicubicUpsampler
+
+    return {"bicubic": BicubicUpsampler()}
+
+
+def test_distillation_loss_is_zero_on_the_teacher_and_grows_away_from_it() -> None:
+    torch.manual_seed(0)
+    target = torch.nn.functional.normalize(torch.randn(5, 128), dim=1)
+    hr = torch.nn.functional.normalize(torch.randn(3, 128), dim=1)
+    loss, parts = distillation_loss(target * 2.0, target, hr, hr, 0.5, 2.0)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6) and set(parts) == {"lr", "hr", "relational"}
+    noisy, _ = distillation_loss(target + 0.3 * torch.randn(5, 128), target, hr, hr, 0.5, 2.0)
+    assert float(noisy) > 0.01
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    config = _config(Path("x"), iterations=100, warmup_iterations=10, learning_rate=1e-3, final_learning_rate=1e-5)
+    rates = [learning_rate_at(config, i) for i in range(100)]
+    assert rates[0] < rates[9] == pytest.approx(1e-3) and rates[-1] < 2e-5
+
+
+def test_split_holds_out_whole_people() -> None:
+    faces = _faces(5, 3)
+    split = split_rows(faces, val_people=2, max_images=0)
+    held = set(faces.identities[split.val_gallery_rows])
+    assert held == {3, 4} and not held & set(faces.identities[split.train_rows])
+    assert len(split.val_probe_rows) == 4 and set(faces.identities[split.val_probe_rows]) == held
+
+
+def test_training_checkpoints_resumes_exports_and_loads_strictly(tmp_path: Path) -> None:
+    from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet_lr
+    from forensic_face.engine.weights import sha256_of
+
+    faces = _faces()
+    run = tmp_path / "run"
+    metrics = train_recognizer(_config(run), faces=faces, landmark_error=ERROR)
+    assert metrics["iteration"] == 3 and (run / CHECKPOINT_NAME).is_file()
+    saved = json.loads((run / "metrics.json").read_text())
+    assert [h["iteration"] for h in saved["history"]] == [0, 2, 3]
+    assert {"train_lr", "train_hr", "train_relational", "val_rank1_24px_student",
+            "val_rank1_24px_student_vs_teacher_gallery", "val_rank1_hr_student"} <= set(saved)
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["seed"] == 1 and config["landmark_error"]["landmark_std"] == 0.04
+
+    # Resuming with more iterations continues from the checkpoint; other changes are refused.
+    more = train_recognizer(_config(run, iterations=4), faces=faces, landmark_error=ERROR)
+    assert more["iteration"] == 4
+    assert [h["iteration"] for h in json.loads((run / "metrics.json").read_text())["history"]] == [0, 2, 3, 4]
+    with pytest.raises(ConfigError, match="different settings"):
+        train_recognizer(_config(run, iterations=5, hr_weight=1.0), faces=faces, landmark_error=ERROR)
+
+    exported = run / EXPORT_NAME
+    model, digest = load_dlib_resnet_lr(exported, sha256_of(exported))
+    assert digest == sha256_of(exported)
+    chips = rd.full_resolution_chips(faces, [0, 1], [False, False])
+    with torch.inference_mode():
+        assert model(chips).shape == (2, 128)
+    with pytest.raises(WeightsIntegrityError, match="SHA-256"):
+        load_dlib_resnet_lr(exported, "0" * 64)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not safetensors")
+    with pytest.raises(ModelFileError, match="broken.safetensors"):
+        load_dlib_resnet_lr(broken)
