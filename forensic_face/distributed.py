@@ -71,6 +71,7 @@ def enroll_with_engine(engine: Any, items: Sequence[tuple[str, Path]], warm_size
     """Enroll ``items`` with ``engine``, embed their plain crops, warm its template cache for ``warm_size_bins``."""
     import torch
 
+    from forensic_face.engine.search import effective_scales, resolution_target
     from forensic_face.engine.shortlist import plain_templates
 
     t0 = time.perf_counter()
@@ -81,8 +82,10 @@ def enroll_with_engine(engine: Any, items: Sequence[tuple[str, Path]], warm_size
     if entries:
         with torch.inference_mode():
             for size_bin in warm_size_bins:
-                for scale in config.scales:
-                    target = size_bin * scale if config.resolution_matching else None
+                # The scales and targets a search of a probe in this size bin looks up (Engine.search), so every
+                # warmed entry is one a search will hit.
+                for scale in effective_scales(size_bin, config.scales):
+                    target = resolution_target(size_bin, scale) if config.resolution_matching else None
                     engine.gallery_templates(entries, scale, target, lambda n: None, None)
                     warmed += len(entries)
     return ShardResult(tuple(entries), tuple(problems), templates, warmed, time.perf_counter() - t0)

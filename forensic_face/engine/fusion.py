@@ -11,7 +11,8 @@ A :class:`FusionSpec` names one cell of Figure 4 / Tables 2-3:
   row-wise with ``S_a`` (over the gallery hypotheses of that scale), then the row scores of *all* scales are
   reduced with ``S_b`` (over every probe hypothesis). Probe and gallery hypotheses are only compared within a
   scale, because a gallery hypothesis is resolution-matched to one probe scale. ``"S_max,S_add"`` is the
-  paper's best (93.53 % on SCFace d1) and our default.
+  paper's best (93.53 % on SCFace d1); the engine's default is :attr:`EngineConfig.fusion` (measured on
+  LFW-XRes with our recognizer, see docs/results.md).
 * template fusion on both sides (Figure 4a): ``"T_add"`` sums every template of every scale (eq. 4) on each
   side, ``"T_concat"`` sums per scale and concatenates over scales (eq. 5); then one correlation.
 * template addition on one side (Figure 4b, Table 3): ``"T_add_probe,S_x"`` sums all probe templates into one
@@ -145,7 +146,9 @@ _ALIASES = {
     "T_add,T_add": "T_add",
     "T_concat,T_concat": "T_concat",
 }
-DEFAULT_FUSION = "S_max,S_add"
+#: The paper's best fusion (the default of :func:`fuse_scores` when called without a spec; the engine always
+#: passes its configured one).
+PAPER_FUSION = "S_max,S_add"
 
 
 def valid_fusions() -> list[str]:
@@ -231,7 +234,7 @@ def _fused_score(spec: FusionSpec, probe: list[torch.Tensor], gallery: list[torc
 def fuse_scores(
     probe_templates: Mapping[int, torch.Tensor],
     gallery_templates: Mapping[int, torch.Tensor],
-    spec: FusionSpec | str = DEFAULT_FUSION,
+    spec: FusionSpec | str = PAPER_FUSION,
     add_as_mean: bool = False,
 ) -> FusedScores:
     """Score one probe against ``B`` gallery identities (section 3.4), batched over identities.

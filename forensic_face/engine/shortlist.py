@@ -113,17 +113,18 @@ def probe_query(engine: Engine, probe: LoadedImage, face: FaceDetection) -> np.n
     made exactly as :meth:`Engine.search` makes them."""
     from forensic_face.engine.detect import crop_face
     from forensic_face.engine.probe import probe_hypotheses
-    from forensic_face.engine.search import to_tensor
+    from forensic_face.engine.search import effective_scales, probe_size_bin, to_tensor
 
     cfg = engine.config
     crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
+    # The scales Engine.search uses for this crop: a large probe is not magnified past MAX_HYPOTHESIS_PX.
+    scales = effective_scales(probe_size_bin(crop.size_px, cfg.size_bin_px), cfg.scales)
     crop_t = to_tensor(crop.pixels, engine.device)
     crop_lms = torch.from_numpy(crop.landmarks).to(engine.device).float()
     with torch.inference_mode():
-        _, hyps = probe_hypotheses(crop_t, tuple(cfg.scales), engine.upsampler, cfg.num_blur_hypotheses,
-                                   cfg.max_blur_sigma)
+        _, hyps = probe_hypotheses(crop_t, scales, engine.upsampler, cfg.num_blur_hypotheses, cfg.max_blur_sigma)
         per_scale = []
-        for scale in cfg.scales:
+        for scale in scales:
             images = hyps[scale]
             lms = (crop_lms * (images.shape[-1] / crop.size_px))[None].expand(images.shape[0], -1, -1)
             per_scale.append(engine.embed(images, lms))

@@ -41,9 +41,10 @@ PROGRESS_INTERVAL_S = 0.05
 def default_engine_factory(config: EngineConfig) -> Any:
     """Build the real :class:`forensic_face.engine.search.Engine` (imported lazily: it loads torch models)."""
     from forensic_face.engine.search import Engine
-    from forensic_face.paths import cache_dir
 
-    return Engine(config, cache_dir=cache_dir())
+    # The engine's own default template cache, the one the CLI uses: a gallery enrolled in the window is not
+    # computed again by `forensic-face search`.
+    return Engine(config)
 
 
 class EngineHolder:
@@ -80,7 +81,12 @@ class EngineHolder:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for a CUDA out-of-memory error (torch.cuda.OutOfMemoryError or its RuntimeError message)."""
+    """True for a CUDA out-of-memory error: the engine's :class:`OutOfMemory` (what ``map_chunks`` raises once
+    even single items do not fit), torch.cuda.OutOfMemoryError, or a RuntimeError that says so."""
+    from forensic_face.engine.batching import OutOfMemory
+
+    if isinstance(exc, OutOfMemory):
+        return True
     try:
         import torch
 

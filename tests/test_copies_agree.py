@@ -1,0 +1,84 @@
+"""Places that repeat a piece of the search must do what the search does (issue 17): the shortlist's probe query,
+the Ray enrollment's cache warming, the GUI's engine and its out-of-memory fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from forensic_face.engine.batching import OutOfMemory
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.results import FaceDetection
+from forensic_face.engine.search import effective_scales, probe_size_bin, resolution_target
+
+
+def test_gui_worker_recognises_the_engines_out_of_memory() -> None:
+    from forensic_face.gui.worker import is_out_of_memory
+
+    assert is_out_of_memory(OutOfMemory("the GPU ran out of memory even one image at a time"))
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_gui_engine_shares_the_cli_template_cache() -> None:
+    from forensic_face.engine.search import Engine
+    from forensic_face.gui.worker import default_engine_factory
+
+    gui_engine = default_engine_factory(EngineConfig(device="cpu"))
+    assert gui_engine.cache.root == Engine(EngineConfig(device="cpu")).cache.root
+
+
+def test_shortlist_query_magnifies_a_large_probe_like_search(monkeypatch: Any) -> None:
+    from forensic_face.engine.search import Engine
+    from forensic_face.engine.shortlist import probe_query
+    from forensic_face.imaging import LoadedImage
+
+    engine = Engine(EngineConfig(device="cpu", upsampler="bicubic", num_blur_hypotheses=2))
+    sizes: list[int] = []
+
+    def fake_embed(images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        sizes.append(int(images.shape[-1]))
+        return torch.nn.functional.normalize(torch.randn(images.shape[0], 128), dim=1)
+
+    monkeypatch.setattr(engine, "embed", fake_embed)
+    pixels = np.full((300, 300, 3), 128, np.uint8)
+    box = np.array([110.0, 110.0, 190.0, 190.0], np.float32)
+    landmarks = np.array([[135, 140], [165, 140], [150, 155], [138, 172], [162, 172]], np.float32)
+    face = FaceDetection(box=box, score=0.99, landmarks=landmarks)
+    probe = LoadedImage(path=Path("probe.png"), pixels=pixels, sha256="0" * 64, size_bytes=0, format="PNG",
+                        original_mode="RGB", exif_orientation=1)
+    probe_query(engine, probe, face)
+    crop_px = 104  # round(1.3 * 80)
+    expected = effective_scales(probe_size_bin(crop_px, engine.config.size_bin_px), engine.config.scales)
+    assert expected == (2,)
+    assert sizes == [crop_px * s for s in expected]
+
+
+def test_cache_warming_uses_the_targets_a_search_looks_up() -> None:
+    from forensic_face import distributed
+
+    calls: list[tuple[int, int | None]] = []
+
+    class RecordingEngine:
+        config = EngineConfig(device="cpu")
+
+        def gallery_templates(self, entries: Any, scale: int, target: int | None, progress: Any, cancel: Any) -> None:
+            calls.append((scale, target))
+
+    import forensic_face.engine.shortlist as shortlist
+
+    original_enroll = distributed.enroll_items
+    original_plain = shortlist.plain_templates
+    try:
+        distributed.enroll_items = lambda items, engine: (["entry"], [])  # type: ignore[assignment]
+        shortlist.plain_templates = lambda engine, entries: np.zeros((1, 128), np.float32)  # type: ignore[assignment]
+        distributed.enroll_with_engine(RecordingEngine(), [], warm_size_bins=(40, 100))
+    finally:
+        distributed.enroll_items = original_enroll
+        shortlist.plain_templates = original_plain
+    expected = [(s, resolution_target(b, s)) for b in (40, 100) for s in effective_scales(b, (2, 4, 8))]
+    assert calls == expected
+    assert all(t is not None and t <= 160 for _, t in calls)
