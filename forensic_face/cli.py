@@ -294,12 +294,12 @@ def _add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:
 def _commands() -> list[Command]:
     from forensic_face.calibration_cli import CalibrateCommand
     from forensic_face.case_cli import CaseCommand, ReplayCommand, ReportCommand, VerifyCommand
-    from forensic_face.eval.eval_cli import EvalCommand, EvalCompareCommand
+    from forensic_face.eval.eval_cli import EvalCommand, EvalCompareCommand, EvalDecomposeCommand
     from forensic_face.shortlist_cli import IndexCommand, ShortlistSearchCommand
     from forensic_face.training.sr_cli import EvalSrCommand, TrainRecognizerCommand, TrainSrCommand
 
     return [DetectCommand(), EnrollCommand(), SearchCommand(), CaseCommand(), VerifyCommand(), ReplayCommand(),
-            ReportCommand(), EvalCommand(), EvalCompareCommand(), TrainSrCommand(), EvalSrCommand(), TrainRecognizerCommand(), IndexCommand(),
+            ReportCommand(), EvalCommand(), EvalCompareCommand(), EvalDecomposeCommand(), TrainSrCommand(), EvalSrCommand(), TrainRecognizerCommand(), IndexCommand(),
             ShortlistSearchCommand(), CalibrateCommand()]
 
 

@@ -148,11 +148,47 @@ class _FakeEngine:
         return {"engine": "fake"}
 
 
-def _fake_settings(lfw_root: Path, tmp_path: Path, fallback: bool):  # type: ignore[no-untyped-def]
+def _fake_settings(lfw_root: Path, tmp_path: Path, fallback: bool, **changes):  # type: ignore[no-untyped-def]
     from forensic_face.eval.runner import EvalSettings
 
     return EvalSettings(lfw_root=lfw_root, cache_dir=tmp_path / "cache", width_px=24, subset=4,
-                        fallback_known_face=fallback)
+                        fallback_known_face=fallback, **changes)
+
+
+def test_runner_oracle_landmarks_searches_every_probe_at_its_known_face(lfw_root: Path, tmp_path: Path) -> None:
+    from forensic_face.eval.runner import evaluate, prepare
+
+    engine = _FakeEngine()
+    searched_faces = []
+    real_search = engine.search
+
+    def search(probe, gallery, face=None, **kwargs):  # type: ignore[no-untyped-def]
+        searched_faces.append(face)
+        return real_search(probe, gallery, face=face, **kwargs)
+
+    engine.search = search  # type: ignore[method-assign]
+    prepared = prepare(engine, _fake_settings(lfw_root, tmp_path, fallback=False, oracle_landmarks=True))  # type: ignore[arg-type]
+    result = evaluate(engine, prepared)  # type: ignore[arg-type]
+    # Probes the detector misses are searched too, each at the known box with the scaled original landmarks.
+    assert result.counts["oracle-landmarks"] == len(prepared.probes) and result.counts["no-face"] == 0
+    for face, record in zip(searched_faces, prepared.probes):
+        np.testing.assert_allclose(face.box, record.face.box)
+        np.testing.assert_allclose(face.landmarks, record.face.landmarks)
+
+
+def test_clean_camera_is_plain_area_downsampling(lfw_image) -> None:
+    import cv2
+    from PIL import Image
+
+    from forensic_face.eval.protocol import CLEAN_CAMERA, ProbeSpec, camera_params
+    from forensic_face.surveillance import degrade_to_scale
+
+    assert camera_params(ProbeSpec(camera="clean"), "Anyone_0002") == CLEAN_CAMERA
+    with Image.open(lfw_image("Aaron_Peirsol", 1)) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    out = degrade_to_scale(pixels, 0.25, CLEAN_CAMERA, seed=3)
+    area = cv2.resize(pixels.astype(np.float32), (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(np.float32) - area).max() <= 0.5 + 1e-3
 
 
 def test_runner_counts_misses_and_caches(lfw_root: Path, tmp_path: Path) -> None:

@@ -107,6 +107,15 @@ def test_distillation_loss_is_zero_on_the_teacher_and_grows_away_from_it() -> No
     assert float(loss) == pytest.approx(0.0, abs=1e-6) and set(parts) == {"lr", "hr", "relational"}
     noisy, _ = distillation_loss(target + 0.3 * torch.randn(5, 128), target, hr, hr, 0.5, 2.0)
     assert float(noisy) > 0.01
+    # Centred on a shared direction, the same small perturbation costs more: the loss sees identity, not the mean.
+    shared = torch.nn.functional.normalize(torch.ones(128), dim=0)
+    near = torch.nn.functional.normalize(shared * 3 + 0.3 * target, dim=1)
+    off = torch.nn.functional.normalize(near + 0.05 * torch.randn(5, 128), dim=1)
+    plain, _ = distillation_loss(off, near, hr[:0], hr[:0], 0.5, 0.0)
+    centred, _ = distillation_loss(off, near, hr[:0], hr[:0], 0.5, 0.0, centre=near.mean(0))
+    assert float(centred) > 3 * float(plain)
+    zero, _ = distillation_loss(near, near, hr[:0], hr[:0], 0.5, 2.0, centre=near.mean(0))
+    assert float(zero) == pytest.approx(0.0, abs=1e-5)
 
 
 def test_learning_rate_warms_up_then_decays() -> None:

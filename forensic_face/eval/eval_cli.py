@@ -62,6 +62,8 @@ class EvalCommand:
                             help=f"super-resolution of the probes (default: the engine's, {EngineConfig().upsampler})")
         parser.add_argument("--recognizer", default=EngineConfig().recognizer,
                             help=f"face recognizer (default: the engine's, {EngineConfig().recognizer})")
+        parser.add_argument("--recognizer-model", default=None,
+                            help="model file for the recognizer (e.g. a train-recognizer run's export)")
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
         parser.add_argument("--hypotheses", type=int, default=16, help="blur hypotheses per scale (default 16)")
@@ -118,7 +120,8 @@ class EvalCommand:
         # 20 candidates per probe would only cost time. Scores and rankings do not depend on top_k.
         changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget,
                                    "upsampler": args.upsampler, "num_blur_hypotheses": args.hypotheses,
-                                   "recognizer": args.recognizer, "top_k": 1}
+                                   "recognizer": args.recognizer, "recognizer_model_path": args.recognizer_model,
+                                   "top_k": 1}
         if args.batch_size:
             changes["batch_size"] = args.batch_size
         try:
@@ -265,3 +268,80 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+#: The error decomposition's variants: each swaps one stage of the probe side for its oracle.
+DECOMPOSITION_VARIANTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("pipeline", "the product as it runs: surveillance camera, MTCNN on the probe", ()),
+    ("no-detection-failure", "known face position where MTCNN misses the face", ("--fallback-known-face",)),
+    ("oracle-landmarks", "every probe at its known face, full-resolution landmarks scaled down",
+     ("--oracle-landmarks",)),
+    ("clean-probe", "area downsampling only (no blur, noise, colour error, JPEG), MTCNN on the probe",
+     ("--camera", "clean")),
+    ("clean-probe+oracle-landmarks", "clean probe at its known face with exact landmarks",
+     ("--camera", "clean", "--oracle-landmarks")),
+)
+
+
+class EvalDecomposeCommand:
+    """Where rank-1 is lost: the same benchmark with one probe-side stage swapped for its oracle at a time."""
+
+    name = "eval-decompose"
+    help = ("error decomposition on LFW-XRes: rank-1 with the detector, the landmarks and the camera swapped for "
+            "oracles one at a time")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--out", type=Path, default=Path("eval-decompose"), help="folder for the runs")
+        parser.add_argument("--label", default="run", help="names this decomposition in the document")
+        parser.add_argument("--doc", type=Path, default=None,
+                            help="write the table into this document (e.g. docs/accuracy.md), between markers "
+                                 "named by --label, so several decompositions (before/after) live side by side")
+        parser.add_argument("--variants", default=",".join(v[0] for v in DECOMPOSITION_VARIANTS),
+                            help="comma list of variants to run (default all)")
+        parser.add_argument("eval_args", nargs=argparse.REMAINDER,
+                            help="after --: options of `forensic-face eval` (recognizer, budget, scales, ...)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        extra = [a for a in args.eval_args if a != "--"]
+        if any(a in ("--out", "--doc", "--ablation", "--camera", "--oracle-landmarks", "--fallback-known-face")
+               for a in extra):
+            sys.stderr.write("error: --out, --doc, --ablation and the oracle options are set by eval-decompose\n")
+            return 2
+        wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+        known = {v[0]: v for v in DECOMPOSITION_VARIANTS}
+        unknown = [v for v in wanted if v not in known]
+        if unknown:
+            sys.stderr.write(f"error: unknown variants {unknown}; known: {', '.join(known)}\n")
+            return 2
+        eval_parser = argparse.ArgumentParser(prog="forensic-face eval")
+        EvalCommand().add_arguments(eval_parser)
+        rows = []
+        for key in wanted:
+            _, meaning, flags = known[key]
+            out = args.out / key
+            ns = eval_parser.parse_args([*extra, *flags, "--out", str(out)])
+            status = EvalCommand().run(ns)
+            if status != 0:
+                sys.stderr.write(f"error: variant {key} failed (exit {status})\n")
+                return status
+            result = json.loads((out / "result.json").read_text())
+            rows.append((key, meaning, result))
+        lines = [f"Decomposition `{args.label}`: `forensic-face eval-decompose --label {args.label} -- "
+                 f"{shlex.join(extra)}`", "",
+                 "| variant | what is swapped for its oracle | rank-1 | rank-5 | rank-10 | probes | no face |",
+                 "|---|---|---:|---:|---:|---:|---:|"]
+        for key, meaning, result in rows:
+            lines.append(f"| {key} | {meaning} | {100 * result['rank1']:.2f} | {100 * result['rank5']:.2f} | "
+                         f"{100 * result['rank10']:.2f} | {result['num_probes']} | "
+                         f"{result['counts'].get('no-face', 0)} |")
+        config = rows[0][2]["config"] if rows else {}
+        lines += ["", f"Engine: recognizer `{config.get('recognizer')}`, upsampler `{config.get('upsampler')}`, "
+                      f"scales {config.get('scales')}, {config.get('num_blur_hypotheses')} hypotheses, budget "
+                      f"`{config.get('budget')}`, fusion `{config.get('fusion')}`."]
+        text = "\n".join(lines)
+        sys.stdout.write(text + "\n")
+        if args.doc is not None:
+            from forensic_face.eval.markdown import replace_marked_block
+
+            replace_marked_block(args.doc, f"decomposition:{args.label}", text)
+        return 0

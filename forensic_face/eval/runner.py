@@ -123,7 +123,7 @@ class RunResult:
     mated: np.ndarray  # (P,) gallery column of the truth, -1 = not searchable
     scores: np.ndarray  # (P, G) float32, NaN rows for probes not searched
     probe_face_width_px: np.ndarray  # (P,) width of the face that was searched (NaN when none)
-    status: list[str]  # per probe: detected | detected-other | fallback | no-face | not-enrolled
+    status: list[str]  # per probe: detected | detected-other | fallback | oracle-landmarks | no-face | not-enrolled
     timing: dict[str, float]
     provenance: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
@@ -385,7 +385,8 @@ def evaluate(
         status.append(state)
         _tick(progress, i, num_p, name)
     wall_s = time.perf_counter() - t_start
-    counts = {s: status.count(s) for s in ("detected", "detected-other", "fallback", "no-face", "not-enrolled")}
+    counts = {s: status.count(s) for s in ("detected", "detected-other", "fallback", "oracle-landmarks", "no-face",
+                                         "not-enrolled")}
     counts["gallery_problems"] = len(prepared.gallery.problems)
     counts["known_face_nominal"] = prepared.num_known_nominal
     counts["searched_now"] = num_searched

@@ -6,7 +6,8 @@ convolutions, every weight trainable). Each iteration the student sees
 
 * ``batch_lr`` low-resolution chips from a broad randomised camera family, made the way the engine feeds the
   recognizer (:func:`forensic_face.training.recognizer_data.make_lr_batch`), and must put each on the teacher's
-  full-resolution template of the same face (``1 - cos``);
+  full-resolution template of the same face (``1 - cos`` after removing the teacher's mean template, see
+  :func:`distillation_loss`);
 * ``batch_hr`` full-resolution chips, which must stay on the teacher's templates, so a high-resolution gallery
   is matched as well as today (weight ``hr_weight``);
 * a relational term: the pairwise cosine similarities inside the low-resolution batch should be those of the
@@ -292,21 +293,30 @@ def validate(student: torch.nn.Module, teacher_val: dict[str, torch.Tensor], val
 
 
 def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student_hr: torch.Tensor,
-                      target_hr: torch.Tensor, hr_weight: float, relational_weight: float
-                      ) -> tuple[torch.Tensor, dict[str, float]]:
+                      target_hr: torch.Tensor, hr_weight: float, relational_weight: float,
+                      centre: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """``(1 - cos)`` to the teacher's full-resolution templates for low- and full-resolution inputs, plus the
-    mean squared difference of the batch's pairwise cosine similarities (off the diagonal)."""
-    s_lr = F.normalize(student_lr, dim=1)
-    lr_term = (1.0 - (s_lr * target_lr).sum(1)).mean()
+    mean squared difference of the batch's pairwise cosine similarities (off the diagonal).
+
+    Templates are compared after subtracting ``centre`` (the mean of the teacher's L2-normalised templates):
+    dlib's templates of two random people already have a cosine of about 0.84, so an uncentred loss would be
+    spent on the direction every face shares rather than on what tells people apart. The full-resolution term
+    is uncentred, so the student also keeps the teacher's shared direction."""
+    def centred(x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(x, dim=1)
+        return F.normalize(x - centre, dim=1) if centre is not None else x
+
+    s_lr, t_lr = centred(student_lr), centred(target_lr)
+    lr_term = (1.0 - (s_lr * t_lr).sum(1)).mean()
     loss = lr_term
     parts = {"lr": float(lr_term.detach())}
     if student_hr.shape[0]:
-        hr_term = (1.0 - (F.normalize(student_hr, dim=1) * target_hr).sum(1)).mean()
+        hr_term = (1.0 - (F.normalize(student_hr, dim=1) * F.normalize(target_hr, dim=1)).sum(1)).mean()
         loss = loss + hr_weight * hr_term
         parts["hr"] = float(hr_term.detach())
     if relational_weight > 0:
         off = ~torch.eye(s_lr.shape[0], dtype=torch.bool, device=s_lr.device)
-        rel_term = ((s_lr @ s_lr.T - target_lr @ target_lr.T)[off] ** 2).mean()
+        rel_term = ((s_lr @ s_lr.T - t_lr @ t_lr.T)[off] ** 2).mean()
         loss = loss + relational_weight * rel_term
         parts["relational"] = float(rel_term.detach())
     return loss, parts
@@ -374,6 +384,7 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
 
     teacher = teacher_network().to(device, memory_format=torch.channels_last)
     targets = teacher_templates(faces, split.train_rows, teacher, out_dir / "teacher_templates.pt")
+    centre = targets[torch.from_numpy(split.train_rows)].reshape(-1, targets.shape[-1]).mean(0).to(device)
     val = validation_set(faces, split, error, config.seed)
     teacher_val = {"gallery": embed(teacher, val.gallery_chips), "hr": embed(teacher, val.probe_hr_chips),
                    **{f"lr{w}": embed(teacher, c) for w, c in val.probe_lr_chips.items()}}
@@ -417,7 +428,7 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
         target_lr = targets[batch["lr_rows"], batch["lr_mirrored"].long()].to(device)
         target_hr = targets[batch["hr_rows"], batch["hr_mirrored"].long()].to(device)
         loss, parts = distillation_loss(out[:n_lr], target_lr, out[n_lr:], target_hr, config.hr_weight,
-                                        config.relational_weight)
+                                        config.relational_weight, centre)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
