@@ -80,8 +80,8 @@ def centre_normalise(templates: np.ndarray) -> np.ndarray:
     """``(N,D)`` -> ``(N,D)`` float32, each row minus its mean, L2-normalised: inner products of the result are
     the engine's correlation similarity. A constant row becomes all zeros.
 
-    >>> centre_normalise(np.array([[1.0, 2.0, 3.0]])).round(4).tolist()
-    [[-0.7071, 0.0, 0.7071]]
+    >>> [round(float(v), 4) for v in centre_normalise(np.array([[1.0, 2.0, 3.0]]))[0]]
+    [-0.7071, 0.0, 0.7071]
     """
     x = np.asarray(templates, dtype=np.float32)
     if x.ndim != 2:

@@ -60,13 +60,13 @@ class RecognizerTrainConfig:
     """Everything a distillation run depends on (written to ``config.json``)."""
 
     out_dir: str
-    iterations: int = 6000
+    iterations: int = 3000
     batch_lr: int = 32
     batch_hr: int = 16
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-5
     final_learning_rate: float = 1e-6
     warmup_iterations: int = 200
-    hr_weight: float = 0.5
+    hr_weight: float = 1.0
     relational_weight: float = 2.0
     face_px_min: int = 12
     face_px_max: int = 48
@@ -301,7 +301,9 @@ def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student
     Templates are compared after subtracting ``centre`` (the mean of the teacher's L2-normalised templates):
     dlib's templates of two random people already have a cosine of about 0.84, so an uncentred loss would be
     spent on the direction every face shares rather than on what tells people apart. The full-resolution term
-    is uncentred, so the student also keeps the teacher's shared direction."""
+    is centred too: uncentred, it stays near zero while the identity structure of high-resolution templates
+    drifts (measured: full-resolution rank-1 on held-out people fell from 95.9 % to 90.9 % in 500 iterations
+    with an uncentred term of 0.014)."""
     def centred(x: torch.Tensor) -> torch.Tensor:
         x = F.normalize(x, dim=1)
         return F.normalize(x - centre, dim=1) if centre is not None else x
@@ -311,7 +313,7 @@ def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student
     loss = lr_term
     parts = {"lr": float(lr_term.detach())}
     if student_hr.shape[0]:
-        hr_term = (1.0 - (F.normalize(student_hr, dim=1) * F.normalize(target_hr, dim=1)).sum(1)).mean()
+        hr_term = (1.0 - (centred(student_hr) * centred(target_hr)).sum(1)).mean()
         loss = loss + hr_weight * hr_term
         parts["hr"] = float(hr_term.detach())
     if relational_weight > 0:
