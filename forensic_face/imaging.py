@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from forensic_face.engine.errors import ImageLoadError
+# One implementation of a file's SHA-256 (chunked, read-only) for evidence and model weights alike.
+from forensic_face.engine.weights import sha256_of as sha256_file  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,6 @@ class LoadedImage:
 def is_image_path(path: str | Path) -> bool:
     """True when the file name has a still-image suffix we load."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks (for re-verification of evidence)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_original_bytes(path: str | Path) -> bytes:

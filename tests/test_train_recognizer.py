@@ -152,7 +152,7 @@ def test_training_checkpoints_resumes_exports_and_loads_strictly(tmp_path: Path)
     assert more["iteration"] == 4
     assert [h["iteration"] for h in json.loads((run / "metrics.json").read_text())["history"]] == [0, 2, 3, 4]
     with pytest.raises(ConfigError, match="different settings"):
-        train_recognizer(_config(run, iterations=5, hr_weight=1.0), faces=faces, landmark_error=ERROR)
+        train_recognizer(_config(run, iterations=5, hr_weight=3.0), faces=faces, landmark_error=ERROR)
 
     exported = run / EXPORT_NAME
     model, digest = load_dlib_resnet_lr(exported, sha256_of(exported))

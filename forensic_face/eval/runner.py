@@ -32,6 +32,7 @@ from forensic_face.engine.cache import cache_key
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import NoFaceDetected
 from forensic_face.engine.results import FaceDetection, Gallery
+from forensic_face.engine.weights import sha256_of
 from forensic_face.eval.cmc import cmc_curve, mated_ranks, plot_cmc, rank_k, split_scores
 from forensic_face.eval.protocol import (
     PROTOCOL_NAME,
@@ -234,7 +235,7 @@ def _detect_probes(engine: Engine, prepared: PreparedProtocol, progress: Progres
     cached: dict[str, list[dict[str, Any]]] = json.loads(path.read_text()) if path.is_file() else {}
     changed = False
     for i, record in enumerate(prepared.probes):
-        sha = _sha256_file(record.path)
+        sha = sha256_of(record.path)
         if sha not in cached:
             detections = engine.detect(load_image(record.path))
             cached[sha] = [f.to_json() for f in detections.faces]
@@ -247,10 +248,6 @@ def _detect_probes(engine: Engine, prepared: PreparedProtocol, progress: Progres
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(cached))
         tmp.replace(path)
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def choose_face(
@@ -354,7 +351,7 @@ def evaluate(
             status.append("not-enrolled")
             _tick(progress, i, num_p, name)
             continue
-        sha = _sha256_file(record.path)
+        sha = sha256_of(record.path)
         key = f"{sha}:{state}"
         row = cache.rows.get(key)
         if row is None:
