@@ -35,9 +35,14 @@ import torch
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import NoFaceDetected
-from forensic_face.eval.protocol import ProbeSpec, XResSplit, lfw_xres_split, materialize_probes
+from forensic_face.engine.imaging import load_image
+from forensic_face.eval.protocol import (
+    ProbeSpec,
+    XResSplit,
+    lfw_xres_split,
+    materialize_probes,
+)
 from forensic_face.eval.runner import build_gallery_folder, choose_face
-from forensic_face.imaging import load_image
 from forensic_face.paths import lfw_dir
 
 
@@ -85,7 +90,7 @@ def _stage(name: str, fn, num_probes: int) -> tuple[Stage, int]:  # type: ignore
 
 
 def bench_size(size: int, num_probes: int, config: EngineConfig, lfw_root: Path, work: Path) -> list[Stage]:
-    from forensic_face.engine.search import Engine
+    from forensic_face.engine import Engine
 
     full = lfw_xres_split(lfw_root, subset=size)
     split = XResSplit(full.gallery, full.probes[:num_probes], full.people_list)

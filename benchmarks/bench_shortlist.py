@@ -28,9 +28,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from forensic_face.engine import Engine
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.search import Engine
-from forensic_face.engine.shortlist import (
+from forensic_face.engine.imaging import load_image
+from forensic_face.eval.protocol import (
+    KnownFaceCache,
+    ProbeSpec,
+    XResSplit,
+    lfw_xres_split,
+    materialize_probes,
+)
+from forensic_face.eval.runner import (
+    build_gallery_folder,
+    choose_face,
+    detector_digest,
+    fallback_face,
+)
+from forensic_face.large_gallery.shortlist import (
     GalleryIndex,
     IndexRow,
     centre_normalise,
@@ -39,9 +53,6 @@ from forensic_face.engine.shortlist import (
     restrict_gallery,
     shortlist_search,
 )
-from forensic_face.eval.protocol import KnownFaceCache, ProbeSpec, XResSplit, lfw_xres_split, materialize_probes
-from forensic_face.eval.runner import build_gallery_folder, choose_face, detector_digest, fallback_face
-from forensic_face.imaging import load_image
 from forensic_face.paths import lfw_dir
 
 log = logging.getLogger("bench_shortlist")

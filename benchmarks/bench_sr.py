@@ -22,7 +22,12 @@ import torch
 from forensic_face.engine.config import resolve_device
 from forensic_face.engine.probe import probe_hypotheses
 from forensic_face.engine.upsamplers import create_upsampler
-from forensic_face.engine.upsamplers.face_sr import FACE_SR_SCALES, count_parameters, load_shipped_face_sr, weights_name
+from forensic_face.engine.upsamplers.face_sr import (
+    FACE_SR_SCALES,
+    count_parameters,
+    load_shipped_face_sr,
+    weights_name,
+)
 from forensic_face.engine.weights import shipped_weights
 
 

@@ -16,8 +16,15 @@ import time
 import numpy as np
 
 from forensic_face.engine.detect import MtcnnDetector
-from forensic_face.eval.protocol import camera_params, degrade_probe, lfw_xres_split, nominal_face, probe_seed, ProbeSpec
-from forensic_face.imaging import load_image
+from forensic_face.engine.imaging import load_image
+from forensic_face.eval.protocol import (
+    ProbeSpec,
+    camera_params,
+    degrade_probe,
+    lfw_xres_split,
+    nominal_face,
+    probe_seed,
+)
 from forensic_face.paths import lfw_dir
 
 

@@ -8,13 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from forensic_face.store import CaseStore, verify_case
-from forensic_face.store.audit import GENESIS_HASH, canonical_json, entry_hash
 from test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.engine.config import EngineConfig
-from forensic_face.imaging import sha256_file
+from forensic_face.engine.imaging import sha256_file
+from forensic_face.store import CaseStore, verify_case
+from forensic_face.store.audit import GENESIS_HASH, canonical_json, entry_hash
 
 
 @pytest.fixture()
@@ -150,7 +149,7 @@ def test_triggers_removed_without_edits_is_not_intact(populated: tuple[Path, Pat
 def test_verify_cli_exit_codes_and_json(populated: tuple[Path, Path, Path], capsys: pytest.CaptureFixture) -> None:
     import argparse
 
-    from forensic_face.case_cli import VerifyCommand
+    from forensic_face.cli.case import VerifyCommand
 
     path, probe, _ = populated
     command = VerifyCommand()
@@ -162,4 +161,6 @@ def test_verify_cli_exit_codes_and_json(populated: tuple[Path, Path, Path], caps
     assert command.run(parser.parse_args([str(path), "--json"])) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["files"][0]["status"] == "changed"
-    assert command.run(parser.parse_args([str(path.parent / "nope.ffcase")])) == 1
+    from forensic_face.cli import main
+
+    assert main(["verify", str(path.parent / "nope.ffcase")]) == 2  # could not run: the one error exit code

@@ -16,12 +16,10 @@ from forensic_face.calibration import (
     fit_calibration,
     load_shipped_calibration,
 )
-from forensic_face.calibration_cli import (
-    CalibrateCommand,
-    load_probe_scores,
-    split_by_identity,
-)
-from forensic_face.cli import SearchCommand, _add_likelihood_ratios, build_parser
+from forensic_face.calibration.fit import load_probe_scores, split_by_identity
+from forensic_face.cli import build_parser
+from forensic_face.cli.calibrate import CalibrateCommand
+from forensic_face.cli.common import add_likelihood_ratios, print_search_record
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.fusion import FusionSpec
@@ -151,22 +149,22 @@ def test_search_json_has_lr_with_matching_calibration(tmp_path: Path, monkeypatc
     monkeypatch.setattr(calibration, "SHIPPED_CALIBRATION_DIR", tmp_path)
 
     record = _record()
-    _add_likelihood_ratios(record, _result(config, 24.0))
+    add_likelihood_ratios(record, _result(config, 24.0))
     first, second = record["candidates"]
     assert first["lr"] == pytest.approx(float(cal.lr([2.5])[0]), rel=1e-5)
     assert first["log10_lr"] > second["log10_lr"]
     assert "support" in first["verbal"] and record["calibration"]["band_px"] == 24
     assert "conditions of this case may differ" in record["calibration"]["caveat"]
     json.dumps(record)
-    SearchCommand.print_record(record)
+    print_search_record(record)
     text = capsys.readouterr().out
     assert "LR " in text and first["verbal"] in text and "may differ" in text
 
     other = _record()
-    _add_likelihood_ratios(other, _result(config.replace(fusion="T_add"), 24.0))
+    add_likelihood_ratios(other, _result(config.replace(fusion="T_add"), 24.0))
     assert other["calibration"] is None
     assert all(c["lr"] is None and c["verbal"] is None and c["log10_lr"] is None for c in other["candidates"])
-    SearchCommand.print_record(other)
+    print_search_record(other)
     assert "No calibration for these settings" in capsys.readouterr().out
 
 
@@ -214,7 +212,7 @@ def test_default_settings_have_a_shipped_calibration() -> None:
     """A search with the engine's default settings and the shipped model files gets likelihood ratios at 24 px;
     the other shipped upsampler (bicubic) keeps its own calibration."""
     from forensic_face.calibration import engine_conditions_from_provenance
-    from forensic_face.engine.search import Engine
+    from forensic_face.engine import Engine
 
     for config in (EngineConfig(device="cpu"), EngineConfig(device="cpu", upsampler="bicubic")):
         provenance = Engine(config).provenance()

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from forensic_face.engine.errors import ShapeError
-from forensic_face.eval.cmc import cmc_curve, mated_ranks, plot_cmc, rank_k, split_scores
+from forensic_face.eval.cmc import (
+    cmc_curve,
+    mated_ranks,
+    plot_cmc,
+    rank_k,
+    split_scores,
+)
 
 
 def test_ranks_and_cmc_by_hand() -> None:

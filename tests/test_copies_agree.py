@@ -11,8 +11,12 @@ import torch
 
 from forensic_face.engine.batching import OutOfMemory
 from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.matching import (
+    effective_scales,
+    probe_size_bin,
+    resolution_target,
+)
 from forensic_face.engine.results import FaceDetection
-from forensic_face.engine.search import effective_scales, probe_size_bin, resolution_target
 
 
 def test_gui_worker_recognises_the_engines_out_of_memory() -> None:
@@ -24,7 +28,7 @@ def test_gui_worker_recognises_the_engines_out_of_memory() -> None:
 
 
 def test_gui_engine_shares_the_cli_template_cache() -> None:
-    from forensic_face.engine.search import Engine
+    from forensic_face.engine import Engine
     from forensic_face.gui.worker import default_engine_factory
 
     gui_engine = default_engine_factory(EngineConfig(device="cpu"))
@@ -32,9 +36,9 @@ def test_gui_engine_shares_the_cli_template_cache() -> None:
 
 
 def test_shortlist_query_magnifies_a_large_probe_like_search(monkeypatch: Any) -> None:
-    from forensic_face.engine.search import Engine
-    from forensic_face.engine.shortlist import probe_query
-    from forensic_face.imaging import LoadedImage
+    from forensic_face.engine import Engine
+    from forensic_face.engine.imaging import LoadedImage
+    from forensic_face.large_gallery.shortlist import probe_query
 
     engine = Engine(EngineConfig(device="cpu", upsampler="bicubic", num_blur_hypotheses=2))
     sizes: list[int] = []
@@ -58,7 +62,7 @@ def test_shortlist_query_magnifies_a_large_probe_like_search(monkeypatch: Any) -
 
 
 def test_cache_warming_uses_the_targets_a_search_looks_up() -> None:
-    from forensic_face import distributed
+    from forensic_face.large_gallery import distributed
 
     calls: list[tuple[int, int | None]] = []
 
@@ -68,7 +72,7 @@ def test_cache_warming_uses_the_targets_a_search_looks_up() -> None:
         def gallery_templates(self, entries: Any, scale: int, target: int | None, progress: Any, cancel: Any) -> None:
             calls.append((scale, target))
 
-    import forensic_face.engine.shortlist as shortlist
+    import forensic_face.large_gallery.shortlist as shortlist
 
     original_enroll = distributed.enroll_items
     original_plain = shortlist.plain_templates

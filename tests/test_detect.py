@@ -11,10 +11,15 @@ import pytest
 
 from forensic_face.cli import main
 from forensic_face.engine.config import DetectorConfig
-from forensic_face.engine.detect import MtcnnDetector, crop_face, detection_upsample_factor, manual_face
+from forensic_face.engine.detect import (
+    MtcnnDetector,
+    crop_face,
+    detection_upsample_factor,
+    manual_face,
+)
 from forensic_face.engine.errors import ShapeError
+from forensic_face.engine.imaging import load_image
 from forensic_face.engine.results import FaceDetection
-from forensic_face.imaging import load_image
 
 PEOPLE = ["Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Amelie_Mauresmo", "Angela_Merkel", "Bill_Clinton"]
 

@@ -13,10 +13,17 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)"
 def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_image, tmp_path: Path) -> None:
     import torch
 
-    from forensic_face.distributed import enroll_distributed, index_gallery_folder
+    from forensic_face.engine import Engine
     from forensic_face.engine.config import EngineConfig
-    from forensic_face.engine.search import Engine
-    from forensic_face.engine.shortlist import GalleryIndex, centre_normalise, plain_templates
+    from forensic_face.large_gallery.distributed import (
+        enroll_distributed,
+        index_gallery_folder,
+    )
+    from forensic_face.large_gallery.shortlist import (
+        GalleryIndex,
+        centre_normalise,
+        plain_templates,
+    )
 
     torch.set_num_threads(1)
     people = [name for name, count in lfw_test_people if count >= 2][:3]

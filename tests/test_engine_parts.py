@@ -15,8 +15,13 @@ from forensic_face.engine.cache import TemplateCache, cache_key
 from forensic_face.engine.detect import MtcnnDetector
 from forensic_face.engine.errors import Cancelled, GalleryError
 from forensic_face.engine.gallery import enroll_gallery, list_gallery_images
-from forensic_face.engine.probe import blur_sigmas, gaussian_blur_per_sample, probe_hypotheses
-from forensic_face.engine.search import entry_seed, probe_size_bin
+from forensic_face.engine.matching import probe_size_bin
+from forensic_face.engine.probe import (
+    blur_sigmas,
+    gaussian_blur_per_sample,
+    probe_hypotheses,
+)
+from forensic_face.engine.templates import entry_seed
 from forensic_face.engine.upsamplers import BicubicUpsampler
 
 

@@ -71,7 +71,7 @@ def test_cli_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_documented_eval_command_pins_the_upsampler() -> None:
     """A results document's command must reproduce its run even after the default upsampler changes."""
-    from forensic_face.eval.eval_cli import pinned_argv
+    from forensic_face.cli.evaluate import pinned_argv
 
     assert pinned_argv(["--width", "24"], "--upsampler", "bicubic") == ["--width", "24", "--upsampler", "bicubic"]
     assert pinned_argv(["--upsampler", "face-sr", "--ablation"], "--upsampler", "face-sr") == [

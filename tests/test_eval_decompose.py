@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from forensic_face.cli import main
-from forensic_face.eval import eval_cli
+from forensic_face.cli import evaluate as eval_cli
 
 
 def test_decompose_refuses_options_it_sets_and_unknown_variants(capsys: pytest.CaptureFixture[str]) -> None:

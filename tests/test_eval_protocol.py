@@ -124,8 +124,8 @@ class _FakeEngine:
         return ImageDetections(str(image.path), image.sha256, w, h, faces)
 
     def enroll(self, folder, progress=None, should_cancel=None):  # type: ignore[no-untyped-def]
+        from forensic_face.engine.imaging import load_image
         from forensic_face.engine.results import FaceCrop, Gallery, GalleryEntry
-        from forensic_face.imaging import load_image
 
         entries = []
         for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -230,7 +230,12 @@ def test_runner_fallback_uses_known_face(lfw_root: Path, tmp_path: Path) -> None
 
 def test_ablation_rows_and_table(lfw_root: Path, tmp_path: Path) -> None:
     from forensic_face.engine.config import EngineConfig
-    from forensic_face.eval.ablation import ablation_rows, run_ablation, select_rows, table2_markdown
+    from forensic_face.eval.ablation import (
+        ablation_rows,
+        run_ablation,
+        select_rows,
+        table2_markdown,
+    )
     from forensic_face.eval.runner import prepare
 
     rows = ablation_rows(EngineConfig(device="cpu"), "face-sr", "standard")
@@ -258,8 +263,8 @@ def test_runner_end_to_end(lfw_root: Path, tmp_path: Path) -> None:
     pytest.importorskip("forensic_face.engine.search")
     import torch
 
+    from forensic_face.engine import Engine
     from forensic_face.engine.config import EngineConfig
-    from forensic_face.engine.search import Engine
     from forensic_face.eval.runner import EvalSettings, evaluate, prepare, write_run
 
     torch.set_num_threads(1)

@@ -19,11 +19,15 @@ from forensic_face.gui.drops import paths_from_mime
 from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.images import enlarge_nearest, to_qimage
 from forensic_face.gui.probe_panel import FaceBoxView, ProbePanel
-from forensic_face.gui.settings import (
-    WindowState, load_engine_config, parse_scales, save_engine_config, settings_path,
-)
+from forensic_face.gui.settings import WindowState
 from forensic_face.gui.settings_dialog import SettingsDialog
 from forensic_face.gui.worker import EngineHolder, JobRunner, fallback_configs
+from forensic_face.settings import (
+    load_settings,
+    parse_scales,
+    save_settings,
+    settings_path,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 FAST = EngineConfig(device="cpu", budget="fast", scales=(2,), upsampler="bicubic", num_blur_hypotheses=4,
@@ -160,8 +164,8 @@ def test_settings_dialog_builds_and_persists_config(qtbot, app) -> None:  # type
     config = dialog.config()
     assert (config.device, config.budget, config.scales, config.top_k, config.num_blur_hypotheses) == \
         ("cpu", "fast", (2, 4), 7, 4)
-    path = save_engine_config(config)
-    assert path == settings_path() and load_engine_config() == config
+    path = save_settings(config)
+    assert path == settings_path() and load_settings() == config
 
 
 def test_settings_dialog_refuses_invalid_input(qtbot, app) -> None:  # type: ignore[no-untyped-def]

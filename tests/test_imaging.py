@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from forensic_face.engine.errors import ImageLoadError
-from forensic_face.imaging import load_image
+from forensic_face.engine.imaging import load_image
 
 
 def _gradient(h: int = 40, w: int = 60) -> np.ndarray:

@@ -9,16 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from forensic_face.engine.errors import ConfigError, ModelFileError, ShapeError, WeightsIntegrityError
+from forensic_face.engine.errors import (
+    ConfigError,
+    ModelFileError,
+    ShapeError,
+    WeightsIntegrityError,
+)
 from forensic_face.engine.recognizers import (
     AlignedRecognizer,
     Recognizer,
     available_recognizers,
     create_recognizer,
+    dlib_resnet,
     register_recognizer,
 )
-from forensic_face.engine.recognizers import base as base_module
-from forensic_face.engine.recognizers import dlib_resnet
+from forensic_face.engine.recognizers import registry as registry_module
 from forensic_face.engine.recognizers.dlib_format import parse_dlib_resnet_v1
 
 CPU = torch.device("cpu")
@@ -74,7 +79,7 @@ def test_custom_backend_can_be_registered_and_created() -> None:
         assert emb.shape == (5, 3) and emb.dtype == torch.float32
         torch.testing.assert_close(emb.norm(dim=1), torch.ones(5))
     finally:
-        base_module._REGISTRY.pop("mean-colour-test", None)
+        registry_module._REGISTRY.pop("mean-colour-test", None)
 
 
 # -- dlib-resnet -----------------------------------------------------------------------------------------------

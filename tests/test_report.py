@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.calibration import fit_calibration
 from forensic_face.engine.config import EngineConfig
 from forensic_face.report.pdf import ENHANCED_LABEL, write_case_report
 from forensic_face.store import CaseStore
-from test_store import make_gallery, make_search_result, write_image
 
 needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
                                    reason="poppler-utils (pdftotext, pdftoppm) not installed")
@@ -92,7 +92,7 @@ def test_report_of_tampered_case_says_verification_failed(case_with_search: tupl
 
 @needs_poppler
 def test_report_command(case_with_search: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from forensic_face.case_cli import ReportCommand
+    from forensic_face.cli.case import ReportCommand
 
     path, _ = case_with_search
     command = ReportCommand()
@@ -101,13 +101,15 @@ def test_report_command(case_with_search: tuple[Path, Path], tmp_path: Path, cap
     out = tmp_path / "cli.pdf"
     assert command.run(parser.parse_args([str(path), "--out", str(out), "--top", "1"])) == 0
     assert out.is_file() and "case verification: intact" in capsys.readouterr().out
-    assert command.run(parser.parse_args([str(tmp_path / "none.ffcase"), "--out", str(out)])) == 1
+    from forensic_face.cli import main
+
+    assert main(["report", str(tmp_path / "none.ffcase"), "--out", str(out)]) == 2
 
 
 def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import json
 
-    from forensic_face.case_cli import CaseCommand
+    from forensic_face.cli.case import CaseCommand
 
     command = CaseCommand()
     parser = argparse.ArgumentParser()
@@ -121,7 +123,9 @@ def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     shown = json.loads(capsys.readouterr().out)
     assert shown["case_number"] == "N-9" and shown["evidence"][0]["path"] == str(probe.resolve())
     assert shown["audit_entries"] == 2
-    assert command.run(parser.parse_args(["new", str(path), "--number", "N-9"])) == 1  # exists
+    from forensic_face.cli import main
+
+    assert main(["case", "new", str(path), "--number", "N-9"]) == 2  # exists: an error, exit 2 as everywhere
     assert command.run(parser.parse_args(["new", "named-case", "--number", "N-10"])) == 0
     from forensic_face.paths import data_dir
 

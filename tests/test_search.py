@@ -12,10 +12,11 @@ import pytest
 from PIL import Image
 
 from forensic_face.cli import main
+from forensic_face.engine import Engine
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, NoFaceDetected
-from forensic_face.engine.search import MAX_HYPOTHESIS_PX, Engine, effective_scales
-from forensic_face.imaging import load_image
+from forensic_face.engine.imaging import load_image
+from forensic_face.engine.matching import MAX_HYPOTHESIS_PX, effective_scales
 
 NUM_PEOPLE = 20
 
@@ -79,14 +80,20 @@ def test_tiny_probe_search_carries_hypotheses_heatmaps_and_variants(engine: Engi
     assert len(best.gallery_paths[2]) == n and best.gallery_paths[2][0] == "original"
     assert best.best_probe_hypothesis.image.shape[0] == 2 * result.probe_crop.size_px
     assert 1 <= len(best.best_gallery_hypotheses) <= 4
-    assert all(v.image.dtype == np.uint8 for v in best.best_gallery_hypotheses)
+    # The search names its best variants; their pixels are made only for the views that show them.
+    assert all(v.image is None and v.target_px == result.provenance["gallery_targets_px"]["2"]
+               for v in best.best_gallery_hypotheses)
     # S_max over gallery hypotheses, then S_add over probe hypotheses (reported as a mean): from the heatmap.
     assert best.score == pytest.approx(float(best.similarity[2].max(axis=1).mean()), abs=1e-5)
-    # The displayed variant images are re-created deterministically.
-    variant = best.best_gallery_hypotheses[0]
-    entry = next(e for e in gallery.entries if e.identity == best.identity)
-    again = engine.gallery_hypothesis_image(entry, variant.path, result.provenance["gallery_targets_px"]["2"])
-    np.testing.assert_array_equal(again, variant.image)
+    # Rendered in one batch per path for every candidate, they equal the one-at-a-time rendering.
+    shown = engine.with_gallery_images(result, gallery)
+    assert [c.identity for c in shown.candidates] == [c.identity for c in result.candidates]
+    for cand in shown.candidates:
+        entry = next(e for e in gallery.entries if e.sha256 == cand.gallery_sha256)
+        for variant in cand.best_gallery_hypotheses:
+            assert variant.image.dtype == np.uint8 and variant.image.shape[0] == variant.target_px
+            again = engine.gallery_hypothesis_image(entry, variant.path, variant.target_px)
+            np.testing.assert_array_equal(again, variant.image)
     # A second search reuses the stacked gallery templates from memory and the probe's templates from the
     # disk cache, and gives the same ranking.
     hits, misses = engine.cache.hits, engine.cache.misses

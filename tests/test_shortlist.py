@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("faiss", reason="faiss-cpu is not installed")
 
 from forensic_face.engine.results import FaceCrop, FaceDetection, Gallery, GalleryEntry  # noqa: E402
-from forensic_face.engine.shortlist import (  # noqa: E402
+from forensic_face.large_gallery.shortlist import (  # noqa: E402
     INDEX_FILE,
     SIDECAR_FILE,
     GalleryIndex,
@@ -161,10 +161,10 @@ def test_two_stage_equals_exhaustive_restricted_on_lfw(lfw_root: Path, lfw_test_
                                                        tmp_path: Path) -> None:
     import torch
 
+    from forensic_face.engine import Engine
     from forensic_face.engine.config import EngineConfig
-    from forensic_face.engine.search import Engine
-    from forensic_face.engine.shortlist import plain_templates, shortlist_search
-    from forensic_face.imaging import load_image
+    from forensic_face.engine.imaging import load_image
+    from forensic_face.large_gallery.shortlist import plain_templates, shortlist_search
 
     torch.set_num_threads(1)
     people = [name for name, count in lfw_test_people if count >= 2][:5]
@@ -200,7 +200,7 @@ def test_cli_index_build_update_and_search_large(lfw_root: Path, lfw_test_people
     import torch
 
     from forensic_face.cli import build_parser
-    from forensic_face.shortlist_cli import IndexCommand, ShortlistSearchCommand
+    from forensic_face.cli.large_gallery import IndexCommand, ShortlistSearchCommand
 
     torch.set_num_threads(1)
     people = [name for name, count in lfw_test_people if count >= 2][:4]

@@ -17,6 +17,7 @@ from PIL import Image
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import CaseStoreError, ImageLoadError
+from forensic_face.engine.imaging import sha256_file
 from forensic_face.engine.results import (
     Candidate,
     FaceCrop,
@@ -28,8 +29,12 @@ from forensic_face.engine.results import (
     ProbeHypothesis,
     SearchResult,
 )
-from forensic_face.imaging import sha256_file
-from forensic_face.store import CaseStore, EnrollmentItem, default_case_path, verify_case
+from forensic_face.store import (
+    CaseStore,
+    EnrollmentItem,
+    default_case_path,
+    verify_case,
+)
 from forensic_face.store.case_store import APPLICATION_ID, SCHEMA_VERSION
 
 
@@ -148,6 +153,27 @@ def test_add_evidence_hashes_original_and_never_writes_it(case: CaseStore, tmp_p
         case.add_evidence(tmp_path / "nope.png", "probe")
     with pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
         case.connection.execute("UPDATE evidence SET sha256 = 'x'")
+
+
+def test_decide_command_records_a_decision_with_its_audit_entry(case: CaseStore, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from forensic_face.cli import main
+
+    gallery = make_gallery(tmp_path / "gallery")
+    probe = write_image(tmp_path / "probe.png")
+    case.add_evidence(probe, "probe")
+    search_id = case.record_search(make_search_result(probe, gallery), EngineConfig(), gallery=gallery)
+    path = str(case.path)
+    assert main(["decide", path, str(search_id), "2", "excluded", "--note", "different ears",
+                 "--examiner", "J. Examiner"]) == 0
+    assert "rank 2 (Bob_B): excluded by J. Examiner: different ears" in capsys.readouterr().out
+    decision = case.search(search_id).candidates[1].decision
+    assert (decision.decision, decision.note, decision.examiner) == ("excluded", "different ears", "J. Examiner")
+    assert case.audit_entries()[-1].action == "decision"
+    assert main(["decide", path, str(search_id), "9", "excluded"]) == 2  # no candidate at rank 9
+    assert "rank 9" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # not one of the decisions the report knows
+        main(["decide", path, str(search_id), "1", "match"])
 
 
 def test_search_round_trip_with_decisions_and_lr(case: CaseStore, tmp_path: Path) -> None:
@@ -297,10 +323,10 @@ def test_real_engine_search_is_stored_and_replays_identically(lfw_test_people, l
 
     import torch
 
-    from forensic_face.case_cli import ReplayCommand
+    from forensic_face.cli.case import ReplayCommand
+    from forensic_face.engine import Engine
     from forensic_face.engine.detect import manual_face
-    from forensic_face.engine.search import Engine
-    from forensic_face.imaging import load_image
+    from forensic_face.engine.imaging import load_image
     from forensic_face.store.replay import replay_search
 
     torch.set_num_threads(1)

@@ -12,9 +12,17 @@ import pytest
 import torch
 
 from forensic_face.engine.detect import MEAN_LANDMARKS_IN_BOX
-from forensic_face.engine.errors import ConfigError, ModelFileError, WeightsIntegrityError
+from forensic_face.engine.errors import (
+    ConfigError,
+    ModelFileError,
+    WeightsIntegrityError,
+)
 from forensic_face.training import recognizer_data as rd
-from forensic_face.training.camera_family import apply_camera, motion_kernel, sample_camera
+from forensic_face.training.camera_family import (
+    apply_camera,
+    motion_kernel,
+    sample_camera,
+)
 from forensic_face.training.sr_data import synthetic_faces
 from forensic_face.training.train_recognizer import (
     CHECKPOINT_NAME,

@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.upsamplers.face_sr import load_face_sr
 from forensic_face.training.eval_sr import ssim
-from forensic_face.training.sr_data import lfw_image_paths, load_crops, make_pairs, synthetic_faces
+from forensic_face.training.sr_data import (
+    lfw_image_paths,
+    load_crops,
+    make_pairs,
+    synthetic_faces,
+)
 from forensic_face.training.train_sr import CHECKPOINT_NAME, SrTrainConfig, train_sr
 
 

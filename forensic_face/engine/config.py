@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -14,6 +14,8 @@ from forensic_face.engine.errors import ConfigError
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 BudgetName = Literal["none", "fast", "standard", "paper"]
+#: The gallery degradation budgets (:func:`forensic_face.engine.degradations.select_paths`), cheapest first.
+BUDGETS: tuple[str, ...] = get_args(BudgetName)
 PrecisionName = Literal["fp32", "fp16", "bf16"]
 
 
@@ -80,7 +82,7 @@ class EngineConfig:
             raise ConfigError(f"scales must be positive integers, got {self.scales}")
         if self.num_blur_hypotheses < 1:
             raise ConfigError(f"num_blur_hypotheses must be >= 1, got {self.num_blur_hypotheses}")
-        if self.budget not in ("none", "fast", "standard", "paper"):
+        if self.budget not in BUDGETS:
             raise ConfigError(f"budget must be none, fast, standard or paper, got {self.budget!r}")
         if self.precision not in ("fp32", "fp16", "bf16"):
             raise ConfigError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from forensic_face.engine.callbacks import check_cancel
 from forensic_face.engine.check import check_image_batch
-from forensic_face.engine.errors import Cancelled, ConfigError, ShapeError
+from forensic_face.engine.config import BUDGETS
+from forensic_face.engine.errors import ConfigError, ShapeError
 
 log = logging.getLogger(__name__)
 
@@ -560,7 +562,6 @@ def _stable_permutation(n: int, *key: object) -> list[int]:
 
 #: Rounds of the balanced sample per chain length in the "standard" budget: 11 + 2*11 + 3*11 = 66 paths.
 STANDARD_ROUNDS = {2: 2, 3: 3}
-BUDGETS = ("none", "fast", "standard", "paper")
 
 
 def select_paths(budget: str, seed: int = 0) -> list[Path]:
@@ -697,8 +698,7 @@ def iter_degraded(
 
     stack: list[tuple[Path, torch.Tensor]] = [((name,), x0) for name in reversed(children.get((), []))]
     while stack:
-        if should_cancel is not None and should_cancel():
-            raise Cancelled()
+        check_cancel(should_cancel)
         prefix, x_in = stack.pop()
         degradation = get_degradation(prefix[-1])
         params = sample_node_params(degradation, prefix, seed_list, x_in.shape[-2], x_in.shape[-1])

@@ -36,6 +36,10 @@ from forensic_face.engine.errors import ConfigError, ShapeError
 
 log = logging.getLogger(__name__)
 
+#: How fused scores are expressed; part of every provenance record, benchmark cache key and calibration, so
+#: scores made under another convention are never mixed with these. "mean": S_add reported as a mean.
+SCORE_SCALE = "mean-v1"
+
 TemplateMode = Literal["none", "add", "concat"]
 ScoreMode = Literal["max", "add"]
 

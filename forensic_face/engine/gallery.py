@@ -8,18 +8,16 @@ silently.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
 from forensic_face.engine.detect import MtcnnDetector, crop_face, largest_face
-from forensic_face.engine.errors import Cancelled, GalleryError, ImageLoadError
+from forensic_face.engine.errors import GalleryError, ImageLoadError
+from forensic_face.engine.imaging import is_image_path, load_image
 from forensic_face.engine.results import Gallery, GalleryEntry, GalleryProblem
-from forensic_face.imaging import is_image_path, load_image
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int, str], None] | None
-ShouldCancel = Callable[[], bool] | None
 
 
 def list_gallery_images(folder: Path) -> tuple[list[tuple[str, Path]], list[GalleryProblem]]:
@@ -69,8 +67,7 @@ def enroll_items(
     problems: list[GalleryProblem] = []
     total = len(items)
     for start in range(0, total, chunk_size):
-        if should_cancel is not None and should_cancel():
-            raise Cancelled("enrollment cancelled by the user")
+        check_cancel(should_cancel, "enrollment cancelled by the user")
         loaded = []
         for identity, path in items[start:start + chunk_size]:
             try:

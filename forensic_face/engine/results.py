@@ -121,12 +121,16 @@ class ProbeHypothesis:
 
 @dataclass(frozen=True)
 class GalleryHypothesis:
-    """One degraded, resolution-matched gallery hypothesis; ``path`` names the chain, e.g. "gauss_noise>down>disk_blur"."""
+    """One degraded, resolution-matched gallery hypothesis; ``path`` names the chain, e.g. "gauss_noise>down>disk_blur".
+
+    ``image`` is None until a view asks for it (:meth:`Engine.with_gallery_images`): a search names its best
+    variants but does not re-create their pixels. ``target_px``: the size it was matched to (None: unmatched)."""
 
     scale: int
     path: str
     score: float
-    image: np.ndarray
+    image: np.ndarray | None = None
+    target_px: int | None = None
 
 
 @dataclass(frozen=True)

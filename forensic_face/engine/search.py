@@ -7,129 +7,60 @@ holds the models; the work itself is done by the stage functions.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import logging
 import platform
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import forensic_face
 from forensic_face.engine import degradations
 from forensic_face.engine.batching import map_chunks
-from forensic_face.engine.cache import TemplateCache, cache_key
+from forensic_face.engine.cache import cache_key
+from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
 from forensic_face.engine.config import EngineConfig, resolve_device
-from forensic_face.engine.detect import MtcnnDetector, crop_face
-from forensic_face.engine.errors import Cancelled, ConfigError, NoFaceDetected
-from forensic_face.engine.fusion import FusionSpec, fuse_scores
+from forensic_face.engine.detect import (
+    MtcnnDetector,
+    crop_face,
+    detection_upsample_factor,
+)
+from forensic_face.engine.errors import ConfigError, NoFaceDetected
+from forensic_face.engine.fusion import SCORE_SCALE, FusionSpec, fuse_scores
 from forensic_face.engine.gallery import enroll_gallery
+from forensic_face.engine.imaging import LoadedImage, to_tensor, to_uint8
+from forensic_face.engine.matching import (
+    GALLERY_CANONICAL_PX,
+    probe_plan,
+    resolution_target,
+)
 from forensic_face.engine.probe import probe_hypotheses, probe_hypothesis
+from forensic_face.engine.ranking import build_candidates, rank_identities
 from forensic_face.engine.results import (
-    Candidate,
     FaceDetection,
     Gallery,
     GalleryEntry,
-    GalleryHypothesis,
     ImageDetections,
     ProbeHypothesis,
     SearchResult,
 )
+from forensic_face.engine.templates import (
+    GalleryCrops,
+    TemplateStore,
+    canonical_crops,
+    entry_seed,
+    gallery_hypothesis_templates,
+    hypothesis_labels,
+    probe_template_key,
+    render_gallery_hypotheses,
+)
 from forensic_face.engine.upsamplers import create_upsampler
-from forensic_face.imaging import LoadedImage
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int, str], None] | None
-ShouldCancel = Callable[[], bool] | None
-
-#: Gallery crops are brought to this size before degradation, so the pixel parameters of Table 1 (motion
-#: window 20, disk radius 5, ...) mean the same thing for every portrait whatever its original resolution.
-GALLERY_CANONICAL_PX = 160
-#: Label of the undegraded gallery crop, always the first gallery hypothesis.
-ORIGINAL_PATH = "original"
-#: How fused scores are expressed; part of every provenance record, benchmark cache key and calibration, so
-#: scores made under another convention are never mixed with these. "mean": S_add reported as a mean.
-SCORE_SCALE = "mean-v1"
-#: Largest probe hypothesis side. Magnifying beyond it only adds cost: the recognizer sees at most ~150 px.
-#: 320 keeps the paper's 8x for crops up to 40 px (faces up to ~30 px wide).
-MAX_HYPOTHESIS_PX = 320
-#: How many best degraded gallery variants each candidate carries as images.
-NUM_GALLERY_VARIANTS_SHOWN = 4
-#: Gallery template stacks kept in memory per engine (a stack is one gallery at one scale and probe size; 496
-#: portraits x 67 hypotheses x 128-D is 17 MB), so consecutive searches of similar probes skip the disk cache.
-GALLERY_MEMORY_BYTES = 1 << 30
-
-
-def to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 ``(H,W,3)`` -> float ``(1,3,H,W)`` in [0,1] on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(2, 0, 1)[None].float().div_(255.0)
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """float ``(3,H,W)`` in [0,1] -> uint8 ``(H,W,3)``."""
-    return (image.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()).copy()
-
-
-def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Square resize with antialiasing when shrinking (area-like), bicubic when enlarging."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    out = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False,
-                        antialias=size < images.shape[-1])
-    return out.clamp_(0.0, 1.0)
-
-
-def probe_size_bin(crop_px: int, bin_px: int) -> int:
-    """Probe crop sizes are binned so probes of similar size share gallery templates.
-
-    >>> probe_size_bin(31, 4)
-    32
-    """
-    return max(bin_px, bin_px * round(crop_px / bin_px))
-
-
-def effective_scales(crop_px: int, scales: Sequence[int]) -> tuple[int, ...]:
-    """The configured scales whose hypotheses stay within :data:`MAX_HYPOTHESIS_PX`; a probe too large for
-    any of them is not super-resolved at all (scale 1): it already has more pixels than the recognizer uses.
-
-    >>> effective_scales(31, (2, 4, 8)), effective_scales(60, (2, 4, 8)), effective_scales(200, (2, 4, 8))
-    ((2, 4, 8), (2, 4), (1,))
-    """
-    kept = tuple(s for s in scales if crop_px * s <= MAX_HYPOTHESIS_PX)
-    return kept or (1,)
-
-
-def resolution_target(size_bin_px: int, scale: int) -> int:
-    """Side to which gallery hypotheses are resized to match a probe hypothesis of ``size_bin_px * scale``.
-
-    Matching removes the detail the probe lacks; a probe hypothesis at least as large as the canonical gallery
-    crop lacks none, so the target is capped there. Every such probe then shares one set of gallery templates
-    instead of one per size (the recognizer resamples to its own input size either way).
-
-    >>> resolution_target(32, 2), resolution_target(32, 8), resolution_target(48, 4)
-    (64, 160, 160)
-    """
-    return min(size_bin_px * scale, GALLERY_CANONICAL_PX)
-
-
-def entry_seed(sha256: str, seed: int) -> int:
-    """Per-portrait seed for degradation parameters: the image's SHA-256 and the run seed, nothing else."""
-    return int.from_bytes(hashlib.sha256(f"{sha256}:{seed}".encode()).digest()[:8], "big") & (2**63 - 1)
-
-
-@dataclass(frozen=True)
-class GalleryCrops:
-    """Canonical gallery crops ``(B,3,C,C)`` and their landmarks ``(B,5,2)`` on the device."""
-
-    images: torch.Tensor
-    landmarks: torch.Tensor
 
 
 class Engine:
@@ -145,13 +76,16 @@ class Engine:
             from forensic_face.paths import cache_dir as default_cache_dir
 
             cache_dir = default_cache_dir() / "templates"
-        self.cache = TemplateCache(cache_dir)
+        self.templates = TemplateStore(cache_dir)
         self._detector: MtcnnDetector | None = None
         self._recognizer: Any = None
         self._upsampler: Any = None
         self._settings_digest: str | None = None
-        self._key_memo: dict[tuple[Any, ...], str] = {}
-        self._stacks: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+
+    @property
+    def cache(self) -> Any:
+        """The on-disk template cache (hit and miss counts for provenance and tests)."""
+        return self.templates.disk
 
     # -- models -------------------------------------------------------------------------------------------
     @property
@@ -204,8 +138,6 @@ class Engine:
     # -- detection and enrollment ---------------------------------------------------------------------------
     def detect(self, image: LoadedImage) -> ImageDetections:
         faces = self.detector.detect([image.pixels])[0]
-        from forensic_face.engine.detect import detection_upsample_factor
-
         factor = detection_upsample_factor(image.height, image.width, self.config.detector)
         return ImageDetections(source=str(image.path), sha256=image.sha256, width=image.width,
                                height=image.height, faces=faces, upsample_factor=factor)
@@ -223,17 +155,7 @@ class Engine:
                           self.config.batch_size)
 
     def gallery_crops(self, entries: Sequence[GalleryEntry]) -> GalleryCrops:
-        size = GALLERY_CANONICAL_PX
-        images, landmarks = [], []
-        for entry in entries:
-            pixels = entry.crop.pixels
-            factor = size / pixels.shape[0]
-            interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
-            images.append(cv2.resize(pixels, (size, size), interpolation=interpolation))
-            landmarks.append(entry.crop.landmarks * factor)
-        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        lms = torch.from_numpy(np.stack(landmarks)).to(self.device).float()
-        return GalleryCrops(batch, lms)
+        return canonical_crops(entries, self.device)
 
     def template_settings_digest(self) -> str:
         """What every cached template depends on besides its image: recognizer, degradations, seed."""
@@ -252,44 +174,13 @@ class Engine:
         return cache_key(recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX)
 
     def gallery_cache_key(self, entry: GalleryEntry, scale: int, target_px: int | None) -> str:
-        # Memoised: a search needs one key per portrait and scale, and hashing JSON for 496 x 3 of them per
-        # probe would cost more than the fusion itself.
-        memo = (entry.sha256, entry.crop.crop_box.tobytes(), entry.crop.landmarks.tobytes(), scale, target_px)
-        key = self._key_memo.get(memo)
-        if key is None:
-            key = cache_key(
-                kind="gallery-templates", sha256=entry.sha256, scale=scale, target_px=target_px,
-                crop=np.round(entry.crop.crop_box, 1).tolist(), landmarks=np.round(entry.crop.landmarks, 1).tolist(),
-                settings=self.template_settings_digest(),
-            )
-            self._key_memo[memo] = key
-        return key
+        return self.templates.gallery_key(entry, scale, target_px, self.template_settings_digest())
 
     def probe_cache_key(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int) -> str:
-        """Probe hypothesis templates depend on the crop's pixels and landmarks and on how they are magnified."""
-        ups = self.upsampler
         cfg = self.config
-        return cache_key(
-            kind="probe-templates", crop_sha256=hashlib.sha256(np.ascontiguousarray(crop_pixels).tobytes()).hexdigest(),
-            shape=list(crop_pixels.shape), landmarks=np.round(crop_landmarks, 3).tolist(), scale=scale,
-            hypotheses=cfg.num_blur_hypotheses, max_sigma=cfg.max_blur_sigma, upsampler=ups.name,
-            upsampler_sha256=ups.weights_sha256.get(scale, ""), recognizer=self.recognizer_digest(),
-        )
-
-    def _remember_stack(self, keys: tuple[str, ...], stack: torch.Tensor) -> None:
-        self._stacks[keys] = stack
-        self._stacks.move_to_end(keys)
-        total = sum(t.numel() * t.element_size() for t in self._stacks.values())
-        while len(self._stacks) > 1 and total > GALLERY_MEMORY_BYTES:
-            _, dropped = self._stacks.popitem(last=False)
-            total -= dropped.numel() * dropped.element_size()
-
-    def _match(self, images: torch.Tensor, landmarks: torch.Tensor, target_px: int | None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Resolution matching: bring gallery hypotheses to the probe hypothesis size (landmarks follow)."""
-        if target_px is None:
-            return images, landmarks
-        return resize_batch(images, target_px), landmarks * (target_px / images.shape[-1])
+        return probe_template_key(crop_pixels, crop_landmarks, scale, cfg.num_blur_hypotheses, cfg.max_blur_sigma,
+                                  self.upsampler.name, self.upsampler.weights_sha256.get(scale, ""),
+                                  self.recognizer_digest())
 
     def gallery_templates(
         self, entries: Sequence[GalleryEntry], scale: int, target_px: int | None,
@@ -298,40 +189,25 @@ class Engine:
         """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path, cached per entry on
         disk and, stacked, in memory."""
         keys = tuple(self.gallery_cache_key(e, scale, target_px) for e in entries)
-        stack = self._stacks.get(keys)
+        stack = self.templates.stack(keys)
         if stack is not None:
-            self._stacks.move_to_end(keys)
             progress(len(entries))
             return stack
         cached = [self.cache.load(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]
         chunk = max(1, self.config.batch_size // 4)
         for start in range(0, len(todo), chunk):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled()
+            check_cancel(should_cancel)
             idx = todo[start:start + chunk]
-            crops = self.gallery_crops([entries[i] for i in idx])
-            lms_unit = crops.landmarks / GALLERY_CANONICAL_PX
-            per_path = [self.embed(*self._match(crops.images, crops.landmarks, target_px))]
-            if self.degradation_paths:
-                seeds = [entry_seed(entries[i].sha256, self.config.seed) for i in idx]
-                for degraded in degradations.iter_degraded(crops.images, self.degradation_paths, seeds,
-                                                           should_cancel=should_cancel):
-                    images = degraded.images
-                    per_path.append((degraded.path, self.embed(
-                        *self._match(images, lms_unit * images.shape[-1], target_px))))
-                # iter_degraded yields depth-first; restore the configured path order.
-                order = {p: k for k, p in enumerate(self.degradation_paths)}
-                rest = sorted(per_path[1:], key=lambda item: order[item[0]])
-                templates = torch.stack([per_path[0]] + [t for _, t in rest], dim=1)
-            else:
-                templates = per_path[0][:, None]
+            templates = gallery_hypothesis_templates(
+                self.gallery_crops([entries[i] for i in idx]), self.degradation_paths,
+                [entry_seed(entries[i].sha256, self.config.seed) for i in idx], target_px, self.embed, should_cancel)
             for row, i in enumerate(idx):
                 cached[i] = templates[row]
                 self.cache.store(keys[i], templates[row])
             progress(len(idx))
         stack = torch.stack([c.to(self.device) for c in cached])  # type: ignore[union-attr]
-        self._remember_stack(keys, stack)
+        self.templates.remember(keys, stack)
         return stack
 
     def cached_probe_templates(self, key: str) -> torch.Tensor | None:
@@ -357,17 +233,28 @@ class Engine:
         self.cache.store(key, templates)
         return templates
 
+    # -- images for the views ----------------------------------------------------------------------------------
     def gallery_hypothesis_image(self, entry: GalleryEntry, path_label: str, target_px: int | None) -> np.ndarray:
         """Re-create one gallery hypothesis (deterministic from the image hash and seed) for display."""
-        crops = self.gallery_crops([entry])
-        if path_label == ORIGINAL_PATH:
-            images = crops.images
-        else:
-            path = degradations.parse_path_label(path_label)
-            seed = entry_seed(entry.sha256, self.config.seed)
-            images = degradations.degrade_gallery(crops.images, [path], [seed])[0].images
-        images, _ = self._match(images, crops.landmarks, target_px)
-        return to_uint8(images[0])
+        with torch.inference_mode():
+            return render_gallery_hypotheses([(entry, path_label, target_px)], self.config.seed, self.device)[0]
+
+    def with_gallery_images(self, result: SearchResult, gallery: Gallery, top: int | None = None) -> SearchResult:
+        """``result`` with the images of its candidates' best gallery hypotheses (the first ``top`` candidates,
+        all by default), made in one batch per degradation path. Only views and case records need them."""
+        by_sha = {e.sha256: e for e in gallery.entries}
+        chosen = result.candidates if top is None else result.candidates[:top]
+        requests = [(by_sha[c.gallery_sha256], g.path, g.target_px) for c in chosen
+                    for g in c.best_gallery_hypotheses if g.image is None and c.gallery_sha256 in by_sha]
+        with torch.inference_mode():
+            images = iter(render_gallery_hypotheses(requests, self.config.seed, self.device))
+        candidates = tuple(
+            dataclasses.replace(c, best_gallery_hypotheses=tuple(
+                dataclasses.replace(g, image=next(images)) if g.image is None and c.gallery_sha256 in by_sha
+                else g for g in c.best_gallery_hypotheses))
+            if k < len(chosen) else c
+            for k, c in enumerate(result.candidates))
+        return dataclasses.replace(result, candidates=candidates)
 
     # -- search -------------------------------------------------------------------------------------------
     def search(
@@ -379,7 +266,10 @@ class Engine:
         should_cancel: ShouldCancel = None,
         hypothesis_images: bool = True,
     ) -> SearchResult:
-        """Rank the gallery for one probe face (the best detected face unless ``face`` is given).
+        """Rank the gallery for one probe face (the best detected face unless ``face`` is given), in the
+        paper's order: crop, probe hypotheses, resolution-matched gallery hypotheses, templates, fusion,
+        ranking. Candidates name their best gallery hypotheses without their images
+        (:meth:`with_gallery_images`).
 
         ``hypothesis_images=False`` (benchmarks) lets a re-search take the probe's templates from the cache
         without magnifying the probe again; ``SearchResult.probe_hypotheses`` then holds only the scales that
@@ -387,19 +277,12 @@ class Engine:
         cfg = self.config
         if not gallery.entries:
             raise ConfigError("the gallery has no enrolled portraits")
-        if face is None:
-            faces = self.detector.detect([probe.pixels])[0]
-            if not faces:
-                raise NoFaceDetected(str(probe.path), "draw the face box by hand and search again")
-            face = faces[0]
+        face = face if face is not None else self.best_face(probe)
         crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
-        crop_px = crop.size_px
-        size_bin = probe_size_bin(crop_px, cfg.size_bin_px)
-        scales = effective_scales(size_bin, cfg.scales)
+        size_bin, scales = probe_plan(crop.size_px, cfg.size_bin_px, cfg.scales)
         if scales != tuple(cfg.scales):
-            log.info("probe crop is %d px: scales %s used instead of %s", crop_px, scales, cfg.scales)
+            log.info("probe crop is %d px: scales %s used instead of %s", crop.size_px, scales, cfg.scales)
         entries = gallery.entries
-        num_cols = 1 + len(self.degradation_paths)
         total = len(scales) * (1 + len(entries))
         done = 0
 
@@ -409,57 +292,40 @@ class Engine:
             if progress is not None:
                 progress(done, total, message)
 
-        def check_cancel() -> None:
-            if should_cancel is not None and should_cancel():
-                raise Cancelled()
-
         crop_t = to_tensor(crop.pixels, self.device)
         with torch.inference_mode():
+            # Probe side: super-resolution is the costly part of a re-search, so with hypothesis_images=False
+            # the scales whose templates are cached are not magnified (the best hypothesis alone is, below).
+            keys = {s: self.probe_cache_key(crop.pixels, crop.landmarks, s) for s in scales}
+            cached = {} if hypothesis_images else {s: self.cached_probe_templates(keys[s]) for s in scales}
+            magnify = tuple(s for s in scales if cached.get(s) is None)
+            sigmas, hyps = probe_hypotheses(crop_t, magnify, self.upsampler, cfg.num_blur_hypotheses,
+                                            cfg.max_blur_sigma)
             probe_templates: dict[int, torch.Tensor] = {}
-            missing_keys: dict[int, str] = {}
-            if not hypothesis_images:
-                # Super-resolution is the costly part of a re-search: skip it for the scales whose templates
-                # are cached (the best hypothesis alone is magnified below, for display).
-                for scale in scales:
-                    key = self.probe_cache_key(crop.pixels, crop.landmarks, scale)
-                    cached = self.cached_probe_templates(key)
-                    if cached is None:
-                        missing_keys[scale] = key
-                    else:
-                        probe_templates[scale] = cached
-            magnify = tuple(s for s in scales if s not in probe_templates)
-            sigmas, hyps = probe_hypotheses(crop_t, magnify, self.upsampler,
-                                            cfg.num_blur_hypotheses, cfg.max_blur_sigma)
             gallery_templates: dict[int, torch.Tensor] = {}
             targets: dict[int, int | None] = {}
             for scale in scales:
-                check_cancel()
-                if scale not in probe_templates:
-                    probe_templates[scale] = self.probe_templates(crop.pixels, crop.landmarks, scale, hyps[scale],
-                                                                  key=missing_keys.get(scale))
+                check_cancel(should_cancel)
+                probe_templates[scale] = cached.get(scale)
+                if probe_templates[scale] is None:
+                    probe_templates[scale] = self.probe_templates(
+                        crop.pixels, crop.landmarks, scale, hyps[scale],
+                        key=None if hypothesis_images else keys[scale])
                 step(1, f"probe hypotheses {scale}x")
-                target = resolution_target(size_bin, scale) if cfg.resolution_matching else None
-                targets[scale] = target
+                # Gallery side: every portrait undegraded and degraded, matched to this scale's probe size.
+                targets[scale] = resolution_target(size_bin, scale) if cfg.resolution_matching else None
                 gallery_templates[scale] = self.gallery_templates(
-                    entries, scale, target, lambda n, s=scale: step(n, f"gallery templates {s}x"), should_cancel)
-            check_cancel()
+                    entries, scale, targets[scale], lambda n, s=scale: step(n, f"gallery templates {s}x"),
+                    should_cancel)
+            check_cancel(should_cancel)
             # S_add as a mean: the ranking is the paper's, and scores stay on the [-1, 1] correlation scale, so
             # probes searched with different numbers of hypotheses or scales stay comparable (and calibratable).
             fused = fuse_scores(probe_templates, gallery_templates, self.fusion, add_as_mean=True)
 
-        labels = (ORIGINAL_PATH,) + tuple(degradations.path_label(p) for p in self.degradation_paths)
-        if len(labels) != num_cols:
+        labels = hypothesis_labels(self.degradation_paths)
+        if any(t.shape[1] != len(labels) for t in gallery_templates.values()):
             raise RuntimeError("gallery hypothesis labels out of step with templates")
-        scores = fused.scores.float().cpu().numpy()
-        per_scale = fused.per_scale_scores.float().cpu().numpy()
-        # An identity may have several portraits: it scores as its best one.
-        best_entry: dict[str, int] = {}
-        for i, entry in enumerate(entries):
-            if entry.identity not in best_entry or scores[i] > scores[best_entry[entry.identity]]:
-                best_entry[entry.identity] = i
-        ranked = sorted(best_entry.items(), key=lambda kv: (-scores[kv[1]], kv[0]))
-        ranking = tuple((identity, float(scores[i])) for identity, i in ranked)
-
+        ranked = rank_identities(fused.scores.float().cpu().numpy(), entries)
         probe_hyp = {
             s: tuple(ProbeHypothesis(scale=s, sigma=round(float(sig), 4), image=to_uint8(img))
                      for sig, img in zip(sigmas.tolist(), hyps[s]))
@@ -473,38 +339,22 @@ class Engine:
                 image = probe_hypothesis(crop_t, scale, row, self.upsampler, cfg.num_blur_hypotheses,
                                          cfg.max_blur_sigma)[0]
             return ProbeHypothesis(scale=scale, sigma=round(float(sigmas[row]), 4), image=to_uint8(image))
-        scale_index = {s: k for k, s in enumerate(scales)}
-        candidates = []
-        for rank, (identity, i) in enumerate(ranked[: cfg.top_k], start=1):
-            entry = entries[i]
-            similarity = {s: fused.similarity[s][i].float().cpu().numpy() for s in scales}
-            best_scale = int(fused.best_probe_scale[i])
-            best_row = int(fused.best_probe_index[i])
-            variants = []
-            for s in scales:
-                row = int(fused.best_probe_per_scale[i, scale_index[s]])
-                order = np.argsort(-similarity[s][row], kind="stable")[:NUM_GALLERY_VARIANTS_SHOWN]
-                variants.extend((float(similarity[s][row, c]), s, int(c)) for c in order)
-            variants.sort(key=lambda v: -v[0])
-            shown = tuple(
-                GalleryHypothesis(scale=s, path=labels[c], score=score,
-                                  image=self.gallery_hypothesis_image(entry, labels[c], targets[s]))
-                for score, s, c in variants[:NUM_GALLERY_VARIANTS_SHOWN]
-            )
-            candidates.append(Candidate(
-                rank=rank, identity=identity, image_path=entry.image_path, gallery_sha256=entry.sha256,
-                score=float(scores[i]),
-                per_scale_scores={s: float(per_scale[i, scale_index[s]]) for s in scales},
-                best_probe_hypothesis=best_hypothesis(best_scale, best_row),
-                best_gallery_hypotheses=shown,
-                similarity=similarity,
-                gallery_paths={s: labels for s in scales},
-            ))
+
+        candidates = build_candidates(ranked, entries, fused, labels, targets, cfg.top_k, best_hypothesis)
+        scores = fused.scores.float().cpu().numpy()
         provenance = self.provenance()
-        provenance.update({"probe_crop_px": crop_px, "probe_size_bin_px": size_bin, "scales_used": list(scales),
+        provenance.update({"probe_crop_px": crop.size_px, "probe_size_bin_px": size_bin, "scales_used": list(scales),
                            "gallery_targets_px": {str(s): t for s, t in targets.items()},
                            "cache": {"hits": self.cache.hits, "misses": self.cache.misses}})
         return SearchResult(
-            probe_path=probe.path, probe_sha256=probe.sha256, probe_face=face, probe_crop=crop,
-            candidates=tuple(candidates), ranking=ranking, probe_hypotheses=probe_hyp, provenance=provenance,
+            probe_path=probe.path, probe_sha256=probe.sha256, probe_face=face, probe_crop=crop, candidates=candidates,
+            ranking=tuple((identity, float(scores[i])) for identity, i in ranked),
+            probe_hypotheses=probe_hyp, provenance=provenance,
         )
+
+    def best_face(self, probe: LoadedImage) -> FaceDetection:
+        """The detector's best face on the probe, or :class:`NoFaceDetected` with what the user can do."""
+        faces = self.detector.detect([probe.pixels])[0]
+        if not faces:
+            raise NoFaceDetected(str(probe.path), "draw the face box by hand and search again")
+        return faces[0]

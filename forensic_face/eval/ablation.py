@@ -29,7 +29,13 @@ import numpy as np
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import ConfigError, ForensicFaceError
 from forensic_face.eval.cmc import plot_cmc
-from forensic_face.eval.runner import EvalSettings, PreparedProtocol, RunResult, evaluate, write_run
+from forensic_face.eval.runner import (
+    EvalSettings,
+    PreparedProtocol,
+    RunResult,
+    evaluate,
+    write_run,
+)
 
 log = logging.getLogger(__name__)
 

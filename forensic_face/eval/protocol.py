@@ -19,7 +19,7 @@ The probes
     Each probe's noise (and, with ``camera="sampled"``, its camera setting) is seeded from
     ``(protocol seed, image name)``, so a probe is byte-identical on every run and machine with the same
     library versions. Probes are written as PNG (lossless, so what is hashed is what is analysed) into a cache
-    folder and then loaded through :func:`forensic_face.imaging.load_image`, like any user's still.
+    folder and then loaded through :func:`forensic_face.engine.imaging.load_image`, like any user's still.
 """
 
 from __future__ import annotations

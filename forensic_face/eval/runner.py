@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,11 +28,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from forensic_face.engine.cache import cache_key
+from forensic_face.engine.callbacks import Progress
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import NoFaceDetected
+from forensic_face.engine.fusion import SCORE_SCALE
+from forensic_face.engine.imaging import load_image
 from forensic_face.engine.results import FaceDetection, Gallery
 from forensic_face.engine.weights import sha256_of
-from forensic_face.eval.cmc import cmc_curve, mated_ranks, plot_cmc, rank_k, split_scores
+from forensic_face.eval.cmc import (
+    cmc_curve,
+    mated_ranks,
+    plot_cmc,
+    rank_k,
+    split_scores,
+)
 from forensic_face.eval.protocol import (
     PROTOCOL_NAME,
     KnownFace,
@@ -45,15 +53,12 @@ from forensic_face.eval.protocol import (
     materialize_probes,
     probe_folder_name,
 )
-from forensic_face.engine.search import SCORE_SCALE
-from forensic_face.imaging import load_image
 
 if TYPE_CHECKING:
-    from forensic_face.engine.search import Engine
+    from forensic_face.engine import Engine
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None] | None
 
 #: A detection is the protocol's face when its centre lies within this fraction of the known face's width
 #: of the known face's centre (LFW images often show other people too).

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication
 import forensic_face
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import ForensicFaceError
-from forensic_face.gui.settings import load_engine_config, settings_path
 from forensic_face.paths import RESOURCES_DIR
+from forensic_face.settings import load_settings, settings_path
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def create_application(argv: Sequence[str] | None = None) -> QCoreApplication:
 def startup_config() -> tuple[EngineConfig, str]:
     """The saved engine settings, or the defaults plus a message when the saved ones cannot be used."""
     try:
-        return load_engine_config(), ""
+        return load_settings(), ""
     except ForensicFaceError as exc:
         log.error("ignoring unreadable settings in %s: %s", settings_path(), exc)
         return EngineConfig(), f"Saved settings could not be used ({exc}); the defaults are in use."

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-from forensic_face.imaging import is_image_path
+from forensic_face.engine.imaging import is_image_path
 
 
 @dataclass

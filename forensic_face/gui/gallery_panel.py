@@ -7,8 +7,16 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QSplitter, QStyle,
-    QVBoxLayout, QWidget,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
 )
 
 from forensic_face.engine.results import Gallery

@@ -9,7 +9,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from forensic_face.engine.results import Candidate, GalleryHypothesis, ProbeHypothesis, SearchResult
+from forensic_face.engine.results import (
+    Candidate,
+    GalleryHypothesis,
+    ProbeHypothesis,
+    SearchResult,
+)
 from forensic_face.gui.widgets import ImageTile
 
 COLORMAP = "viridis"

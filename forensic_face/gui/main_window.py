@@ -11,25 +11,40 @@ from typing import Any
 from PySide6.QtCore import QByteArray, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter,
-    QTabWidget, QVBoxLayout, QWidget,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 import forensic_face
 from forensic_face.calibration import Calibration, calibration_for_result
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, ForensicFaceError
+from forensic_face.engine.imaging import IMAGE_SUFFIXES, load_image
 from forensic_face.engine.results import Gallery, GalleryEntry, SearchResult
 from forensic_face.gui.candidates import CandidateTable
 from forensic_face.gui.comparison import ComparisonView
 from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.heatmaps import HeatmapPanel
 from forensic_face.gui.probe_panel import ProbePanel, ProbeRecord
-from forensic_face.gui.settings import WindowState, save_engine_config
+from forensic_face.gui.settings import WindowState
 from forensic_face.gui.settings_dialog import SettingsDialog
 from forensic_face.gui.widgets import MessageBanner
-from forensic_face.gui.worker import EngineFactory, EngineHolder, JobRunner, default_engine_factory
-from forensic_face.imaging import IMAGE_SUFFIXES, load_image
+from forensic_face.gui.worker import (
+    EngineFactory,
+    EngineHolder,
+    JobRunner,
+    default_engine_factory,
+)
+from forensic_face.settings import save_settings
 
 log = logging.getLogger(__name__)
 
@@ -532,6 +547,8 @@ class MainWindow(QMainWindow):
 
         def task(engine: Any, progress: Any, cancel: Any) -> tuple[int, SearchResult, str]:
             result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
+            # The comparison view and the case record show the best gallery variants: render them in one batch.
+            result = engine.with_gallery_images(result, gallery)
             return index, result, self.record_in_case(result, engine.config, gallery)
 
         return self._start("search", task)
@@ -599,7 +616,7 @@ class MainWindow(QMainWindow):
         self.config = config
         self.holder.set_config(config)
         try:
-            path = save_engine_config(config)
+            path = save_settings(config)
         except OSError as exc:
             self.show_message(f"Settings are in use but could not be saved ({exc}).", "warning")
         else:
@@ -619,8 +636,8 @@ class MainWindow(QMainWindow):
 
     def about_text(self, provenance: dict[str, Any]) -> str:
         import numpy
-        import PySide6
         import pyqtgraph
+        import PySide6
 
         lines = [f"<h3>forensic_face {forensic_face.__version__}</h3>",
                  "<p>Cross-resolution face search (Meet-in-the-middle). Results are investigative leads for human "

@@ -9,14 +9,31 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import (
-    QComboBox, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
-    QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QComboBox,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
 )
 
+from forensic_face.engine.imaging import LoadedImage
 from forensic_face.engine.results import FaceDetection, ImageDetections, SearchResult
-from forensic_face.gui.drops import DroppedPaths, FileDropTarget, images_in_folder, paths_from_mime
+from forensic_face.gui.drops import (
+    DroppedPaths,
+    FileDropTarget,
+    images_in_folder,
+    paths_from_mime,
+)
 from forensic_face.gui.images import to_pixmap, to_qimage
-from forensic_face.imaging import LoadedImage
 
 THUMB_PX = 40
 #: Handle size (view pixels) for resizing a box by its corner.

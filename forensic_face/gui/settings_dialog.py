@@ -6,18 +6,28 @@ import logging
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
-from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.config import BUDGETS, EngineConfig
 from forensic_face.engine.errors import ConfigError
-from forensic_face.gui.settings import parse_scales
+from forensic_face.settings import parse_scales
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-BUDGETS = ("fast", "standard", "paper", "none")
+
 # The ordered combinations of the paper's Figure 4 / Table 3, default first (see engine.config).
 FUSIONS = ("S_add,S_add", "S_max,S_add", "S_max,S_max", "S_add,S_max", "T_add", "T_concat", "T_add_probe,S_max",
            "T_add_probe,S_add", "T_add_gallery,S_max", "T_add_gallery,S_add")
@@ -26,7 +36,7 @@ FUSIONS = ("S_add,S_add", "S_max,S_add", "S_max,S_max", "S_add,S_max", "T_add", 
 def available_recognizers() -> list[str]:
     """Registered recognizer names, or the default alone while the registry is not importable."""
     try:
-        from forensic_face.engine.recognizers.base import available_recognizers as names
+        from forensic_face.engine.recognizers import available_recognizers as names
     except ImportError:
         return [EngineConfig().recognizer]
     try:
@@ -47,7 +57,7 @@ def available_fusions() -> list[str]:
 
 def available_upsamplers() -> list[str]:
     try:
-        from forensic_face.engine.upsamplers.base import available_upsamplers as names
+        from forensic_face.engine.upsamplers import available_upsamplers as names
 
         return list(names())
     except Exception:  # noqa: BLE001

@@ -40,7 +40,7 @@ PROGRESS_INTERVAL_S = 0.05
 
 def default_engine_factory(config: EngineConfig) -> Any:
     """Build the real :class:`forensic_face.engine.search.Engine` (imported lazily: it loads torch models)."""
-    from forensic_face.engine.search import Engine
+    from forensic_face.engine import Engine
 
     # The engine's own default template cache, the one the CLI uses: a gallery enrolled in the window is not
     # computed again by `forensic-face search`.

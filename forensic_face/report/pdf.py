@@ -26,7 +26,13 @@ import forensic_face
 from forensic_face.calibration import CALIBRATION_CAVEAT, verbal_equivalent
 from forensic_face.engine.errors import CaseStoreError
 from forensic_face.store.audit import AuditEntry, canonical_json
-from forensic_face.store.case_store import CaseInfo, EvidenceItem, StoredSearch, encode_png, open_case
+from forensic_face.store.case_store import (
+    CaseInfo,
+    EvidenceItem,
+    StoredSearch,
+    encode_png,
+    open_case,
+)
 from forensic_face.store.verify import VerificationReport, verify_store
 
 log = logging.getLogger(__name__)

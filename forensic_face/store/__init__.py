@@ -15,7 +15,12 @@ from forensic_face.store.case_store import (
     default_case_path,
     open_case,
 )
-from forensic_face.store.verify import FileCheck, VerificationReport, verify_case, verify_store
+from forensic_face.store.verify import (
+    FileCheck,
+    VerificationReport,
+    verify_case,
+    verify_store,
+)
 
 __all__ = [
     "DECISIONS", "AuditEntry", "CaseInfo", "CaseStore", "ChainCheck", "Decision", "EnrollmentItem",

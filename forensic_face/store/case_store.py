@@ -2,7 +2,7 @@
 
 Integrity rules:
 
-- Originals are never written. Evidence is hashed from the bytes :func:`forensic_face.imaging.load_image` read.
+- Originals are never written. Evidence is hashed from the bytes :func:`forensic_face.engine.imaging.load_image` read.
 - Every change runs in one ``BEGIN IMMEDIATE`` transaction together with its audit entry, so a change and its
   log entry are committed together or not at all. WAL journal with ``synchronous=FULL``: killing the process
   at any moment leaves the last committed state, which reopens.
@@ -31,6 +31,7 @@ from PIL import Image
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import CaseStoreError, ForensicFaceError
+from forensic_face.engine.imaging import load_image
 from forensic_face.engine.results import (
     Candidate,
     FaceCrop,
@@ -41,7 +42,6 @@ from forensic_face.engine.results import (
     ProbeHypothesis,
     SearchResult,
 )
-from forensic_face.imaging import load_image
 from forensic_face.store import audit
 
 if TYPE_CHECKING:
@@ -688,7 +688,8 @@ class CaseStore:
         The probe must already be evidence (imported by :meth:`add_evidence`; if not, it is imported here and
         its hash must still match the one the search used). ``gallery``: the searched gallery, recorded too, and
         the source of each candidate's gallery crop. ``calibration``: converts scores to likelihood ratios (the
-        band nearest to the probe's face width is used).
+        band nearest to the probe's face width is used). Gallery variants are stored with the images they carry
+        (:meth:`Engine.with_gallery_images` renders them); a variant without its image is not stored.
         """
         with self._lock:
             try:
@@ -739,7 +740,7 @@ class CaseStore:
                     conn.executemany(
                         "INSERT INTO result_variants (result_id, ord, scale, path, score, png) VALUES (?, ?, ?, ?, ?, ?)",
                         [(result_id, k, g.scale, g.path, float(g.score), encode_png(g.image))
-                         for k, g in enumerate(cand.best_gallery_hypotheses)])
+                         for k, g in enumerate(cand.best_gallery_hypotheses) if g.image is not None])
                     conn.executemany(
                         "INSERT INTO result_similarity (result_id, scale, matrix_npy, gallery_paths_json) "
                         "VALUES (?, ?, ?, ?)",

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forensic_face.engine.errors import CaseStoreError
+from forensic_face.engine.imaging import load_image
 from forensic_face.engine.results import FaceDetection, SearchResult
-from forensic_face.imaging import load_image
 from forensic_face.store.case_store import CaseStore
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
     uses the stored face (a manual box is refined again with the engine's detector), and compares the ranking.
     Writes a ``replay`` audit entry with the outcome.
     """
+    from forensic_face.engine import Engine
     from forensic_face.engine.detect import manual_face
-    from forensic_face.engine.search import Engine
 
     stored = store.search(search_id)
     if stored.gallery_id is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from forensic_face.engine.errors import CaseStoreError
-from forensic_face.imaging import sha256_file
+from forensic_face.engine.imaging import sha256_file
 from forensic_face.store import audit
 from forensic_face.store.case_store import CaseStore, open_case
 

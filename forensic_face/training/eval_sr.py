@@ -33,7 +33,13 @@ from forensic_face.engine.upsamplers import create_upsampler
 from forensic_face.engine.upsamplers.base import Upsampler
 from forensic_face.eval.compare import sign_test_p
 from forensic_face.paths import cache_dir, lfw_dir
-from forensic_face.training.sr_data import CROP_PX, LFW_IMAGE_PX, evaluation_pairs, lfw_image_paths, load_crops
+from forensic_face.training.sr_data import (
+    CROP_PX,
+    LFW_IMAGE_PX,
+    evaluation_pairs,
+    lfw_image_paths,
+    load_crops,
+)
 from forensic_face.training.train_sr import psnr
 
 log = logging.getLogger(__name__)
@@ -268,7 +274,10 @@ def run_eval(args: argparse.Namespace) -> int:
     upsampler: Upsampler
     if args.upsampler == "face-sr":
         # Load only the evaluated scales (each through its verified shipped file).
-        from forensic_face.engine.upsamplers.face_sr import FaceSrUpsampler, weights_name
+        from forensic_face.engine.upsamplers.face_sr import (
+            FaceSrUpsampler,
+            weights_name,
+        )
         from forensic_face.engine.weights import verified_path
 
         upsampler = FaceSrUpsampler(device, weights={s: verified_path(weights_name(s)) for s in args.scales})

@@ -33,12 +33,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from forensic_face.engine.align import DLIB_CHIP_PADDING, DLIB_TEMPLATE_UNIT, warp_to_template
+from forensic_face.engine.align import (
+    DLIB_CHIP_PADDING,
+    DLIB_TEMPLATE_UNIT,
+    warp_to_template,
+)
 from forensic_face.engine.detect import crop_square
 from forensic_face.engine.errors import ConfigError
+from forensic_face.engine.matching import MAX_HYPOTHESIS_PX
 from forensic_face.engine.probe import blur_sigmas, gaussian_blur_per_sample
 from forensic_face.engine.recognizers.dlib_format import INPUT_SIZE
-from forensic_face.engine.search import MAX_HYPOTHESIS_PX
 from forensic_face.engine.upsamplers.base import Upsampler
 from forensic_face.training.camera_family import apply_camera, sample_camera
 

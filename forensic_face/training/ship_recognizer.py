@@ -20,7 +20,10 @@ from typing import Any
 import torch
 
 from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.recognizers.dlib_resnet import LR_WEIGHTS_NAME, load_dlib_resnet_lr
+from forensic_face.engine.recognizers.dlib_resnet import (
+    LR_WEIGHTS_NAME,
+    load_dlib_resnet_lr,
+)
 from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, sha256_of
 from forensic_face.training.train_recognizer import (
     CHECKPOINT_NAME,

@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.upsamplers.face_sr import count_parameters, load_face_sr, weights_name
+from forensic_face.engine.upsamplers.face_sr import (
+    count_parameters,
+    load_face_sr,
+    weights_name,
+)
 from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, sha256_of
 from forensic_face.training.train_sr import CONFIG_NAME, METRICS_NAME, SrTrainConfig
 

@@ -24,7 +24,11 @@ import torch
 from PIL import Image
 
 from forensic_face.engine.errors import ConfigError, GalleryError
-from forensic_face.surveillance import SurveillanceParams, degrade_to_scale, sample_surveillance_params
+from forensic_face.surveillance import (
+    SurveillanceParams,
+    degrade_to_scale,
+    sample_surveillance_params,
+)
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,19 @@ from tqdm import tqdm
 
 from forensic_face.engine.config import resolve_device
 from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.upsamplers.face_sr import FaceSrNet, count_parameters, save_face_sr
+from forensic_face.engine.upsamplers.face_sr import (
+    FaceSrNet,
+    count_parameters,
+    save_face_sr,
+)
 from forensic_face.engine.weights import sha256_of
 from forensic_face.paths import cache_dir, lfw_dir
-from forensic_face.training.sr_data import DEFAULT_LR_RANGE, lfw_image_paths, load_crops, make_pairs
+from forensic_face.training.sr_data import (
+    DEFAULT_LR_RANGE,
+    lfw_image_paths,
+    load_crops,
+    make_pairs,
+)
 
 log = logging.getLogger(__name__)
 

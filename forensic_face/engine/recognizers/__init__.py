@@ -4,9 +4,10 @@ Built-in: "dlib-resnet" (default; dlib's 128-D ResNet ported to PyTorch), "onnx-
 file), "facenet-inception" (facenet_pytorch.InceptionResnetV1 with a user-supplied state dict).
 """
 
-from forensic_face.engine.recognizers.base import (
-    AlignedRecognizer,
-    Recognizer,
+# Importing a backend registers it; the registry itself knows no backend.
+from forensic_face.engine.recognizers import dlib_resnet, facenet_backend, onnx_backend  # noqa: F401
+from forensic_face.engine.recognizers.base import AlignedRecognizer, Recognizer
+from forensic_face.engine.recognizers.registry import (
     available_recognizers,
     create_recognizer,
     register_recognizer,

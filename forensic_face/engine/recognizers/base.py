@@ -14,7 +14,6 @@ runs it in chunks of ``batch_size`` under :func:`torch.inference_mode` and L2-no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
@@ -128,43 +127,3 @@ class AlignedRecognizer:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, device={self.device}, batch_size={self.batch_size}, "
                 f"precision={self.precision!r}, weights_sha256={self.weights_sha256[:12]!r})")
-
-
-RecognizerFactory = Callable[..., Recognizer]
-_REGISTRY: dict[str, RecognizerFactory] = {}
-
-
-def register_recognizer(name: str, factory: RecognizerFactory) -> None:
-    """Register ``factory(device=, batch_size=, model_path=, precision=) -> Recognizer``; duplicates are rejected."""
-    if not name or not isinstance(name, str):
-        raise ConfigError(f"recognizer name must be a non-empty string, got {name!r}")
-    if name in _REGISTRY:
-        raise ConfigError(f"recognizer {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
-def available_recognizers() -> list[str]:
-    """Names accepted by :func:`create_recognizer`."""
-    _load_builtin_backends()
-    return sorted(_REGISTRY)
-
-
-def create_recognizer(name: str, device: torch.device | str, batch_size: int = 64, model_path: str | None = None,
-                      precision: str = "fp32") -> Recognizer:
-    """Build the recognizer registered as ``name`` on ``device``.
-
-    ``model_path`` selects the model file for backends that take one (required for "onnx-arcface" and
-    "facenet-inception"; "dlib-resnet" defaults to the file shipped in ``face_recognition_models``).
-    """
-    _load_builtin_backends()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown recognizer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](device=torch.device(device), batch_size=batch_size, model_path=model_path,
-                           precision=precision)
-
-
-def _load_builtin_backends() -> None:
-    # Backends register themselves on import; importing here keeps `base` free of heavy imports.
-    import forensic_face.engine.recognizers.dlib_resnet  # noqa: F401
-    import forensic_face.engine.recognizers.facenet_backend  # noqa: F401
-    import forensic_face.engine.recognizers.onnx_backend  # noqa: F401

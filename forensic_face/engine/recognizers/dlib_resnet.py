@@ -27,13 +27,14 @@ import torch.nn.functional as F
 
 from forensic_face.engine.align import DLIB_CHIP_PADDING, DLIB_TEMPLATE_UNIT
 from forensic_face.engine.errors import ModelFileError, WeightsIntegrityError
-from forensic_face.engine.recognizers.base import AlignedRecognizer, register_recognizer
+from forensic_face.engine.recognizers.base import AlignedRecognizer
 from forensic_face.engine.recognizers.dlib_format import (
     EMBEDDING_DIM,
     INPUT_SIZE,
     RESIDUAL_UNITS,
     read_dlib_resnet_v1,
 )
+from forensic_face.engine.recognizers.registry import register_recognizer
 from forensic_face.engine.weights import sha256_of
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from forensic_face.engine.errors import ModelFileError
-from forensic_face.engine.recognizers.base import AlignedRecognizer, register_recognizer
+from forensic_face.engine.recognizers.base import AlignedRecognizer
+from forensic_face.engine.recognizers.registry import register_recognizer
 from forensic_face.engine.weights import sha256_of
 
 log = logging.getLogger(__name__)

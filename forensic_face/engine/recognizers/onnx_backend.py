@@ -16,7 +16,8 @@ import torch
 
 from forensic_face.engine.align import ARCFACE_TEMPLATE_UNIT
 from forensic_face.engine.errors import ConfigError, ModelFileError
-from forensic_face.engine.recognizers.base import AlignedRecognizer, register_recognizer
+from forensic_face.engine.recognizers.base import AlignedRecognizer
+from forensic_face.engine.recognizers.registry import register_recognizer
 from forensic_face.engine.weights import sha256_of
 
 log = logging.getLogger(__name__)

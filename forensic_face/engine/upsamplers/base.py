@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
 from forensic_face.engine.check import check_image_batch
-from forensic_face.engine.errors import ConfigError
 
 
 @runtime_checkable
@@ -39,38 +37,3 @@ class BicubicUpsampler:
             return images
         out = F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False, antialias=False)
         return out.clamp_(0.0, 1.0)
-
-
-UpsamplerFactory = Callable[..., Upsampler]
-_REGISTRY: dict[str, UpsamplerFactory] = {}
-
-
-def register_upsampler(name: str, factory: UpsamplerFactory) -> None:
-    """Register a factory ``(device=..., batch_size=...) -> Upsampler``; duplicate names are rejected."""
-    if name in _REGISTRY:
-        raise ConfigError(f"upsampler {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
-def available_upsamplers() -> list[str]:
-    _load_optional_backends()
-    return sorted(_REGISTRY)
-
-
-def create_upsampler(name: str, device: torch.device, batch_size: int = 64) -> Upsampler:
-    _load_optional_backends()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown upsampler {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](device=device, batch_size=batch_size)
-
-
-def _load_optional_backends() -> None:
-    # The face-SR network registers itself on import; importing lazily keeps start-up light.
-    try:
-        import forensic_face.engine.upsamplers.face_sr  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "forensic_face.engine.upsamplers.face_sr":
-            raise
-
-
-register_upsampler("bicubic", BicubicUpsampler)

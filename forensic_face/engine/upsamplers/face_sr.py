@@ -31,7 +31,7 @@ from torch import nn
 
 from forensic_face.engine.check import check_image_batch
 from forensic_face.engine.errors import ConfigError, WeightsIntegrityError
-from forensic_face.engine.upsamplers.base import register_upsampler
+from forensic_face.engine.upsamplers.registry import register_upsampler
 from forensic_face.engine.weights import verified_path, verify_file
 
 log = logging.getLogger(__name__)

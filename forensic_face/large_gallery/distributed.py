@@ -23,9 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from forensic_face.engine.callbacks import check_cancel
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, ConfigError
-from forensic_face.engine.gallery import assemble_gallery, list_gallery_images, require_faces
+from forensic_face.engine.gallery import (
+    assemble_gallery,
+    list_gallery_images,
+    require_faces,
+)
 from forensic_face.engine.results import Gallery, GalleryEntry, GalleryProblem
 
 log = logging.getLogger(__name__)
@@ -71,8 +76,8 @@ def enroll_with_engine(engine: Any, items: Sequence[tuple[str, Path]], warm_size
     """Enroll ``items`` with ``engine``, embed their plain crops, warm its template cache for ``warm_size_bins``."""
     import torch
 
-    from forensic_face.engine.search import effective_scales, resolution_target
-    from forensic_face.engine.shortlist import plain_templates
+    from forensic_face.engine.matching import effective_scales, resolution_target
+    from forensic_face.large_gallery.shortlist import plain_templates
 
     t0 = time.perf_counter()
     config = engine.config
@@ -101,7 +106,7 @@ def enroll_shard(
     """One Ray task: a fresh engine from ``config`` (models load on the worker), then :func:`enroll_with_engine`."""
     import torch
 
-    from forensic_face.engine.search import Engine
+    from forensic_face.engine import Engine
 
     torch.set_num_threads(num_threads)
     return enroll_with_engine(Engine(config, cache_dir=cache_dir), items, warm_size_bins)
@@ -239,9 +244,13 @@ def index_gallery_folder(
     changed are removed. An index of another recognizer, weights or format, or a corrupt one, is rebuilt from
     scratch (also with ``rebuild=True``).
     """
-    from forensic_face.engine.search import Engine
-    from forensic_face.engine.shortlist import GalleryIndex, IndexMismatchError, entry_row
-    from forensic_face.imaging import sha256_file
+    from forensic_face.engine import Engine
+    from forensic_face.engine.imaging import sha256_file
+    from forensic_face.large_gallery.shortlist import (
+        GalleryIndex,
+        IndexMismatchError,
+        entry_row,
+    )
 
     t0 = time.perf_counter()
     folder = Path(folder)
@@ -260,8 +269,7 @@ def index_gallery_folder(
     keys_seen: set[tuple[str, str]] = set()
     todo: list[tuple[str, Path]] = []
     for identity, path in items:
-        if should_cancel is not None and should_cancel():
-            raise Cancelled("indexing cancelled by the user")
+        check_cancel(should_cancel, "indexing cancelled by the user")
         key = (identity, sha256_file(path))
         if key in keys_seen:
             problems.append(GalleryProblem(path, f"same image as another portrait of {identity}; indexed once"))
@@ -281,8 +289,7 @@ def index_gallery_folder(
     else:
         shards = []
         for start in range(0, len(todo), shard_size):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled("indexing cancelled by the user")
+            check_cancel(should_cancel, "indexing cancelled by the user")
             shards.append(enroll_with_engine(engine, todo[start:start + shard_size], warm_size_bins))
             if progress is not None:
                 progress(min(start + shard_size, len(todo)), len(todo), "enrolling")

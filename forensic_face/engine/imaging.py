@@ -13,13 +13,18 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from forensic_face.engine.errors import ImageLoadError
+
 # One implementation of a file's SHA-256 (chunked, read-only) for evidence and model weights alike.
 from forensic_face.engine.weights import sha256_of as sha256_file  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +185,15 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     pixels, fmt, mode, orientation = decode_image(data, path, max_pixels=max_pixels)
     return LoadedImage(path=path, pixels=pixels, sha256=sha, size_bytes=len(data), format=fmt,
                        original_mode=mode, exif_orientation=orientation)
+
+
+def to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``(H,W,3)`` -> float ``(1,3,H,W)`` in [0,1] on ``device``."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(2, 0, 1)[None].float().div_(255.0)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """float ``(3,H,W)`` in [0,1] -> uint8 ``(H,W,3)``."""
+    return (image.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()).copy()

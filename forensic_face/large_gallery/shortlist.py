@@ -30,7 +30,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,17 +38,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from forensic_face.engine.errors import Cancelled, ConfigError, ForensicFaceError, NoFaceDetected
-from forensic_face.engine.results import FaceDetection, Gallery, GalleryEntry, SearchResult
+from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
+from forensic_face.engine.errors import ConfigError, ForensicFaceError
+from forensic_face.engine.results import (
+    FaceDetection,
+    Gallery,
+    GalleryEntry,
+    SearchResult,
+)
 
 if TYPE_CHECKING:
-    from forensic_face.engine.search import Engine
-    from forensic_face.imaging import LoadedImage
+    from forensic_face.engine import Engine, LoadedImage
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None] | None
-ShouldCancel = Callable[[], bool] | None
 IndexKind = Literal["auto", "flat", "ivf"]
 
 INDEX_FORMAT = "1"
@@ -99,8 +102,7 @@ def plain_templates(engine: Engine, entries: Sequence[GalleryEntry], should_canc
     out: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(entries), chunk_size):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled()
+            check_cancel(should_cancel)
             crops = engine.gallery_crops(entries[start:start + chunk_size])
             out.append(engine.embed(crops.images, crops.landmarks).float().cpu().numpy())
     if not out:
@@ -112,13 +114,14 @@ def probe_query(engine: Engine, probe: LoadedImage, face: FaceDetection) -> np.n
     """The stage-1 query ``(1,D)``: the mean of the probe's hypothesis templates (all sigmas, all scales),
     made exactly as :meth:`Engine.search` makes them."""
     from forensic_face.engine.detect import crop_face
+    from forensic_face.engine.imaging import to_tensor
+    from forensic_face.engine.matching import probe_plan
     from forensic_face.engine.probe import probe_hypotheses
-    from forensic_face.engine.search import effective_scales, probe_size_bin, to_tensor
 
     cfg = engine.config
     crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
     # The scales Engine.search uses for this crop: a large probe is not magnified past MAX_HYPOTHESIS_PX.
-    scales = effective_scales(probe_size_bin(crop.size_px, cfg.size_bin_px), cfg.scales)
+    _, scales = probe_plan(crop.size_px, cfg.size_bin_px, cfg.scales)
     crop_t = to_tensor(crop.pixels, engine.device)
     crop_lms = torch.from_numpy(crop.landmarks).to(engine.device).float()
     with torch.inference_mode():
@@ -370,7 +373,7 @@ def entry_row(entry: GalleryEntry) -> IndexRow:
 def row_entry(row: IndexRow, crop_enlarge: float) -> GalleryEntry:
     """Re-create a gallery entry from its row: load the portrait, check its SHA-256, crop the stored face."""
     from forensic_face.engine.detect import crop_face
-    from forensic_face.imaging import load_image
+    from forensic_face.engine.imaging import load_image
 
     if row.face is None:
         raise IndexMismatchError(f"{row.image_path}: the index row has no face position; rebuild the index")
@@ -499,17 +502,12 @@ def shortlist_search(
         if covered != {(e.identity, e.sha256) for e in gallery.entries}:
             raise IndexMismatchError("the shortlist index does not cover exactly this gallery; run 'index update'")
     t0 = time.perf_counter()
-    if face is None:
-        faces = engine.detector.detect([probe.pixels])[0]
-        if not faces:
-            raise NoFaceDetected(str(probe.path), "draw the face box by hand and search again")
-        face = faces[0]
+    face = face if face is not None else engine.best_face(probe)
     query = probe_query(engine, probe, face)
     t1 = time.perf_counter()
     shortlist = index.shortlist(query, num_shortlist)
     t2 = time.perf_counter()
-    if should_cancel is not None and should_cancel():
-        raise Cancelled()
+    check_cancel(should_cancel)
     names = [identity for identity, _ in shortlist]
     if gallery is not None:
         sub = restrict_gallery(gallery, names)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from forensic_face.engine.errors import ConfigError
+from forensic_face.paths import RESOURCES_DIR
 
 FORMAT = "forensic_face.calibration/1"
 
@@ -270,7 +271,7 @@ def tippett_plot(calibration: Calibration, mated_scores: Sequence[float] | np.nd
 # -- shipped calibrations and matching them to a search's settings ---------------------------------------------
 
 #: Where the calibrations shipped with forensic_face live (one CalibrationSet JSON per file).
-SHIPPED_CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "resources" / "calibration"
+SHIPPED_CALIBRATION_DIR = RESOURCES_DIR / "calibration"
 
 #: A probe uses a calibration band only when its face width is within this many pixels of the band.
 BAND_TOLERANCE_PX = 4.0
@@ -293,8 +294,7 @@ def engine_conditions(config: Any, recognizer_sha256: str,
         raise ConfigError(f"engine settings lack a field a calibration depends on ({exc})") from None
     out["scales"] = [int(s) for s in out["scales"]]
     out["max_blur_sigma"] = float(out["max_blur_sigma"])
-    from forensic_face.engine.fusion import FusionSpec
-    from forensic_face.engine.search import SCORE_SCALE
+    from forensic_face.engine.fusion import SCORE_SCALE, FusionSpec
 
     out["fusion"] = FusionSpec.parse(str(out["fusion"])).name  # "S_add" and "S_add,S_add" are one fusion
     out["score_scale"] = SCORE_SCALE

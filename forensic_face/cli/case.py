@@ -1,7 +1,6 @@
-"""CLI commands for cases: ``case new|add-evidence|show``, ``verify``, ``replay``, ``report``.
+"""Cases: ``case new|add-evidence|show``, ``decide``, ``verify``, ``replay``, ``report``.
 
-Each command is a class with ``name``, ``help``, ``add_arguments(parser)`` and ``run(args) -> exit code``; the
-main CLI (forensic_face/cli.py) registers :data:`COMMANDS`. Output goes to stdout (results) and stderr (errors).
+Results go to stdout; errors propagate to :func:`forensic_face.cli.main`, which prints them and exits 2.
 """
 
 from __future__ import annotations
@@ -21,10 +20,6 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def _err(text: str) -> None:
-    sys.stderr.write(f"forensic-face: error: {text}\n")
-
-
 class VerifyCommand:
     name = "verify"
     help = "re-hash a case's evidence files and check its audit trail (exit 0 when intact, 1 otherwise)"
@@ -42,10 +37,9 @@ class VerifyCommand:
         try:
             report = verify_case(args.case, check_galleries=not args.no_galleries, record=not args.no_record)
         except ForensicFaceError as exc:
-            if args.json:
+            if args.json:  # a reader of --json gets a document whatever happens
                 _out(json.dumps({"case": str(args.case), "ok": False, "error": str(exc)}))
-            _err(str(exc))
-            return 1
+            raise
         _out(json.dumps(report.to_json(), indent=2) if args.json else "\n".join(report.summary_lines()))
         return 0 if report.ok else 1
 
@@ -65,12 +59,8 @@ class ReplayCommand:
         from forensic_face.store.case_store import open_case
         from forensic_face.store.replay import replay_search
 
-        try:
-            with open_case(args.case) as store:
-                outcome = replay_search(store, args.search_id, device=args.device)
-        except ForensicFaceError as exc:
-            _err(str(exc))
-            return 1
+        with open_case(args.case) as store:
+            outcome = replay_search(store, args.search_id, device=args.device)
         _out(json.dumps(outcome.to_json(), indent=2) if args.json else "\n".join(outcome.summary_lines()))
         return 0 if outcome.identical else 1
 
@@ -89,11 +79,7 @@ class ReportCommand:
     def run(self, args: argparse.Namespace) -> int:
         from forensic_face.report.pdf import write_case_report
 
-        try:
-            outcome = write_case_report(args.case, args.out, search_ids=args.search, top=args.top)
-        except ForensicFaceError as exc:
-            _err(str(exc))
-            return 1
+        outcome = write_case_report(args.case, args.out, search_ids=args.search, top=args.top)
         _out(f"wrote {args.out} ({outcome.num_pages} pages, SHA-256 {outcome.sha256}); "
              f"case verification: {'intact' if outcome.verification.ok else 'NOT INTACT'}")
         return 0
@@ -119,11 +105,7 @@ class CaseCommand:
         show.add_argument("--json", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
-        try:
-            return {"new": self._new, "add-evidence": self._add, "show": self._show}[args.case_action](args)
-        except ForensicFaceError as exc:
-            _err(str(exc))
-            return 1
+        return {"new": self._new, "add-evidence": self._add, "show": self._show}[args.case_action](args)
 
     @staticmethod
     def _new(args: argparse.Namespace) -> int:
@@ -180,4 +162,28 @@ class CaseCommand:
         return 0
 
 
-COMMANDS = (CaseCommand(), VerifyCommand(), ReplayCommand(), ReportCommand())
+class DecideCommand:
+    name = "decide"
+    help = "record the examiner's decision on a candidate of a logged search (kept in the audit trail)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from forensic_face.store.case_store import DECISIONS
+
+        parser.add_argument("case", type=Path, help="case file (.ffcase)")
+        parser.add_argument("search_id", type=int, help="search number (see 'case show')")
+        parser.add_argument("rank", type=int, help="candidate rank in that search")
+        parser.add_argument("decision", choices=DECISIONS, help="the examiner's decision")
+        parser.add_argument("--note", default="", help="why (shown in the report)")
+        parser.add_argument("--examiner", default=None, help="examiner's name (default: the OS user)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.store.case_store import open_case
+
+        with open_case(args.case) as store:
+            store.set_decision(args.search_id, args.rank, args.decision, args.note, args.examiner)
+            stored = store.search(args.search_id)
+        candidate = next(c for c in stored.candidates if c.candidate.rank == args.rank)
+        _out(f"search #{args.search_id}, rank {args.rank} ({candidate.candidate.identity}): "
+             f"{candidate.decision.decision} by {candidate.decision.examiner}"
+             + (f": {candidate.decision.note}" if candidate.decision.note else ""))
+        return 0

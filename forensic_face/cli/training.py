@@ -1,4 +1,4 @@
-"""CLI subcommands ``train-sr``, ``eval-sr`` and ``train-recognizer`` (registered in forensic_face/cli.py)."""
+"""``forensic-face train-sr``, ``eval-sr`` and ``train-recognizer``: training the networks we ship (docs/super_resolution.md, docs/recognizer.md)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,10 @@ class TrainRecognizerCommand:
         add_train_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from forensic_face.training.train_recognizer import config_from_args, train_recognizer
+        from forensic_face.training.train_recognizer import (
+            config_from_args,
+            train_recognizer,
+        )
 
         logging.getLogger("forensic_face.training").setLevel(logging.INFO)
         metrics = train_recognizer(config_from_args(args))

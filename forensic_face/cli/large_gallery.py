@@ -15,7 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forensic_face.cli import _parse_box, _Progress, add_engine_arguments, engine_config_from_args, search_probes
+from forensic_face.cli.common import (
+    ProgressBar,
+    add_engine_arguments,
+    engine_config_from_args,
+    parse_box,
+    search_probes,
+)
 from forensic_face.engine.errors import ConfigError, ForensicFaceError
 
 log = logging.getLogger(__name__)
@@ -63,10 +69,10 @@ class IndexCommand:
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from forensic_face.distributed import index_gallery_folder
+        from forensic_face.large_gallery.distributed import index_gallery_folder
 
         index_dir = args.index or default_index_dir(args.gallery)
-        bar = _Progress(sys.stderr.isatty())
+        bar = ProgressBar()
         try:
             update = index_gallery_folder(
                 args.gallery, index_dir, engine_config_from_args(args), use_ray=args.ray or bool(args.ray_address),
@@ -99,7 +105,7 @@ class ShortlistSearchCommand:
     help = "search a large indexed gallery: faiss shortlist of K identities, then Meet-in-the-middle on them"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from forensic_face.engine.shortlist import DEFAULT_SHORTLIST
+        from forensic_face.large_gallery.shortlist import DEFAULT_SHORTLIST
 
         parser.add_argument("probes", nargs="+", type=Path, help="probe stills")
         where = parser.add_mutually_exclusive_group(required=True)
@@ -108,14 +114,14 @@ class ShortlistSearchCommand:
         parser.add_argument("--shortlist", type=int, default=DEFAULT_SHORTLIST, metavar="K",
                             help=f"identities re-ranked by Meet-in-the-middle (default {DEFAULT_SHORTLIST})")
         parser.add_argument("--top", type=int, default=20, help="candidates to list per probe")
-        parser.add_argument("--box", type=_parse_box, help="face box x1,y1,x2,y2 drawn by hand (one probe)")
+        parser.add_argument("--box", type=parse_box, help="face box x1,y1,x2,y2 drawn by hand (one probe)")
         parser.add_argument("--gpu-index", action="store_true", help="search the index on the GPU (faiss-gpu); automatic when the engine runs on CUDA")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from forensic_face.engine.search import Engine
-        from forensic_face.engine.shortlist import GalleryIndex, shortlist_search
+        from forensic_face.engine import Engine
+        from forensic_face.large_gallery.shortlist import GalleryIndex, shortlist_search
 
         if args.box is not None and len(args.probes) != 1:
             raise ForensicFaceError("--box applies to one probe; give a single probe image with it")

@@ -1,4 +1,5 @@
-"""``forensic-face eval``: the LFW-XRes benchmark and the Table 2 ablation from the command line."""
+"""``forensic-face eval``, ``eval-compare`` and ``eval-decompose``: the LFW-XRes benchmark, the Table 2 ablation,
+McNemar comparisons of two runs and the error decomposition."""
 
 from __future__ import annotations
 
@@ -11,38 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import ForensicFaceError
-from forensic_face.eval.protocol import DEFAULT_PROBE_WIDTH_PX, PROBE_WIDTHS_PX, PROTOCOL_NAME
+from forensic_face.cli.common import ProgressBar
+from forensic_face.engine.config import BUDGETS, EngineConfig
+from forensic_face.engine.errors import ConfigError
+from forensic_face.eval.protocol import (
+    DEFAULT_PROBE_WIDTH_PX,
+    PROBE_WIDTHS_PX,
+    PROTOCOL_NAME,
+)
 
 log = logging.getLogger(__name__)
-
-
-class TqdmProgress:
-    """Maps ``progress(done, total, message)`` callbacks onto tqdm bars on stderr, one bar per stage."""
-
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-        self._bar: Any = None
-        self._stage = ""
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        from tqdm import tqdm
-
-        stage = message.split(":", 1)[0]
-        if self._bar is None or stage != self._stage or total != self._bar.total:
-            self.close()
-            self._stage = stage
-            self._bar = tqdm(total=total, desc=f"{self.prefix}{stage}", file=sys.stderr, leave=False,
-                             dynamic_ncols=True, mininterval=2.0)
-        self._bar.update(done - self._bar.n)  # redraws at most every mininterval seconds
-        if done >= total:
-            self.close()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 class EvalCommand:
@@ -56,7 +35,7 @@ class EvalCommand:
         parser.add_argument("--width", type=int, choices=PROBE_WIDTHS_PX, default=DEFAULT_PROBE_WIDTH_PX,
                             help="probe face width in pixels (default 24, like SCFace d1)")
         parser.add_argument("--subset", type=int, default=None, metavar="N", help="only the first N people")
-        parser.add_argument("--budget", choices=["none", "fast", "standard", "paper"], default="standard",
+        parser.add_argument("--budget", choices=list(BUDGETS), default="standard",
                             help="gallery degradation budget (of the full method and the ablation's gallery rows)")
         parser.add_argument("--upsampler", default=EngineConfig().upsampler,
                             help=f"super-resolution of the probes (default: the engine's, {EngineConfig().upsampler})")
@@ -95,7 +74,7 @@ class EvalCommand:
     def run(self, args: argparse.Namespace) -> int:
         import torch
 
-        from forensic_face.engine.search import Engine
+        from forensic_face.engine import Engine
         from forensic_face.eval.ablation import (
             AblationRow,
             RowOutcome,
@@ -124,42 +103,37 @@ class EvalCommand:
                                    "top_k": 1}
         if args.batch_size:
             changes["batch_size"] = args.batch_size
-        try:
-            base = EngineConfig().replace(**changes)
-            single = base
-            if args.scales:
-                single = single.replace(scales=tuple(int(s) for s in args.scales.split(",")))
-            if args.fusion:
-                single = single.replace(fusion=args.fusion)
-            rows = (select_rows(ablation_rows(base, args.upsampler, args.budget, args.hypotheses), args.rows)
-                    if args.ablation else [AblationRow("run", "Run", "-", single)])
-            first = Engine(rows[0].config)
-            prepared = prepare(first, settings, progress=TqdmProgress())
-            out: Path = args.out
-            out.mkdir(parents=True, exist_ok=True)
-            if args.ablation:
-                engines = {rows[0].config.digest(): first}
+        base = EngineConfig().replace(**changes)
+        single = base
+        if args.scales:
+            single = single.replace(scales=tuple(int(s) for s in args.scales.split(",")))
+        if args.fusion:
+            single = single.replace(fusion=args.fusion)
+        rows = (select_rows(ablation_rows(base, args.upsampler, args.budget, args.hypotheses), args.rows)
+                if args.ablation else [AblationRow("run", "Run", "-", single)])
+        first = Engine(rows[0].config)
+        prepared = prepare(first, settings, progress=ProgressBar())
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        if args.ablation:
+            engines = {rows[0].config.digest(): first}
 
-                def make_engine(config: EngineConfig) -> Engine:
-                    return engines.pop(config.digest(), None) or Engine(config)
+            def make_engine(config: EngineConfig) -> Engine:
+                return engines.pop(config.digest(), None) or Engine(config)
 
-                def write_partial(done: list[RowOutcome]) -> None:
-                    # Keep the document current after every row, so a stopped run still leaves its results.
-                    self._write_doc(args, done, [r.key for r in rows[len(done):]], settings, prepared, out,
-                                    time.perf_counter() - started, first, code)
+            def write_partial(done: list[RowOutcome]) -> None:
+                # Keep the document current after every row, so a stopped run still leaves its results.
+                self._write_doc(args, done, [r.key for r in rows[len(done):]], settings, prepared, out,
+                                time.perf_counter() - started, first, code)
 
-                outcomes = run_ablation(rows, prepared, make_engine, out,
-                                        progress_for=lambda row: TqdmProgress(f"{row.key} "),
-                                        after_row=write_partial)
-            else:
-                t0 = time.perf_counter()
-                result = evaluate(first, prepared, label="run", progress=TqdmProgress())
-                write_run(result, out)
-                outcomes = [RowOutcome(rows[0], result, wall_s=time.perf_counter() - t0)]
-        except ForensicFaceError as exc:
-            log.error("%s", exc)
-            sys.stderr.write(f"error: {exc}\n")
-            return 2
+            outcomes = run_ablation(rows, prepared, make_engine, out,
+                                    progress_for=lambda row: ProgressBar(f"{row.key} "),
+                                    after_row=write_partial)
+        else:
+            t0 = time.perf_counter()
+            result = evaluate(first, prepared, label="run", progress=ProgressBar())
+            write_run(result, out)
+            outcomes = [RowOutcome(rows[0], result, wall_s=time.perf_counter() - t0)]
         wall_s = time.perf_counter() - started
         doc = self._write_doc(args, outcomes, [], settings, prepared, out, wall_s, first, code)
         for o in outcomes:
@@ -175,7 +149,11 @@ class EvalCommand:
     def _write_doc(self, args: argparse.Namespace, outcomes: list[Any], pending: list[str], settings: Any,
                    prepared: Any, out: Path, wall_s: float, engine: Any, code: str) -> Path:
         """results.md (at ``--doc`` or in ``--out``), the CMC plot beside it, and machine.json."""
-        from forensic_face.eval.ablation import machine_info, plot_ablation_cmc, write_results_doc
+        from forensic_face.eval.ablation import (
+            machine_info,
+            plot_ablation_cmc,
+            write_results_doc,
+        )
 
         machine = machine_info(str(engine.device), code=code)
         (out / "machine.json").write_text(json.dumps(machine | {"wall_s": round(wall_s, 1)}, indent=2))
@@ -213,11 +191,7 @@ class EvalCompareCommand:
     def run(self, args: argparse.Namespace) -> int:
         from forensic_face.eval.compare import compare_rank1
 
-        try:
-            result = compare_rank1(args.run_a, args.run_b)
-        except ForensicFaceError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        result = compare_rank1(args.run_a, args.run_b)
         if args.json:
             print(json.dumps(result.to_dict(), indent=2))
             return 0
@@ -256,20 +230,6 @@ def _drop_option(argv: list[str], option: str) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m forensic_face.eval.eval_cli``) until the lead registers the command."""
-    parser = argparse.ArgumentParser(prog="forensic-face eval", description=EvalCommand.help)
-    command = EvalCommand()
-    command.add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return command.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 #: The error decomposition's variants: each swaps one stage of the probe side for its oracle.
 DECOMPOSITION_VARIANTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("pipeline", "the product as it runs: surveillance camera, MTCNN on the probe", ()),
@@ -305,14 +265,12 @@ class EvalDecomposeCommand:
         extra = [a for a in args.eval_args if a != "--"]
         if any(a in ("--out", "--doc", "--ablation", "--camera", "--oracle-landmarks", "--fallback-known-face")
                for a in extra):
-            sys.stderr.write("error: --out, --doc, --ablation and the oracle options are set by eval-decompose\n")
-            return 2
+            raise ConfigError("--out, --doc, --ablation and the oracle options are set by eval-decompose")
         wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
         known = {v[0]: v for v in DECOMPOSITION_VARIANTS}
         unknown = [v for v in wanted if v not in known]
         if unknown:
-            sys.stderr.write(f"error: unknown variants {unknown}; known: {', '.join(known)}\n")
-            return 2
+            raise ConfigError(f"unknown variants {unknown}; known: {', '.join(known)}")
         eval_parser = argparse.ArgumentParser(prog="forensic-face eval")
         EvalCommand().add_arguments(eval_parser)
         rows = []

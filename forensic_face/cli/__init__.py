@@ -1,0 +1,101 @@
+"""Command-line interface: the window's work, headless (batch, evaluation, automation).
+
+One module per group of commands; each command is a class with ``name``, ``help``, ``add_arguments(parser)``
+and ``run(args) -> exit code``; :func:`main` only dispatches and applies the one exit-code rule:
+
+* ``0`` (:data:`EXIT_OK`): done;
+* ``1`` (:data:`EXIT_NEGATIVE`): the command ran and its answer is negative: a probe of a batch failed, a case
+  is not intact, a replay differs;
+* ``2`` (:data:`EXIT_ERROR`): it could not run: bad arguments or input, a :class:`ForensicFaceError` (the
+  message says which file, what is wrong and what to do);
+* ``130``: interrupted or cancelled.
+
+Results go to stdout (``--json`` gives one JSON document), progress and messages to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from forensic_face import __version__
+from forensic_face.engine.errors import Cancelled, ForensicFaceError
+
+EXIT_OK = 0
+EXIT_NEGATIVE = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class Command(Protocol):
+    name: str
+    help: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def commands() -> list[Command]:
+    """Every command, in the order ``--help`` lists them: the pipeline, cases, large galleries, evaluation,
+    training."""
+    from forensic_face.cli.calibrate import CalibrateCommand
+    from forensic_face.cli.case import (
+        CaseCommand,
+        DecideCommand,
+        ReplayCommand,
+        ReportCommand,
+        VerifyCommand,
+    )
+    from forensic_face.cli.evaluate import (
+        EvalCommand,
+        EvalCompareCommand,
+        EvalDecomposeCommand,
+    )
+    from forensic_face.cli.large_gallery import IndexCommand, ShortlistSearchCommand
+    from forensic_face.cli.search import DetectCommand, EnrollCommand, SearchCommand
+    from forensic_face.cli.training import (
+        EvalSrCommand,
+        TrainRecognizerCommand,
+        TrainSrCommand,
+    )
+
+    return [DetectCommand(), EnrollCommand(), SearchCommand(), CaseCommand(), DecideCommand(), VerifyCommand(),
+            ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
+            EvalCompareCommand(), EvalDecomposeCommand(), CalibrateCommand(), TrainSrCommand(), EvalSrCommand(),
+            TrainRecognizerCommand()]
+
+
+def build_parser(command_list: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forensic-face", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"forensic-face {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in command_list if command_list is not None else commands():
+        command.add_arguments(sub.add_parser(command.name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command_list = commands()
+    args = build_parser(command_list).parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    command = next(c for c in command_list if c.name == args.command)
+    try:
+        return command.run(args)
+    except (KeyboardInterrupt, Cancelled):
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): not an error of ours; keep Python quiet at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except ForensicFaceError as exc:
+        print(f"forensic-face {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,52 @@
+"""``forensic-face calibrate``: fit a score-to-LR calibration on benchmark scores (:mod:`forensic_face.calibration.fit`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from forensic_face.calibration import CalibrationSet, tippett_plot
+from forensic_face.calibration.fit import calibrate, load_probe_scores
+
+
+class CalibrateCommand:
+    name = "calibrate"
+    help = "fit a score-to-likelihood-ratio calibration on benchmark scores and test it on held-out people"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--scores", type=Path, action="append", required=True,
+                            help="benchmark run folder (scores.npz + result.json) or its scores.npz; repeatable")
+        parser.add_argument("--band", type=int, required=True, help="probe face-width band in pixels, e.g. 24")
+        parser.add_argument("--out", type=Path, required=True, help="calibration JSON to write")
+        parser.add_argument("--heldout-fraction", type=float, default=0.5,
+                            help="fraction of probe identities held out for testing (default 0.5)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the identity split (default 0)")
+        parser.add_argument("--tippett", type=Path, help="write the held-out Tippett plot (PNG) here")
+        parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        data = load_probe_scores(list(args.scores), args.band)
+        outcome = calibrate(data, args.band, args.heldout_fraction, args.seed)
+        cal = outcome.calibration
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        CalibrationSet((cal,), outcome.metadata).save(args.out)
+        if args.tippett is not None:
+            args.tippett.parent.mkdir(parents=True, exist_ok=True)
+            tippett_plot(cal, outcome.heldout_mated, outcome.heldout_nonmated, args.tippett,
+                         title=f"Held-out Tippett plot, {cal.band_px} px, Cllr = {cal.cllr:.3f}")
+        summary = {"out": str(args.out), "tippett": None if args.tippett is None else str(args.tippett),
+                   "band_px": cal.band_px, "slope": cal.slope, "intercept": cal.intercept,
+                   "log10_lr_bounds": [cal.lower_log10_lr, cal.upper_log10_lr], **outcome.metadata["heldout"],
+                   "fit": outcome.metadata["fit"]}
+        if args.json:
+            json.dump(summary, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            held = outcome.metadata["heldout"]
+            print(f"{args.out}: {cal.band_px} px band, log10 LR = {cal.slope:.4f} * score + {cal.intercept:.4f}, "
+                  f"bounded to [{cal.lower_log10_lr:.2f}, {cal.upper_log10_lr:.2f}]")
+            print(f"held-out ({held['num_mated']} mated / {held['num_nonmated']} non-mated): "
+                  f"Cllr {held['cllr']:.4f}, Cllr_min {held['cllr_min']:.4f}")
+        return 0

@@ -1,0 +1,180 @@
+"""What several commands share: engine settings from flags, a progress bar on stderr, the per-probe search
+loop and how a search record is printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from forensic_face.engine.config import BUDGETS
+from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
+
+log = logging.getLogger("forensic_face")
+
+
+class ProgressBar:
+    """The engine's ``progress(done, total, message)`` callback as a tqdm bar on stderr when stderr is a
+    terminal (one bar per stage: a new total or a new message prefix before ":" starts one); otherwise an INFO
+    log line at most every :attr:`log_every_s` seconds (shown with ``-v``), so logs of batch runs stay short."""
+
+    log_every_s = 30.0
+
+    def __init__(self, prefix: str = "", enabled: bool | None = None) -> None:
+        self.prefix = prefix
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._bar: Any = None
+        self._stage = ""
+        self._last_log = 0.0
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        stage = message.split(":", 1)[0]
+        if not self.enabled:
+            now = time.monotonic()
+            if now - self._last_log >= self.log_every_s or done >= total:
+                self._last_log = now
+                log.info("%s%s %d/%d", self.prefix, message, done, total)
+            return
+        from tqdm import tqdm
+
+        if self._bar is None or total != self._bar.total or stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=total, file=sys.stderr, leave=False, dynamic_ncols=True, mininterval=0.5)
+        self._bar.set_description(f"{self.prefix}{message[:40]}", refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Engine settings shared by search-like commands; unset flags keep the user's saved settings."""
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: auto)")
+    parser.add_argument("--budget", choices=list(BUDGETS),
+                        help="gallery degradation budget: none, fast (11 paths), standard, paper (all 1,463)")
+    parser.add_argument("--scales", help="comma-separated probe magnifications, e.g. 2,4,8")
+    parser.add_argument("--hypotheses", type=int, help="blur hypotheses per scale (paper: 16)")
+    parser.add_argument("--fusion", help="fusion, e.g. S_add,S_add (default), S_max,S_add (the paper's), T_add, T_concat")
+    parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
+    parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet")
+    parser.add_argument("--recognizer-model", help="model file for recognizers that need one")
+    parser.add_argument("--no-resolution-matching", action="store_true",
+                        help="compare gallery hypotheses at their own size (ablation)")
+    parser.add_argument("--batch-size", type=int, help="images per batch on the device")
+    parser.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+
+
+def engine_config_from_args(args: argparse.Namespace) -> Any:
+    from forensic_face.settings import load_settings, parse_scales
+
+    config = load_settings()
+    changes: dict[str, Any] = {}
+    for flag, field in (("device", "device"), ("budget", "budget"), ("fusion", "fusion"),
+                        ("upsampler", "upsampler"), ("recognizer", "recognizer"),
+                        ("recognizer_model", "recognizer_model_path"), ("batch_size", "batch_size"),
+                        ("seed", "seed"), ("hypotheses", "num_blur_hypotheses")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            changes[field] = value
+    if getattr(args, "scales", None):
+        changes["scales"] = parse_scales(args.scales)
+    if getattr(args, "no_resolution_matching", False):
+        changes["resolution_matching"] = False
+    if getattr(args, "top", None):
+        changes["top_k"] = args.top
+    return config.replace(**changes)
+
+
+def parse_box(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--box must be x1,y1,x2,y2 in pixels, got {text!r}") from None
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"--box must have 4 numbers x1,y1,x2,y2, got {text!r}")
+    return values
+
+
+def search_probes(
+    args: argparse.Namespace, engine: Any,
+    search: Callable[[Any, Any, ProgressBar], tuple[Any, dict[str, Any]]],
+) -> int:
+    """The per-probe loop shared by ``search`` and ``search-large``: load each probe (with ``--box`` when given),
+    run ``search(probe, face, progress) -> (SearchResult, extra record fields)``, add likelihood ratios, report
+    each failure without stopping the batch, print text or one JSON document. Exit 1 if any probe failed."""
+    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine.imaging import load_image
+
+    records: list[dict[str, Any]] = []
+    failed = 0
+    bar = ProgressBar()
+    for path in args.probes:
+        record: dict[str, Any] = {"probe": str(path), "sha256": None, "face": None, "error": None,
+                                  "candidates": [], "calibration": None}
+        try:
+            probe = load_image(path)
+            record["sha256"] = probe.sha256
+            face = manual_face(probe.pixels, args.box, engine.detector) if args.box else None
+            result, extra = search(probe, face, bar)
+            record = result.to_json(top=args.top)
+            add_likelihood_ratios(record, result)
+            record.update(extra)
+        except (ImageLoadError, NoFaceDetected) as exc:
+            failed += 1
+            record["error"] = str(exc)
+        finally:
+            bar.close()
+        records.append(record)
+        if not args.json:
+            print_search_record(record)
+    if args.json:
+        json.dump(records, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 1 if failed else 0
+
+
+def print_search_record(record: dict[str, Any]) -> None:
+    """One probe's search record as text (what ``--json`` would print as a document)."""
+    print(f"== {record['probe']}")
+    if record["error"]:
+        print(f"   ERROR: {record['error']}")
+        return
+    print("   Candidates are investigative leads for human review, not identifications.")
+    from forensic_face.calibration import format_lr
+
+    cal = record.get("calibration")
+    for c in record["candidates"]:
+        lr = "" if c.get("lr") is None else f"  LR {format_lr(c['lr'])} ({c['verbal']})"
+        print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}  ({c['image']}){lr}")
+    if cal is None:
+        print("   No calibration for these settings: scores rank candidates, they are not likelihood ratios.")
+    else:
+        print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
+    if record.get("shortlist"):
+        sl = record["shortlist"]
+        print(f"   (Meet-in-the-middle on a shortlist of {sl['k']} of {sl['index_rows']} indexed "
+              f"portraits' identities; identities outside it were not compared in full)")
+
+
+def add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:
+    """Add ``lr``/``log10_lr``/``verbal`` to each candidate of ``record`` and a ``calibration`` summary, from the
+    shipped calibration matching the search's settings and face width; all ``None`` when none matches."""
+    from forensic_face.calibration import (
+        CALIBRATION_CAVEAT,
+        calibration_for_result,
+        lr_record,
+    )
+
+    cal = calibration_for_result(result)
+    for c in record["candidates"]:
+        c.update(lr_record(cal, c["score"]))
+    record["calibration"] = None if cal is None else {
+        "band_px": cal.band_px, "cllr": round(cal.cllr, 4), "cllr_min": round(cal.cllr_min, 4),
+        "conditions": cal.conditions, "caveat": CALIBRATION_CAVEAT}

@@ -1,0 +1,132 @@
+"""``forensic-face detect``, ``enroll`` and ``search``: the method on one gallery folder, exhaustively."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from forensic_face.cli.common import (
+    ProgressBar,
+    add_engine_arguments,
+    engine_config_from_args,
+    log,
+    parse_box,
+    search_probes,
+)
+from forensic_face.engine.errors import ForensicFaceError
+
+
+class DetectCommand:
+    name = "detect"
+    help = "list the faces in images (box, score, landmarks)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("images", nargs="+", type=Path, help="image files")
+        parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--min-face", type=int, default=12, help="smallest face width to find, in pixels")
+
+    def run(self, args: argparse.Namespace) -> int:
+        import dataclasses
+
+        from forensic_face.engine import Engine
+        from forensic_face.engine.config import DetectorConfig, EngineConfig
+        from forensic_face.engine.imaging import load_image
+
+        config = EngineConfig(device=args.device, detector=dataclasses.replace(DetectorConfig(),
+                                                                                  min_face_px=args.min_face))
+        engine = Engine(config, cache_dir=None)
+        records: list[dict[str, Any]] = []
+        failed = 0
+        for path in args.images:
+            try:
+                image = load_image(path)
+                record = engine.detect(image).to_json()
+                record["error"] = None
+            except ForensicFaceError as exc:
+                failed += 1
+                record = {"image": str(path), "sha256": None, "faces": [], "error": str(exc)}
+            records.append(record)
+            if not args.json:
+                if record["error"]:
+                    print(f"{path}: ERROR {record['error']}")
+                elif not record["faces"]:
+                    print(f"{path}: no face detected")
+                else:
+                    for k, face in enumerate(record["faces"], start=1):
+                        box = ", ".join(f"{v:.1f}" for v in face["box"])
+                        print(f"{path}: face {k}: box [{box}] score {face['score']:.3f}")
+        if args.json:
+            json.dump(records, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        return 1 if failed else 0
+
+
+class EnrollCommand:
+    name = "enroll"
+    help = "enroll a gallery folder and list the portraits that could not be used"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("gallery", type=Path, help="folder: one sub-folder per identity, or files named after them")
+        parser.add_argument("--json", action="store_true")
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.engine import Engine
+
+        engine = Engine(engine_config_from_args(args))
+        bar = ProgressBar()
+        try:
+            gallery = engine.enroll(args.gallery, progress=bar)
+        finally:
+            bar.close()
+        if args.json:
+            json.dump({
+                "gallery": str(gallery.root),
+                "identities": len(set(gallery.identities)),
+                "entries": [{"identity": e.identity, "image": str(e.image_path), "sha256": e.sha256,
+                             "box": [round(float(v), 2) for v in e.crop.face.box], "note": e.note}
+                            for e in gallery.entries],
+                "problems": [{"image": str(p.image_path), "reason": p.reason} for p in gallery.problems],
+            }, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(f"{gallery.root}: {len(gallery.entries)} portraits of {len(set(gallery.identities))} identities")
+            for e in gallery.entries:
+                if e.note:
+                    print(f"  note: {e.image_path}: {e.note}")
+            for p in gallery.problems:
+                print(f"  problem: {p.image_path}: {p.reason}")
+        return 0
+
+
+class SearchCommand:
+    name = "search"
+    help = "rank a gallery for each probe still (Meet-in-the-middle)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("probes", nargs="+", type=Path, help="probe stills")
+        parser.add_argument("--gallery", type=Path, required=True, help="gallery folder")
+        parser.add_argument("--top", type=int, default=20, help="candidates to list per probe")
+        parser.add_argument("--box", type=parse_box, help="face box x1,y1,x2,y2 drawn by hand (one probe)")
+        parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        add_engine_arguments(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.engine import Engine
+
+        if args.box is not None and len(args.probes) != 1:
+            raise ForensicFaceError("--box applies to one probe; give a single probe image with it")
+        engine = Engine(engine_config_from_args(args))
+        bar = ProgressBar()
+        try:
+            gallery = engine.enroll(args.gallery, progress=bar)
+        finally:
+            bar.close()
+        for problem in gallery.problems:
+            log.warning("gallery: %s: %s", problem.image_path, problem.reason)
+        return search_probes(args, engine, lambda probe, face, bar: (
+            engine.search(probe, gallery, face=face, progress=bar), {}))

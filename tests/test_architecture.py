@@ -1,0 +1,118 @@
+"""The layout docs/architecture.md describes, checked: no import circles anywhere in the package (imports inside
+functions included: a lazy import that closes a circle still ties two modules together), and the engine imports
+nothing of ours outside itself but ``forensic_face.paths``."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "forensic_face"
+
+
+@functools.lru_cache(maxsize=1)
+def module_files() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of import nodes under ``if TYPE_CHECKING:`` (never run, so never part of a circle)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return skip
+
+
+@functools.lru_cache(maxsize=1)
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package's modules it imports. ``from pkg import name`` counts as importing ``pkg.name`` when
+    that is a module; imports of a module's own ancestor packages are left out (Python runs them first anyway)."""
+    modules = module_files()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_nodes(tree)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name and not name.startswith(target + "."):
+                    graph[name].add(target)
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm; components of more than one module are import circles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_graph_sees_lazy_and_relative_imports() -> None:
+    graph = import_graph()
+    # Engine.search imports the stages at module level; the CLI imports its commands inside a function.
+    assert "forensic_face.engine.templates" in graph["forensic_face.engine.search"]
+    assert "forensic_face.cli.search" in graph["forensic_face.cli"]
+    # A circle is found when there is one.
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"], ["d"]]
+
+
+def test_no_import_circles() -> None:
+    circles = [c for c in strongly_connected(import_graph()) if len(c) > 1]
+    assert not circles, f"import circles: {circles}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in module_files() if m.startswith("forensic_face.engine")))
+def test_engine_imports_nothing_above_it(module: str) -> None:
+    outside = {t for t in import_graph()[module]
+               if not t.startswith("forensic_face.engine") and t not in ("forensic_face", "forensic_face.paths")}
+    assert not outside, f"{module} imports {sorted(outside)}"
