@@ -54,6 +54,15 @@ class ProgressBar:
             self._bar = None
 
 
+def enroll_with_progress(engine: Any, folder: Any) -> Any:
+    """``engine.enroll(folder)`` with a progress bar on stderr."""
+    bar = ProgressBar()
+    try:
+        return engine.enroll(folder, progress=bar)
+    finally:
+        bar.close()
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Engine settings shared by search-like commands; unset flags keep the user's saved settings."""
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: auto)")

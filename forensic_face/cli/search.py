@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from forensic_face.cli.common import (
-    ProgressBar,
     add_engine_arguments,
     engine_config_from_args,
+    enroll_with_progress,
     log,
     parse_box,
     search_probes,
@@ -78,11 +78,7 @@ class EnrollCommand:
         from forensic_face.engine import Engine
 
         engine = Engine(engine_config_from_args(args))
-        bar = ProgressBar()
-        try:
-            gallery = engine.enroll(args.gallery, progress=bar)
-        finally:
-            bar.close()
+        gallery = enroll_with_progress(engine, args.gallery)
         if args.json:
             json.dump({
                 "gallery": str(gallery.root),
@@ -121,11 +117,7 @@ class SearchCommand:
         if args.box is not None and len(args.probes) != 1:
             raise ForensicFaceError("--box applies to one probe; give a single probe image with it")
         engine = Engine(engine_config_from_args(args))
-        bar = ProgressBar()
-        try:
-            gallery = engine.enroll(args.gallery, progress=bar)
-        finally:
-            bar.close()
+        gallery = enroll_with_progress(engine, args.gallery)
         for problem in gallery.problems:
             log.warning("gallery: %s: %s", problem.image_path, problem.reason)
         return search_probes(args, engine, lambda probe, face, bar: (
