@@ -17,6 +17,7 @@ from forensic_face.engine.errors import Cancelled, GalleryError
 from forensic_face.gui.app import create_application
 from forensic_face.gui.drops import paths_from_mime
 from forensic_face.gui.gallery_panel import GalleryPanel
+from forensic_face.gui.candidates import DECISION_COLUMN
 from forensic_face.gui.images import enlarge_nearest, to_qimage
 from forensic_face.gui.probe_panel import FaceBoxView, ProbePanel
 from forensic_face.gui.settings import WindowState
@@ -373,6 +374,38 @@ def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_ca
     assert not heat.gallery_tile.image.pixmap().isNull()
     assert image.cell_at(col + 0.5, row + 0.5) == (row, col) and image.cell_at(-1, 0) is None
 
+    # Examiner decisions from the keyboard and with a note, kept in the case with their audit entries.
+    search_id = record.search_id
+    assert search_id == window.case_store.search_ids()[0]
+    table.setFocus()
+    table.selectRow(0)
+    qtbot.keyClick(table, Qt.Key.Key_L)
+    assert window.decide(1, "excluded", "different hairline")
+    decisions = window.case_store.decisions(search_id)
+    assert decisions[1].decision == "possible lead" and decisions[2].note == "different hairline"
+    assert table.item(0, DECISION_COLUMN).text() == "possible lead"
+    assert table.item(1, DECISION_COLUMN).text() == "excluded"
+    assert [e.action for e in window.case_store.audit_entries()][-2:] == ["decision", "decision"]
+    menu = table.decision_menu(2)
+    assert [a.text().split("\t")[0] for a in menu.actions()[:4]] == [
+        "Possible lead", "Excluded", "Inconclusive", "Not reviewed"]
+
+    # The report, from the window: on the worker thread, with the decisions in it.
+    window.open_reports = False
+    report = tmp_path / "report ü.pdf"
+    assert window.export_report_action.isEnabled()
+    assert window.export_report(report, [search_id], examiner="A. Examiner", top=2)
+    kind, outcome = _wait_job(qtbot, window, "report", timeout_ms=120_000)
+    assert kind == "finished", window.banner.text()
+    assert report.is_file() and report.read_bytes().startswith(b"%PDF")
+    assert "Report written" in window.banner.text()
+    if shutil.which("pdftotext"):
+        import subprocess
+
+        text = subprocess.run(["pdftotext", str(report), "-"], capture_output=True, text=True, check=True).stdout
+        assert "A. Examiner" in text and "possible lead" in text.lower()
+    assert window.case_store.audit_entries()[-1].action == "export"
+
     window.tabs.setCurrentIndex(0)
     table.selectRow(0)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -397,6 +430,17 @@ def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_ca
     assert kind == "finished", window.banner.text()
     chosen = window.probe_panel.records[index].chosen_face
     assert chosen is not None and chosen.manual and list(chosen.box) == [10.0, 12.0, 50.0, 56.0]
+
+    # Search all probes: one queued job, every probe with a face searched and recorded in the case.
+    assert window.search_all_action.isEnabled()
+    before = len(window.case_store.search_ids())
+    assert window.search_all()
+    kind, outcome = _wait_job(qtbot, window, "search-all", timeout_ms=180_000)
+    assert kind == "finished", window.banner.text()
+    assert outcome.value.total == 2 and not outcome.value.cancelled
+    assert all(r.result is not None and r.search_id is not None for r in window.probe_panel.records)
+    assert len(window.case_store.search_ids()) == before + 2
+    assert "Searched 2 of 2 probes" in window.banner.text()
 
 
 @pytest.mark.lfw

@@ -75,11 +75,12 @@ class ReportCommand:
         parser.add_argument("--search", type=int, action="append", default=None,
                             help="only this search (repeatable; default: all)")
         parser.add_argument("--top", type=int, default=5, help="candidates shown with images per search")
+        parser.add_argument("--examiner", default=None, help="who signs the report (default: the case's examiner)")
 
     def run(self, args: argparse.Namespace) -> int:
         from forensic_face.report.pdf import write_case_report
 
-        outcome = write_case_report(args.case, args.out, search_ids=args.search, top=args.top)
+        outcome = write_case_report(args.case, args.out, search_ids=args.search, top=args.top, examiner=args.examiner)
         _out(f"wrote {args.out} ({outcome.num_pages} pages, SHA-256 {outcome.sha256}); "
              f"case verification: {'intact' if outcome.verification.ok else 'NOT INTACT'}")
         return 0

@@ -1,12 +1,14 @@
-"""The ranked candidate list: thumbnail, rank, identity, fused score and per-scale scores."""
+"""The ranked candidate list: thumbnail, rank, identity, the examiner's decision, fused score, LR and
+per-scale scores. Decisions are asked for from the keyboard (L, X, I, U) or the context menu."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QContextMenuEvent, QIcon, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
+    QMenu,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
@@ -22,12 +24,20 @@ from forensic_face.engine.results import Candidate, Gallery
 from forensic_face.gui.images import to_pixmap
 
 THUMB_PX = 48
+#: Column of the examiner's decision; the LR follows it, then one column per scale.
+DECISION_COLUMN = 4
+#: Keys that record a decision on the selected candidate, and the decisions of the case store.
+DECISION_KEYS = {Qt.Key.Key_L: "possible lead", Qt.Key.Key_X: "excluded", Qt.Key.Key_I: "inconclusive",
+                 Qt.Key.Key_U: "not reviewed"}
 
 
 class CandidateTable(QTableWidget):
-    """Arrow keys / Page Up / Page Down / Home / End move the selection; ``candidate_selected(index)``."""
+    """Arrow keys / Page Up / Page Down / Home / End move the selection; ``candidate_selected(index)``.
+    L / X / I / U (or the context menu) ask for a decision on the selected row: ``decision_requested(row,
+    decision, with_note)``."""
 
     candidate_selected = Signal(int)
+    decision_requested = Signal(int, str, bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, 4, parent)
@@ -49,6 +59,7 @@ class CandidateTable(QTableWidget):
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.setColumnWidth(1, THUMB_PX + 10)
         self.candidates: tuple[Candidate, ...] = ()
+        self.decisions: dict[int, tuple[str, str]] = {}
         self.currentCellChanged.connect(self._on_current_changed)
 
     def set_candidates(self, candidates: tuple[Candidate, ...], gallery: Gallery | None, top_n: int,
@@ -62,12 +73,17 @@ class CandidateTable(QTableWidget):
         scales = sorted({s for c in shown for s in c.per_scale_scores})
         self.blockSignals(True)
         self.clearContents()
-        self.setColumnCount(5 + len(scales))
-        self.setHorizontalHeaderLabels(["Rank", "", "Identity", "Score", "LR"] + [f"×{s}" for s in scales])
-        lr_header = self.horizontalHeaderItem(4)
+        first_scale = DECISION_COLUMN + 2
+        self.setColumnCount(first_scale + len(scales))
+        self.setHorizontalHeaderLabels(["Rank", "", "Identity", "Score", "Decision", "LR"]
+                                       + [f"×{s}" for s in scales])
+        self.horizontalHeaderItem(DECISION_COLUMN).setToolTip(
+            "The examiner's decision: L possible lead, X excluded, I inconclusive, U not reviewed "
+            "(right-click to add a note). Recorded in the open case with its audit entry.")
+        lr_header = self.horizontalHeaderItem(DECISION_COLUMN + 1)
         lr_header.setToolTip(CALIBRATION_CAVEAT if calibration is not None else
                              "No calibration for these settings: scores are not likelihood ratios.")
-        for k in range(4, 5 + len(scales)):
+        for k in range(DECISION_COLUMN, first_scale + len(scales)):
             self.horizontalHeader().setSectionResizeMode(k, QHeaderView.ResizeMode.ResizeToContents)
         self.setRowCount(len(shown))
         for row, cand in enumerate(shown):
@@ -89,21 +105,61 @@ class CandidateTable(QTableWidget):
                 lr_item = QTableWidgetItem(f"{format_lr(lr['lr'])}  {lr['verbal']}")
                 lr_item.setToolTip(f"log10 LR {lr['log10_lr']:.2f} ({calibration.band_px} px calibration, "
                                    f"held-out Cllr {calibration.cllr:.3f})\n{CALIBRATION_CAVEAT}")
-            for col, item in enumerate((rank, thumb, ident, score, lr_item)):
+            for col, item in enumerate((rank, thumb, ident, score, QTableWidgetItem(), lr_item)):
                 self.setItem(row, col, item)
             for k, s in enumerate(scales):
                 value = cand.per_scale_scores.get(s)
                 cell = QTableWidgetItem("" if value is None else f"{value:.3f}")
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.setItem(row, 5 + k, cell)
+                self.setItem(row, first_scale + k, cell)
+        self.set_decisions({})  # the window shows the decisions of this search once it knows its case record
         self.blockSignals(False)
         if shown:
             self.setCurrentCell(0, 2)
             self.candidate_selected.emit(0)
 
+    def set_decisions(self, decisions: dict[int, tuple[str, str]]) -> None:
+        """Show ``{rank: (decision, note)}`` in the decision column (ranks not given: not reviewed)."""
+        self.decisions = dict(decisions)
+        for row, cand in enumerate(self.candidates):
+            decision, note = self.decisions.get(cand.rank, ("not reviewed", ""))
+            item = self.item(row, DECISION_COLUMN)
+            if item is None:
+                continue
+            item.setText("" if decision == "not reviewed" else decision)
+            item.setToolTip(f"{decision}" + (f": {note}" if note else ""))
+
     def clear_candidates(self) -> None:
         self.candidates = ()
+        self.decisions = {}
         self.setRowCount(0)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        decision = DECISION_KEYS.get(Qt.Key(event.key()))
+        if decision is not None and event.modifiers() == Qt.KeyboardModifier.NoModifier \
+                and 0 <= self.currentRow() < len(self.candidates):
+            self.decision_requested.emit(self.currentRow(), decision, False)
+            return
+        super().keyPressEvent(event)
+
+    def decision_menu(self, row: int) -> QMenu:
+        """The context menu of a row: each decision, with or without a note."""
+        menu = QMenu(self)
+        keys = {d: k for k, d in DECISION_KEYS.items()}
+        for decision in ("possible lead", "excluded", "inconclusive", "not reviewed"):
+            action = menu.addAction(f"{decision.capitalize()}\t{chr(keys[decision].value)}")
+            action.triggered.connect(lambda _=False, d=decision: self.decision_requested.emit(row, d, False))
+        menu.addSeparator()
+        for decision in ("possible lead", "excluded", "inconclusive"):
+            action = menu.addAction(f"{decision.capitalize()}, with a note…")
+            action.triggered.connect(lambda _=False, d=decision: self.decision_requested.emit(row, d, True))
+        return menu
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 - Qt override
+        row = self.rowAt(event.pos().y())
+        if 0 <= row < len(self.candidates):
+            self.selectRow(row)
+            self.decision_menu(row).exec(self.viewport().mapToGlobal(QPoint(event.pos())))
 
     def _on_current_changed(self, row: int, _col: int, prev_row: int, _prev_col: int) -> None:
         if row != prev_row and 0 <= row < len(self.candidates):

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, QUrl, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -55,7 +56,28 @@ JOB_TITLES = {
     "search": "Searching",
     "about": "Loading models",
     "render": "Rendering a gallery hypothesis",
+    "search-all": "Searching all probes",
+    "report": "Writing the case report",
 }
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """One probe's search as the worker hands it back: where it goes, the result, and its case record."""
+
+    index: int
+    result: SearchResult | None
+    warning: str
+    search_id: int | None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """A "search all probes" job: the searches done (all of them unless it was cancelled)."""
+
+    searches: tuple[SearchOutcome, ...]
+    total: int
+    cancelled: bool
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,9 @@ class MainWindow(QMainWindow):
         self._result: SearchResult | None = None
         self._calibration: Calibration | None = None
         self.case_store: Any | None = None
+        self._case_offered = False
+        #: Open a written report in the system's PDF viewer (tests turn it off).
+        self.open_reports = True
 
         self.banner = MessageBanner()
         self.gallery_panel = GalleryPanel()
@@ -210,6 +235,12 @@ class MainWindow(QMainWindow):
                                           "Search the gallery with the selected probe face")
         self.cancel_action = self._action("Cancel", self.cancel_job, [QKeySequence("Esc")],
                                           "Cancel the running job")
+        self.search_all_action = self._action("Search &all probes", self.search_all,
+                                              [QKeySequence("Ctrl+Shift+R")],
+                                              "Search the gallery with every probe that has a face, one after another")
+        self.export_report_action = self._action("&Export report…", self.choose_report,
+                                                 [QKeySequence("Ctrl+E")],
+                                                 "Write the case report (PDF) of the open case's searches")
         self.settings_action = self._action("Se&ttings…", self.open_settings,
                                             [QKeySequence("Ctrl+,"), QKeySequence(QKeySequence.StandardKey.Preferences)])
         self.quit_action = self._action("&Quit", self.close, [QKeySequence(QKeySequence.StandardKey.Quit)])
@@ -225,12 +256,14 @@ class MainWindow(QMainWindow):
         menu.addAction(self.new_case_action)
         menu.addAction(self.open_case_action)
         self.recent_cases_menu = menu.addMenu("Recent cases")
+        menu.addAction(self.export_report_action)
         menu.addSeparator()
         menu.addAction(self.settings_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
         search_menu = self.menuBar().addMenu("&Search")
         search_menu.addAction(self.search_action)
+        search_menu.addAction(self.search_all_action)
         search_menu.addAction(self.cancel_action)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.gallery_dock.toggleViewAction())
@@ -285,6 +318,7 @@ class MainWindow(QMainWindow):
         self.probe_panel.face_chosen.connect(lambda _i, _f: self._on_probe_changed(self.probe_panel.current_index()))
         self.probe_panel.box_drawn.connect(self.refine_box)
         self.candidates.candidate_selected.connect(self._on_candidate_selected)
+        self.candidates.decision_requested.connect(self._on_decision_requested)
         self.heatmaps.render_requested.connect(self.render_gallery_hypothesis)
 
     # Window state -------------------------------------------------------------------------------------------
@@ -348,7 +382,10 @@ class MainWindow(QMainWindow):
         busy = self.runner.busy
         record = self.probe_panel.current_record()
         self.search_action.setEnabled(not busy and self.gallery is not None and record is not None
-                                      and record.image is not None)
+                                      and record.image is not None and record.chosen_face is not None)
+        self.search_all_action.setEnabled(not busy and self.gallery is not None and any(
+            r.image is not None and r.chosen_face is not None for r in self.probe_panel.records))
+        self.export_report_action.setEnabled(not busy and self.case_store is not None)
         self.cancel_action.setEnabled(busy)
         self.open_gallery_action.setEnabled(not busy)
         self.add_probe_action.setEnabled(not busy)
@@ -428,14 +465,24 @@ class MainWindow(QMainWindow):
                 self.probe_panel.update_record(index)
                 self._on_probe_changed(index)
         elif name == "search":
-            index, result, case_warning = value
-            if 0 <= index < len(self.probe_panel.records):
-                self.probe_panel.records[index].result = result
-                self.probe_panel.update_record(index)
-                if index == self.probe_panel.current_index():
-                    self.show_result(result)
-            if case_warning:
-                self.show_message(case_warning, "warning")
+            self._apply_search(value)
+            if value.warning:
+                self.show_message(value.warning, "warning")
+        elif name == "search-all":
+            for outcome in value.searches:
+                self._apply_search(outcome)
+            warnings = [o.warning for o in value.searches if o.warning]
+            searched = sum(o.result is not None for o in value.searches)
+            text = (f"Searched {searched} of {value.total} probes" + (" before the cancel" if value.cancelled else "")
+                    + "." + (f" {len(warnings)} problem(s): {warnings[0]}" if warnings else ""))
+            self.show_message(text, "warning" if warnings or value.cancelled else "info")
+        elif name == "report":
+            self.show_message(f"Report written: {value.path} ({value.num_pages} pages, SHA-256 "
+                              f"{value.sha256[:16]}…); case verification "
+                              f"{'intact' if value.verification.ok else 'NOT INTACT'}.",
+                              "info" if value.verification.ok else "warning")
+            if self.open_reports:
+                QDesktopServices.openUrl(QUrl.fromLocalFile(str(value.path)))
         elif name == "render":
             scale, label, pixels = value
             self.heatmaps.set_gallery_image(scale, label, pixels)
@@ -542,16 +589,151 @@ class MainWindow(QMainWindow):
         if record is None or record.image is None:
             self.show_message("Add a probe still first (Ctrl+O).", "warning")
             return False
+        if record.chosen_face is None:
+            self.show_message(f"No face in {record.path.name}: drag on the image to draw the face box first.",
+                              "warning")
+            return False
+        self._offer_case()
         index = self.probe_panel.current_index()
         image, gallery, face = record.image, self.gallery, record.chosen_face
 
-        def task(engine: Any, progress: Any, cancel: Any) -> tuple[int, SearchResult, str]:
-            result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
-            # The comparison view and the case record show the best gallery variants: render them in one batch.
-            result = engine.with_gallery_images(result, gallery)
-            return index, result, self.record_in_case(result, engine.config, gallery)
+        def task(engine: Any, progress: Any, cancel: Any) -> SearchOutcome:
+            return self._search_one(engine, index, image, gallery, face, progress, cancel)
 
         return self._start("search", task)
+
+    def _search_one(self, engine: Any, index: int, image: Any, gallery: Gallery, face: Any, progress: Any,
+                    cancel: Any) -> SearchOutcome:
+        """One probe's search on the worker thread, its gallery variants rendered for the views (one batch per
+        degradation path) and recorded in the open case."""
+        result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
+        result = engine.with_gallery_images(result, gallery)
+        warning, search_id = self.record_in_case(result, engine.config, gallery)
+        return SearchOutcome(index, result, warning, search_id)
+
+    @Slot()
+    def search_all(self) -> bool:
+        """Search every probe that has a face, as one job: per-probe progress, cancel between and within probes;
+        the probes finished before a cancel keep their results (and case records)."""
+        if self.gallery is None:
+            self.show_message("Open a gallery first (Ctrl+G).", "warning")
+            return False
+        todo = [(k, r.image, r.chosen_face) for k, r in enumerate(self.probe_panel.records)
+                if r.image is not None and r.chosen_face is not None]
+        if not todo:
+            self.show_message("No probe with a face to search: add probes (Ctrl+O) or draw a face box.", "warning")
+            return False
+        self._offer_case()
+        gallery = self.gallery
+
+        def task(engine: Any, progress: Any, cancel: Any) -> BatchOutcome:
+            done: list[SearchOutcome] = []
+            for n, (index, image, face) in enumerate(todo, start=1):
+                name = image.path.name
+
+                def probe_progress(d: int, t: int, message: str, n: int = n, name: str = name) -> None:
+                    progress(d, t, f"probe {n}/{len(todo)} ({name}): {message}")
+
+                try:
+                    done.append(self._search_one(engine, index, image, gallery, face, probe_progress, cancel))
+                except Cancelled:
+                    return BatchOutcome(tuple(done), len(todo), cancelled=True)
+                except ForensicFaceError as exc:
+                    done.append(SearchOutcome(index, None, f"{name}: {exc}", None))
+            return BatchOutcome(tuple(done), len(todo), cancelled=False)
+
+        return self._start("search-all", task)
+
+    def _apply_search(self, outcome: SearchOutcome) -> None:
+        if not 0 <= outcome.index < len(self.probe_panel.records) or outcome.result is None:
+            return
+        record = self.probe_panel.records[outcome.index]
+        record.result, record.search_id = outcome.result, outcome.search_id
+        self.probe_panel.update_record(outcome.index)
+        if outcome.index == self.probe_panel.current_index():
+            self.show_result(outcome.result)
+
+    def _offer_case(self) -> None:
+        if self.case_store is None and not self._case_offered:
+            self._case_offered = True
+            self.show_message("No case is open, so this search is not recorded: create one (Ctrl+N) or open one "
+                              "to keep searches, decisions and the report.", "info")
+
+    # Decisions --------------------------------------------------------------------------------------------------
+    @Slot(int, str, bool)
+    def _on_decision_requested(self, row: int, decision: str, with_note: bool) -> None:
+        note = ""
+        if with_note:
+            text, ok = QInputDialog.getText(self, "Examiner's note", f"{decision.capitalize()}: why?")
+            if not ok:
+                return
+            note = text
+        self.decide(row, decision, note)
+
+    def decide(self, row: int, decision: str, note: str = "") -> bool:
+        """Record the examiner's decision on the candidate in ``row`` of the shown search, in the open case."""
+        record = self.probe_panel.current_record()
+        if not 0 <= row < len(self.candidates.candidates) or record is None or record.result is None:
+            return False
+        if self.case_store is None or record.search_id is None:
+            self.show_message("Decisions are kept in a case: create or open a case (Ctrl+N) and search again, "
+                              "so the decision is recorded with the search it is about.", "warning")
+            return False
+        candidate = self.candidates.candidates[row]
+        try:
+            self.case_store.set_decision(record.search_id, candidate.rank, decision, note,
+                                         self.case_store.info().examiner or None)
+        except ForensicFaceError as exc:
+            self.show_message(str(exc), "error")
+            return False
+        self._show_decisions(record.search_id)
+        return True
+
+    def _show_decisions(self, search_id: int | None) -> None:
+        if self.case_store is None or search_id is None:
+            self.candidates.set_decisions({})
+            return
+        self.candidates.set_decisions({rank: (d.decision, d.note)
+                                       for rank, d in self.case_store.decisions(search_id).items()})
+
+    # Report -----------------------------------------------------------------------------------------------------
+    @Slot()
+    def choose_report(self) -> None:
+        if self.case_store is None:
+            self.show_message("Open a case first: the report is the case's record.", "warning")
+            return
+        searches = self.case_store.search_ids()
+        if not searches:
+            self.show_message("The case has no searches yet: search a probe first.", "warning")
+            return
+        from forensic_face.gui.report_dialog import ReportDialog
+
+        dialog = ReportDialog(self.case_store, self._last_dir("reports"), self)
+        dialog.setModal(True)
+        dialog.accepted.connect(lambda: self.export_report(dialog.out_path(), dialog.search_ids(),
+                                                           dialog.examiner(), dialog.top()))
+        dialog.open()
+        self.report_dialog = dialog
+
+    def export_report(self, out: Path, search_ids: list[int] | None = None, examiner: str | None = None,
+                      top: int = 5) -> bool:
+        """Write the case report on the worker thread; the PDF opens when done (unless
+        :attr:`open_reports` is off)."""
+        if self.case_store is None:
+            self.show_message("Open a case first: the report is the case's record.", "warning")
+            return False
+        case_path = Path(self.case_store.path)
+        self.state.set_value("dirs/reports", str(Path(out).parent))
+
+        def task(_engine: Any, progress: Any, _cancel: Any) -> Any:
+            from forensic_face.report.pdf import write_case_report
+
+            progress(0, 1, "verifying the case and writing the report")
+            outcome = write_case_report(case_path, out, search_ids=search_ids or None, top=top, examiner=examiner)
+            progress(1, 1, "report written")
+            return outcome
+
+        return self._start("report", task)
 
     def current_result(self) -> SearchResult | None:
         return self._result
@@ -570,6 +752,8 @@ class MainWindow(QMainWindow):
         # Likelihood ratios only where a shipped calibration matches these settings and face width.
         self._calibration = calibration_for_result(result)
         self.candidates.set_candidates(result.candidates, self.gallery, top_n, calibration=self._calibration)
+        record = self.probe_panel.current_record()
+        self._show_decisions(record.search_id if record is not None and record.result is result else None)
         self.candidates.setFocus()
 
     @Slot(int)
@@ -726,18 +910,19 @@ class MainWindow(QMainWindow):
         self.show_message(f"Case {info.case_number} open; every search is recorded in {Path(store.path).name}.",
                           "info")
 
-    def record_in_case(self, result: SearchResult, config: EngineConfig, gallery: Gallery) -> str:
-        """Store a finished search in the open case (called on the worker thread); returns a warning or ""."""
+    def record_in_case(self, result: SearchResult, config: EngineConfig, gallery: Gallery) -> tuple[str, int | None]:
+        """Store a finished search in the open case (called on the worker thread); returns ``(warning or "",
+        search id or None)``."""
         store = self.case_store
         if store is None:
-            return ""
+            return "", None
         try:
             search_id = store.record_search(result, config, gallery=gallery,
                                             calibration=calibration_for_result(result))
         except ForensicFaceError as exc:
-            return f"The search finished but could not be recorded in the case: {exc}"
+            return f"The search finished but could not be recorded in the case: {exc}", None
         log.info("search recorded in %s as #%s", store.path, search_id)
-        return ""
+        return "", search_id
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:

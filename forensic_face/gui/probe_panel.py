@@ -52,6 +52,8 @@ class ProbeRecord:
     face_index: int = 0
     manual_face: FaceDetection | None = None
     result: SearchResult | None = None
+    #: The search's number in the open case (None: not recorded), for decisions and the report.
+    search_id: int | None = None
 
     @property
     def faces(self) -> tuple[FaceDetection, ...]:

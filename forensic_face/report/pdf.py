@@ -8,6 +8,7 @@ SHA-256) to the audit trail.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -498,10 +499,11 @@ class _ReportBuilder:
 
 
 def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequence[int] | None = None,
-                      top: int = 5, check_galleries: bool = True) -> ReportOutcome:
+                      top: int = 5, check_galleries: bool = True, examiner: str | None = None) -> ReportOutcome:
     """Verify the case, render its report to ``out`` (PDF) and log the export. Returns pages, hash, verification.
 
-    ``search_ids``: which searches (default all); ``top``: candidates shown with images and heatmaps per search.
+    ``search_ids``: which searches (default all); ``top``: candidates shown with images and heatmaps per search;
+    ``examiner``: who signs this report (default: the case's examiner), recorded in the export's audit entry.
     """
     out = Path(out)
     if top < 0:
@@ -515,7 +517,10 @@ def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequen
             "problems": list(verification.problems)})
         ids = list(search_ids) if search_ids else store.search_ids()
         searches = [store.search(i) for i in ids]
-        builder = _ReportBuilder(store.info(), store.evidence_items(), searches, store.audit_entries(), verification,
+        info = store.info()
+        if examiner:
+            info = dataclasses.replace(info, examiner=examiner)
+        builder = _ReportBuilder(info, store.evidence_items(), searches, store.audit_entries(), verification,
                                  datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), top)
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(prefix=".report-", suffix=".pdf", dir=out.parent)
@@ -528,6 +533,7 @@ def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequen
             raise
         digest = hashlib.sha256(out.read_bytes()).hexdigest()
         store.log_action("export", {"kind": "pdf_report", "path": str(out.resolve()), "sha256": digest,
-                                    "pages": num_pages, "searches": ids, "verification_ok": verification.ok})
+                                    "pages": num_pages, "searches": ids, "verification_ok": verification.ok,
+                                    "examiner": info.examiner})
     log.info("wrote report %s (%d pages)", out, num_pages)
     return ReportOutcome(out, num_pages, digest, verification)

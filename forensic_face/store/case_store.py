@@ -761,11 +761,14 @@ class CaseStore:
         with self._lock:
             return [int(r[0]) for r in self._conn.execute("SELECT id FROM searches ORDER BY id")]
 
-    def _decisions(self, search_id: int) -> dict[int, Decision]:
+    def decisions(self, search_id: int) -> dict[int, Decision]:
+        """The latest decision on each rank of a search (ranks never decided are absent)."""
         out: dict[int, Decision] = {}
-        for rank, decision, note, examiner, utc in self._conn.execute(
+        with self._lock:
+            rows = self._conn.execute(
                 "SELECT rank, decision, note, examiner, utc FROM decisions WHERE search_id = ? ORDER BY id",
-                (search_id,)):
+                (search_id,)).fetchall()
+        for rank, decision, note, examiner, utc in rows:
             out[int(rank)] = Decision(decision, note, examiner, utc)
         return out
 
@@ -778,7 +781,7 @@ class CaseStore:
                 "calibration_json FROM searches WHERE id = ?", (search_id,)).fetchone()
             if row is None:
                 raise CaseStoreError(f"{self.path}: no search {search_id}; known: {self.search_ids()}")
-            decisions = self._decisions(search_id)
+            decisions = self.decisions(search_id)
             candidates = []
             for res in self._conn.execute(
                     "SELECT id, rank, identity, image_path, gallery_sha256, score, per_scale_json, log10_lr, "
