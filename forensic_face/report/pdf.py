@@ -152,17 +152,41 @@ def _table(rows: list[list[Any]], widths: Sequence[float], header: bool = True, 
     return table
 
 
-def _image(pixels: np.ndarray, width_pt: float, nearest: bool = True) -> Any:
-    """A reportlab image of ``pixels`` shown ``width_pt`` wide; enlarged by whole-pixel replication when asked,
-    so viewers cannot smooth the pixels away."""
-    from reportlab.platypus import Image
+#: Resolution at which a shown image is embedded: a portrait crop of a 1350 px photo shown 76 pt wide needs
+#: about 210 px, not its 700, so a report's size follows what it shows, not its sources.
+EMBED_DPI = 200
 
+
+def embedded_pixels(pixels: np.ndarray, width_pt: float, nearest: bool = True) -> np.ndarray:
+    """The pixels embedded for an image shown ``width_pt`` wide: enlarged by whole-pixel replication when
+    ``nearest`` (so viewers cannot smooth the pixels away), otherwise shrunk (area) to :data:`EMBED_DPI` when
+    they have more. An image shown at one point per pixel or more (the native probe crop) is never shrunk.
+
+    >>> embedded_pixels(np.zeros((700, 700, 3), np.uint8), 76.0, nearest=False).shape
+    (212, 212, 3)
+    >>> embedded_pixels(np.zeros((20, 30, 3), np.uint8), 110.0).shape
+    (80, 120, 3)
+    """
     height, width = pixels.shape[:2]
     if nearest and width_pt > width:
         factor = max(1, int(np.ceil(width_pt / width)))
         if factor > 1:
-            pixels = np.asarray(PILImage.fromarray(pixels).resize((width * factor, height * factor),
-                                                                  PILImage.Resampling.NEAREST))
+            return np.asarray(PILImage.fromarray(pixels).resize((width * factor, height * factor),
+                                                                PILImage.Resampling.NEAREST))
+        return pixels
+    max_px = int(np.ceil(width_pt / 72.0 * EMBED_DPI))
+    if not nearest and width > max_px:
+        new_h = max(1, round(height * max_px / width))
+        return np.asarray(PILImage.fromarray(pixels).resize((max_px, new_h), PILImage.Resampling.BOX))
+    return pixels
+
+
+def _image(pixels: np.ndarray, width_pt: float, nearest: bool = True) -> Any:
+    """A reportlab image of ``pixels`` shown ``width_pt`` wide (see :func:`embedded_pixels`)."""
+    from reportlab.platypus import Image
+
+    height, width = pixels.shape[:2]
+    pixels = embedded_pixels(pixels, width_pt, nearest)
     return Image(io.BytesIO(encode_png(pixels)), width=width_pt, height=width_pt * height / width)
 
 
