@@ -433,6 +433,8 @@ class Degradation:
     description: str
     sampler: Sampler
     applier: Applier
+    #: What an investigator reads for it, e.g. "motion blur" (defaults to the name).
+    plain: str = ""
 
     def sample(self, batch: int, generator: torch.Generator, height: int, width: int) -> Params:
         return self.sampler(batch, generator, height, width)
@@ -460,19 +462,19 @@ def register_degradation(degradation: Degradation) -> None:
 
 for _deg in (
     Degradation("gauss_noise", "Additive Gaussian noise, mean 0, variance 0.02", sample_gauss_noise,
-                apply_gauss_noise),
+                apply_gauss_noise, plain="Gaussian noise"),
     Degradation("speckle", "Multiplicative Gaussian (speckle) noise, mean 0, variance 0.02", sample_speckle,
-                apply_speckle),
-    Degradation("color_jitter", "Random hue and saturation change", sample_color_jitter, apply_color_jitter),
-    Degradation("brightness", "Random brightness and contrast change", sample_brightness, apply_brightness),
-    Degradation("motion_blur", "Horizontal motion blur, window 20", sample_motion_blur, apply_motion_blur),
-    Degradation("gauss_blur", "Gaussian blur, sigma 1.1, window 5", sample_gauss_blur, apply_gauss_blur),
-    Degradation("disk_blur", "Disk blur, radius 5", sample_disk_blur, apply_disk_blur),
-    Degradation("perspective", "Random perspective transform", sample_perspective, apply_perspective),
-    Degradation("shear", "Random shear mapping", sample_shear, apply_shear),
-    Degradation("rescale", "Downscale, then upscale back to the original size", sample_rescale, apply_rescale),
+                apply_speckle, plain="speckle noise"),
+    Degradation("color_jitter", "Random hue and saturation change", sample_color_jitter, apply_color_jitter, plain="colour shift"),
+    Degradation("brightness", "Random brightness and contrast change", sample_brightness, apply_brightness, plain="brightness and contrast change"),
+    Degradation("motion_blur", "Horizontal motion blur, window 20", sample_motion_blur, apply_motion_blur, plain="motion blur"),
+    Degradation("gauss_blur", "Gaussian blur, sigma 1.1, window 5", sample_gauss_blur, apply_gauss_blur, plain="Gaussian blur"),
+    Degradation("disk_blur", "Disk blur, radius 5", sample_disk_blur, apply_disk_blur, plain="defocus (disk) blur"),
+    Degradation("perspective", "Random perspective transform", sample_perspective, apply_perspective, plain="perspective change"),
+    Degradation("shear", "Random shear mapping", sample_shear, apply_shear, plain="shear"),
+    Degradation("rescale", "Downscale, then upscale back to the original size", sample_rescale, apply_rescale, plain="down- and up-scaling"),
     Degradation("patch_shuffle", "Random patch shuffle (Kang et al.)", sample_patch_shuffle,
-                apply_patch_shuffle),
+                apply_patch_shuffle, plain="patch shuffle"),
 ):
     register_degradation(_deg)
 
@@ -522,6 +524,25 @@ def path_label(path: Sequence[str]) -> str:
     if not path:
         raise ConfigError("a degradation path needs at least one step")
     return ">down>".join(path)
+
+
+#: Label of the undegraded gallery crop, always the first gallery hypothesis.
+ORIGINAL_PATH = "original"
+
+
+def describe_path(label: str) -> str:
+    """A gallery hypothesis label in words, for investigators and reports.
+
+    >>> describe_path("speckle>down>gauss_noise>down>gauss_blur")
+    'speckle noise, then half size, then Gaussian noise, then half size, then Gaussian blur'
+    >>> describe_path("original")
+    'the portrait as enrolled'
+    """
+    if label == ORIGINAL_PATH:
+        return "the portrait as enrolled"
+    # A name this version does not know (a case from another version) is shown as it is, never refused.
+    steps = [(_REGISTRY[n].plain or n) if n in _REGISTRY else n for n in label.split(">down>")]
+    return ", then half size, then ".join(steps)
 
 
 def parse_path_label(label: str) -> Path:

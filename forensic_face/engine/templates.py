@@ -17,13 +17,12 @@ import torch
 
 from forensic_face.engine import degradations
 from forensic_face.engine.cache import TemplateCache, cache_key
+from forensic_face.engine.degradations import ORIGINAL_PATH
 from forensic_face.engine.callbacks import ShouldCancel
 from forensic_face.engine.imaging import to_uint8
 from forensic_face.engine.matching import GALLERY_CANONICAL_PX, match_resolution
 from forensic_face.engine.results import GalleryEntry
 
-#: Label of the undegraded gallery crop, always the first gallery hypothesis.
-ORIGINAL_PATH = "original"
 #: Gallery template stacks kept in memory per engine (a stack is one gallery at one scale and probe size; 496
 #: portraits x 67 hypotheses x 128-D is 17 MB), so consecutive searches of similar probes skip the disk cache.
 GALLERY_MEMORY_BYTES = 1 << 30

@@ -19,6 +19,7 @@ from forensic_face.calibration import (
     format_lr,
     lr_record,
 )
+from forensic_face.engine.degradations import describe_path
 from forensic_face.engine.results import Candidate, GalleryEntry, SearchResult
 from forensic_face.gui.images import enlarge_nearest
 from forensic_face.gui.widgets import ImageTile
@@ -120,4 +121,5 @@ class ComparisonView(QScrollArea):
             self.portrait.clear("portrait not in the open gallery")
             self.portrait.caption.setText(str(candidate.image_path))
         variants = sorted(candidate.best_gallery_hypotheses, key=lambda h: -h.score)[:MAX_VARIANTS]
-        self._set_variants([(h.image, f"×{h.scale} {h.path}\nscore {h.score:.3f}") for h in variants])
+        self._set_variants([(h.image, f"×{h.scale}: {describe_path(h.path)}\nscore {h.score:.3f}")
+                            for h in variants])

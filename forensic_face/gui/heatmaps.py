@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
+from forensic_face.engine.degradations import describe_path
 from forensic_face.engine.results import (
     Candidate,
     GalleryHypothesis,
@@ -19,6 +20,9 @@ from forensic_face.gui.widgets import ImageTile
 
 COLORMAP = "viridis"
 
+
+#: What the readout says before a cell is hovered.
+READOUT_HINT = "Hover a cell to see the pair and its score; click it to show both images."
 
 class HeatmapImage(pg.ImageItem):
     """An ImageItem that reports the hovered and clicked cell as (row, col); (-1, -1) when the mouse leaves."""
@@ -86,7 +90,7 @@ class HeatmapPanel(QWidget):
         self._candidate: Candidate | None = None
         self._marker: dict[int, pg.PlotDataItem] = {}
         self._pending: tuple[int, str] | None = None
-        self.readout = QLabel("Hover a cell to see the pair and its score; click it to show both images.")
+        self.readout = QLabel(READOUT_HINT)
         self.readout.setObjectName("heatmapReadout")
         self.readout.setWordWrap(True)
         self.probe_tile = ImageTile("Probe hypothesis")
@@ -117,6 +121,8 @@ class HeatmapPanel(QWidget):
         self._pending = None
         self.probe_tile.clear()
         self.gallery_tile.clear()
+        # A new candidate or probe starts without the previous one's pair in the caption.
+        self.readout.setText(READOUT_HINT)
 
     def set_candidate(self, result: SearchResult, candidate: Candidate) -> None:
         self.clear()
@@ -147,7 +153,8 @@ class HeatmapPanel(QWidget):
             step = max(1, matrix.shape[0] // 8)
             plot.getAxis("left").setTicks([[(r + 0.5, f"{probes[r].sigma:.2f}" if r < len(probes) else str(r))
                                             for r in range(0, matrix.shape[0], step)]])
-            cstep = max(1, matrix.shape[1] // 12)
+            # About six labels per heatmap: three heatmaps side by side leave room for no more.
+            cstep = max(1, -(-matrix.shape[1] // 6))
             plot.getAxis("bottom").setTicks([[(c + 0.5, str(c)) for c in range(0, matrix.shape[1], cstep)]])
             image.hovered.connect(lambda r, c, s=scale: self._on_hover(s, r, c))
             image.clicked.connect(lambda r, c, s=scale: self.select_cell(s, r, c))
@@ -213,7 +220,7 @@ class HeatmapPanel(QWidget):
         probe = self.probe_hypothesis(scale, row)
         sigma = f"σ = {probe.sigma:.3f}" if probe is not None else f"row {row}"
         return (f"×{scale}: probe hypothesis {row} ({sigma}) vs gallery hypothesis {col} "
-                f"“{self.gallery_label(scale, col)}” — similarity {score:.4f}")
+                f"({describe_path(self.gallery_label(scale, col))}) — similarity {score:.4f}")
 
     def _on_hover(self, scale: int, row: int, col: int) -> None:
         if row < 0 or self._candidate is None:

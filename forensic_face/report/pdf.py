@@ -25,6 +25,7 @@ from PIL import Image as PILImage
 
 import forensic_face
 from forensic_face.calibration import CALIBRATION_CAVEAT, verbal_equivalent
+from forensic_face.engine.degradations import describe_path
 from forensic_face.engine.errors import CaseStoreError
 from forensic_face.store.audit import AuditEntry, canonical_json
 from forensic_face.store.case_store import (
@@ -458,7 +459,7 @@ class _ReportBuilder:
         captions.append(f"best probe hypothesis x{cand.best_probe_hypothesis.scale}\n{ENHANCED_LABEL}")
         for hyp in cand.best_gallery_hypotheses[:4]:
             cells.append(_image(hyp.image, 76.0))
-            captions.append(f"degraded gallery x{hyp.scale}\n{hyp.path} ({hyp.score:.3f})")
+            captions.append(f"degraded gallery x{hyp.scale}: {describe_path(hyp.path)} ({hyp.score:.3f})")
         per_scale = ", ".join(f"x{k}: {v:.4f}" for k, v in sorted(cand.per_scale_scores.items()))
         out = [_p(header, s.h2),
                _p(f"Gallery image {cand.image_path} (SHA-256 {cand.gallery_sha256}). Per-scale scores: {per_scale}.",
