@@ -46,3 +46,33 @@ def test_window_opens_under_xvfb(tmp_path: Path) -> None:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert "XVFB_WINDOW_OK" in proc.stdout, output[-3000:]
+
+
+@pytest.mark.parametrize("screen", ["1366x768", "1600x900", "1920x1080"])
+def test_key_views_fit_the_window_at_laptop_sizes(tmp_path: Path, screen: str) -> None:
+    """The probe original, the hypothesis and the portrait are fully inside the window and the comparison needs
+    no horizontal scrolling; names in the candidate list are readable; the window opens inside the screen.
+    Geometry is checked against the viewport, not only that pixels were drawn (tests/xvfb_layout_check.py)."""
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is missing (make setup installs it)")
+    import json
+
+    env = dict(os.environ)
+    env["QT_QPA_PLATFORM"] = "xcb"
+    env["FORENSIC_FACE_CONFIG_DIR"] = str(tmp_path / "config")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {screen}x24", sys.executable,
+                           str(ROOT / "tests" / "xvfb_layout_check.py"), str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("LAYOUT ")), None)
+    assert line is not None, output[-3000:]
+    layout = json.loads(line[len("LAYOUT "):])
+    assert layout["window_inside_screen"], layout
+    assert all(layout["views_inside"].values()), layout
+    assert not layout["views_clipped"], layout
+    assert layout["comparison_hscroll"] == 0, layout
+    assert not layout["identity_cut"], layout
+    assert layout["table_inside"], layout
+    assert all(min(px) >= 31 for px in layout["views_px"].values()), layout

@@ -51,7 +51,8 @@ class CandidateTable(QTableWidget):
         self.verticalHeader().setDefaultSectionSize(THUMB_PX + 6)
         self.setAlternatingRowColors(True)
         self.setShowGrid(False)
-        self.setWordWrap(False)
+        # Long names wrap onto a second line of the thumbnail-high row instead of being cut.
+        self.setWordWrap(True)
         header = self.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
@@ -65,25 +66,24 @@ class CandidateTable(QTableWidget):
     def set_candidates(self, candidates: tuple[Candidate, ...], gallery: Gallery | None, top_n: int,
                        calibration: Calibration | None = None) -> None:
         """Show the top ``top_n`` candidates; with a ``calibration`` (see
-        :func:`forensic_face.calibration.calibration_for_result`) an LR column shows LR and verbal equivalent,
-        without one it reads "no calibration"."""
+        :func:`forensic_face.calibration.calibration_for_result`) the LR column shows the likelihood ratio (its
+        verbal equivalent in the tooltip and the comparison view), without one it reads "none". Per-scale scores
+        are in the score's tooltip: the list must fit beside the comparison on a laptop screen."""
         shown = candidates[:top_n]
         self.candidates = shown
         crops = {e.sha256: e.crop.pixels for e in gallery.entries} if gallery is not None else {}
-        scales = sorted({s for c in shown for s in c.per_scale_scores})
         self.blockSignals(True)
         self.clearContents()
-        first_scale = DECISION_COLUMN + 2
-        self.setColumnCount(first_scale + len(scales))
-        self.setHorizontalHeaderLabels(["Rank", "", "Identity", "Score", "Decision", "LR"]
-                                       + [f"×{s}" for s in scales])
+        self.setColumnCount(DECISION_COLUMN + 2)
+        self.setHorizontalHeaderLabels(["#", "", "Identity", "Score", "Decision", "LR"])
+        self.horizontalHeaderItem(0).setToolTip("Rank")
         self.horizontalHeaderItem(DECISION_COLUMN).setToolTip(
             "The examiner's decision: L possible lead, X excluded, I inconclusive, U not reviewed "
             "(right-click to add a note). Recorded in the open case with its audit entry.")
         lr_header = self.horizontalHeaderItem(DECISION_COLUMN + 1)
         lr_header.setToolTip(CALIBRATION_CAVEAT if calibration is not None else
                              "No calibration for these settings: scores are not likelihood ratios.")
-        for k in range(DECISION_COLUMN, first_scale + len(scales)):
+        for k in range(DECISION_COLUMN, DECISION_COLUMN + 2):
             self.horizontalHeader().setSectionResizeMode(k, QHeaderView.ResizeMode.ResizeToContents)
         self.setRowCount(len(shown))
         for row, cand in enumerate(shown):
@@ -97,21 +97,18 @@ class CandidateTable(QTableWidget):
             ident.setToolTip(f"{cand.identity}\n{cand.image_path}")
             score = QTableWidgetItem(f"{cand.score:.4f}")
             score.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            score.setToolTip("per scale: " + ", ".join(f"×{s} {v:.3f}" for s, v in
+                                                       sorted(cand.per_scale_scores.items())))
             lr = lr_record(calibration, cand.score)
             if lr["lr"] is None:
-                lr_item = QTableWidgetItem("no calibration")
+                lr_item = QTableWidgetItem("none")
                 lr_item.setToolTip("No calibration for these settings and face width: no likelihood ratio.")
             else:
-                lr_item = QTableWidgetItem(f"{format_lr(lr['lr'])}  {lr['verbal']}")
-                lr_item.setToolTip(f"log10 LR {lr['log10_lr']:.2f} ({calibration.band_px} px calibration, "
-                                   f"held-out Cllr {calibration.cllr:.3f})\n{CALIBRATION_CAVEAT}")
+                lr_item = QTableWidgetItem(format_lr(lr["lr"]))
+                lr_item.setToolTip(f"{lr['verbal']}\nlog10 LR {lr['log10_lr']:.2f} ({calibration.band_px} px "
+                                   f"calibration, held-out Cllr {calibration.cllr:.3f})\n{CALIBRATION_CAVEAT}")
             for col, item in enumerate((rank, thumb, ident, score, QTableWidgetItem(), lr_item)):
                 self.setItem(row, col, item)
-            for k, s in enumerate(scales):
-                value = cand.per_scale_scores.get(s)
-                cell = QTableWidgetItem("" if value is None else f"{value:.3f}")
-                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.setItem(row, first_scale + k, cell)
         self.set_decisions({})  # the window shows the decisions of this search once it knows its case record
         self.blockSignals(False)
         if shown:

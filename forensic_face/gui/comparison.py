@@ -30,6 +30,18 @@ ENHANCED_LABEL = "enhanced: investigative lead only"
 MAX_VARIANTS = 6
 
 
+def elide_middle(text: str, max_chars: int = 22) -> str:
+    """``text`` shortened in the middle, so a file name without spaces cannot force a wide tile.
+
+    >>> elide_middle("Maria_Soledad_Alvear_Valenzuela_0001.png")
+    'Maria_Soled…a_0001.png'
+    """
+    if len(text) <= max_chars:
+        return text
+    keep = max_chars - 1
+    return text[: (keep + 1) // 2] + "…" + text[-(keep // 2):]
+
+
 def nearest_factor(size_px: int, target_px: int = VIEW_PX) -> int:
     """The integer enlargement that brings ``size_px`` closest to ``target_px`` without exceeding it (>= 1)."""
     return max(1, target_px // max(size_px, 1))
@@ -50,6 +62,7 @@ class ComparisonView(QScrollArea):
         self.header.setWordWrap(True)
         self.disclaimer = QLabel("Candidates are investigative leads for human review, not identifications.")
         self.disclaimer.setObjectName("disclaimer")
+        self.disclaimer.setWordWrap(True)
         self.probe_native = ImageTile("Probe — original pixels (1:1)")
         self.probe_enlarged = ImageTile("Probe — enlarged (nearest neighbour)")
         self.enhanced = ImageTile("Super-resolved hypothesis")
@@ -57,6 +70,7 @@ class ComparisonView(QScrollArea):
         self.enhanced_badge = QLabel(ENHANCED_LABEL)
         self.enhanced_badge.setObjectName("enhancedBadge")
         self.enhanced_badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.enhanced_badge.setWordWrap(True)
         self.enhanced.layout().insertWidget(1, self.enhanced_badge)
         self.portrait = ImageTile("Gallery portrait")
         top = QGridLayout()
@@ -110,13 +124,15 @@ class ComparisonView(QScrollArea):
         size = crop.shape[0]
         self.probe_native.set_image(crop, caption=f"{crop.shape[1]}×{crop.shape[0]} px from {result.probe_path.name}")
         factor = nearest_factor(size)
-        self.probe_enlarged.set_image(enlarge_nearest(crop, factor), caption=f"×{factor}, no interpolation")
+        self.probe_enlarged.set_image(enlarge_nearest(crop, factor), max_side=factor * size, nearest=True,
+                                      caption=f"×{factor}, no interpolation")
         hyp = candidate.best_probe_hypothesis
         self.enhanced.set_image(hyp.image, max_side=VIEW_PX, nearest=True,
                                 caption=f"scale ×{hyp.scale}, pre-blur σ = {hyp.sigma:.3f}")
         if entry is not None:
             self.portrait.set_image(entry.crop.pixels, max_side=VIEW_PX,
-                                    caption=f"{entry.image_path.name}\nSHA-256 {entry.sha256[:12]}…")
+                                    caption=f"{elide_middle(entry.image_path.name)}\nSHA-256 {entry.sha256[:12]}…")
+            self.portrait.caption.setToolTip(f"{entry.image_path}\nSHA-256 {entry.sha256}")
         else:
             self.portrait.clear("portrait not in the open gallery")
             self.portrait.caption.setText(str(candidate.image_path))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.resize(1500, 940)
         self._restore_window()
+        self.fit_to_screen()
         self._update_actions()
 
     # Construction -----------------------------------------------------------------------------------------
@@ -322,6 +323,29 @@ class MainWindow(QMainWindow):
         self.heatmaps.render_requested.connect(self.render_gallery_hypothesis)
 
     # Window state -------------------------------------------------------------------------------------------
+    def fit_to_screen(self) -> None:
+        """Keep the window inside the screen's available area (a restored or default size may be larger than
+        a laptop screen), with the docks and the candidate list in proportion to it."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+        # The frame (title bar, borders) is outside the client size: leave room for it.
+        frame_w = max(0, self.frameGeometry().width() - self.width()) or 16
+        frame_h = max(0, self.frameGeometry().height() - self.height()) or 40
+        width = min(self.width(), available.width() - frame_w)
+        height = min(self.height(), available.height() - frame_h)
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        x = min(max(self.x(), available.x()), available.right() - width - frame_w + 1)
+        y = min(max(self.y(), available.y()), available.bottom() - height - frame_h + 1)
+        self.move(max(available.x(), x), max(available.y(), y))
+        if width < 1700:
+            # Narrow screens: docks a sixth of the width, the candidates 45 % of the rest.
+            self.resizeDocks([self.gallery_dock, self.probe_dock], [width // 6] * 2, Qt.Orientation.Horizontal)
+            rest = width - width // 6
+            self.splitter.setSizes([rest * 45 // 100, rest - rest * 45 // 100])
+
     def _restore_window(self) -> None:
         geometry = self.state.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QPixmap
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -17,6 +17,68 @@ from PySide6.QtWidgets import (
 from forensic_face.gui.images import to_pixmap
 
 
+class FitImage(QLabel):
+    """An image shown at most ``max_side`` px and never wider than the space the layout gives it, so a row of
+    them fits a laptop screen without scrolling (a plain QLabel insists on its pixmap's size). ``native``
+    images are shown 1:1 and never rescaled: they are the evidence's own pixels."""
+
+    MIN_SIDE = 48
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(self.MIN_SIDE, self.MIN_SIDE)
+        self._source = QPixmap()
+        self._max_side: int | None = None
+        self._nearest = False
+
+    def set_source(self, pixmap: QPixmap, max_side: int | None, nearest: bool) -> None:
+        """Show ``pixmap`` fitted to at most ``max_side`` (None: 1:1)."""
+        self._source, self._max_side, self._nearest = pixmap, max_side, nearest
+        self.setText("")
+        self._refit()
+        self.updateGeometry()
+
+    def clear_source(self, text: str) -> None:
+        self._source = QPixmap()
+        self.setPixmap(QPixmap())
+        self.setMinimumHeight(self.MIN_SIDE)
+        self.setText(text)
+        self.updateGeometry()
+
+    def _side(self) -> int:
+        src = max(self._source.width(), self._source.height())
+        return src if self._max_side is None else self._max_side
+
+    def _refit(self) -> None:
+        if self._source.isNull():
+            return
+        if self._max_side is None:
+            self.setPixmap(self._source)
+            return
+        side = max(self.MIN_SIDE, min(self._max_side, self.width()))
+        mode = Qt.TransformationMode.FastTransformation if self._nearest else Qt.TransformationMode.SmoothTransformation
+        pixmap = self._source.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, mode)
+        self.setPixmap(pixmap)
+        # The width decides the size; the layout must then give the label the image's height.
+        self.setMinimumHeight(max(self.MIN_SIDE, pixmap.height()))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        if self._source.isNull():
+            return QSize(self.MIN_SIDE, self.MIN_SIDE)
+        side = self._side()
+        return self._source.size().scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        if self._max_side is None and not self._source.isNull():
+            return self._source.size()  # evidence pixels 1:1: never squeezed
+        return QSize(self.MIN_SIDE, self.MIN_SIDE)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._refit()
+
+
 class ImageTile(QFrame):
     """An image above a caption. ``native=True`` shows the pixels 1:1 (no resampling at all)."""
 
@@ -27,9 +89,7 @@ class ImageTile(QFrame):
         self.title = QLabel(title)
         self.title.setObjectName("tileTitle")
         self.title.setWordWrap(True)
-        self.image = QLabel()
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image.setMinimumSize(48, 48)
+        self.image = FitImage()
         self.caption = QLabel()
         self.caption.setObjectName("tileCaption")
         self.caption.setWordWrap(True)
@@ -45,21 +105,17 @@ class ImageTile(QFrame):
     def set_image(self, pixels: np.ndarray | None, max_side: int | None = None, nearest: bool = False,
                   caption: str = "") -> None:
         if pixels is None:
-            self.image.setPixmap(QPixmap())
-            self.image.setText("—")
+            self.image.clear_source("—")
         else:
-            self.image.setText("")
-            self.image.setPixmap(to_pixmap(pixels, max_side=max_side, nearest=nearest))
+            self.image.set_source(to_pixmap(pixels), max_side, nearest)
         self.caption.setText(caption)
 
     def set_pixmap(self, pixmap: QPixmap, caption: str = "") -> None:
-        self.image.setText("")
-        self.image.setPixmap(pixmap)
+        self.image.set_source(pixmap, None, False)
         self.caption.setText(caption)
 
     def clear(self, text: str = "—") -> None:
-        self.image.setPixmap(QPixmap())
-        self.image.setText(text)
+        self.image.clear_source(text)
         self.caption.setText("")
 
 

@@ -1,0 +1,139 @@
+"""Run by tests/test_gui_xvfb.py inside Xvfb at one screen size: open the window as a user would, show a search
+result, and print one JSON line saying whether the key views are fully inside the window.
+
+Not a test module itself (pytest does not collect it): it needs a real X server of a given size.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def synthetic_result(tmp: Path):  # type: ignore[no-untyped-def]
+    """A search result the size of a real one: a 31 px probe crop, 8x hypotheses, 160 px portraits, names as
+    long as LFW's longest."""
+    from PIL import Image
+
+    from forensic_face.engine.config import EngineConfig
+    from forensic_face.engine.imaging import sha256_file
+    from forensic_face.engine.results import (
+        Candidate,
+        FaceCrop,
+        FaceDetection,
+        Gallery,
+        GalleryEntry,
+        GalleryHypothesis,
+        ProbeHypothesis,
+        SearchResult,
+    )
+
+    rng = np.random.default_rng(0)
+    face = FaceDetection(box=np.array([10, 10, 34, 34], np.float32), score=0.99,
+                         landmarks=np.array([[17, 19], [27, 19], [22, 24], [18, 29], [26, 29]], np.float32))
+    names = ["Maria Soledad Alvear Valenzuela", "Arnold Schwarzenegger", "Gloria Macapagal Arroyo",
+             "Luiz Inacio Lula da Silva", "Jennifer Lopez"] + [f"Person {k}" for k in range(15)]
+    entries, candidates = [], []
+    probe_path = tmp / "cctv frame.png"
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(probe_path)
+    for k, name in enumerate(names):
+        ident = name.replace(" ", "_")
+        path = tmp / f"{ident}_0001.png"
+        Image.fromarray(rng.integers(0, 255, (250, 250, 3), dtype=np.uint8)).save(path)
+        crop = FaceCrop(pixels=rng.integers(0, 255, (160, 160, 3), dtype=np.uint8),
+                        landmarks=np.zeros((5, 2), np.float32), crop_box=np.array([40, 40, 200, 200], np.float32),
+                        face=face)
+        entry = GalleryEntry(ident, path, sha256_file(path), crop)
+        entries.append(entry)
+        variants = tuple(GalleryHypothesis(s, "speckle>down>gauss_noise", 0.5, rng.integers(
+            0, 255, (31 * s, 31 * s, 3), dtype=np.uint8), 31 * s) for s in (2, 4, 8))
+        candidates.append(Candidate(
+            rank=k + 1, identity=ident, image_path=path, gallery_sha256=entry.sha256, score=0.9 - 0.01 * k,
+            per_scale_scores={2: 0.3, 4: 0.3, 8: 0.3},
+            best_probe_hypothesis=ProbeHypothesis(8, 0.4, rng.integers(0, 255, (248, 248, 3), dtype=np.uint8)),
+            best_gallery_hypotheses=variants,
+            similarity={s: rng.random((16, 67)).astype(np.float32) for s in (2, 4, 8)},
+            gallery_paths={s: ("original",) * 67 for s in (2, 4, 8)}))
+    crop = FaceCrop(pixels=rng.integers(0, 255, (31, 31, 3), dtype=np.uint8), landmarks=np.zeros((5, 2), np.float32),
+                    crop_box=np.array([6, 6, 37, 37], np.float32), face=face)
+    result = SearchResult(probe_path=probe_path, probe_sha256=sha256_file(probe_path), probe_face=face,
+                          probe_crop=crop, candidates=tuple(candidates),
+                          ranking=tuple((c.identity, c.score) for c in candidates), probe_hypotheses={},
+                          provenance={"config": EngineConfig().to_dict(), "scales_used": [2, 4, 8],
+                                      "recognizer": {"name": "dlib-resnet-lr", "weights_sha256": "0" * 64},
+                                      "upsampler": {"name": "face-sr", "weights_sha256": {}}})
+    return Gallery(root=tmp, entries=tuple(entries), problems=()), result
+
+
+def main(out_dir: str) -> int:
+    from PySide6.QtCore import QPoint, QRect, Qt, QTimer
+    from PySide6.QtGui import QGuiApplication
+
+    from forensic_face.engine.config import EngineConfig
+    from forensic_face.gui.app import create_application
+    from forensic_face.gui.main_window import MainWindow
+
+    app = create_application(sys.argv[:1])
+    window = MainWindow(config=EngineConfig(device="cpu"))
+    gallery, result = synthetic_result(Path(out_dir))
+    window.gallery = gallery
+    window.show()
+
+    def inside(widget, container) -> bool:  # type: ignore[no-untyped-def]
+        top_left = widget.mapTo(container, QPoint(0, 0))
+        return widget.isVisible() and container.rect().contains(QRect(top_left, widget.size()))
+
+    def check() -> None:
+        window.show_result(result)
+        app.processEvents()
+        screen = window.screen().availableGeometry()
+        comparison = window.comparison
+        viewport = comparison.viewport()
+        views = {"probe original": comparison.probe_native.image, "probe enlarged": comparison.probe_enlarged.image,
+                 "hypothesis": comparison.enhanced.image, "portrait": comparison.portrait.image}
+        table = window.candidates
+        metrics = table.fontMetrics()
+        # A name is readable when, wrapped to the column, it fits the row (no word cut, no line hidden).
+        identity_cut = []
+        for r in range(min(5, table.rowCount())):
+            text = table.item(r, 2).text()
+            width = table.columnWidth(2) - 8
+            needed = metrics.boundingRect(QRect(0, 0, width, 10_000), int(Qt.TextFlag.TextWordWrap), text)
+            longest_word = max(metrics.horizontalAdvance(w) for w in text.split())
+            if longest_word > width or needed.height() > table.rowHeight(r):
+                identity_cut.append(text)
+        report = {
+            "screen": [screen.width(), screen.height()],
+            "window": [window.frameGeometry().width(), window.frameGeometry().height()],
+            "window_inside_screen": screen.contains(window.frameGeometry()),
+            "views_inside": {name: inside(w, viewport) and inside(w, window) for name, w in views.items()},
+            "views_px": {name: [w.pixmap().width(), w.pixmap().height()] for name, w in views.items()},
+            "views_clipped": [name for name, w in views.items()
+                              if w.pixmap().width() > w.width() or w.pixmap().height() > w.height()],
+            "comparison_vscroll": comparison.verticalScrollBar().maximum(),
+            "comparison_hscroll": comparison.horizontalScrollBar().maximum(),
+            "identity_cut": identity_cut,
+            "table_inside": inside(table, window),
+        }
+        window.grab().save(str(Path(out_dir) / f"window_{screen.width()}x{screen.height()}.png"))
+        print("LAYOUT " + json.dumps(report), flush=True)
+        finish()
+
+    def finish() -> None:
+        # A heatmap cell may have asked the worker to render its gallery image: let it end first.
+        if window.runner.busy:
+            QTimer.singleShot(200, finish)
+            return
+        window.close()
+        app.exit(0)
+
+    QTimer.singleShot(1500, check)
+    assert QGuiApplication.platformName() == "xcb", QGuiApplication.platformName()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
