@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QGuiApplication,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -33,6 +39,7 @@ from forensic_face.engine.imaging import IMAGE_SUFFIXES, load_image
 from forensic_face.engine.results import Gallery, GalleryEntry, SearchResult
 from forensic_face.gui.candidates import CandidateTable
 from forensic_face.gui.comparison import ComparisonView
+from forensic_face.gui.eta import TimeLeft, format_time_left
 from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.heatmaps import HeatmapPanel
 from forensic_face.gui.probe_panel import ProbePanel, ProbeRecord
@@ -155,6 +162,7 @@ class MainWindow(QMainWindow):
         self._calibration: Calibration | None = None
         self.case_store: Any | None = None
         self._case_offered = False
+        self._time_left = TimeLeft()
         #: Open a written report in the system's PDF viewer (tests turn it off).
         self.open_reports = True
 
@@ -428,6 +436,7 @@ class MainWindow(QMainWindow):
         for w in (self.job_label, self.progress, self.cancel_button):
             w.setVisible(busy)
         if busy:
+            self._time_left = TimeLeft()
             self.job_label.setText(JOB_TITLES.get(self.runner.job_name, self.runner.job_name) + "…")
             self.progress.setRange(0, 0)
             self.cancel_button.setEnabled(True)
@@ -439,7 +448,9 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
             self.progress.setFormat("%v / %m")
-        self.job_label.setText(f"{JOB_TITLES.get(name, name)}: {message}" if message else JOB_TITLES.get(name, name))
+        left = format_time_left(self._time_left.update(done, total)) if total > 0 else ""
+        text = f"{JOB_TITLES.get(name, name)}: {message}" if message else JOB_TITLES.get(name, name)
+        self.job_label.setText(f"{text} — {left}" if left else text)
 
     @Slot(str, str)
     def _on_failed(self, name: str, message: str) -> None:
