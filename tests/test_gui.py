@@ -330,10 +330,18 @@ def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_ca
     assert "face(s)" in window.probe_panel.list.item(0).text()
 
     assert window.create_case(tmp_path / "Fall ä 1.ffcase", "2024-0173", "GUI test", "pytest")
+    partials: list[tuple[float, object]] = []
+    window.runner.partial.connect(lambda name, value: partials.append((time.monotonic(), value)))
+    search_started = time.monotonic()
     qtbot.keyClick(window, Qt.Key.Key_F5)  # the search shortcut
     kind, _ = _wait_job(qtbot, window, "search", timeout_ms=90_000)
     assert kind == "finished", window.banner.text()
     search_s = time.monotonic() - started
+    # A provisional ranking was shown first, then replaced by the full result.
+    assert partials and partials[0][1][1].provenance["provisional"]
+    print(f"provisional ranking after {partials[0][0] - search_started:.1f} s, "
+          f"full search after {time.monotonic() - search_started:.1f} s")
+    assert "Provisional" not in window.candidates_title.text()
     result = window.current_result()
     assert result is not None and record.result is result
     assert len(window.case_store.search_ids()) == 1, window.banner.text()  # recorded in the open case

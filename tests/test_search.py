@@ -155,3 +155,33 @@ def test_cli_search_json(gallery_dir: Path, people: list[str], lfw_image, tmp_pa
     assert ok["candidates"][0]["identity"] == people[2]
     assert set(ok["candidates"][0]) >= {"rank", "identity", "image", "score"}
     assert bad["error"] and "does not exist" in bad["error"] and bad["candidates"] == []
+
+
+def test_provisional_ranking_is_the_full_methods_first_column(engine: Engine, gallery_dir: Path, people: list[str],
+                                                              lfw_image, tmp_path: Path) -> None:
+    """The quick first ranking the window shows: the sigma-0 hypothesis at the smallest scale against each
+    portrait's undegraded, resolution-matched hypothesis, exactly as the full method computes those."""
+    from forensic_face.calibration import calibration_for_result
+    from forensic_face.engine.errors import CaseStoreError
+    from forensic_face.store.case_store import CaseStore
+
+    gallery = engine.enroll(gallery_dir)
+    pixels = load_image(lfw_image(people[1], 2)).pixels
+    path = tmp_path / "still.png"
+    Image.fromarray(cv2.resize(pixels, (64, 64), interpolation=cv2.INTER_AREA)).save(path)
+    probe = load_image(path)
+    quick = engine.provisional_search(probe, gallery)
+    full = engine.search(probe, gallery)
+    assert quick.provenance["provisional"] and len(quick.ranking) == len(people)
+    assert [c.rank for c in quick.candidates] == list(range(1, 6))
+    # Same face, crop and resolution target as the full search; scores from its first gallery column.
+    assert quick.probe_crop.size_px == full.probe_crop.size_px
+    assert quick.provenance["gallery_targets_px"] == full.provenance["gallery_targets_px"]
+    row0 = {c.identity: float(c.similarity[2][0, 0]) for c in full.candidates}
+    for cand in quick.candidates:
+        if cand.identity in row0:
+            assert cand.score == pytest.approx(row0[cand.identity], abs=1e-4)
+    assert calibration_for_result(quick) is None  # its scores are not the calibrated fusion
+    with CaseStore.create(tmp_path / "c.ffcase", "N-1", "", "pytest") as store:
+        with pytest.raises(CaseStoreError, match="provisional"):
+            store.record_search(quick, engine.config)

@@ -352,7 +352,10 @@ def load_shipped_calibration(config: Any, recognizer_sha256: str, face_width_px:
 
 def calibration_for_result(result: Any, directory: str | Path | None = None) -> Calibration | None:
     """:func:`load_shipped_calibration` for a :class:`~forensic_face.engine.results.SearchResult` (its provenance
-    and probe face width); ``None`` means no calibration applies to it."""
+    and probe face width); ``None`` means no calibration applies to it (always for a provisional ranking:
+    its scores come from one hypothesis pair, not the calibrated fusion)."""
+    if result.provenance.get("provisional"):
+        return None
     conditions = engine_conditions_from_provenance(result.provenance)
     return load_shipped_calibration(result.provenance["config"], conditions["recognizer_sha256"],
                                     result.probe_face.width_px,

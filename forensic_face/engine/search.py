@@ -30,17 +30,24 @@ from forensic_face.engine.detect import (
     detection_upsample_factor,
 )
 from forensic_face.engine.errors import ConfigError, NoFaceDetected
-from forensic_face.engine.fusion import SCORE_SCALE, FusionSpec, fuse_scores
+from forensic_face.engine.fusion import (
+    SCORE_SCALE,
+    FusionSpec,
+    correlation_similarity,
+    fuse_scores,
+)
 from forensic_face.engine.gallery import enroll_gallery
 from forensic_face.engine.imaging import LoadedImage, to_tensor, to_uint8
 from forensic_face.engine.matching import (
     GALLERY_CANONICAL_PX,
+    match_resolution,
     probe_plan,
     resolution_target,
 )
 from forensic_face.engine.probe import probe_hypotheses, probe_hypothesis
 from forensic_face.engine.ranking import build_candidates, rank_identities
 from forensic_face.engine.results import (
+    Candidate,
     FaceDetection,
     Gallery,
     GalleryEntry,
@@ -350,6 +357,58 @@ class Engine:
             probe_path=probe.path, probe_sha256=probe.sha256, probe_face=face, probe_crop=crop, candidates=candidates,
             ranking=tuple((identity, float(scores[i])) for identity, i in ranked),
             probe_hypotheses=probe_hyp, provenance=provenance,
+        )
+
+    def provisional_search(self, probe: LoadedImage, gallery: Gallery, face: FaceDetection | None = None
+                           ) -> SearchResult:
+        """A first ranking in seconds, for the wait before :meth:`search` on a new gallery: one probe hypothesis
+        (the smallest scale, no pre-blur) against each portrait's undegraded hypothesis at that scale (the
+        first column of the full method's gallery hypotheses). Marked ``provenance["provisional"]``: never
+        calibrated, recorded or reported, and replaced by the full search's result."""
+        cfg = self.config
+        if not gallery.entries:
+            raise ConfigError("the gallery has no enrolled portraits")
+        face = face if face is not None else self.best_face(probe)
+        crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
+        size_bin, scales = probe_plan(crop.size_px, cfg.size_bin_px, cfg.scales)
+        scale = min(scales)
+        target = resolution_target(size_bin, scale) if cfg.resolution_matching else None
+        entries = gallery.entries
+        with torch.inference_mode():
+            image = probe_hypothesis(to_tensor(crop.pixels, self.device), scale, 0, self.upsampler,
+                                     cfg.num_blur_hypotheses, cfg.max_blur_sigma)
+            lms = torch.from_numpy(crop.landmarks).to(self.device).float()[None] * (image.shape[-1] / crop.size_px)
+            probe_template = self.embed(image, lms)
+            keys = ("provisional",) + tuple(self.gallery_cache_key(e, scale, target) for e in entries)
+            plain = self.templates.stack(keys)
+            if plain is None:
+                full = self.templates.stack(keys[1:])  # the full method's stack, when it is already in memory
+                if full is not None:
+                    plain = full[:, 0]
+                else:
+                    chunks = []
+                    for start in range(0, len(entries), cfg.batch_size):
+                        crops = self.gallery_crops(entries[start:start + cfg.batch_size])
+                        chunks.append(self.embed(*match_resolution(crops.images, crops.landmarks, target)))
+                    plain = torch.cat(chunks)
+                self.templates.remember(keys, plain)
+            scores_t = correlation_similarity(probe_template, plain)[0]
+        scores = scores_t.float().cpu().numpy()
+        ranked = rank_identities(scores, entries)
+        hypothesis = ProbeHypothesis(scale=scale, sigma=0.0, image=to_uint8(image[0]))
+        candidates = tuple(
+            Candidate(rank=rank, identity=identity, image_path=entries[i].image_path,
+                      gallery_sha256=entries[i].sha256, score=float(scores[i]),
+                      per_scale_scores={scale: float(scores[i])}, best_probe_hypothesis=hypothesis,
+                      best_gallery_hypotheses=())
+            for rank, (identity, i) in enumerate(ranked[: cfg.top_k], start=1))
+        provenance = self.provenance()
+        provenance.update({"provisional": True, "probe_crop_px": crop.size_px, "probe_size_bin_px": size_bin,
+                           "scales_used": [scale], "gallery_targets_px": {str(scale): target}})
+        return SearchResult(
+            probe_path=probe.path, probe_sha256=probe.sha256, probe_face=face, probe_crop=crop, candidates=candidates,
+            ranking=tuple((identity, float(scores[i])) for identity, i in ranked),
+            probe_hypotheses={scale: (hypothesis,)}, provenance=provenance,
         )
 
     def best_face(self, probe: LoadedImage) -> FaceDetection:

@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.comparison, "Comparison")
         self.tabs.addTab(self.heatmaps, "Score heatmaps")
         self.candidates_title = QLabel("Candidates")
+        self.candidates_title.setWordWrap(True)
         self.candidates_title.setObjectName("sectionLabel")
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -328,6 +329,7 @@ class MainWindow(QMainWindow):
         self.probe_panel.box_drawn.connect(self.refine_box)
         self.candidates.candidate_selected.connect(self._on_candidate_selected)
         self.candidates.decision_requested.connect(self._on_decision_requested)
+        self.runner.partial.connect(self._on_partial)
         self.heatmaps.render_requested.connect(self.render_gallery_hypothesis)
 
     # Window state -------------------------------------------------------------------------------------------
@@ -633,6 +635,12 @@ class MainWindow(QMainWindow):
         image, gallery, face = record.image, self.gallery, record.chosen_face
 
         def task(engine: Any, progress: Any, cancel: Any) -> SearchOutcome:
+            # A first ranking within seconds; the full method then refines it (minutes on a new gallery).
+            progress(0, 1, "provisional ranking")
+            try:
+                self.runner.partial.emit("search", (index, engine.provisional_search(image, gallery, face)))
+            except ForensicFaceError as exc:
+                log.warning("no provisional ranking: %s", exc)
             return self._search_one(engine, index, image, gallery, face, progress, cancel)
 
         return self._start("search", task)
@@ -688,6 +696,14 @@ class MainWindow(QMainWindow):
         if outcome.index == self.probe_panel.current_index():
             self.show_result(outcome.result)
 
+    @Slot(str, object)
+    def _on_partial(self, name: str, value: Any) -> None:
+        if name != "search":
+            return
+        index, result = value
+        if index == self.probe_panel.current_index():
+            self.show_result(result)
+
     def _offer_case(self) -> None:
         if self.case_store is None and not self._case_offered:
             self._case_offered = True
@@ -708,6 +724,10 @@ class MainWindow(QMainWindow):
     def decide(self, row: int, decision: str, note: str = "") -> bool:
         """Record the examiner's decision on the candidate in ``row`` of the shown search, in the open case."""
         record = self.probe_panel.current_record()
+        if self._result is not None and self._result.provenance.get("provisional"):
+            self.show_message("This is the provisional ranking: decide on the full search's candidates when it "
+                              "finishes.", "info")
+            return False
         if not 0 <= row < len(self.candidates.candidates) or record is None or record.result is None:
             return False
         if self.case_store is None or record.search_id is None:
@@ -783,7 +803,12 @@ class MainWindow(QMainWindow):
             self.candidates_title.setText("Candidates")
             return
         top_n = self.holder.config.top_k
-        self.candidates_title.setText(f"Candidates for {result.probe_path.name} (top {min(top_n, len(result.candidates))})")
+        if result.provenance.get("provisional"):
+            self.candidates_title.setText(f"Provisional ranking for {result.probe_path.name}: one hypothesis against "
+                                          "the undegraded portraits; the full method is refining it…")
+        else:
+            self.candidates_title.setText(f"Candidates for {result.probe_path.name} "
+                                          f"(top {min(top_n, len(result.candidates))})")
         # Likelihood ratios only where a shipped calibration matches these settings and face width.
         self._calibration = calibration_for_result(result)
         self.candidates.set_candidates(result.candidates, self.gallery, top_n, calibration=self._calibration)

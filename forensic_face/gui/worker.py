@@ -205,6 +205,8 @@ class JobRunner(QObject):
     cancelled = Signal(str, str)
     notice = Signal(str)
     busy_changed = Signal(bool)
+    #: ``(job name, value)``: an intermediate result a job shows before it finishes (emitted from the worker).
+    partial = Signal(str, object)
 
     def __init__(self, holder: EngineHolder, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -691,6 +691,8 @@ class CaseStore:
         band nearest to the probe's face width is used). Gallery variants are stored with the images they carry
         (:meth:`Engine.with_gallery_images` renders them); a variant without its image is not stored.
         """
+        if result.provenance.get("provisional"):
+            raise CaseStoreError("a provisional ranking is not a search result; record the full search")
         with self._lock:
             try:
                 with self._transaction() as conn:
