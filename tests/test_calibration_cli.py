@@ -15,6 +15,7 @@ from forensic_face.calibration import (
     engine_conditions,
     fit_calibration,
     load_shipped_calibration,
+    why_no_calibration,
 )
 from forensic_face.calibration.fit import load_probe_scores, split_by_identity
 from forensic_face.cli import build_parser
@@ -165,7 +166,7 @@ def test_search_json_has_lr_with_matching_calibration(tmp_path: Path, monkeypatc
     assert other["calibration"] is None
     assert all(c["lr"] is None and c["verbal"] is None and c["log10_lr"] is None for c in other["candidates"])
     print_search_record(other)
-    assert "No calibration for these settings" in capsys.readouterr().out
+    assert "No likelihood ratios: no calibration was fitted for these settings" in capsys.readouterr().out
 
 
 def test_shipped_file_is_valid() -> None:
@@ -196,7 +197,7 @@ def test_probes_that_dropped_a_scale_are_left_out(tmp_path: Path) -> None:
     assert load_probe_scores([run], band=24).identity.size == 35 - 6
 
 
-def test_search_that_dropped_a_scale_gets_no_lr(tmp_path: Path) -> None:
+def test_search_that_dropped_a_scale_gets_only_a_calibration_of_its_scales(tmp_path: Path) -> None:
     config = EngineConfig()
     rng = np.random.default_rng(0)
     cal = fit_calibration(rng.normal(2, 1, 60), rng.normal(0, 1, 300), band=24)
@@ -206,6 +207,36 @@ def test_search_that_dropped_a_scale_gets_no_lr(tmp_path: Path) -> None:
     assert calibration_for_result(result, directory=tmp_path) is not None
     result.provenance["scales_used"] = [2, 4]
     assert calibration_for_result(result, directory=tmp_path) is None
+    assert "searched at 2x, 4x" in why_no_calibration(result, directory=tmp_path)
+    assert "fitted for these settings" in why_no_calibration(_result(config.replace(fusion="T_add"), 24.0),
+                                                             directory=tmp_path)
+    far = _result(config, 40.0)
+    far.provenance["scales_used"] = [2, 4, 8]
+    assert "40 px wide; calibrations exist for 24 px" in why_no_calibration(far, directory=tmp_path)
+    # A calibration fitted on probes searched with exactly (2, 4) serves them, and only them.
+    two = fit_calibration(rng.normal(1.5, 1, 60), rng.normal(0, 1, 300), band=24)
+    conditions = {**engine_conditions(config, RECOGNIZER_SHA), "scales": [2, 4]}
+    CalibrationSet((two,), {"engine": conditions}).save(tmp_path / "w24_scales_2_4.json")
+    found = calibration_for_result(result, directory=tmp_path)
+    assert found is not None and found.slope == pytest.approx(two.slope)
+    result.provenance["scales_used"] = [2, 4, 8]
+    assert calibration_for_result(result, directory=tmp_path).slope == pytest.approx(cal.slope)
+
+
+def test_calibrate_fits_the_probes_that_used_fewer_scales(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", separation=3.0, num_people=20)
+    with np.load(run / "scores.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["probe_num_scales"] = np.full(arrays["mated_index"].size, 3)
+    arrays["probe_num_scales"][::3] = 2  # one probe of each person used 2 scales
+    np.savez(run / "scores.npz", **arrays)
+    data = load_probe_scores([run], band=24, scales_used=(2, 4))
+    assert data.identity.size == 20 and data.scales_used == (2, 4)
+    assert _calibrate(run, tmp_path / "w24_2_4.json", "--scales-used", "2,4") == 0
+    cal_set = CalibrationSet.load(tmp_path / "w24_2_4.json")
+    assert cal_set.metadata["engine"]["scales"] == [2, 4]
+    with pytest.raises(ConfigError, match="leading part"):
+        load_probe_scores([run], band=24, scales_used=(4, 8))
 
 
 def test_default_settings_have_a_shipped_calibration() -> None:

@@ -323,17 +323,17 @@ def load_shipped_calibration(config: Any, recognizer_sha256: str, face_width_px:
     ``metadata["engine"]`` equals :func:`engine_conditions` of these settings, and picks the band nearest to
     the face width. Returns ``None`` -- meaning "no calibration for these settings", an ordinary state in which
     scores are shown without likelihood ratios -- when no file matches the settings or no matching band lies
-    within ``tolerance_px`` of the face width, or when ``scales_used`` (the scales the search actually used,
-    ``provenance["scales_used"]``) is not the full configured set: a probe whose crop is too large for the largest
-    magnification drops it, and its fused scores are then on another level than the calibration data's.
-    Unreadable files are skipped with a warning.
+    within ``tolerance_px`` of the face width. ``scales_used`` (the scales the search actually used,
+    ``provenance["scales_used"]``): a probe whose crop is too large for the largest magnification drops it, and
+    its fused scores are then on another level; it is matched only by a calibration fitted on probes that used
+    exactly those scales (``forensic-face calibrate --scales-used``). Unreadable files are skipped with a warning.
     """
     import logging
 
     log = logging.getLogger(__name__)
     wanted = engine_conditions(config, recognizer_sha256, upsampler_weights_sha256)
     if scales_used is not None and [int(x) for x in scales_used] != wanted["scales"]:
-        return None
+        wanted["scales"] = [int(x) for x in scales_used]
     folder = Path(directory) if directory is not None else SHIPPED_CALIBRATION_DIR
     candidates: list[Calibration] = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -361,6 +361,43 @@ def calibration_for_result(result: Any, directory: str | Path | None = None) -> 
                                     result.probe_face.width_px,
                                     upsampler_weights_sha256=conditions["upsampler_weights_sha256"],
                                     directory=directory, scales_used=result.provenance.get("scales_used"))
+
+
+def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
+    """Why :func:`calibration_for_result` finds none for ``result``, in words for the investigator (empty when
+    one applies): a provisional ranking, settings no calibration was fitted for, a face width outside the
+    fitted bands, or a set of scales (a probe too large for the largest magnification) without its own fit."""
+    if result.provenance.get("provisional"):
+        return "this is the provisional ranking; likelihood ratios come with the full search"
+    if calibration_for_result(result, directory) is not None:
+        return ""
+    try:
+        conditions = engine_conditions_from_provenance(result.provenance)
+    except ConfigError as exc:
+        return str(exc)
+    folder = Path(directory) if directory is not None else SHIPPED_CALIBRATION_DIR
+    sets = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            sets.append(CalibrationSet.load(path))
+        except ConfigError:
+            continue
+    width = result.probe_face.width_px
+    used = [int(s) for s in result.provenance.get("scales_used") or conditions["scales"]]
+    def without_scales(engine: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in engine.items() if k != "scales"}
+
+    same_settings = [s for s in sets if without_scales(s.metadata.get("engine", {})) == without_scales(conditions)]
+    if not same_settings:
+        return ("no calibration was fitted for these settings (recognizer, upsampler, budget, fusion or hypotheses "
+                "differ from every shipped calibration); scores rank candidates but are not likelihood ratios")
+    matching_scales = [c for s in same_settings for c in s.calibrations if s.metadata["engine"].get("scales") == used]
+    if not matching_scales:
+        return (f"this probe was searched at {', '.join(f'{s}x' for s in used)} (its crop is too large for the "
+                f"larger magnifications, or the scales differ) and no calibration was fitted for that set of scales")
+    bands = sorted({c.band_px for c in matching_scales})
+    return (f"the probe face is {width:.0f} px wide; calibrations exist for {', '.join(f'{b} px' for b in bands)} "
+            f"faces (within {BAND_TOLERANCE_PX:.0f} px)")
 
 
 def lr_record(calibration: Calibration | None, score: float) -> dict[str, Any]:

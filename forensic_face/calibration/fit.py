@@ -40,6 +40,8 @@ class ProbeScores:
     mated_column: np.ndarray  # (P,) int
     result: dict[str, Any]  # the first run's result.json (empty when absent)
     sources: tuple[str, ...]
+    #: The scales the kept probes were searched with, when not all configured ones (see load_probe_scores).
+    scales_used: tuple[int, ...] | None = None
 
     def split_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mated and non-mated scores of the probes ``rows`` (finite scores only)."""
@@ -62,9 +64,14 @@ def _locate(source: Path) -> tuple[Path, Path | None]:
     return npz, result if result.is_file() else None
 
 
-def load_probe_scores(sources: list[Path], band: int) -> ProbeScores:
+def load_probe_scores(sources: list[Path], band: int, scales_used: tuple[int, ...] | None = None) -> ProbeScores:
     """Read ``scores.npz`` (+ ``result.json`` beside it) of each benchmark run; all must share the engine
-    settings, the gallery identities and the face-width band."""
+    settings, the gallery identities and the face-width band.
+
+    By default only probes searched at every configured scale are kept. ``scales_used`` (a leading part of the
+    configured scales, e.g. ``(2, 4)`` of ``(2, 4, 8)``) keeps instead the probes whose crop was too large for
+    the larger magnifications and were searched at exactly those: their scores sit on another level and get a
+    calibration of their own."""
     identity: list[np.ndarray] = []
     rows: list[np.ndarray] = []
     columns: list[np.ndarray] = []
@@ -99,8 +106,18 @@ def load_probe_scores(sources: list[Path], band: int) -> ProbeScores:
             elif run_conditions != conditions:
                 raise ConfigError(f"{npz_path} was made with different engine settings than {sources[0]}")
         searched = mated >= 0
-        keep = searched & _used_all_scales(scores, result, per_probe_scales)
-        if int(searched.sum() - keep.sum()):
+        if scales_used is not None:
+            configured = [int(s) for s in (result.get("config") or result.get("provenance", {}).get("config")
+                                           or {}).get("scales", ())]
+            if list(scales_used) != configured[: len(scales_used)] or len(scales_used) >= len(configured):
+                raise ConfigError(f"--scales-used {list(scales_used)} must be a leading part of the run's scales "
+                                  f"{configured} (a probe drops its largest magnifications first)")
+            if per_probe_scales is None:
+                raise ConfigError(f"{npz_path} does not record the scales each probe used; re-run the benchmark")
+            keep = searched & (per_probe_scales == len(scales_used))
+        else:
+            keep = searched & _used_all_scales(scores, result, per_probe_scales)
+        if scales_used is None and int(searched.sum() - keep.sum()):
             log.warning("%s: %d of %d searched probes used fewer than all configured scales (their crop was too "
                         "large for the largest magnification); they are left out of the calibration, and searches "
                         "of such probes get no LR", npz_path, int(searched.sum() - keep.sum()), int(searched.sum()))
@@ -112,7 +129,8 @@ def load_probe_scores(sources: list[Path], band: int) -> ProbeScores:
     if probe_identity.size == 0:
         raise ConfigError("the benchmark runs hold no searched probes")
     return ProbeScores(identity=probe_identity, scores=np.concatenate(rows), mated_column=np.concatenate(columns),
-                       result=first_result, sources=tuple(str(s) for s in sources))
+                       result=first_result, sources=tuple(str(s) for s in sources),
+                       scales_used=None if scales_used is None else tuple(int(s) for s in scales_used))
 
 
 def _used_all_scales(scores: np.ndarray, result: dict[str, Any], data_num_scales: np.ndarray | None) -> np.ndarray:
@@ -179,6 +197,9 @@ def calibrate(data: ProbeScores, band: int, heldout_fraction: float, seed: int) 
     settings = result.get("settings", {})
     provenance = result.get("provenance", {})
     conditions = engine_conditions_from_provenance(provenance) if provenance else {}
+    if data.scales_used is not None and conditions:
+        # Looked up by searches that used exactly these scales (load_shipped_calibration's scales_used).
+        conditions = {**conditions, "scales": list(data.scales_used)}
     fitted = fit_calibration(fit_mated, fit_nonmated, band=band)
     labels = np.concatenate([np.ones(test_mated.size), np.zeros(test_nonmated.size)]).astype(np.int64)
     test_scores = np.concatenate([test_mated, test_nonmated])

@@ -24,10 +24,17 @@ class CalibrateCommand:
                             help="fraction of probe identities held out for testing (default 0.5)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the identity split (default 0)")
         parser.add_argument("--tippett", type=Path, help="write the held-out Tippett plot (PNG) here")
+        parser.add_argument("--scales-used", default=None,
+                            help="fit only the probes searched with these scales, e.g. 2,4 of 2,4,8: probes whose "
+                                 "crop was too large for 8x get their own calibration (default: probes that used "
+                                 "every configured scale)")
         parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
-        data = load_probe_scores(list(args.scores), args.band)
+        from forensic_face.settings import parse_scales
+
+        scales_used = parse_scales(args.scales_used) if args.scales_used else None
+        data = load_probe_scores(list(args.scores), args.band, scales_used)
         outcome = calibrate(data, args.band, args.heldout_fraction, args.seed)
         cal = outcome.calibration
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,8 @@ def print_search_record(record: dict[str, Any]) -> None:
         lr = "" if c.get("lr") is None else f"  LR {format_lr(c['lr'])} ({c['verbal']})"
         print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}  ({c['image']}){lr}")
     if cal is None:
-        print("   No calibration for these settings: scores rank candidates, they are not likelihood ratios.")
+        reason = record.get("no_calibration_reason") or "no calibration matches these settings"
+        print(f"   No likelihood ratios: {reason}.")
     else:
         print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
     if record.get("shortlist"):
@@ -179,9 +180,11 @@ def add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:
         CALIBRATION_CAVEAT,
         calibration_for_result,
         lr_record,
+        why_no_calibration,
     )
 
     cal = calibration_for_result(result)
+    record["no_calibration_reason"] = why_no_calibration(result) if cal is None else None
     for c in record["candidates"]:
         c.update(lr_record(cal, c["score"]))
     record["calibration"] = None if cal is None else {

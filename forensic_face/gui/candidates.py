@@ -64,7 +64,7 @@ class CandidateTable(QTableWidget):
         self.currentCellChanged.connect(self._on_current_changed)
 
     def set_candidates(self, candidates: tuple[Candidate, ...], gallery: Gallery | None, top_n: int,
-                       calibration: Calibration | None = None) -> None:
+                       calibration: Calibration | None = None, no_calibration_reason: str = "") -> None:
         """Show the top ``top_n`` candidates; with a ``calibration`` (see
         :func:`forensic_face.calibration.calibration_for_result`) the LR column shows the likelihood ratio (its
         verbal equivalent in the tooltip and the comparison view), without one it reads "none". Per-scale scores
@@ -82,7 +82,7 @@ class CandidateTable(QTableWidget):
             "(right-click to add a note). Recorded in the open case with its audit entry.")
         lr_header = self.horizontalHeaderItem(DECISION_COLUMN + 1)
         lr_header.setToolTip(CALIBRATION_CAVEAT if calibration is not None else
-                             "No calibration for these settings: scores are not likelihood ratios.")
+                             f"No likelihood ratios: {no_calibration_reason or 'no calibration for these settings'}.")
         for k in range(DECISION_COLUMN, DECISION_COLUMN + 2):
             self.horizontalHeader().setSectionResizeMode(k, QHeaderView.ResizeMode.ResizeToContents)
         self.setRowCount(len(shown))
@@ -102,7 +102,7 @@ class CandidateTable(QTableWidget):
             lr = lr_record(calibration, cand.score)
             if lr["lr"] is None:
                 lr_item = QTableWidgetItem("none")
-                lr_item.setToolTip("No calibration for these settings and face width: no likelihood ratio.")
+                lr_item.setToolTip(f"No likelihood ratio: {no_calibration_reason or 'no calibration for these settings'}.")
             else:
                 lr_item = QTableWidgetItem(format_lr(lr["lr"]))
                 lr_item.setToolTip(f"{lr['verbal']}\nlog10 LR {lr['log10_lr']:.2f} ({calibration.band_px} px "

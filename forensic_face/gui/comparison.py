@@ -108,10 +108,11 @@ class ComparisonView(QScrollArea):
             tile.hide()
 
     def show_candidate(self, result: SearchResult, candidate: Candidate, entry: GalleryEntry | None,
-                       calibration: Calibration | None = None) -> None:
+                       calibration: Calibration | None = None, no_calibration_reason: str = "") -> None:
         lr = lr_record(calibration, candidate.score)
         if calibration is None or lr["lr"] is None:
-            lr_text = "<br>No calibration for these settings: the score is not a likelihood ratio."
+            lr_text = ("<br>No likelihood ratio: " + (no_calibration_reason or "no calibration for these settings")
+                       + ". The score ranks candidates; it is not a likelihood ratio.")
         else:
             lr_text = (f"<br>LR {format_lr(lr['lr'])} (log10 LR {lr['log10_lr']:.2f}): {lr['verbal']} "
                        f"({calibration.band_px} px calibration, held-out Cllr {calibration.cllr:.3f})."

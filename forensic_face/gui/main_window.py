@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 import forensic_face
-from forensic_face.calibration import Calibration, calibration_for_result
+from forensic_face.calibration import Calibration, calibration_for_result, why_no_calibration
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, ForensicFaceError
 from forensic_face.engine.imaging import IMAGE_SUFFIXES, load_image
@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         self.case_store: Any | None = None
         self._case_offered = False
         self._time_left = TimeLeft()
+        self._no_calibration = ""
         #: Open a written report in the system's PDF viewer (tests turn it off).
         self.open_reports = True
 
@@ -811,7 +812,9 @@ class MainWindow(QMainWindow):
                                           f"(top {min(top_n, len(result.candidates))})")
         # Likelihood ratios only where a shipped calibration matches these settings and face width.
         self._calibration = calibration_for_result(result)
-        self.candidates.set_candidates(result.candidates, self.gallery, top_n, calibration=self._calibration)
+        self._no_calibration = why_no_calibration(result) if self._calibration is None else ""
+        self.candidates.set_candidates(result.candidates, self.gallery, top_n, calibration=self._calibration,
+                                       no_calibration_reason=self._no_calibration)
         record = self.probe_panel.current_record()
         self._show_decisions(record.search_id if record is not None and record.result is result else None)
         self.candidates.setFocus()
@@ -822,7 +825,7 @@ class MainWindow(QMainWindow):
             return
         candidate = self.candidates.candidates[row]
         self.comparison.show_candidate(self._result, candidate, self.gallery_entry(candidate.gallery_sha256),
-                                       calibration=self._calibration)
+                                       calibration=self._calibration, no_calibration_reason=self._no_calibration)
         self.heatmaps.set_candidate(self._result, candidate)
 
     @Slot(int, str)
