@@ -256,8 +256,10 @@ class MainWindow(QMainWindow):
                                             [QKeySequence("Ctrl+,"), QKeySequence(QKeySequence.StandardKey.Preferences)])
         self.quit_action = self._action("&Quit", self.close, [QKeySequence(QKeySequence.StandardKey.Quit)])
         self.about_action = self._action("&About forensic_face", self.show_about)
-        self.new_case_action = self._action("&New case…", self.new_case)
-        self.open_case_action = self._action("Open &case…", self.choose_case)
+        self.new_case_action = self._action("&New case…", self.new_case, [QKeySequence("Ctrl+N")],
+                                            "Create a case file: searches, decisions and the report are kept in it")
+        self.open_case_action = self._action("Open &case…", self.choose_case, [QKeySequence("Ctrl+Shift+O")],
+                                             "Open a case file")
 
         menu = self.menuBar().addMenu("&File")
         menu.addAction(self.open_gallery_action)
