@@ -62,9 +62,10 @@ def commands() -> list[Command]:
         TrainRecognizerCommand,
         TrainSrCommand,
     )
+    from forensic_face.cli.video import SearchVideoCommand
 
-    return [DetectCommand(), EnrollCommand(), SearchCommand(), CaseCommand(), DecideCommand(), VerifyCommand(),
-            ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
+    return [DetectCommand(), EnrollCommand(), SearchCommand(), SearchVideoCommand(), CaseCommand(), DecideCommand(),
+            VerifyCommand(), ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
             EvalCompareCommand(), EvalDecomposeCommand(), CalibrateCommand(), TrainSrCommand(), EvalSrCommand(),
             TrainRecognizerCommand()]
 

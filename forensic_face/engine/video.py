@@ -1,0 +1,362 @@
+"""Probes from CCTV video: sample frames, follow each face across them (tracks), pick the best frames of a track
+and fuse their searches. Every frame adds evidence about the same person; fusing the best few is the surest way
+past one tiny face's information limit (multi-frame aggregation as in IJB-S / YouTube Faces protocols).
+
+The video file is evidence: it is hashed (SHA-256 of its bytes) and opened read-only by OpenCV's FFmpeg backend;
+frames are addressed by index and timestamp in every result. Decoding is a generator, so memory stays bounded
+whatever the length of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
+from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
+from forensic_face.engine.imaging import LoadedImage, sha256_file
+from forensic_face.engine.results import FaceDetection, SearchResult
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"})
+
+
+def is_video_path(path: str | Path) -> bool:
+    """True when the file name has a video suffix we open."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class VideoEvidence:
+    """An evidence video: what identifies the file and what its container says about it."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+def _capture(path: Path):  # type: ignore[no-untyped-def]
+    import cv2
+
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        capture.release()
+        capture = cv2.VideoCapture(str(path))
+    return capture
+
+
+def open_video(path: str | Path) -> VideoEvidence:
+    """Hash the file and read its container facts; :class:`ImageLoadError` with the file and the reason when it
+    is missing, empty, not a video, in a codec this installation cannot decode, or has no readable frame."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(path, "does not exist or is not a file", "check the path")
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageLoadError(path, "is empty (0 bytes)", "use the original export of the recording")
+    sha = sha256_file(path)
+    capture = _capture(path)
+    try:
+        if not capture.isOpened():
+            raise ImageLoadError(path, "cannot be opened as a video (unknown container or codec)",
+                                 "convert it with ffmpeg to MP4 (H.264) or AVI (MJPEG), keeping the original")
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise ImageLoadError(path, "has no decodable frame (truncated, corrupt, or a codec not supported here)",
+                                 "convert it with ffmpeg to MP4 (H.264) or AVI (MJPEG), keeping the original")
+        import cv2
+
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        return VideoEvidence(path=path, sha256=sha, size_bytes=size, fps=fps if fps > 0 else 25.0,
+                             frame_count=max(count, 1), width=int(frame.shape[1]), height=int(frame.shape[0]))
+    finally:
+        capture.release()
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One decoded frame: its index and time in the video, and the pixels as a probe image. ``image.sha256``
+    is the SHA-256 of the decoded RGB pixels (the file's own hash is the video's)."""
+
+    index: int
+    time_s: float
+    image: LoadedImage
+
+
+def iter_frames(video: VideoEvidence, stride: int = 5, start_s: float = 0.0, end_s: float | None = None,
+                max_frames: int = 2000, should_cancel: ShouldCancel = None) -> Iterator[VideoFrame]:
+    """Every ``stride``-th frame between ``start_s`` and ``end_s`` (at most ``max_frames``), decoded one at a
+    time. A file that ends early (truncated) simply stops; decoding errors after the first frame end the
+    sampling there."""
+    import cv2
+
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    capture = _capture(video.path)
+    try:
+        first = int(round(start_s * video.fps))
+        if first > 0:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, first)
+        last = None if end_s is None else int(round(end_s * video.fps))
+        index, emitted = first, 0
+        while emitted < max_frames and (last is None or index <= last):
+            check_cancel(should_cancel, "video sampling cancelled by the user")
+            if (index - first) % stride == 0:
+                ok, frame = capture.read()
+                if not ok or frame is None:
+                    return
+                rgb = np.ascontiguousarray(frame[:, :, ::-1])
+                image = LoadedImage(path=video.path, pixels=rgb, sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
+                                    size_bytes=int(rgb.nbytes), format="video-frame", original_mode="RGB",
+                                    exif_orientation=1)
+                yield VideoFrame(index=index, time_s=index / video.fps, image=image)
+                emitted += 1
+            elif not capture.grab():
+                return
+            index += 1
+    finally:
+        capture.release()
+
+
+# -- tracks -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrackFace:
+    """A face of a track on one frame, with its quality score."""
+
+    frame_index: int
+    time_s: float
+    face: FaceDetection
+    quality: float
+    #: SHA-256 of the frame's decoded pixels: a frame decoded again must hash the same.
+    frame_sha256: str = ""
+
+
+@dataclass
+class Track:
+    """One person followed across frames (faces in frame order)."""
+
+    id: int
+    faces: list[TrackFace] = field(default_factory=list)
+
+    @property
+    def last(self) -> TrackFace:
+        return self.faces[-1]
+
+    def best(self, k: int) -> list[TrackFace]:
+        """The ``k`` faces of highest quality, in frame order."""
+        chosen = sorted(self.faces, key=lambda f: -f.quality)[:k]
+        return sorted(chosen, key=lambda f: f.frame_index)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes.
+
+    >>> box_iou(np.array([0, 0, 10, 10]), np.array([5, 0, 15, 10]))
+    0.3333333333333333
+    """
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def face_quality(pixels: np.ndarray, face: FaceDetection) -> float:
+    """How much a face can tell: its width (pixels carry identity), its sharpness (variance of the Laplacian of
+    the face region, relative) and the detector's confidence; in [0, inf), higher is better."""
+    import cv2
+
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    h, w = pixels.shape[:2]
+    region = pixels[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+    if region.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    sharpness = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    return float(face.width_px * np.log1p(sharpness) * face.score)
+
+
+def link_affinity(a: FaceDetection, b: FaceDetection, min_iou: float = 0.2, max_shift: float = 1.5) -> float:
+    """How likely two boxes on nearby sampled frames are the same face: their IoU when it is at least
+    ``min_iou``; otherwise, for a face that moved further than its own size between samples (a 20 px face
+    walking across a frame), a small positive value when the centres are within ``max_shift`` face widths and
+    the sizes within 1.5x of each other; 0 when neither.
+
+    >>> link_affinity(_box(0, 0, 20), _box(2, 0, 20)) > 0.8, 0 < link_affinity(_box(0, 0, 20), _box(25, 0, 20)) < 0.2
+    (True, True)
+    >>> link_affinity(_box(0, 0, 20), _box(60, 0, 20)), link_affinity(_box(0, 0, 20), _box(5, 0, 60))
+    (0.0, 0.0)
+    """
+    iou = box_iou(np.asarray(a.box), np.asarray(b.box))
+    if iou >= min_iou:
+        return iou
+    wa, wb = float(a.box[2] - a.box[0]), float(b.box[2] - b.box[0])
+    if min(wa, wb) <= 0 or max(wa, wb) / min(wa, wb) > 1.5:
+        return 0.0
+    ca = np.array([(a.box[0] + a.box[2]) / 2, (a.box[1] + a.box[3]) / 2])
+    cb = np.array([(b.box[0] + b.box[2]) / 2, (b.box[1] + b.box[3]) / 2])
+    shift = float(np.linalg.norm(ca - cb)) / ((wa + wb) / 2)
+    return 0.0 if shift > max_shift else min_iou * 0.5 * (1.0 - shift / max_shift) + 1e-6
+
+
+def _box(x: float, y: float, w: float) -> FaceDetection:
+    return FaceDetection(box=np.array([x, y, x + w, y + w], np.float32), score=1.0, landmarks=np.zeros((5, 2)))
+
+
+def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequence[float], str]],
+                min_iou: float = 0.2, max_gap_frames: int = 30) -> list[Track]:
+    """Greedy linking of detections into tracks: each face joins the open track (last seen at most
+    ``max_gap_frames`` frames back) whose last face it matches best (:func:`link_affinity`), otherwise starts a
+    track. ``frames``: ``(frame index, time, faces, quality of each face, frame pixels' SHA-256)`` in frame
+    order."""
+    tracks: list[Track] = []
+    for index, time_s, faces, qualities, frame_sha in frames:
+        taken: set[int] = set()
+        pairs = []
+        for f, face in enumerate(faces):
+            for t, track in enumerate(tracks):
+                if index - track.last.frame_index > max_gap_frames or track.last.frame_index == index:
+                    continue
+                affinity = link_affinity(face, track.last.face, min_iou)
+                if affinity > 0:
+                    pairs.append((affinity, f, t))
+        assigned: dict[int, int] = {}
+        for _, f, t in sorted(pairs, reverse=True):
+            if f in assigned or t in taken:
+                continue
+            assigned[f] = t
+            taken.add(t)
+        for f, face in enumerate(faces):
+            item = TrackFace(index, time_s, face, float(qualities[f]), frame_sha)
+            if f in assigned:
+                tracks[assigned[f]].faces.append(item)
+            else:
+                tracks.append(Track(id=len(tracks) + 1, faces=[item]))
+    return tracks
+
+
+def find_tracks(video: VideoEvidence, detect: Callable[[LoadedImage], Sequence[FaceDetection]], stride: int = 5,
+                start_s: float = 0.0, end_s: float | None = None, max_frames: int = 2000,
+                progress: Progress = None, should_cancel: ShouldCancel = None) -> list[Track]:
+    """Detect faces on the sampled frames and link them into tracks, longest (then best) first.
+    :class:`NoFaceDetected` when no sampled frame shows a face."""
+    expected = max(1, min(max_frames, (video.frame_count - int(start_s * video.fps)) // stride + 1))
+    observations = []
+    for n, frame in enumerate(iter_frames(video, stride, start_s, end_s, max_frames, should_cancel), start=1):
+        faces = list(detect(frame.image))
+        observations.append((frame.index, frame.time_s, faces, [face_quality(frame.image.pixels, f) for f in faces],
+                             frame.image.sha256))
+        if progress is not None:
+            progress(min(n, expected), expected, f"frame {frame.index} ({frame.time_s:.1f} s)")
+    tracks = link_tracks(observations, max_gap_frames=3 * stride)
+    if not tracks:
+        raise NoFaceDetected(str(video.path), f"no face on {len(observations)} sampled frames (every {stride}th); "
+                             "sample more densely (a smaller stride) or draw a box on a frame")
+    tracks.sort(key=lambda t: (-len(t.faces), -max(f.quality for f in t.faces)))
+    for k, track in enumerate(tracks, start=1):
+        track.id = k
+    return tracks
+
+
+def frame_image(video: VideoEvidence, index: int, expected_sha256: str = "") -> LoadedImage:
+    """Decode frame ``index`` again. With ``expected_sha256`` (the hash recorded when it was sampled) the pixels
+    must hash the same: a container whose seeking is inexact is then decoded from the start instead, and a
+    frame that still differs is an error, never silently another frame."""
+    for start_s in (index / video.fps, 0.0):
+        if start_s == 0.0:
+            frames = (f for f in iter_frames(video, stride=1, max_frames=index + 1) if f.index == index)
+        else:
+            frames = iter_frames(video, stride=1, start_s=start_s, max_frames=1)
+        for frame in frames:
+            if not expected_sha256 or frame.image.sha256 == expected_sha256:
+                return frame.image
+            break
+        if index == 0:
+            break
+    raise ImageLoadError(video.path, f"frame {index} cannot be decoded again as it was sampled",
+                         "the file may have changed or be truncated; check its SHA-256")
+
+
+# -- fusion -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FusedVideoResult:
+    """A track searched frame by frame: the frames used, their searches, and the fused ranking (identity, score)
+    best first. ``fusion``: "score-mean" (quality-weighted mean of each identity's fused scores)."""
+
+    video: VideoEvidence
+    track_id: int
+    frames: tuple[TrackFace, ...]
+    results: tuple[SearchResult, ...]
+    ranking: tuple[tuple[str, float], ...]
+    fusion: str = "score-mean"
+
+    def to_json(self, top: int = 20) -> dict[str, object]:
+        return {
+            "video": str(self.video.path), "sha256": self.video.sha256, "track": self.track_id,
+            "fusion": self.fusion,
+            "frames": [{"index": f.frame_index, "time_s": round(f.time_s, 3), "quality": round(f.quality, 3),
+                        "frame_sha256": r.probe_sha256, "box": [round(float(v), 1) for v in f.face.box]}
+                       for f, r in zip(self.frames, self.results)],
+            "ranking": [{"rank": k, "identity": i, "score": round(s, 6)}
+                        for k, (i, s) in enumerate(self.ranking[:top], start=1)],
+        }
+
+
+def fuse_rankings(results: Sequence[SearchResult], weights: Sequence[float] | None = None
+                  ) -> tuple[tuple[str, float], ...]:
+    """Each identity's weighted mean score over the frames' searches (every search ranks every identity),
+    best first; ties break by identity.
+
+    >>> from types import SimpleNamespace as R
+    >>> fuse_rankings([R(ranking=(("a", 0.2), ("b", 0.4))), R(ranking=(("a", 0.6), ("b", 0.1)))], [1.0, 3.0])
+    (('a', 0.5), ('b', 0.175))
+    """
+    if not results:
+        raise ValueError("no frame results to fuse")
+    w = np.ones(len(results)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:
+        w = np.ones(len(results))
+    totals: dict[str, float] = {}
+    for weight, result in zip(w, results):
+        for identity, score in result.ranking:
+            totals[identity] = totals.get(identity, 0.0) + float(weight) * float(score)
+    fused = {identity: total / float(w.sum()) for identity, total in totals.items()}
+    return tuple(sorted(((i, round(s, 12)) for i, s in fused.items()), key=lambda kv: (-kv[1], kv[0])))
+
+
+def search_track(engine: object, video: VideoEvidence, track: Track, gallery: object, num_frames: int = 5,
+                 progress: Progress = None, should_cancel: ShouldCancel = None) -> FusedVideoResult:
+    """Search the ``num_frames`` best faces of ``track`` with the full method and fuse them (quality-weighted
+    score mean)."""
+    chosen = track.best(num_frames)
+    results = []
+    for n, item in enumerate(chosen, start=1):
+        check_cancel(should_cancel)
+        image = frame_image(video, item.frame_index, item.frame_sha256)
+
+        def frame_progress(done: int, total: int, message: str, n: int = n, item: TrackFace = item) -> None:
+            if progress is not None:
+                progress(done, total, f"frame {n}/{len(chosen)} (#{item.frame_index}): {message}")
+
+        results.append(engine.search(image, gallery, face=item.face, progress=frame_progress,  # type: ignore[attr-defined]
+                                     should_cancel=should_cancel))
+    ranking = fuse_rankings(results, [f.quality for f in chosen])
+    return FusedVideoResult(video=video, track_id=track.id, frames=tuple(chosen), results=tuple(results),
+                            ranking=ranking)
+
+
+__all__ = ["FusedVideoResult", "Track", "TrackFace", "VideoEvidence", "VideoFrame", "box_iou", "face_quality",
+           "find_tracks", "frame_image", "fuse_rankings", "is_video_path", "iter_frames", "link_tracks",
+           "open_video", "search_track"]

@@ -1,0 +1,140 @@
+"""Video probes: decoding errors, frame sampling, track linking, frame fusion, search-video end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
+from forensic_face.engine.results import FaceDetection
+from forensic_face.engine.video import (
+    frame_image,
+    fuse_rankings,
+    iter_frames,
+    link_tracks,
+    open_video,
+)
+
+
+def _face(x: float, y: float, w: float, score: float = 0.99) -> FaceDetection:
+    return FaceDetection(box=np.array([x, y, x + w, y + w], np.float32), score=score,
+                         landmarks=np.zeros((5, 2), np.float32))
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+def test_bad_video_files_get_clear_errors(tmp_path: Path) -> None:
+    from forensic_face.cli import main
+
+    with pytest.raises(ImageLoadError, match="does not exist"):
+        open_video(tmp_path / "missing.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(ImageLoadError, match="empty"):
+        open_video(tmp_path / "empty.mp4")
+    (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).integers(0, 255, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(ImageLoadError, match="cannot be opened|no decodable frame"):
+        open_video(tmp_path / "noise.mp4")
+    # A clip cut short: the frames before the cut are read, then sampling stops (no crash, no invented frames).
+    clip = write_clip(tmp_path / "clip.avi", [np.full((48, 64, 3), 20 * k, np.uint8) for k in range(10)])
+    data = clip.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    try:
+        frames = list(iter_frames(open_video(tmp_path / "cut.avi"), stride=1))
+    except ImageLoadError as exc:  # some containers cannot be opened without their index: said so, plainly
+        assert "cut.avi" in str(exc) and "ffmpeg" in str(exc)
+    else:
+        assert 1 <= len(frames) < 10
+    assert main(["search-video", str(tmp_path / "noise.mp4"), "--gallery", str(tmp_path)]) == 2
+
+
+def test_frames_are_sampled_by_stride_and_decode_again_identically(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(12)]
+    video = open_video(write_clip(tmp_path / "clip.avi", frames, fps=4.0))
+    assert (video.width, video.height, video.frame_count) == (64, 48, 12) and video.fps == pytest.approx(4.0)
+    sampled = list(iter_frames(video, stride=5))
+    assert [f.index for f in sampled] == [0, 5, 10]
+    assert [f.time_s for f in sampled] == [0.0, 1.25, 2.5]
+    assert [f.index for f in iter_frames(video, stride=2, start_s=1.0, end_s=2.0)] == [4, 6, 8]
+    again = frame_image(video, 5, sampled[1].image.sha256)
+    np.testing.assert_array_equal(again.pixels, sampled[1].image.pixels)
+    with pytest.raises(ImageLoadError, match="cannot be decoded again"):
+        frame_image(video, 5, "0" * 64)
+
+
+def test_link_tracks_follows_two_people_and_breaks_after_a_gap() -> None:
+    frames = []
+    for k in range(6):
+        faces = [_face(10 + 3 * k, 10, 30), _face(200 - 3 * k, 50, 30)]
+        frames.append((5 * k, k / 2, faces, [1.0 + k, 2.0], f"sha{k}"))
+    frames.append((200, 20.0, [_face(28, 10, 30)], [9.0], "late"))  # same place, long after: a new track
+    tracks = link_tracks(frames, max_gap_frames=15)
+    assert [len(t.faces) for t in tracks] == [6, 6, 1]
+    assert all(abs(f.face.box[0] - (10 + 3 * n)) < 1e-6 for n, f in enumerate(tracks[0].faces))
+    best = tracks[0].best(3)
+    assert [f.frame_index for f in best] == [15, 20, 25] and best[0].frame_sha256 == "sha3"
+
+
+def test_fusion_weights_frames_by_quality() -> None:
+    from types import SimpleNamespace
+
+    a = SimpleNamespace(ranking=(("x", 0.9), ("y", 0.1)))
+    b = SimpleNamespace(ranking=(("y", 0.5), ("x", 0.2)))
+    assert fuse_rankings([a, b])[0][0] == "x"  # equal weights: x 0.55, y 0.30
+    assert fuse_rankings([a, b], [1.0, 9.0])[0][0] == "y"  # the better frame decides: y 0.46, x 0.27
+    with pytest.raises(ValueError):
+        fuse_rankings([])
+
+
+def test_search_video_json(tmp_path: Path, lfw_test_people, lfw_image, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A person walks across a clip; the track is found, its best frames searched and fused, and the result
+    names the frames used by index, time and pixel hash."""
+    from forensic_face.cli import main
+
+    people = [name for name, count in lfw_test_people if count >= 2][:4]
+    gallery = tmp_path / "gallery"
+    for name in people:
+        (gallery / name).mkdir(parents=True)
+        shutil.copy(lfw_image(name, 1), gallery / name / f"{name}_0001.jpg")
+    # The centre of an LFW image is its face (the edges often show other people): 130 px of it, at 110 px.
+    face = np.asarray(Image.open(lfw_image(people[1], 2)).convert("RGB").crop((60, 60, 190, 190))
+                      .resize((110, 110), Image.BICUBIC))
+    frames = []
+    for k in range(8):
+        frame = np.full((180, 320, 3), 70, np.uint8)
+        frame[35:145, 20 + 20 * k:130 + 20 * k] = face
+        frames.append(frame)
+    clip = write_clip(tmp_path / "walk.avi", frames, fps=8.0)
+    video = open_video(clip)
+    capsys.readouterr()
+    assert main(["search-video", str(clip), "--gallery", str(gallery), "--stride", "2", "--frames", "2",
+                 "--budget", "none", "--scales", "2", "--hypotheses", "1", "--upsampler", "bicubic",
+                 "--device", "cpu", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["sha256"] == video.sha256 and record["track"] == 1
+    assert record["tracks"][0]["faces"] == 4, record["tracks"]  # frames 0, 2, 4, 6
+    assert len(record["frames"]) == 2 and all(f["index"] in (0, 2, 4, 6) for f in record["frames"])
+    assert all(len(f["frame_sha256"]) == 64 for f in record["frames"])
+    assert sorted(c["identity"] for c in record["ranking"]) == sorted(people)
+    # A clip with no face: a clear message, exit 2.
+    blank = write_clip(tmp_path / "blank.avi", [np.full((120, 160, 3), 90, np.uint8)] * 4)
+    assert main(["search-video", str(blank), "--gallery", str(gallery), "--device", "cpu"]) == 2
+    assert "no face on" in capsys.readouterr().err
+    with pytest.raises(NoFaceDetected):
+        from forensic_face.engine.video import find_tracks
+
+        find_tracks(open_video(blank), lambda image: [])
