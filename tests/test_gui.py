@@ -482,3 +482,54 @@ def test_cancel_stops_a_real_enrollment_promptly(qtbot, app, tmp_path, lfw_test_
     done, total = progress[-1]
     assert done < total, "enrollment finished before the cancel took effect"
     print(f"cancel latency: {latency:.2f} s at {done}/{total}")
+
+
+@pytest.mark.lfw
+def test_video_probe_searched_from_the_window_and_recorded(qtbot, app, lfw_case, tmp_path, lfw_image) -> None:  # type: ignore[no-untyped-def]
+    """A clip dropped on the probe panel becomes a probe per face track; its search fuses the track's best
+    frames, is recorded in the case with the video as evidence, and the report names the frames used."""
+    import cv2
+    import torch
+    from PIL import Image
+
+    from forensic_face.gui.main_window import MainWindow
+
+    torch.set_num_threads(1)
+    gallery_dir, _, people = lfw_case
+    face = np.asarray(Image.open(lfw_image(people[2], 2)).convert("RGB").crop((60, 60, 190, 190))
+                      .resize((110, 110), Image.BICUBIC))
+    clip = tmp_path / "Kamera 2.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 8.0, (320, 180))
+    for k in range(8):
+        frame = np.full((180, 320, 3), 70, np.uint8)
+        frame[35:145, 20 + 20 * k:130 + 20 * k] = face
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+
+    window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(window)
+    window.open_reports = False
+    assert window.open_gallery(gallery_dir)
+    assert _wait_job(qtbot, window, "enroll")[0] == "finished", window.banner.text()
+    assert window.create_case(tmp_path / "video.ffcase", "V-1", "clip", "pytest")
+    _drop(window.probe_panel, _mime([clip]))
+    assert _wait_job(qtbot, window, "probes")[0] == "finished", window.banner.text()
+    record = window.probe_panel.records[0]
+    assert record.video_track is not None and "track 1" in window.probe_panel.list.item(0).text()
+    window.probe_panel.list.setCurrentRow(0)
+    assert window.search_current()
+    assert _wait_job(qtbot, window, "search", timeout_ms=120_000)[0] == "finished", window.banner.text()
+    result = window.current_result()
+    video = result.provenance["video"]
+    assert video["track"] == 1 and 1 <= len(video["frames"]) <= 5
+    assert result.probe_path == clip and result.probe_sha256 == video["sha256"]
+    assert window.case_store.evidence_items()[0].format == "video"
+    assert "fused over several video frames" in window.candidates.horizontalHeaderItem(5).toolTip()
+    assert window.export_report(tmp_path / "video.pdf", top=1)
+    assert _wait_job(qtbot, window, "report", timeout_ms=120_000)[0] == "finished", window.banner.text()
+    if shutil.which("pdftotext"):
+        import subprocess
+
+        text = subprocess.run(["pdftotext", str(tmp_path / "video.pdf"), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        assert "track 1 of a clip of 8 frames" in " ".join(text.split())

@@ -354,7 +354,7 @@ def calibration_for_result(result: Any, directory: str | Path | None = None) -> 
     """:func:`load_shipped_calibration` for a :class:`~forensic_face.engine.results.SearchResult` (its provenance
     and probe face width); ``None`` means no calibration applies to it (always for a provisional ranking:
     its scores come from one hypothesis pair, not the calibrated fusion)."""
-    if result.provenance.get("provisional"):
+    if result.provenance.get("provisional") or "video" in result.provenance:
         return None
     conditions = engine_conditions_from_provenance(result.provenance)
     return load_shipped_calibration(result.provenance["config"], conditions["recognizer_sha256"],
@@ -369,6 +369,8 @@ def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
     fitted bands, or a set of scales (a probe too large for the largest magnification) without its own fit."""
     if result.provenance.get("provisional"):
         return "this is the provisional ranking; likelihood ratios come with the full search"
+    if "video" in result.provenance:
+        return "scores fused over several video frames have no calibration yet"
     if calibration_for_result(result, directory) is not None:
         return ""
     try:

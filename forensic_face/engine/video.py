@@ -9,6 +9,7 @@ whatever the length of the file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import numpy as np
 from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
 from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
 from forensic_face.engine.imaging import LoadedImage, sha256_file
-from forensic_face.engine.results import FaceDetection, SearchResult
+from forensic_face.engine.results import Candidate, FaceDetection, Gallery, SearchResult
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"})
 
@@ -357,6 +358,38 @@ def search_track(engine: object, video: VideoEvidence, track: Track, gallery: ob
                             ranking=ranking)
 
 
+def fused_search_result(fused: FusedVideoResult, gallery: Gallery, top_k: int) -> SearchResult:
+    """The fused video search as a :class:`SearchResult` that the window, the case store and the report show like
+    any other: the probe is the VIDEO file (its path and SHA-256), its face and crop those of the best frame; the
+    ranking is the fused one; each candidate keeps the images of its search on the best frame that listed it;
+    ``provenance["video"]`` names the track, the frames used (index, time, quality, pixel SHA-256) and the
+    fusion. Scores are fused over frames: no calibration applies to them (``calibration_for_result``)."""
+    best = int(np.argmax([f.quality for f in fused.frames]))
+    order = sorted(range(len(fused.results)), key=lambda k: -fused.frames[k].quality)
+    by_identity: dict[str, object] = {}
+    for k in order:
+        for cand in fused.results[k].candidates:
+            by_identity.setdefault(cand.identity, cand)
+    entries = {e.identity: e for e in gallery.entries}
+    base = fused.results[best]
+    fallback_hypothesis = base.candidates[0].best_probe_hypothesis if base.candidates else None
+    candidates = []
+    for rank, (identity, score) in enumerate(fused.ranking[:top_k], start=1):
+        cand = by_identity.get(identity)
+        if cand is not None:
+            candidates.append(dataclasses.replace(cand, rank=rank, score=float(score)))  # type: ignore[arg-type]
+        elif identity in entries and fallback_hypothesis is not None:
+            entry = entries[identity]
+            candidates.append(Candidate(rank=rank, identity=identity, image_path=entry.image_path,
+                                        gallery_sha256=entry.sha256, score=float(score), per_scale_scores={},
+                                        best_probe_hypothesis=fallback_hypothesis, best_gallery_hypotheses=()))
+    provenance = dict(base.provenance)
+    provenance["video"] = {**fused.to_json(top=0), "frame_count": fused.video.frame_count, "fps": fused.video.fps}
+    return SearchResult(probe_path=fused.video.path, probe_sha256=fused.video.sha256,
+                        probe_face=fused.frames[best].face, probe_crop=base.probe_crop, candidates=tuple(candidates),
+                        ranking=fused.ranking, probe_hypotheses=base.probe_hypotheses, provenance=provenance)
+
+
 __all__ = ["FusedVideoResult", "Track", "TrackFace", "VideoEvidence", "VideoFrame", "box_iou", "face_quality",
-           "find_tracks", "frame_image", "fuse_rankings", "is_video_path", "iter_frames", "link_tracks",
+           "find_tracks", "frame_image", "fuse_rankings", "fused_search_result", "is_video_path", "iter_frames", "link_tracks",
            "open_video", "search_track"]

@@ -9,6 +9,7 @@ from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from forensic_face.engine.imaging import is_image_path
+from forensic_face.engine.video import is_video_path
 
 
 @dataclass
@@ -24,7 +25,7 @@ class DroppedPaths:
         names = ", ".join(p.name or str(p) for p in self.rejected[:3])
         more = f" and {len(self.rejected) - 3} more" if len(self.rejected) > 3 else ""
         return (f"Ignored {len(self.rejected)} item(s) that are not still images or folders: {names}{more}. "
-                "Supported: JPEG, PNG, BMP, TIFF, WebP.")
+                "Supported: JPEG, PNG, BMP, TIFF, WebP stills and MP4, AVI, MKV, MOV videos.")
 
 
 def classify_paths(paths: list[Path]) -> DroppedPaths:
@@ -32,7 +33,7 @@ def classify_paths(paths: list[Path]) -> DroppedPaths:
     for path in paths:
         if path.is_dir():
             out.folders.append(path)
-        elif path.is_file() and is_image_path(path):
+        elif path.is_file() and (is_image_path(path) or is_video_path(path)):
             out.images.append(path)
         else:
             out.rejected.append(path)

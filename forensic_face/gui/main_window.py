@@ -123,13 +123,52 @@ def _with_status(fn: Any) -> Any:
     return task
 
 
+#: Tracks of a video listed as probes (longest first), and how many best frames of a track a search fuses.
+MAX_VIDEO_TRACKS = 5
+VIDEO_FRAMES_FUSED = 5
+
+
+def load_video_probes(path: Path, engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
+    """A video becomes one probe per face track (``forensic_face.engine.video``): its image is the track's best
+    frame and its face that frame's; a search of it fuses the track's best frames."""
+    from forensic_face.engine.results import ImageDetections
+    from forensic_face.engine.video import find_tracks, frame_image, open_video
+
+    record = ProbeRecord(path=path)
+    try:
+        video = open_video(path)
+        tracks = find_tracks(video, lambda image: engine.detector.detect([image.pixels])[0],
+                             progress=lambda d, t, m: progress(d, t, f"Following faces in {path.name}: {m}"),
+                             should_cancel=should_cancel)
+    except Cancelled:
+        raise
+    except ForensicFaceError as exc:
+        record.error = str(exc)
+        return [record]
+    records = []
+    for track in tracks[:MAX_VIDEO_TRACKS]:
+        best = track.best(1)[0]
+        image = frame_image(video, best.frame_index, best.frame_sha256)
+        records.append(ProbeRecord(
+            path=path, image=image, video_track=(video, track),
+            detections=ImageDetections(source=str(path), sha256=image.sha256, width=image.width,
+                                       height=image.height, faces=(best.face,), upsample_factor=1.0)))
+    return records
+
+
 def load_probes(paths: list[Path], engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
-    """Load each still (hashing its bytes) and detect its faces; per-file problems go into the record."""
+    """Load each still (hashing its bytes) and detect its faces, or follow the faces of each video; per-file
+    problems go into the record."""
+    from forensic_face.engine.video import is_video_path
+
     records = []
     total = len(paths)
     for i, path in enumerate(paths):
         if should_cancel():
             raise Cancelled()
+        if is_video_path(path):
+            records.extend(load_video_probes(path, engine, progress, should_cancel))
+            continue
         progress(i, total, f"Detecting faces in {path.name}")
         record = ProbeRecord(path=path)
         try:
@@ -584,15 +623,18 @@ class MainWindow(QMainWindow):
     # Probes -------------------------------------------------------------------------------------------------
     @Slot()
     def choose_probes(self) -> None:
+        from forensic_face.engine.video import VIDEO_SUFFIXES
+
         patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
-        files, _ = QFileDialog.getOpenFileNames(self, "Add probe stills", self._last_dir("probes"),
-                                                f"Images ({patterns});;All files (*)")
+        videos = " ".join(f"*{s}" for s in sorted(VIDEO_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(self, "Add probe stills or videos", self._last_dir("probes"),
+                                                f"Images ({patterns});;Videos ({videos});;All files (*)")
         if files:
             self.add_probes([Path(f) for f in files])
 
     @Slot(list)
     def add_probes(self, paths: list[Path]) -> bool:
-        known = {r.path for r in self.probe_panel.records}
+        known = {r.path for r in self.probe_panel.records}  # a video counts once, whatever its tracks
         new = [Path(p) for p in paths if Path(p) not in known]
         if not new:
             return False
@@ -635,7 +677,7 @@ class MainWindow(QMainWindow):
             return False
         self._offer_case()
         index = self.probe_panel.current_index()
-        image, gallery, face = record.image, self.gallery, record.chosen_face
+        image, gallery, face, video_track = record.image, self.gallery, record.chosen_face, record.video_track
 
         def task(engine: Any, progress: Any, cancel: Any) -> SearchOutcome:
             # A first ranking within seconds; the full method then refines it (minutes on a new gallery).
@@ -644,15 +686,23 @@ class MainWindow(QMainWindow):
                 self.runner.partial.emit("search", (index, engine.provisional_search(image, gallery, face)))
             except ForensicFaceError as exc:
                 log.warning("no provisional ranking: %s", exc)
-            return self._search_one(engine, index, image, gallery, face, progress, cancel)
+            return self._search_one(engine, index, image, gallery, face, progress, cancel, video_track)
 
         return self._start("search", task)
 
     def _search_one(self, engine: Any, index: int, image: Any, gallery: Gallery, face: Any, progress: Any,
-                    cancel: Any) -> SearchOutcome:
+                    cancel: Any, video_track: Any = None) -> SearchOutcome:
         """One probe's search on the worker thread, its gallery variants rendered for the views (one batch per
-        degradation path) and recorded in the open case."""
-        result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
+        degradation path) and recorded in the open case. A video track's best frames are searched and fused."""
+        if video_track is not None:
+            from forensic_face.engine.video import fused_search_result, search_track
+
+            video, track = video_track
+            fused = search_track(engine, video, track, gallery, VIDEO_FRAMES_FUSED, progress=progress,
+                                 should_cancel=cancel)
+            result = fused_search_result(fused, gallery, engine.config.top_k)
+        else:
+            result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
         result = engine.with_gallery_images(result, gallery)
         warning, search_id = self.record_in_case(result, engine.config, gallery)
         return SearchOutcome(index, result, warning, search_id)
@@ -664,7 +714,7 @@ class MainWindow(QMainWindow):
         if self.gallery is None:
             self.show_message("Open a gallery first (Ctrl+G).", "warning")
             return False
-        todo = [(k, r.image, r.chosen_face) for k, r in enumerate(self.probe_panel.records)
+        todo = [(k, r.image, r.chosen_face, r.video_track) for k, r in enumerate(self.probe_panel.records)
                 if r.image is not None and r.chosen_face is not None]
         if not todo:
             self.show_message("No probe with a face to search: add probes (Ctrl+O) or draw a face box.", "warning")
@@ -674,14 +724,15 @@ class MainWindow(QMainWindow):
 
         def task(engine: Any, progress: Any, cancel: Any) -> BatchOutcome:
             done: list[SearchOutcome] = []
-            for n, (index, image, face) in enumerate(todo, start=1):
+            for n, (index, image, face, video_track) in enumerate(todo, start=1):
                 name = image.path.name
 
                 def probe_progress(d: int, t: int, message: str, n: int = n, name: str = name) -> None:
                     progress(d, t, f"probe {n}/{len(todo)} ({name}): {message}")
 
                 try:
-                    done.append(self._search_one(engine, index, image, gallery, face, probe_progress, cancel))
+                    done.append(self._search_one(engine, index, image, gallery, face, probe_progress, cancel,
+                                                 video_track))
                 except Cancelled:
                     return BatchOutcome(tuple(done), len(todo), cancelled=True)
                 except ForensicFaceError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -54,6 +55,9 @@ class ProbeRecord:
     result: SearchResult | None = None
     #: The search's number in the open case (None: not recorded), for decisions and the report.
     search_id: int | None = None
+    #: For a video probe: ``(VideoEvidence, Track)``; the image is the track's best frame and a search fuses
+    #: the track's best frames (``forensic_face.engine.video``).
+    video_track: Any = None
 
     @property
     def faces(self) -> tuple[FaceDetection, ...]:
@@ -73,6 +77,11 @@ class ProbeRecord:
         if self.image is None:
             return "loading…"
         size = f"{self.image.width}×{self.image.height} px"
+        if self.video_track is not None:
+            video, track = self.video_track
+            done = f", {len(self.result.candidates)} candidates" if self.result is not None else ""
+            return (f"track {track.id}: {len(track.faces)} faces, frames {track.faces[0].frame_index}–"
+                    f"{track.last.frame_index} of {video.frame_count}{done}")
         if self.manual_face is not None and self.face_index < 0:
             face = f"manual box {self.manual_face.width_px:.0f} px"
         elif not self.faces:

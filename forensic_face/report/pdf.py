@@ -381,6 +381,13 @@ class _ReportBuilder:
             ("Software", _short(software, 400) if software else f"forensic_face {forensic_face.__version__}"),
             ("Gallery", f"{len(search.ranking)} identities ranked (gallery record #{search.gallery_id})"),
         ]
+        video = prov.get("video")
+        if isinstance(video, dict):
+            frames = "; ".join(f"frame {f['index']} at {f['time_s']:.2f} s (quality {f['quality']:.1f}, pixels "
+                               f"SHA-256 {f['frame_sha256']})" for f in video.get("frames", []))
+            params.insert(3, ("Video", f"track {video.get('track')} of a clip of {video.get('frame_count')} frames "
+                                       f"at {video.get('fps', 0):.2f} fps; scores fused over the frames used "
+                                       f"({video.get('fusion')}): {frames}. The face shown is the best frame's."))
         out.append(_table([[_p(k, s.cell_bold), _p(v, s.mono if "SHA" in k or k == "Model weights" else s.cell)]
                            for k, v in params], [70, w - 70], header=False, zebra=False))
         out.append(Spacer(1, 5))

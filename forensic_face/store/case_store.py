@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -563,7 +564,15 @@ class CaseStore:
         """
         if role not in ROLES:
             raise CaseStoreError(f"evidence role must be one of {ROLES}, got {role!r}")
-        image = load_image(path)
+        from forensic_face.engine.video import is_video_path, open_video
+
+        if is_video_path(path):
+            # A video is hashed as a file like a still; width and height are its frames', format "video".
+            video = open_video(path)
+            image = SimpleNamespace(sha256=video.sha256, size_bytes=video.size_bytes, width=video.width,
+                                    height=video.height, format="video", exif_orientation=1)
+        else:
+            image = load_image(path)
         resolved = str(Path(path).resolve())
         with self._transaction() as conn:
             row = conn.execute("SELECT id FROM evidence WHERE path = ? AND sha256 = ? AND role = ?",

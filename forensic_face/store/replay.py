@@ -76,6 +76,9 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
     from forensic_face.engine.detect import manual_face
 
     stored = store.search(search_id)
+    if "video" in stored.provenance:
+        raise CaseStoreError(f"search {search_id} fused frames of a video; replaying video searches is not "
+                             "supported yet (forensic-face search-video repeats it from the same file)")
     if stored.gallery_id is None:
         raise CaseStoreError(f"search {search_id} was stored without its gallery; it cannot be replayed")
     gallery_record = store.gallery(stored.gallery_id)
