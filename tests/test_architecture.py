@@ -116,3 +116,23 @@ def test_engine_imports_nothing_above_it(module: str) -> None:
     outside = {t for t in import_graph()[module]
                if not t.startswith("forensic_face.engine") and t not in ("forensic_face", "forensic_face.paths")}
     assert not outside, f"{module} imports {sorted(outside)}"
+
+
+def test_no_function_body_is_written_twice() -> None:
+    """One copy of each piece of logic: no two functions of the package (four statements or more, docstrings
+    aside) have the same body. A copy that drifted is how the shortlist and the search came to disagree."""
+    import collections
+
+    seen: dict[str, list[str]] = collections.defaultdict(list)
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:]
+            if sum(isinstance(n, ast.stmt) for b in body for n in ast.walk(b)) < 4:
+                continue
+            seen["".join(ast.dump(b, annotate_fields=False) for b in body)].append(f"{name}.{node.name}")
+    copies = [places for places in seen.values() if len(places) > 1]
+    assert not copies, f"the same function body in several places: {copies}"

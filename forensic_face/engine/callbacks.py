@@ -6,10 +6,13 @@ from collections.abc import Callable
 
 from forensic_face.engine.errors import Cancelled
 
-#: ``progress(done, total, message)``; None reports nothing.
-Progress = Callable[[int, int, str], None] | None
+#: ``progress(done, total, message)``.
+ProgressCallback = Callable[[int, int, str], None]
 #: ``should_cancel()`` is polled between chunks of work; True stops the stage with :class:`Cancelled`.
-ShouldCancel = Callable[[], bool] | None
+CancelCallback = Callable[[], bool]
+#: What stages accept: a callback or None (report nothing / never cancel).
+Progress = ProgressCallback | None
+ShouldCancel = CancelCallback | None
 
 
 def check_cancel(should_cancel: ShouldCancel, message: str | None = None) -> None:

@@ -23,15 +23,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from forensic_face.engine.callbacks import CancelCallback, ProgressCallback
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, ForensicFaceError
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, str], None]
-CancelFn = Callable[[], bool]
 #: A job: ``task(engine, progress, should_cancel) -> result dataclass``. Runs on the worker thread.
-Task = Callable[[Any, ProgressFn, CancelFn], Any]
+Task = Callable[[Any, ProgressCallback, CancelCallback], Any]
 EngineFactory = Callable[[EngineConfig], Any]
 
 #: Minimum seconds between two progress signals (the engine may report every chunk).
