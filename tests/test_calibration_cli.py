@@ -176,9 +176,11 @@ def test_shipped_file_is_valid() -> None:
     assert files, "no calibration shipped in resources/calibration"
     for path in files:
         cal_set = CalibrationSet.load(path)
-        assert cal_set.metadata["engine"] == engine_conditions(
-            cal_set.metadata["engine_config"], cal_set.metadata["engine"]["recognizer_sha256"],
-            cal_set.metadata["engine"]["upsampler_weights_sha256"])
+        expected = engine_conditions(cal_set.metadata["engine_config"], cal_set.metadata["engine"]["recognizer_sha256"],
+                                     cal_set.metadata["engine"]["upsampler_weights_sha256"])
+        if cal_set.metadata.get("scales_used"):  # fitted on probes searched with fewer scales (--scales-used)
+            expected["scales"] = cal_set.metadata["scales_used"]
+        assert cal_set.metadata["engine"] == expected, path
         assert all(0.0 < c.cllr < 1.0 and c.slope > 0 for c in cal_set.calibrations)
 
 

@@ -224,6 +224,8 @@ def calibrate(data: ProbeScores, band: int, heldout_fraction: float, seed: int) 
         "band_px": band,
         "settings": settings,
         "engine": conditions,
+        # Set when the calibration is for probes searched with fewer scales than configured.
+        "scales_used": None if data.scales_used is None else list(data.scales_used),
         "engine_config_digest": result.get("config_digest") or provenance.get("config_sha256"),
         "engine_config": provenance.get("config", result.get("config")),
         "sources": list(data.sources),

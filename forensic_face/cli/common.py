@@ -44,7 +44,8 @@ class ProgressBar:
         if self._bar is None or total != self._bar.total or stage != self._stage:
             self.close()
             self._stage = stage
-            self._bar = tqdm(total=total, file=sys.stderr, leave=False, dynamic_ncols=True, mininterval=0.5)
+            self._bar = tqdm(total=total, desc=f"{self.prefix}{message[:40]}", file=sys.stderr, leave=False,
+                             dynamic_ncols=True, mininterval=0.5)
         self._bar.set_description(f"{self.prefix}{message[:40]}", refresh=False)
         self._bar.update(done - self._bar.n)
 
