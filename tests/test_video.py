@@ -138,3 +138,22 @@ def test_search_video_json(tmp_path: Path, lfw_test_people, lfw_image, capsys) -
         from forensic_face.engine.video import find_tracks
 
         find_tracks(open_video(blank), lambda image: [])
+
+
+def test_video_protocol_reports_single_and_fused_rank1(tmp_path: Path, lfw_root: Path) -> None:
+    """eval-video on a few people: every clip ranked for each way of using it, with McNemar against the best
+    single frame; deterministic for a seed."""
+    from forensic_face.cli import main
+
+    args = ["eval-video", "--subset", "12", "--frames", "3", "--budget", "none", "--scales", "2",
+            "--hypotheses", "1", "--upsampler", "bicubic", "--device", "cpu", "--lfw", str(lfw_root)]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["clips"] >= 3
+    assert set(summary["rank1"]) == {"single_best", "random_frame", "fused_3", "fused_5", "fused_10"}
+    assert all(0 <= v <= 100 for v in summary["rank1"].values())
+    clips = json.loads((tmp_path / "a" / "video_protocol.json").read_text())["clips"]
+    assert len(clips) == summary["clips"] and all(len(c["frames"]) == 3 for c in clips)
+    assert all(16 <= f["width_px"] <= 32 for c in clips for f in c["frames"])
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["rank1"] == summary["rank1"]

@@ -54,6 +54,7 @@ def commands() -> list[Command]:
         EvalCommand,
         EvalCompareCommand,
         EvalDecomposeCommand,
+        EvalVideoCommand,
     )
     from forensic_face.cli.large_gallery import IndexCommand, ShortlistSearchCommand
     from forensic_face.cli.search import DetectCommand, EnrollCommand, SearchCommand
@@ -66,7 +67,7 @@ def commands() -> list[Command]:
 
     return [DetectCommand(), EnrollCommand(), SearchCommand(), SearchVideoCommand(), CaseCommand(), DecideCommand(),
             VerifyCommand(), ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
-            EvalCompareCommand(), EvalDecomposeCommand(), CalibrateCommand(), TrainSrCommand(), EvalSrCommand(),
+            EvalCompareCommand(), EvalDecomposeCommand(), EvalVideoCommand(), CalibrateCommand(), TrainSrCommand(), EvalSrCommand(),
             TrainRecognizerCommand()]
 
 

@@ -303,3 +303,61 @@ class EvalDecomposeCommand:
 
             replace_marked_block(args.doc, f"decomposition:{args.label}", text)
         return 0
+
+
+class EvalVideoCommand:
+    """The LFW video protocol (``forensic_face.eval.video_protocol``): fused frames against the best one."""
+
+    name = "eval-video"
+    help = "video protocol on LFW: rank-1 of the best single frame against 3, 5 and 10 fused frames (McNemar)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--subset", type=int, default=None, help="only the first N people")
+        parser.add_argument("--frames", type=int, default=10, help="frames per clip (default 10)")
+        parser.add_argument("--camera", choices=["sampled", "fixed"], default="sampled",
+                            help="a camera drawn per frame (default) or the benchmark's fixed camera")
+        parser.add_argument("--out", type=Path, required=True, help="output folder")
+        parser.add_argument("--budget", choices=list(BUDGETS), default="fast")
+        parser.add_argument("--scales", default=None, help="comma list of magnifications (default: the engine's)")
+        parser.add_argument("--hypotheses", type=int, default=16)
+        parser.add_argument("--recognizer", default=None)
+        parser.add_argument("--upsampler", default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--device", default="auto")
+        parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument("--lfw", type=Path, default=None)
+
+    def run(self, args: argparse.Namespace) -> int:
+        import torch
+
+        from forensic_face.engine import Engine
+        from forensic_face.eval.protocol import lfw_xres_split
+        from forensic_face.eval.runner import build_gallery_folder
+        from forensic_face.eval.video_protocol import VideoProtocolSettings, make_clips, run_video_protocol
+        from forensic_face.paths import lfw_dir
+        from forensic_face.settings import parse_scales
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget,
+                                   "num_blur_hypotheses": args.hypotheses, "top_k": 1}
+        if args.scales:
+            changes["scales"] = parse_scales(args.scales)
+        if args.recognizer:
+            changes["recognizer"] = args.recognizer
+        if args.upsampler:
+            changes["upsampler"] = args.upsampler
+        engine = Engine(EngineConfig().replace(**changes))
+        split = lfw_xres_split(args.lfw or lfw_dir(), subset=args.subset)
+        settings = VideoProtocolSettings(frames_per_clip=args.frames, camera=args.camera, seed=args.seed)
+        started = time.perf_counter()
+        clips = make_clips(split, settings)
+        if not clips:
+            raise ConfigError("no person of this subset has enough probe images for a clip; use a larger --subset")
+        gallery = engine.enroll(build_gallery_folder(split, args.out / "gallery"))
+        summary = run_video_protocol(engine, gallery, clips, args.out, progress=ProgressBar("video: "))
+        summary.update({"settings": {**vars(settings), "widths_px": list(settings.widths_px)},
+                        "config": engine.config.to_dict(), "wall_s": round(time.perf_counter() - started, 1)})
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2))
+        return 0
