@@ -19,7 +19,7 @@ from forensic_face.gui.drops import paths_from_mime
 from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.candidates import DECISION_COLUMN
 from forensic_face.gui.images import enlarge_nearest, to_qimage
-from forensic_face.gui.probe_panel import FaceBoxView, ProbePanel
+from forensic_face.gui.probe_panel import FaceBoxView, ProbePanel, ProbeRecord
 from forensic_face.gui.settings import WindowState
 from forensic_face.gui.settings_dialog import SettingsDialog
 from forensic_face.gui.worker import EngineHolder, JobRunner, fallback_configs
@@ -521,6 +521,14 @@ def test_video_probe_searched_from_the_window_and_recorded(qtbot, app, lfw_case,
     assert _wait_job(qtbot, window, "search", timeout_ms=120_000)[0] == "finished", window.banner.text()
     result = window.current_result()
     video = result.provenance["video"]
+    # The filmstrip shows the track's faces frame by frame; the frames the search fused are highlighted, and the
+    # timeline walks through them.
+    panel = window.probe_panel
+    assert panel.track_strip.isVisibleTo(panel) and panel.track_strip.count() == len(record.video_track[1].faces)
+    assert sorted(panel.used_frames()) == sorted(f["index"] for f in video["frames"])
+    panel.timeline.setValue(panel.track_strip.count() - 1)
+    assert panel.track_strip.currentRow() == panel.track_strip.count() - 1
+    assert f"frame {record.video_track[1].last.frame_index} of 8" in panel.timeline_label.text()
     assert video["track"] == 1 and 1 <= len(video["frames"]) <= 5
     assert result.probe_path == clip and result.probe_sha256 == video["sha256"]
     assert window.case_store.evidence_items()[0].format == "video"
@@ -533,3 +541,15 @@ def test_video_probe_searched_from_the_window_and_recorded(qtbot, app, lfw_case,
         text = subprocess.run(["pdftotext", str(tmp_path / "video.pdf"), "-"], capture_output=True, text=True,
                               check=True).stdout
         assert "track 1 of a clip of 8 frames" in " ".join(text.split())
+
+
+def test_each_track_of_a_video_is_its_own_probe(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.engine.video import Track, VideoEvidence
+
+    video = VideoEvidence(tmp_path / "clip.mp4", "ab" * 32, 10, 25.0, 100, 320, 180)
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    records = [ProbeRecord(path=video.path, video_track=(video, Track(id=k))) for k in (1, 2)]
+    panel.add_records(records)
+    panel.add_records(records[:1])  # the same track again: not added twice
+    assert len(panel.records) == 2

@@ -22,6 +22,9 @@ from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
 from forensic_face.engine.imaging import LoadedImage, sha256_file
 from forensic_face.engine.results import Candidate, FaceDetection, Gallery, SearchResult
 
+#: Height of the face thumbnails kept per track face (a two-hour clip sampled every 5th frame keeps ~1 MB/1000).
+THUMBNAIL_PX = 48
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"})
 
 
@@ -142,6 +145,8 @@ class TrackFace:
     quality: float
     #: SHA-256 of the frame's decoded pixels: a frame decoded again must hash the same.
     frame_sha256: str = ""
+    #: A small picture of the face (uint8, at most :data:`THUMBNAIL_PX` high) for filmstrips; not compared.
+    thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -216,14 +221,28 @@ def _box(x: float, y: float, w: float) -> FaceDetection:
     return FaceDetection(box=np.array([x, y, x + w, y + w], np.float32), score=1.0, landmarks=np.zeros((5, 2)))
 
 
+def face_thumbnail(pixels: np.ndarray, face: FaceDetection, size: int = THUMBNAIL_PX) -> np.ndarray:
+    """The face box (enlarged 1.3x) of a frame at ``size`` px, for filmstrips."""
+    import cv2
+
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    half = 0.65 * max(face.box[2] - face.box[0], face.box[3] - face.box[1], 1.0)
+    h, w = pixels.shape[:2]
+    x1, y1 = int(max(0, cx - half)), int(max(0, cy - half))
+    x2, y2 = int(min(w, cx + half)), int(min(h, cy + half))
+    region = pixels[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
+    return cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=cv2.INTER_NEAREST)
+
+
 def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequence[float], str]],
-                min_iou: float = 0.2, max_gap_frames: int = 30) -> list[Track]:
+                min_iou: float = 0.2, max_gap_frames: int = 30,
+                thumbnails: Sequence[Sequence[np.ndarray | None]] | None = None) -> list[Track]:
     """Greedy linking of detections into tracks: each face joins the open track (last seen at most
     ``max_gap_frames`` frames back) whose last face it matches best (:func:`link_affinity`), otherwise starts a
     track. ``frames``: ``(frame index, time, faces, quality of each face, frame pixels' SHA-256)`` in frame
     order."""
     tracks: list[Track] = []
-    for index, time_s, faces, qualities, frame_sha in frames:
+    for n_frame, (index, time_s, faces, qualities, frame_sha) in enumerate(frames):
         taken: set[int] = set()
         pairs = []
         for f, face in enumerate(faces):
@@ -240,7 +259,8 @@ def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequ
             assigned[f] = t
             taken.add(t)
         for f, face in enumerate(faces):
-            item = TrackFace(index, time_s, face, float(qualities[f]), frame_sha)
+            thumb = thumbnails[n_frame][f] if thumbnails is not None else None
+            item = TrackFace(index, time_s, face, float(qualities[f]), frame_sha, thumb)
             if f in assigned:
                 tracks[assigned[f]].faces.append(item)
             else:
@@ -254,14 +274,15 @@ def find_tracks(video: VideoEvidence, detect: Callable[[LoadedImage], Sequence[F
     """Detect faces on the sampled frames and link them into tracks, longest (then best) first.
     :class:`NoFaceDetected` when no sampled frame shows a face."""
     expected = max(1, min(max_frames, (video.frame_count - int(start_s * video.fps)) // stride + 1))
-    observations = []
+    observations, thumbnails = [], []
     for n, frame in enumerate(iter_frames(video, stride, start_s, end_s, max_frames, should_cancel), start=1):
         faces = list(detect(frame.image))
         observations.append((frame.index, frame.time_s, faces, [face_quality(frame.image.pixels, f) for f in faces],
                              frame.image.sha256))
+        thumbnails.append([face_thumbnail(frame.image.pixels, f) for f in faces])
         if progress is not None:
             progress(min(n, expected), expected, f"frame {frame.index} ({frame.time_s:.1f} s)")
-    tracks = link_tracks(observations, max_gap_frames=3 * stride)
+    tracks = link_tracks(observations, max_gap_frames=3 * stride, thumbnails=thumbnails)
     if not tracks:
         raise NoFaceDetected(str(video.path), f"no face on {len(observations)} sampled frames (every {stride}th); "
                              "sample more densely (a smaller stride) or draw a box on a frame")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSlider,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -306,6 +307,23 @@ class ProbePanel(FileDropTarget, QWidget):
         vl.addLayout(row)
         vl.addWidget(self.view, 1)
         vl.addWidget(hint)
+        # A video track's faces, frame by frame: a filmstrip and a timeline over it; the frames the last search
+        # fused are highlighted.
+        self.track_strip = QListWidget()
+        self.track_strip.setObjectName("trackStrip")
+        self.track_strip.setViewMode(QListWidget.ViewMode.IconMode)
+        self.track_strip.setFlow(QListWidget.Flow.LeftToRight)
+        self.track_strip.setWrapping(False)
+        self.track_strip.setIconSize(QSize(48, 48))
+        self.track_strip.setFixedHeight(96)
+        self.timeline = QSlider(Qt.Orientation.Horizontal)
+        self.timeline.setObjectName("trackTimeline")
+        self.timeline_label = QLabel()
+        self.timeline.valueChanged.connect(self._on_timeline)
+        self.track_strip.currentRowChanged.connect(self.timeline.setValue)
+        for w in (self.track_strip, self.timeline, self.timeline_label):
+            vl.addWidget(w)
+            w.hide()
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.list)
@@ -325,11 +343,16 @@ class ProbePanel(FileDropTarget, QWidget):
         i = self.current_index()
         return self.records[i] if 0 <= i < len(self.records) else None
 
+    @staticmethod
+    def _key(record: ProbeRecord) -> tuple[Path, int | None]:
+        # A video gives one record per track: the same path, different tracks.
+        return record.path, None if record.video_track is None else record.video_track[1].id
+
     def add_records(self, records: list[ProbeRecord]) -> None:
-        known = {r.path for r in self.records}
+        known = {self._key(r) for r in self.records}
         added = 0
         for record in records:
-            if record.path in known:
+            if self._key(record) in known:
                 continue
             self.records.append(record)
             self.list.addItem(QListWidgetItem())
@@ -380,7 +403,49 @@ class ProbePanel(FileDropTarget, QWidget):
         self._show(row)
         self.current_changed.emit(row)
 
+    def _show_track(self, record: ProbeRecord | None) -> None:
+        self.track_strip.clear()
+        video_track = record.video_track if record is not None else None
+        for w in (self.track_strip, self.timeline, self.timeline_label):
+            w.setVisible(video_track is not None)
+        if video_track is None:
+            return
+        video, track = video_track
+        used = set()
+        if record.result is not None and isinstance(record.result.provenance.get("video"), dict):
+            used = {f["index"] for f in record.result.provenance["video"].get("frames", [])}
+        for face in track.faces:
+            item = QListWidgetItem(f"#{face.frame_index}\n{face.time_s:.1f} s")
+            if face.thumbnail is not None:
+                item.setIcon(QIcon(to_pixmap(face.thumbnail, 48, nearest=True)))
+            item.setToolTip(f"frame {face.frame_index} at {face.time_s:.2f} s, quality {face.quality:.1f}"
+                            + ("\nused by the search (fused)" if face.frame_index in used else ""))
+            if face.frame_index in used:
+                item.setBackground(QColor("#2e7d32"))
+            item.setData(Qt.ItemDataRole.UserRole, face.frame_index)
+            self.track_strip.addItem(item)
+        self.timeline.setRange(0, max(0, len(track.faces) - 1))
+        self.timeline.setValue(0)
+        self._on_timeline(0)
+
+    def _on_timeline(self, value: int) -> None:
+        record = self.current_record()
+        if record is None or record.video_track is None or not 0 <= value < self.track_strip.count():
+            return
+        video, track = record.video_track
+        face = track.faces[value]
+        self.track_strip.setCurrentRow(value)
+        used = self.track_strip.item(value).background().color().name() == "#2e7d32"
+        self.timeline_label.setText(f"track {track.id}: frame {face.frame_index} of {video.frame_count} at "
+                                    f"{face.time_s:.2f} s, quality {face.quality:.1f}" + (", used" if used else ""))
+
+    def used_frames(self) -> list[int]:
+        """Frame indices highlighted as used by the shown track's last search."""
+        return [int(self.track_strip.item(k).data(Qt.ItemDataRole.UserRole)) for k in range(self.track_strip.count())
+                if self.track_strip.item(k).background().color().name() == "#2e7d32"]
+
     def _show(self, index: int) -> None:
+        self._show_track(self.records[index] if 0 <= index < len(self.records) else None)
         self.face_combo.clear()
         if not (0 <= index < len(self.records)):
             self.view.clear_image()
