@@ -439,6 +439,12 @@ def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_ca
     chosen = window.probe_panel.records[index].chosen_face
     assert chosen is not None and chosen.manual and list(chosen.box) == [10.0, 12.0, 50.0, 56.0]
 
+    # Preparing the gallery for small probes: a job that fills the template cache a search will look up.
+    assert window.warm_action.isEnabled() and window.warm_gallery()
+    kind, outcome = _wait_job(qtbot, window, "warm", timeout_ms=180_000)
+    assert kind == "finished" and outcome.value > 0, window.banner.text()
+    assert "Gallery prepared" in window.banner.text()
+
     # Search all probes: one queued job, every probe with a face searched and recorded in the case.
     assert window.search_all_action.isEnabled()
     before = len(window.case_store.search_ids())

@@ -185,3 +185,20 @@ def test_provisional_ranking_is_the_full_methods_first_column(engine: Engine, ga
     with CaseStore.create(tmp_path / "c.ffcase", "N-1", "", "pytest") as store:
         with pytest.raises(CaseStoreError, match="provisional"):
             store.record_search(quick, engine.config)
+
+
+def test_warm_gallery_fills_exactly_what_a_search_looks_up(gallery_dir: Path, people: list[str], lfw_image,
+                                                           tmp_path: Path) -> None:
+    config = EngineConfig(device="cpu", budget="fast", scales=(2, 4), num_blur_hypotheses=2, upsampler="bicubic",
+                          top_k=3)
+    warm = Engine(config, cache_dir=tmp_path / "templates")
+    gallery = warm.enroll(gallery_dir)
+    steps: list[tuple[int, int]] = []
+    stacks = warm.warm_gallery(gallery.entries, range(20, 44, 4), progress=lambda d, t, m: steps.append((d, t)))
+    assert stacks > 0 and steps[-1][0] == steps[-1][1]
+    pixels = load_image(lfw_image(people[3], 2)).pixels
+    path = tmp_path / "still.png"
+    Image.fromarray(cv2.resize(pixels, (64, 64), interpolation=cv2.INTER_AREA)).save(path)
+    fresh = Engine(config, cache_dir=tmp_path / "templates")
+    fresh.search(load_image(path), gallery)
+    assert fresh.cache.misses == len(config.scales)  # the probe's own templates only; every gallery one was warm

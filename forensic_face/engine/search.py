@@ -40,6 +40,7 @@ from forensic_face.engine.gallery import enroll_gallery
 from forensic_face.engine.imaging import LoadedImage, to_tensor, to_uint8
 from forensic_face.engine.matching import (
     GALLERY_CANONICAL_PX,
+    effective_scales,
     match_resolution,
     probe_plan,
     resolution_target,
@@ -216,6 +217,31 @@ class Engine:
         stack = torch.stack([c.to(self.device) for c in cached])  # type: ignore[union-attr]
         self.templates.remember(keys, stack)
         return stack
+
+    def warm_gallery(self, entries: Sequence[GalleryEntry], size_bins: Sequence[int], progress: Progress = None,
+                     should_cancel: ShouldCancel = None) -> int:
+        """Compute (and cache) the gallery hypothesis templates that searches of probes in ``size_bins`` will look
+        up (their scales and resolution targets, exactly as :meth:`search` plans them), so a first search is
+        fast. Returns the number of portrait x scale stacks warmed."""
+        plans = []
+        for size_bin in size_bins:
+            for scale in effective_scales(size_bin, self.config.scales):
+                target = resolution_target(size_bin, scale) if self.config.resolution_matching else None
+                if (scale, target) not in plans:
+                    plans.append((scale, target))
+        total, done = len(plans) * len(entries), 0
+        with torch.inference_mode():
+            for scale, target in plans:
+                check_cancel(should_cancel)
+
+                def step(n: int, scale: int = scale, target: int | None = target) -> None:
+                    nonlocal done
+                    done += n
+                    if progress is not None:
+                        progress(done, total, f"gallery templates {scale}x at {target} px")
+
+                self.gallery_templates(entries, scale, target, step, should_cancel)
+        return len(plans) * len(entries)
 
     def cached_probe_templates(self, key: str) -> torch.Tensor | None:
         """Templates ``(m, D)`` stored under a :meth:`probe_cache_key`, or None."""

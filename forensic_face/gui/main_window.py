@@ -65,7 +65,11 @@ JOB_TITLES = {
     "render": "Rendering a gallery hypothesis",
     "search-all": "Searching all probes",
     "report": "Writing the case report",
+    "warm": "Preparing the gallery for small probes",
 }
+
+#: Probe crop size bins prepared by "Prepare gallery": 1.3x crops of faces about 15-31 px wide.
+WARM_SIZE_BINS = (20, 24, 28, 32, 36, 40)
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,10 @@ class MainWindow(QMainWindow):
         self.search_all_action = self._action("Search &all probes", self.search_all,
                                               [QKeySequence("Ctrl+Shift+R")],
                                               "Search the gallery with every probe that has a face, one after another")
+        self.warm_action = self._action("&Prepare gallery for small probes", self.warm_gallery,
+                                        [QKeySequence("Ctrl+P")],
+                                        "Compute the gallery's templates for 15-30 px faces now, so first searches "
+                                        "are fast (cancellable; kept in the template cache)")
         self.export_report_action = self._action("&Export report…", self.choose_report,
                                                  [QKeySequence("Ctrl+E")],
                                                  "Write the case report (PDF) of the open case's searches")
@@ -316,6 +324,7 @@ class MainWindow(QMainWindow):
         search_menu = self.menuBar().addMenu("&Search")
         search_menu.addAction(self.search_action)
         search_menu.addAction(self.search_all_action)
+        search_menu.addAction(self.warm_action)
         search_menu.addAction(self.cancel_action)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.gallery_dock.toggleViewAction())
@@ -462,6 +471,7 @@ class MainWindow(QMainWindow):
         self.search_all_action.setEnabled(not busy and self.gallery is not None and any(
             r.image is not None and r.chosen_face is not None for r in self.probe_panel.records))
         self.export_report_action.setEnabled(not busy and self.case_store is not None)
+        self.warm_action.setEnabled(not busy and self.gallery is not None)
         self.cancel_action.setEnabled(busy)
         self.open_gallery_action.setEnabled(not busy)
         self.add_probe_action.setEnabled(not busy)
@@ -555,6 +565,9 @@ class MainWindow(QMainWindow):
             text = (f"Searched {searched} of {value.total} probes" + (" before the cancel" if value.cancelled else "")
                     + "." + (f" {len(warnings)} problem(s): {warnings[0]}" if warnings else ""))
             self.show_message(text, "warning" if warnings or value.cancelled else "info")
+        elif name == "warm":
+            self.show_message(f"Gallery prepared: {value} portrait x scale template stacks for 15-30 px faces; "
+                              "searches of such probes now start from the cache.", "info")
         elif name == "report":
             self.show_message(f"Report written: {value.path} ({value.num_pages} pages, SHA-256 "
                               f"{value.sha256[:16]}…); case verification "
@@ -607,7 +620,8 @@ class MainWindow(QMainWindow):
         for record in self.probe_panel.records:
             record.result = None
         self.show_result(None)
-        msg = f"Enrolled {len(gallery.entries)} portraits from {gallery.root.name}."
+        msg = (f"Enrolled {len(gallery.entries)} portraits from {gallery.root.name}. Search > Prepare gallery "
+               "(Ctrl+P) computes their templates for small probes now, so first searches are fast.")
         if gallery.problems:
             msg += f" {len(gallery.problems)} image(s) could not be enrolled; see the Problems list."
         self.show_message(msg, "warning" if gallery.problems else "info")
@@ -706,6 +720,19 @@ class MainWindow(QMainWindow):
         result = engine.with_gallery_images(result, gallery)
         warning, search_id = self.record_in_case(result, engine.config, gallery)
         return SearchOutcome(index, result, warning, search_id)
+
+    @Slot()
+    def warm_gallery(self) -> bool:
+        """Compute the gallery hypothesis templates a search of a small probe needs, as a background job."""
+        if self.gallery is None:
+            self.show_message("Open a gallery first (Ctrl+G).", "warning")
+            return False
+        entries = self.gallery.entries
+
+        def task(engine: Any, progress: Any, cancel: Any) -> int:
+            return engine.warm_gallery(entries, WARM_SIZE_BINS, progress=progress, should_cancel=cancel)
+
+        return self._start("warm", task)
 
     @Slot()
     def search_all(self) -> bool:

@@ -74,25 +74,13 @@ def enroll_items(
 def enroll_with_engine(engine: Any, items: Sequence[tuple[str, Path]], warm_size_bins: Sequence[int] = ()
                        ) -> ShardResult:
     """Enroll ``items`` with ``engine``, embed their plain crops, warm its template cache for ``warm_size_bins``."""
-    import torch
-
-    from forensic_face.engine.matching import effective_scales, resolution_target
     from forensic_face.large_gallery.shortlist import plain_templates
 
     t0 = time.perf_counter()
-    config = engine.config
     entries, problems = enroll_items(items, engine)
     templates = plain_templates(engine, entries)
-    warmed = 0
-    if entries:
-        with torch.inference_mode():
-            for size_bin in warm_size_bins:
-                # The scales and targets a search of a probe in this size bin looks up (Engine.search), so every
-                # warmed entry is one a search will hit.
-                for scale in effective_scales(size_bin, config.scales):
-                    target = resolution_target(size_bin, scale) if config.resolution_matching else None
-                    engine.gallery_templates(entries, scale, target, lambda n: None, None)
-                    warmed += len(entries)
+    # The engine's own warming: the scales and targets a search of a probe in these size bins looks up.
+    warmed = engine.warm_gallery(entries, warm_size_bins) if entries else 0
     return ShardResult(tuple(entries), tuple(problems), templates, warmed, time.perf_counter() - t0)
 
 
