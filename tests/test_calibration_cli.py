@@ -207,6 +207,7 @@ def test_search_that_dropped_a_scale_gets_only_a_calibration_of_its_scales(tmp_p
     result = _result(config, 24.0)
     result.provenance["scales_used"] = [2, 4, 8]
     assert calibration_for_result(result, directory=tmp_path) is not None
+    assert why_no_calibration(result, directory=tmp_path) == ""
     result.provenance["scales_used"] = [2, 4]
     assert calibration_for_result(result, directory=tmp_path) is None
     assert "searched at 2x, 4x" in why_no_calibration(result, directory=tmp_path)

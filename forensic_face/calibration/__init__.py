@@ -312,6 +312,21 @@ def engine_conditions_from_provenance(provenance: dict[str, Any]) -> dict[str, A
         raise ConfigError(f"provenance record lacks {exc}; cannot tell which calibration applies") from None
 
 
+def shipped_calibration_sets(directory: str | Path | None = None) -> list[CalibrationSet]:
+    """Every readable ``*.json`` calibration set in ``directory`` (default :data:`SHIPPED_CALIBRATION_DIR`), in
+    file-name order; unreadable files are skipped with a warning."""
+    import logging
+
+    folder = Path(directory) if directory is not None else SHIPPED_CALIBRATION_DIR
+    sets = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            sets.append(CalibrationSet.load(path))
+        except ConfigError as exc:
+            logging.getLogger(__name__).warning("skipping calibration file: %s", exc)
+    return sets
+
+
 def load_shipped_calibration(config: Any, recognizer_sha256: str, face_width_px: float, *,
                              upsampler_weights_sha256: dict[str, str] | None = None,
                              directory: str | Path | None = None,
@@ -328,22 +343,11 @@ def load_shipped_calibration(config: Any, recognizer_sha256: str, face_width_px:
     its fused scores are then on another level; it is matched only by a calibration fitted on probes that used
     exactly those scales (``forensic-face calibrate --scales-used``). Unreadable files are skipped with a warning.
     """
-    import logging
-
-    log = logging.getLogger(__name__)
     wanted = engine_conditions(config, recognizer_sha256, upsampler_weights_sha256)
     if scales_used is not None and [int(x) for x in scales_used] != wanted["scales"]:
         wanted["scales"] = [int(x) for x in scales_used]
-    folder = Path(directory) if directory is not None else SHIPPED_CALIBRATION_DIR
-    candidates: list[Calibration] = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            cal_set = CalibrationSet.load(path)
-        except ConfigError as exc:
-            log.warning("skipping calibration file: %s", exc)
-            continue
-        if cal_set.metadata.get("engine") == wanted:
-            candidates.extend(cal_set.calibrations)
+    candidates = [c for s in shipped_calibration_sets(directory) if s.metadata.get("engine") == wanted
+                  for c in s.calibrations]
     if not candidates or not math.isfinite(face_width_px):
         return None
     best = CalibrationSet(tuple(candidates)).for_width(face_width_px)
@@ -371,21 +375,14 @@ def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
         return "this is the provisional ranking; likelihood ratios come with the full search"
     if "video" in result.provenance:
         return "scores fused over several video frames have no calibration yet"
-    if calibration_for_result(result, directory) is not None:
-        return ""
     try:
         conditions = engine_conditions_from_provenance(result.provenance)
     except ConfigError as exc:
         return str(exc)
-    folder = Path(directory) if directory is not None else SHIPPED_CALIBRATION_DIR
-    sets = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            sets.append(CalibrationSet.load(path))
-        except ConfigError:
-            continue
+    sets = shipped_calibration_sets(directory)
     width = result.probe_face.width_px
     used = [int(s) for s in result.provenance.get("scales_used") or conditions["scales"]]
+
     def without_scales(engine: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in engine.items() if k != "scales"}
 
@@ -398,6 +395,8 @@ def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
         return (f"this probe was searched at {', '.join(f'{s}x' for s in used)} (its crop is too large for the "
                 f"larger magnifications, or the scales differ) and no calibration was fitted for that set of scales")
     bands = sorted({c.band_px for c in matching_scales})
+    if math.isfinite(width) and any(abs(b - width) <= BAND_TOLERANCE_PX for b in bands):
+        return ""  # the same test as load_shipped_calibration: one applies
     return (f"the probe face is {width:.0f} px wide; calibrations exist for {', '.join(f'{b} px' for b in bands)} "
             f"faces (within {BAND_TOLERANCE_PX:.0f} px)")
 

@@ -55,33 +55,7 @@ _EXPORTS = {
     "OutOfMemory": "batching",
 }
 
-__all__ = [
-    "BUDGETS",
-    "Cancelled",
-    "Candidate",
-    "ConfigError",
-    "Engine",
-    "EngineConfig",
-    "FaceDetection",
-    "ForensicFaceError",
-    "Gallery",
-    "GalleryEntry",
-    "GalleryHypothesis",
-    "IMAGE_SUFFIXES",
-    "ImageDetections",
-    "ImageLoadError",
-    "LoadedImage",
-    "NoFaceDetected",
-    "OutOfMemory",
-    "ProbeHypothesis",
-    "Progress",
-    "SearchResult",
-    "ShouldCancel",
-    "is_image_path",
-    "load_image",
-    "resolve_device",
-    "sha256_file",
-]
+__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from forensic_face.engine.batching import OutOfMemory

@@ -102,9 +102,11 @@ def render_gallery_hypotheses(
             path = degradations.parse_path_label(label)
             images = degradations.degrade_gallery(crops.images, [path], [entry_seed(e.sha256, seed) for e in entries]
                                                   )[0].images
-        for row, k in enumerate(ks):
-            matched, _ = match_resolution(images[row:row + 1], crops.landmarks[row:row + 1], requests[k][2])
-            out[k] = to_uint8(matched[0])
+        for target in dict.fromkeys(requests[k][2] for k in ks):
+            rows = [row for row, k in enumerate(ks) if requests[k][2] == target]
+            matched, _ = match_resolution(images[rows], crops.landmarks[rows], target)
+            for image, row in zip(matched, rows):
+                out[ks[row]] = to_uint8(image)
     return out  # type: ignore[return-value]
 
 

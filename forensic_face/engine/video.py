@@ -296,17 +296,15 @@ def frame_image(video: VideoEvidence, index: int, expected_sha256: str = "") -> 
     """Decode frame ``index`` again. With ``expected_sha256`` (the hash recorded when it was sampled) the pixels
     must hash the same: a container whose seeking is inexact is then decoded from the start instead, and a
     frame that still differs is an error, never silently another frame."""
-    for start_s in (index / video.fps, 0.0):
-        if start_s == 0.0:
-            frames = (f for f in iter_frames(video, stride=1, max_frames=index + 1) if f.index == index)
-        else:
-            frames = iter_frames(video, stride=1, start_s=start_s, max_frames=1)
-        for frame in frames:
-            if not expected_sha256 or frame.image.sha256 == expected_sha256:
-                return frame.image
-            break
-        if index == 0:
-            break
+    def matches(frame: VideoFrame | None) -> bool:
+        return frame is not None and (not expected_sha256 or frame.image.sha256 == expected_sha256)
+
+    frame = next(iter_frames(video, stride=1, start_s=index / video.fps, max_frames=1), None)
+    if not matches(frame) and index > 0:
+        # Inexact seeking (keyframe containers): read from the start, frames 0 and ``index``, without seeking.
+        frame = next((f for f in iter_frames(video, stride=index, max_frames=2) if f.index == index), None)
+    if matches(frame):
+        return frame.image  # type: ignore[union-attr]
     raise ImageLoadError(video.path, f"frame {index} cannot be decoded again as it was sampled",
                          "the file may have changed or be truncated; check its SHA-256")
 

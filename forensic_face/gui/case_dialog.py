@@ -18,28 +18,27 @@ from PySide6.QtWidgets import (
 )
 
 
-class NewCaseDialog(QDialog):
-    def __init__(self, default_folder: Path, suffix: str = ".ffcase", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("New case")
-        self._folder = default_folder
-        self._suffix = suffix
-        self.case_number = QLineEdit()
-        self.case_number.setPlaceholderText("e.g. 2024-0173")
-        self.title = QLineEdit()
-        self.examiner = QLineEdit()
-        self.file = QLineEdit()
-        self.case_number.textChanged.connect(self._suggest_file)
+def safe_file_stem(text: str, default: str = "case") -> str:
+    """``text`` with every character a file name should not hold replaced by ``_``.
+
+    >>> safe_file_stem("2024/0173 ä"), safe_file_stem("  ")
+    ('2024_0173_ä', 'case')
+    """
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text.strip()) or default
+
+
+class FormDialog(QDialog):
+    """A form above an error line and OK/Cancel: what the case and report dialogs share."""
+
+    def _file_row(self, edit: QLineEdit) -> QHBoxLayout:
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
-        row.addWidget(self.file, 1)
+        row.addWidget(edit, 1)
         row.addWidget(browse)
-        form = QFormLayout()
-        form.addRow("Case number", self.case_number)
-        form.addRow("Title", self.title)
-        form.addRow("Examiner", self.examiner)
-        form.addRow("Case file", row)
+        return row
+
+    def _finish(self, form: QFormLayout) -> None:
         self.error = QLabel()
         self.error.setObjectName("errorLabel")
         self.error.hide()
@@ -51,9 +50,35 @@ class NewCaseDialog(QDialog):
         layout.addWidget(self.error)
         layout.addWidget(buttons)
 
+    def _refuse(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def _browse(self) -> None:
+        raise NotImplementedError
+
+
+class NewCaseDialog(FormDialog):
+    def __init__(self, default_folder: Path, suffix: str = ".ffcase", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New case")
+        self._folder = default_folder
+        self._suffix = suffix
+        self.case_number = QLineEdit()
+        self.case_number.setPlaceholderText("e.g. 2024-0173")
+        self.title = QLineEdit()
+        self.examiner = QLineEdit()
+        self.file = QLineEdit()
+        self.case_number.textChanged.connect(self._suggest_file)
+        form = QFormLayout()
+        form.addRow("Case number", self.case_number)
+        form.addRow("Title", self.title)
+        form.addRow("Examiner", self.examiner)
+        form.addRow("Case file", self._file_row(self.file))
+        self._finish(form)
+
     def _suggest_file(self, text: str) -> None:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.strip()) or "case"
-        self.file.setText(str(self._folder / f"{safe}{self._suffix}"))
+        self.file.setText(str(self._folder / f"{safe_file_stem(text)}{self._suffix}"))
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Case file", self.file.text(), f"Cases (*{self._suffix})")
@@ -62,12 +87,10 @@ class NewCaseDialog(QDialog):
 
     def accept(self) -> None:
         if not self.case_number.text().strip():
-            self.error.setText("A case needs a case number.")
-            self.error.show()
+            self._refuse("A case needs a case number.")
             return
         if not self.file.text().strip():
-            self.error.setText("Choose where to save the case file.")
-            self.error.show()
+            self._refuse("Choose where to save the case file.")
             return
         super().accept()
 

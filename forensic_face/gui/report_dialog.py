@@ -8,34 +8,29 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
+from forensic_face.gui.case_dialog import FormDialog, safe_file_stem
 
-class ReportDialog(QDialog):
+
+class ReportDialog(FormDialog):
     def __init__(self, store: Any, default_folder: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export case report")
         info = store.info()
         self.searches = QListWidget()
         self.searches.setObjectName("reportSearches")
-        for search_id in store.search_ids():
-            stored = store.search(search_id)
-            top = stored.candidates[0].candidate.identity.replace("_", " ") if stored.candidates else "-"
-            item = QListWidgetItem(f"#{search_id}  {stored.created_utc}  {stored.probe.path.name}  (first: {top})")
-            item.setData(Qt.ItemDataRole.UserRole, search_id)
+        for summary in store.search_summaries():
+            item = QListWidgetItem(f"#{summary.id}  {summary.created_utc}  {summary.probe_path.name}  "
+                                   f"(first: {summary.first_identity.replace('_', ' ') or '-'})")
+            item.setData(Qt.ItemDataRole.UserRole, summary.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked)
             self.searches.addItem(item)
@@ -44,28 +39,13 @@ class ReportDialog(QDialog):
         self.top_spin.setRange(0, 50)
         self.top_spin.setValue(5)
         self.top_spin.setToolTip("Candidates per search shown with their images and heatmaps")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in info.case_number) or "case"
-        self.file = QLineEdit(str(Path(default_folder) / f"{safe}-report.pdf"))
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.file, 1)
-        row.addWidget(browse)
+        self.file = QLineEdit(str(Path(default_folder) / f"{safe_file_stem(info.case_number)}-report.pdf"))
         form = QFormLayout()
         form.addRow("Searches", self.searches)
         form.addRow("Examiner", self.examiner_edit)
         form.addRow("Candidates with images", self.top_spin)
-        form.addRow("Save as", row)
-        self.error = QLabel()
-        self.error.setObjectName("errorLabel")
-        self.error.hide()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(buttons)
+        form.addRow("Save as", self._file_row(self.file))
+        self._finish(form)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save report", self.file.text(), "PDF (*.pdf)")
@@ -87,11 +67,9 @@ class ReportDialog(QDialog):
 
     def accept(self) -> None:
         if not self.search_ids():
-            self.error.setText("Choose at least one search.")
-            self.error.show()
+            self._refuse("Choose at least one search.")
             return
         if not self.file.text().strip():
-            self.error.setText("Choose where to save the report.")
-            self.error.show()
+            self._refuse("Choose where to save the report.")
             return
         super().accept()

@@ -242,6 +242,14 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class SearchSummary:
+    id: int
+    created_utc: str
+    probe_path: Path
+    first_identity: str
+
+
+@dataclass(frozen=True)
 class StoredCandidate:
     candidate: Candidate
     log10_lr: float | None
@@ -771,6 +779,16 @@ class CaseStore:
     def search_ids(self) -> list[int]:
         with self._lock:
             return [int(r[0]) for r in self._conn.execute("SELECT id FROM searches ORDER BY id")]
+
+    def search_summaries(self) -> list[SearchSummary]:
+        """Each stored search's number, time, probe file and first-ranked identity, without loading its
+        candidates' images and matrices (for lists of searches)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT s.id, s.created_utc, e.path, (SELECT identity FROM results r WHERE r.search_id = s.id "
+                "ORDER BY rank LIMIT 1) FROM searches s JOIN evidence e ON e.id = s.evidence_id ORDER BY s.id"
+            ).fetchall()
+        return [SearchSummary(int(r[0]), r[1], Path(r[2]), r[3] or "") for r in rows]
 
     def decisions(self, search_id: int) -> dict[int, Decision]:
         """The latest decision on each rank of a search (ranks never decided are absent)."""
