@@ -48,6 +48,23 @@ def test_make_pairs_sizes_and_seeding() -> None:
     assert 0.005 < float((lr - area).abs().mean()) < 0.15
 
 
+def test_make_pairs_with_the_broad_camera_family() -> None:
+    """The recognizer's training cameras (camera_family) can make the LR inputs too: seeded, right sizes, and a
+    camera of the family (not the benchmark's CCTV model) recorded in each recipe."""
+    from forensic_face.training.camera_family import CameraParams
+
+    crops = synthetic_faces(4, seed=1)
+    lr, hr, recipes = make_pairs(crops, 2, 20, 6, np.random.default_rng(3), camera_model="family")
+    assert lr.shape == (6, 3, 20, 20) and hr.shape == (6, 3, 40, 40)
+    assert all(isinstance(r.camera, CameraParams) for r in recipes)
+    again = make_pairs(crops, 2, 20, 6, np.random.default_rng(3), camera_model="family")
+    assert torch.equal(lr, again[0]) and recipes == again[2]
+    with pytest.raises(ConfigError, match="camera_model"):
+        _config(Path("unused"), camera_model="webcam")
+    with pytest.raises(ConfigError, match="identity_recognizer"):
+        _config(Path("unused"), identity_recognizer="arcface")
+
+
 def test_training_writes_checkpoint_config_metrics_and_weights(tmp_path: Path) -> None:
     config = _config(tmp_path / "run")
     metrics = train_sr(config)

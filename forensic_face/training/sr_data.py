@@ -5,9 +5,11 @@ LFW deep-funneled images are 250x250 with the face centred and about 100-115 px 
 MTCNN crop) about the image centre. Decoded crops are cached once as a ``.npy`` file (memory-mapped, so
 several training processes share one copy in the page cache).
 
-A pair is made by resizing the crop to ``lr_px * scale`` (the HR target) and degrading that with
-:func:`forensic_face.surveillance.degrade_to_scale` under a randomly drawn, seeded camera setting
-(the LR input, exactly ``lr_px`` square). All randomness comes from a ``numpy.random.Generator``.
+A pair is made by resizing the crop to ``lr_px * scale`` (the HR target) and degrading that under a randomly
+drawn, seeded camera (the LR input, exactly ``lr_px`` square): the benchmark's CCTV model
+(:func:`forensic_face.surveillance.degrade_to_scale`) or the broad training family
+(:func:`forensic_face.training.camera_family.apply_camera`). All randomness comes from a
+``numpy.random.Generator``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from PIL import Image
 
 from forensic_face.engine.errors import ConfigError, GalleryError
+from forensic_face.training.camera_family import CameraParams, apply_camera, sample_camera
 from forensic_face.surveillance import (
     SurveillanceParams,
     degrade_to_scale,
@@ -41,6 +44,12 @@ LFW_IMAGE_PX = 250
 #: Default LR face sizes per scale. The HR target is ``lr_px * scale``; the ranges keep it at or below
 #: about the real resolution of an LFW face (140 px) except for the largest 8x sizes.
 DEFAULT_LR_RANGE: dict[int, tuple[int, int]] = {2: (16, 40), 4: (16, 36), 8: (12, 24)}
+
+#: Where the LR inputs come from: ``surveillance`` is the one mid-range CCTV model of
+#: :mod:`forensic_face.surveillance` (the LFW-XRes benchmark's camera, with its parameters sampled about it);
+#: ``family`` is the broad randomised family of :mod:`forensic_face.training.camera_family` (the recognizer's
+#: distillation cameras), for networks that must work on cameras we never see.
+CAMERA_MODELS = ("surveillance", "family")
 
 
 def lfw_people(root: Path, list_name: str) -> list[tuple[str, int]]:
@@ -122,7 +131,7 @@ class PairRecipe:
     offset_y: int
     offset_x: int
     flip: bool
-    camera: SurveillanceParams
+    camera: SurveillanceParams | CameraParams
     noise_seed: int
 
 
@@ -141,11 +150,13 @@ def sample_recipe(rng: np.random.Generator, num_images: int, jitter: bool) -> tu
 
 
 def make_pairs(
-    crops: np.ndarray, scale: int, lr_px: int, count: int, rng: np.random.Generator, jitter: bool = True
+    crops: np.ndarray, scale: int, lr_px: int, count: int, rng: np.random.Generator, jitter: bool = True,
+    camera_model: str = "surveillance",
 ) -> tuple[torch.Tensor, torch.Tensor, list[PairRecipe]]:
     """``count`` (LR, HR) pairs: LR ``(count,3,lr_px,lr_px)``, HR ``(count,3,lr_px*scale,lr_px*scale)``.
 
-    Float32 in [0,1]. Each pair gets a random crop, crop jitter, flip and camera setting from ``rng``.
+    Float32 in [0,1]. Each pair gets a random crop, crop jitter, flip and camera setting (of ``camera_model``,
+    one of :data:`CAMERA_MODELS`) from ``rng``.
     """
     hr_px = lr_px * scale
     lr_list, hr_list, recipes = [], [], []
@@ -155,7 +166,7 @@ def make_pairs(
         if flip:
             square = square[:, ::-1]
         hr = resize_square(square, hr_px)
-        lr, camera, noise_seed = degrade_face(hr, scale, rng)
+        lr, camera, noise_seed = degrade_face(hr, scale, rng, camera_model)
         lr_list.append(lr)
         hr_list.append(hr)
         recipes.append(PairRecipe(index, crop_px, off_y, off_x, flip, camera, noise_seed))
@@ -163,23 +174,30 @@ def make_pairs(
 
 
 def degrade_face(
-    hr: np.ndarray, scale: int, rng: np.random.Generator
-) -> tuple[np.ndarray, SurveillanceParams, int]:
-    """The LR face of a uint8 HR face under a random camera setting drawn from ``rng``; also returns the
-    setting and the noise seed, so the degradation can be replayed."""
+    hr: np.ndarray, scale: int, rng: np.random.Generator, camera_model: str = "surveillance"
+) -> tuple[np.ndarray, SurveillanceParams | CameraParams, int]:
+    """The LR face of a uint8 HR face under a random camera of ``camera_model`` drawn from ``rng``; also
+    returns the setting and the noise seed, so the degradation can be replayed."""
+    if camera_model not in CAMERA_MODELS:
+        raise ConfigError(f"camera model must be one of {', '.join(CAMERA_MODELS)}, got {camera_model!r}")
+    if camera_model == "family":
+        params = sample_camera(rng)
+        noise_seed = int(rng.integers(2**31 - 1))
+        lr_px = hr.shape[0] // scale
+        return apply_camera(hr, (lr_px, lr_px), params, np.random.default_rng(noise_seed)), params, noise_seed
     camera = sample_surveillance_params(rng)
     noise_seed = int(rng.integers(2**31 - 1))
     return degrade_to_scale(hr, 1.0 / scale, camera, seed=noise_seed), camera, noise_seed
 
 
 def evaluation_pairs(
-    crops: np.ndarray, scale: int, lr_px: int, rng: np.random.Generator
+    crops: np.ndarray, scale: int, lr_px: int, rng: np.random.Generator, camera_model: str = "surveillance"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One (LR, HR) pair per crop, in order: the centred ``CROP_PX`` square, no jitter, random camera."""
     margin = (crops.shape[1] - CROP_PX) // 2
     hr = np.stack([resize_square(np.asarray(c[margin : margin + CROP_PX, margin : margin + CROP_PX]), lr_px * scale)
                    for c in crops])
-    lr = np.stack([degrade_face(h, scale, rng)[0] for h in hr])
+    lr = np.stack([degrade_face(h, scale, rng, camera_model)[0] for h in hr])
     return _to_tensor(lr), _to_tensor(hr)
 
 

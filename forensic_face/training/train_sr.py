@@ -37,6 +37,7 @@ from forensic_face.engine.upsamplers.face_sr import (
 from forensic_face.engine.weights import sha256_of
 from forensic_face.paths import cache_dir, lfw_dir
 from forensic_face.training.sr_data import (
+    CAMERA_MODELS,
     DEFAULT_LR_RANGE,
     lfw_image_paths,
     load_crops,
@@ -50,6 +51,8 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
 #: Settings that may change when a run is resumed; any other difference is refused.
 RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "num_threads", "device", "progress"})
+#: Recognizers the identity loss can run through (see SrTrainConfig.identity_recognizer).
+IDENTITY_RECOGNIZERS = ("dlib-resnet", "dlib-resnet-lr")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,14 @@ class SrTrainConfig:
     #: the optimizer starts fresh. Fine-tuning, e.g. with the identity loss.
     init_from: str = ""
     init_from_sha256: str = ""  # filled in from the file; recorded so the run can be traced
+    #: The cameras that make the LR inputs (sr_data.CAMERA_MODELS): the benchmark's CCTV model or the broad
+    #: family the recognizer was distilled on.
+    camera_model: str = "surveillance"
+    #: Network whose template of the SR output is compared with dlib ResNet's template of the HR face in the
+    #: identity loss: ``dlib-resnet`` itself, or the distilled ``dlib-resnet-lr`` (trained so that its template
+    #: of a degraded face lands on dlib ResNet's full-resolution one), so the SR learns to give the student what
+    #: it needs rather than what the teacher needs.
+    identity_recognizer: str = "dlib-resnet"
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
@@ -92,6 +103,11 @@ class SrTrainConfig:
             raise ConfigError("iterations, batch_size and checkpoint_every must be >= 1")
         if self.identity_weight < 0:
             raise ConfigError(f"identity_weight must be >= 0, got {self.identity_weight}")
+        if self.camera_model not in CAMERA_MODELS:
+            raise ConfigError(f"camera_model must be one of {', '.join(CAMERA_MODELS)}, got {self.camera_model!r}")
+        if self.identity_recognizer not in IDENTITY_RECOGNIZERS:
+            raise ConfigError(f"identity_recognizer must be one of {', '.join(IDENTITY_RECOGNIZERS)}, "
+                              f"got {self.identity_recognizer!r}")
         lo, hi = self.lr_range()
         if not 4 <= lo <= hi:
             raise ConfigError(f"LR face size range must satisfy 4 <= min <= max, got {lo}..{hi}")
@@ -142,7 +158,8 @@ def _validation_set(config: SrTrainConfig, val_crops: np.ndarray) -> tuple[torch
     lo, hi = config.lr_range()
     lr_px = (lo + hi) // 2
     rng = np.random.default_rng([config.seed, 10**9])
-    lr, hr, _ = make_pairs(val_crops, config.scale, lr_px, len(val_crops), rng, jitter=False)
+    lr, hr, _ = make_pairs(val_crops, config.scale, lr_px, len(val_crops), rng, jitter=False,
+                           camera_model=config.camera_model)
     return lr, hr
 
 
@@ -161,33 +178,41 @@ def _evaluate(net: FaceSrNet, lr: torch.Tensor, hr: torch.Tensor, device: torch.
     }
 
 
-def identity_network(device: torch.device) -> torch.nn.Module:
-    """The default recognizer's network (dlib ResNet), frozen, for the identity loss."""
-    from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet
+def identity_network(device: torch.device, name: str = "dlib-resnet") -> torch.nn.Module:
+    """A recognizer's network (``dlib-resnet`` or the shipped ``dlib-resnet-lr``), frozen, for the identity loss."""
+    from forensic_face.engine.recognizers.dlib_resnet import LR_WEIGHTS_NAME, load_dlib_resnet, load_dlib_resnet_lr
+    from forensic_face.engine.weights import shipped_weights
 
-    model, _ = load_dlib_resnet()
-    model = model.fold_affine().to(device).eval()
+    if name == "dlib-resnet-lr":
+        entry = shipped_weights(LR_WEIGHTS_NAME)
+        model, _ = load_dlib_resnet_lr(entry.path, entry.sha256)
+    else:
+        model, _ = load_dlib_resnet()
+        model = model.fold_affine()
+    model = model.to(device).eval()
     for param in model.parameters():
         param.requires_grad_(False)
     return model
 
 
-def identity_loss(recognizer: torch.nn.Module, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean ``1 - cos`` between recognizer templates of ``output`` and ``target`` (both ``(N,3,S,S)`` face
-    squares in [0,1], resized to the recognizer's 150 px). Gradients flow into ``output`` only."""
+def identity_loss(recognizer: torch.nn.Module, output: torch.Tensor, target: torch.Tensor,
+                  reference_recognizer: torch.nn.Module | None = None) -> torch.Tensor:
+    """Mean ``1 - cos`` between ``recognizer``'s templates of ``output`` and ``reference_recognizer``'s (default:
+    the same network) of ``target`` (both ``(N,3,S,S)`` face squares in [0,1], resized to the recognizer's
+    150 px). Gradients flow into ``output`` only."""
     from forensic_face.engine.recognizers.dlib_format import INPUT_SIZE
 
     def chips(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
 
     with torch.no_grad():
-        reference = recognizer(chips(target))
+        reference = (reference_recognizer or recognizer)(chips(target))
     produced = recognizer(chips(output.clamp(0.0, 1.0)))
     return (1.0 - F.cosine_similarity(produced, reference, dim=1)).mean()
 
 
 def _evaluate_identity(net: FaceSrNet, recognizer: torch.nn.Module | None, lr: torch.Tensor, hr: torch.Tensor,
-                       device: torch.device) -> dict[str, float]:
+                       device: torch.device, reference: torch.nn.Module | None = None) -> dict[str, float]:
     """Validation identity loss of SR and of bicubic (the bar the network must beat)."""
     if recognizer is None or lr.shape[0] == 0:
         return {}
@@ -196,8 +221,8 @@ def _evaluate_identity(net: FaceSrNet, recognizer: torch.nn.Module | None, lr: t
         out = torch.cat([net(lr[i : i + 16].to(device)) for i in range(0, lr.shape[0], 16)])
         bicubic = F.interpolate(lr.to(device), scale_factor=net.scale, mode="bicubic", align_corners=False)
         hr = hr.to(device)
-        sr_loss = identity_loss(recognizer, out, hr)
-        bicubic_loss = identity_loss(recognizer, bicubic, hr)
+        sr_loss = identity_loss(recognizer, out, hr, reference)
+        bicubic_loss = identity_loss(recognizer, bicubic, hr, reference)
     net.train()
     return {"val_identity_loss_sr": float(sr_loss), "val_identity_loss_bicubic": float(bicubic_loss)}
 
@@ -246,7 +271,11 @@ def train_sr(config: SrTrainConfig, on_checkpoint: Callable[[dict[str, Any]], No
     if config.init_from:
         net = _initial_weights(config)
     net.to(device).train()
-    recognizer = identity_network(device) if config.identity_weight > 0 else None
+    recognizer = reference = None
+    if config.identity_weight > 0:
+        recognizer = identity_network(device, config.identity_recognizer)
+        if config.identity_recognizer != "dlib-resnet":  # the target template is always the teacher's
+            reference = identity_network(device, "dlib-resnet")
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=(0.9, 0.99))
     start = 0
     history: list[dict[str, Any]] = []
@@ -284,7 +313,8 @@ def train_sr(config: SrTrainConfig, on_checkpoint: Callable[[dict[str, Any]], No
     for iteration in bar:
         rng = _batch_rng(config.seed, iteration)
         lr_px = int(rng.integers(lo, hi + 1))
-        lr, hr, _ = make_pairs(train_crops, config.scale, lr_px, config.batch_size, rng)
+        lr, hr, _ = make_pairs(train_crops, config.scale, lr_px, config.batch_size, rng,
+                               camera_model=config.camera_model)
         lr, hr = lr.to(device), hr.to(device)
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, iteration)
@@ -292,7 +322,7 @@ def train_sr(config: SrTrainConfig, on_checkpoint: Callable[[dict[str, Any]], No
         l1 = F.l1_loss(output, hr)
         loss = l1
         if recognizer is not None:
-            identity = identity_loss(recognizer, output, hr)
+            identity = identity_loss(recognizer, output, hr, reference)
             loss = loss + config.identity_weight * identity
             identity_losses.append(float(identity.detach()))
         optimizer.zero_grad(set_to_none=True)
@@ -308,7 +338,7 @@ def train_sr(config: SrTrainConfig, on_checkpoint: Callable[[dict[str, Any]], No
             entry = {"iteration": done, "train_l1": float(np.mean(losses)), **_evaluate(net, val_lr, val_hr, device)}
             if identity_losses:
                 entry["train_identity_loss"] = float(np.mean(identity_losses))
-                entry.update(_evaluate_identity(net, recognizer, val_lr, val_hr, device))
+                entry.update(_evaluate_identity(net, recognizer, val_lr, val_hr, device, reference))
             history.append(entry)
             losses, identity_losses = [], []
             metrics = {
@@ -366,6 +396,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight of the identity loss (1 - cosine of dlib ResNet templates; 0: L1 only)")
     parser.add_argument("--init-from", default="",
                         help="start from these face_sr_x{scale}.safetensors weights (fine-tuning)")
+    parser.add_argument("--camera-model", choices=CAMERA_MODELS, default=defaults.camera_model,
+                        help="cameras of the LR inputs: the benchmark's CCTV model (surveillance) or the broad "
+                             "randomised family the recognizer was distilled on (family)")
+    parser.add_argument("--identity-recognizer", choices=IDENTITY_RECOGNIZERS, default=defaults.identity_recognizer,
+                        help="network whose template of the SR output the identity loss compares with dlib "
+                             "ResNet's template of the HR face")
 
 
 def config_from_args(args: argparse.Namespace) -> SrTrainConfig:
@@ -393,6 +429,8 @@ def config_from_args(args: argparse.Namespace) -> SrTrainConfig:
         identity_weight=args.identity_weight,
         init_from=args.init_from,
         init_from_sha256=sha256_of(Path(args.init_from)) if args.init_from else "",
+        camera_model=args.camera_model,
+        identity_recognizer=args.identity_recognizer,
     )
 
 
