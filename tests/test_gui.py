@@ -282,6 +282,21 @@ def lfw_case(tmp_path_factory, lfw_test_people, lfw_image):  # type: ignore[no-u
     return gallery, probe, people
 
 
+def _walking_clip(path: Path, patch: np.ndarray, size: tuple[int, int], frames: int, fps: float, top: int,
+                  left: int, step: int) -> Path:
+    """An MJPG clip of ``patch`` moving right by ``step`` px per frame over a plain background."""
+    import cv2
+
+    h, w = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for k in range(frames):
+        frame = np.full((h, w, 3), 65, np.uint8)
+        frame[top:top + patch.shape[0], left + step * k:left + step * k + patch.shape[1]] = patch
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return path
+
+
 def _wait_job(qtbot, window, name: str, timeout_ms: int = 60_000):  # type: ignore[no-untyped-def]
     outcomes: list[tuple[str, object]] = []
 
@@ -504,13 +519,7 @@ def test_video_probe_searched_from_the_window_and_recorded(qtbot, app, lfw_case,
     gallery_dir, _, people = lfw_case
     face = np.asarray(Image.open(lfw_image(people[2], 2)).convert("RGB").crop((60, 60, 190, 190))
                       .resize((110, 110), Image.BICUBIC))
-    clip = tmp_path / "Kamera 2.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 8.0, (320, 180))
-    for k in range(8):
-        frame = np.full((180, 320, 3), 70, np.uint8)
-        frame[35:145, 20 + 20 * k:130 + 20 * k] = face
-        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-    writer.release()
+    clip = _walking_clip(tmp_path / "Kamera 2.avi", face, (180, 320), frames=8, fps=8.0, top=35, left=20, step=20)
 
     window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
     qtbot.addWidget(window)
@@ -559,3 +568,36 @@ def test_each_track_of_a_video_is_its_own_probe(qtbot, app, tmp_path) -> None:  
     panel.add_records(records)
     panel.add_records(records[:1])  # the same track again: not added twice
     assert len(panel.records) == 2
+
+
+def test_box_drawn_on_a_video_frame_starts_a_track(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A clip in which the detector finds no face: the examiner scrubs to a frame, draws a box, and the window
+    follows it into a track that can be searched."""
+    import cv2
+
+    from forensic_face.gui.main_window import MainWindow
+
+    rng = np.random.default_rng(3)
+    patch = cv2.GaussianBlur(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8), (0, 0), 1.5)
+    clip = _walking_clip(tmp_path / "night.avi", patch, (120, 240), frames=12, fps=10.0, top=40, left=20, step=3)
+
+    window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(window)
+    _drop(window.probe_panel, _mime([clip]))
+    assert _wait_job(qtbot, window, "probes")[0] == "finished", window.banner.text()
+    panel = window.probe_panel
+    record = panel.records[0]
+    assert record.video is not None and record.track is None and not record.searchable
+    assert "scrub to a frame and draw a box" in panel.list.item(0).text()
+    panel.list.setCurrentRow(0)
+    assert panel.frame_row.isVisibleTo(panel) and panel.frame_slider.maximum() == 11
+    panel.frame_slider.setValue(2)  # released on frame 2: decoded and shown
+    assert _wait_job(qtbot, window, "frame")[0] == "finished", window.banner.text()
+    assert panel.records[0].video_frame == 2 and "2 / 11" in panel.frame_label.text()
+    panel.view.box_drawn.emit(26.0, 40.0, 56.0, 70.0)
+    assert _wait_job(qtbot, window, "video-track")[0] == "finished", window.banner.text()
+    record = panel.records[0]
+    assert len(panel.records) == 1 and record.track is not None and record.searchable
+    assert [f.frame_index for f in record.track.faces] == [2, 7]
+    assert abs(float(record.track.faces[1].face.box[0]) - (20 + 3 * 7)) <= 2
+    assert "track 1" in panel.list.item(0).text() and panel.track_strip.count() == 2

@@ -202,3 +202,30 @@ def test_warm_gallery_fills_exactly_what_a_search_looks_up(gallery_dir: Path, pe
     fresh = Engine(config, cache_dir=tmp_path / "templates")
     fresh.search(load_image(path), gallery)
     assert fresh.cache.misses == len(config.scales)  # the probe's own templates only; every gallery one was warm
+
+
+def test_search_views_template_mean(engine: Engine, gallery_dir: Path, people: list[str], lfw_image,
+                                    tmp_path: Path) -> None:
+    """Template-mean fusion of several views of one face: identical views give the single search's scores
+    whatever their weights; different views give a ranking of their own and are all recorded."""
+    gallery = engine.enroll(gallery_dir)
+    probes = []
+    pixels = load_image(lfw_image(people[2], 2)).pixels
+    for k, size in enumerate((64, 72)):  # two "frames": the face at about 24 and 27 px
+        path = tmp_path / f"view{k}.png"
+        Image.fromarray(cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA)).save(path)
+        probes.append(load_image(path))
+    single = engine.search(probes[0], gallery)
+    same = engine.search_views([(probes[0], None), (probes[0], None)], gallery, weights=[0.2, 5.0])
+    assert [i for i, _ in same.ranking] == [i for i, _ in single.ranking]
+    assert np.allclose([s for _, s in same.ranking], [s for _, s in single.ranking], atol=1e-5)
+    both = engine.search_views([(probes[0], None), (probes[1], None)], gallery, weights=[1.0, 3.0])
+    views = both.provenance["views"]
+    assert views["fusion"] == "template-mean" and views["reference"] == 1
+    assert [v["sha256"] for v in views["views"]] == [p.sha256 for p in probes]
+    assert both.probe_sha256 == probes[1].sha256  # the reference is the view of highest weight
+    other = engine.search(probes[1], gallery)
+    assert both.provenance["scales_used"] == other.provenance["scales_used"]
+    assert both.ranking != single.ranking and both.ranking != other.ranking
+    with pytest.raises(Exception, match="weights for"):
+        engine.search_views([(probes[0], None)], gallery, weights=[1.0, 2.0])

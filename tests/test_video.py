@@ -130,6 +130,15 @@ def test_search_video_json(tmp_path: Path, lfw_test_people, lfw_image, capsys) -
     assert len(record["frames"]) == 2 and all(f["index"] in (0, 2, 4, 6) for f in record["frames"])
     assert all(len(f["frame_sha256"]) == 64 for f in record["frames"])
     assert sorted(c["identity"] for c in record["ranking"]) == sorted(people)
+    assert record["fusion"] == "score-mean"
+    # Template-mean fusion: the same frames, one search over their averaged templates.
+    assert main(["search-video", str(clip), "--gallery", str(gallery), "--stride", "2", "--frames", "2",
+                 "--video-fusion", "template-mean", "--budget", "none", "--scales", "2", "--hypotheses", "1",
+                 "--upsampler", "bicubic", "--device", "cpu", "--json"]) == 0
+    tmean = json.loads(capsys.readouterr().out)
+    assert tmean["fusion"] == "template-mean"
+    assert [f["frame_sha256"] for f in tmean["frames"]] == [f["frame_sha256"] for f in record["frames"]]
+    assert sorted(c["identity"] for c in tmean["ranking"]) == sorted(people)
     # A clip with no face: a clear message, exit 2.
     blank = write_clip(tmp_path / "blank.avi", [np.full((120, 160, 3), 90, np.uint8)] * 4)
     assert main(["search-video", str(blank), "--gallery", str(gallery), "--device", "cpu"]) == 2
@@ -150,10 +159,46 @@ def test_video_protocol_reports_single_and_fused_rank1(tmp_path: Path, lfw_root:
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["clips"] >= 3
-    assert set(summary["rank1"]) == {"single_best", "random_frame", "fused_3", "fused_5", "fused_10"}
+    assert set(summary["rank1"]) == {"single_best", "random_frame", "fused_3", "fused_5", "fused_10",
+                                     "tmean_3", "tmean_5", "tmean_10"}
     assert all(0 <= v <= 100 for v in summary["rank1"].values())
     clips = json.loads((tmp_path / "a" / "video_protocol.json").read_text())["clips"]
     assert len(clips) == summary["clips"] and all(len(c["frames"]) == 3 for c in clips)
     assert all(16 <= f["width_px"] <= 32 for c in clips for f in c["frames"])
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["rank1"] == summary["rank1"]
+
+
+def test_track_started_from_a_drawn_box_follows_the_face_until_it_leaves(tmp_path: Path, lfw_test_people,
+                                                                          lfw_image) -> None:  # type: ignore[no-untyped-def]
+    """A 22 px face the detector is not asked about: the examiner draws its box on frame 2, the track follows the
+    face patch (cross-correlation) as it walks right, and ends when the face leaves the frame."""
+    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine.video import track_from_box
+
+    name = lfw_test_people[0][0]
+    face = np.asarray(Image.open(lfw_image(name, 1)).convert("RGB").crop((70, 70, 180, 180))
+                      .resize((22, 22), Image.BICUBIC))
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(40, 200, (120, 200, 3), dtype=np.uint8), (0, 0), 3)
+    frames = []
+    for k in range(12):
+        frame = background.copy()
+        if k < 9:  # gone from frame 9 on
+            frame[50:72, 10 + 8 * k:32 + 8 * k] = face
+        frames.append(frame)
+    video = open_video(write_clip(tmp_path / "walk.avi", frames))
+    steps: list[int] = []
+    track = track_from_box(video, 2, [26, 50, 48, 72], lambda pixels, box: manual_face(pixels, box), stride=2,
+                           track_id=7, progress=lambda d, t, m: steps.append(d))
+    assert track.id == 7 and steps
+    assert [f.frame_index for f in track.faces] == [2, 4, 6, 8]
+    for f in track.faces:  # within two pixels of where the face really is
+        assert abs(float(f.face.box[0]) - (10 + 8 * f.frame_index)) <= 2, (f.frame_index, f.face.box)
+        assert abs(float(f.face.box[1]) - 50) <= 2
+        assert len(f.frame_sha256) == 64 and f.thumbnail is not None
+    # A detector that finds the face is preferred to the patch where it links.
+    found = _face(10 + 8 * 4 + 1, 50, 22)
+    track = track_from_box(video, 2, [26, 50, 48, 72], lambda pixels, box: manual_face(pixels, box),
+                           detect=lambda image: [found], stride=2)
+    assert track.faces[1].face is found

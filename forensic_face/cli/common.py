@@ -89,7 +89,8 @@ def engine_config_from_args(args: argparse.Namespace) -> Any:
     for flag, field in (("device", "device"), ("budget", "budget"), ("fusion", "fusion"),
                         ("upsampler", "upsampler"), ("recognizer", "recognizer"),
                         ("recognizer_model", "recognizer_model_path"), ("batch_size", "batch_size"),
-                        ("seed", "seed"), ("hypotheses", "num_blur_hypotheses")):
+                        ("seed", "seed"), ("hypotheses", "num_blur_hypotheses"),
+                        ("video_frames", "video_frames"), ("video_fusion", "video_fusion")):
         value = getattr(args, flag, None)
         if value is not None:
             changes[field] = value

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from forensic_face.cli.common import ProgressBar, add_engine_arguments, engine_config_from_args, enroll_with_progress
+from forensic_face.engine.config import VIDEO_FUSIONS
 
 
 class SearchVideoCommand:
@@ -22,7 +23,12 @@ class SearchVideoCommand:
         parser.add_argument("--start", type=float, default=0.0, help="start time in seconds")
         parser.add_argument("--end", type=float, default=None, help="end time in seconds (default: the end)")
         parser.add_argument("--max-frames", type=int, default=2000, help="at most this many sampled frames")
-        parser.add_argument("--frames", type=int, default=5, help="best frames of the track to search and fuse")
+        parser.add_argument("--frames", dest="video_frames", type=int, default=None,
+                            help="best frames of the track to search and fuse (default: the settings' video_frames, 5)")
+        parser.add_argument("--video-fusion", choices=VIDEO_FUSIONS, default=None,
+                            help="score-mean: each frame searched, scores averaged; template-mean: the frames' "
+                                 "templates averaged and searched once (both weighted by face quality; "
+                                 "default: the settings' video_fusion)")
         parser.add_argument("--track", type=int, default=1, help="track to search (1: the longest; see the list)")
         parser.add_argument("--top", type=int, default=20, help="identities to list")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -46,7 +52,7 @@ class SearchVideoCommand:
         gallery = enroll_with_progress(engine, args.gallery)
         bar = ProgressBar()
         try:
-            fused = search_track(engine, video, tracks[args.track - 1], gallery, args.frames, progress=bar)
+            fused = search_track(engine, video, tracks[args.track - 1], gallery, progress=bar)
         finally:
             bar.close()
         record = fused.to_json(top=args.top)
@@ -59,7 +65,8 @@ class SearchVideoCommand:
         print(f"== {video.path}  (SHA-256 {video.sha256}, {video.frame_count} frames at {video.fps:.2f} fps)")
         for t in record["tracks"]:
             print(f"   track {t['track']}: {t['faces']} faces, frames {t['first_frame']}-{t['last_frame']}")
-        print(f"   Track {fused.track_id}, frames searched and fused (quality-weighted score mean):")
+        how = "template mean" if fused.fusion == "template-mean" else "score mean"
+        print(f"   Track {fused.track_id}, frames searched and fused (quality-weighted {how}):")
         for f in record["frames"]:
             print(f"     frame {f['index']} at {f['time_s']:.2f} s, quality {f['quality']:.1f}, "
                   f"pixels SHA-256 {f['frame_sha256'][:16]}…")

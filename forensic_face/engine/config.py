@@ -47,6 +47,12 @@ class DetectorConfig:
     crop_enlarge: float = 1.3
 
 
+#: How a video track's frames are fused. ``score-mean``: each frame searched on its own, each identity's fused
+#: scores averaged over the frames (quality-weighted). ``template-mean``: the frames' probe templates averaged per
+#: scale and hypothesis (quality-weighted) and searched once (``Engine.search_views``).
+VIDEO_FUSIONS = ("score-mean", "template-mean")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything a search depends on. Stored with every result so a case can be replayed."""
@@ -74,6 +80,10 @@ class EngineConfig:
     size_bin_px: int = 4
     top_k: int = 20
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    #: A video track is searched with its ``video_frames`` best frames, fused by ``video_fusion`` (one of
+    #: VIDEO_FUSIONS; docs/video.md measures both on the LFW video protocol).
+    video_frames: int = 5
+    video_fusion: str = "score-mean"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -88,6 +98,10 @@ class EngineConfig:
             raise ConfigError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
         if self.size_bin_px < 1:
             raise ConfigError(f"size_bin_px must be >= 1, got {self.size_bin_px}")
+        if self.video_frames < 1:
+            raise ConfigError(f"video_frames must be >= 1, got {self.video_frames}")
+        if self.video_fusion not in VIDEO_FUSIONS:
+            raise ConfigError(f"video_fusion must be one of {', '.join(VIDEO_FUSIONS)}, got {self.video_fusion!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -73,6 +73,22 @@ def template_add(templates: torch.Tensor) -> torch.Tensor:
     return templates.sum(dim=-2)
 
 
+def template_mean(templates: torch.Tensor, weights: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Weighted mean ``(V, ..., D) -> (..., D)`` of several views' templates of one face (frames of a video
+    track), each first centred and normalised as :func:`correlation_similarity` sees it, so no view counts
+    more for a larger template norm; ``weights`` ``(V,)`` (e.g. face quality) need not sum to 1.
+
+    >>> template_mean(torch.tensor([[1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]), torch.tensor([1.0, 3.0]))
+    tensor([ 0.7071,  0.0000, -0.7071])
+    """
+    if weights.dim() != 1 or weights.shape[0] != templates.shape[0]:
+        raise ShapeError(f"weights {tuple(weights.shape)} do not match {templates.shape[0]} views")
+    w = weights.to(templates.device, torch.float32).clamp_min(0.0)
+    w = torch.ones_like(w) if float(w.sum()) <= 0 else w
+    normalised = _centre_normalise(templates.float(), eps)
+    return torch.tensordot(w / w.sum(), normalised, dims=([0], [0]))
+
+
 def template_concat(per_scale: list[torch.Tensor]) -> torch.Tensor:
     """Eq. (5): :func:`template_add` per scale, then concatenation over scales, ``[(..., K_s, D)] -> (..., D*|s|)``."""
     if not per_scale:

@@ -35,6 +35,7 @@ from forensic_face.engine.fusion import (
     FusionSpec,
     correlation_similarity,
     fuse_scores,
+    template_mean,
 )
 from forensic_face.engine.gallery import enroll_gallery
 from forensic_face.engine.imaging import LoadedImage, to_tensor, to_uint8
@@ -49,6 +50,7 @@ from forensic_face.engine.probe import probe_hypotheses, probe_hypothesis
 from forensic_face.engine.ranking import build_candidates, rank_identities
 from forensic_face.engine.results import (
     Candidate,
+    FaceCrop,
     FaceDetection,
     Gallery,
     GalleryEntry,
@@ -307,16 +309,43 @@ class Engine:
         ``hypothesis_images=False`` (benchmarks) lets a re-search take the probe's templates from the cache
         without magnifying the probe again; ``SearchResult.probe_hypotheses`` then holds only the scales that
         were magnified (each candidate still carries its best hypothesis)."""
+        return self.search_views([(probe, face)], gallery, progress=progress, should_cancel=should_cancel,
+                                 hypothesis_images=hypothesis_images)
+
+    def search_views(
+        self,
+        views: Sequence[tuple[LoadedImage, FaceDetection | None]],
+        gallery: Gallery,
+        weights: Sequence[float] | None = None,
+        progress: Progress = None,
+        should_cancel: ShouldCancel = None,
+        hypothesis_images: bool = True,
+    ) -> SearchResult:
+        """:meth:`search` for one face seen several times (the frames of a video track): template-mean fusion.
+
+        Each view's probe hypotheses are embedded as in a single search, at the scales planned for the view of
+        highest weight (the *reference*); per scale and hypothesis row the views' templates are averaged
+        (``fusion.template_mean``, weighted by ``weights``, e.g. face quality), and the averaged templates meet
+        the gallery hypotheses matched to the reference's size, with the configured fusion. The result's probe,
+        crop and hypothesis images are the reference view's; ``provenance["views"]`` lists every view. One
+        view is exactly :meth:`search`."""
         cfg = self.config
         if not gallery.entries:
             raise ConfigError("the gallery has no enrolled portraits")
-        face = face if face is not None else self.best_face(probe)
-        crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
+        if not views:
+            raise ConfigError("no probe views to search")
+        w = [1.0] * len(views) if weights is None else [float(x) for x in weights]
+        if len(w) != len(views):
+            raise ConfigError(f"{len(w)} weights for {len(views)} views")
+        ref = int(np.argmax(w))
+        faces = [face if face is not None else self.best_face(image) for image, face in views]
+        crops = [crop_face(image.pixels, face, cfg.detector.crop_enlarge) for (image, _), face in zip(views, faces)]
+        probe, face, crop = views[ref][0], faces[ref], crops[ref]
         size_bin, scales = probe_plan(crop.size_px, cfg.size_bin_px, cfg.scales)
         if scales != tuple(cfg.scales):
             log.info("probe crop is %d px: scales %s used instead of %s", crop.size_px, scales, cfg.scales)
         entries = gallery.entries
-        total = len(scales) * (1 + len(entries))
+        total = len(scales) * (len(views) + len(entries))
         done = 0
 
         def step(n: int, message: str) -> None:
@@ -327,24 +356,26 @@ class Engine:
 
         crop_t = to_tensor(crop.pixels, self.device)
         with torch.inference_mode():
-            # Probe side: super-resolution is the costly part of a re-search, so with hypothesis_images=False
-            # the scales whose templates are cached are not magnified (the best hypothesis alone is, below).
-            keys = {s: self.probe_cache_key(crop.pixels, crop.landmarks, s) for s in scales}
-            cached = {} if hypothesis_images else {s: self.cached_probe_templates(keys[s]) for s in scales}
-            magnify = tuple(s for s in scales if cached.get(s) is None)
-            sigmas, hyps = probe_hypotheses(crop_t, magnify, self.upsampler, cfg.num_blur_hypotheses,
-                                            cfg.max_blur_sigma)
-            probe_templates: dict[int, torch.Tensor] = {}
+            view_templates = []
+            for k, view_crop in enumerate(crops):
+                check_cancel(should_cancel)
+                # Only the reference's hypothesis images are shown, so only they must be magnified when cached.
+                sigmas_k, hyps_k, templates_k = self._view_probe_templates(
+                    view_crop, scales, hypothesis_images and k == ref)
+                if k == ref:
+                    sigmas, hyps = sigmas_k, hyps_k
+                view_templates.append(templates_k)
+                step(len(scales), "probe hypotheses")
+            if len(views) == 1:
+                probe_templates = view_templates[0]
+            else:
+                w_t = torch.tensor(w, device=self.device)
+                probe_templates = {s: template_mean(torch.stack([t[s] for t in view_templates]), w_t)
+                                   for s in scales}
             gallery_templates: dict[int, torch.Tensor] = {}
             targets: dict[int, int | None] = {}
             for scale in scales:
                 check_cancel(should_cancel)
-                probe_templates[scale] = cached.get(scale)
-                if probe_templates[scale] is None:
-                    probe_templates[scale] = self.probe_templates(
-                        crop.pixels, crop.landmarks, scale, hyps[scale],
-                        key=None if hypothesis_images else keys[scale])
-                step(1, f"probe hypotheses {scale}x")
                 # Gallery side: every portrait undegraded and degraded, matched to this scale's probe size.
                 targets[scale] = resolution_target(size_bin, scale) if cfg.resolution_matching else None
                 gallery_templates[scale] = self.gallery_templates(
@@ -361,8 +392,8 @@ class Engine:
         ranked = rank_identities(fused.scores.float().cpu().numpy(), entries)
         probe_hyp = {
             s: tuple(ProbeHypothesis(scale=s, sigma=round(float(sig), 4), image=to_uint8(img))
-                     for sig, img in zip(sigmas.tolist(), hyps[s]))
-            for s in magnify
+                     for sig, img in zip(sigmas.tolist(), imgs))
+            for s, imgs in hyps.items()
         }
 
         def best_hypothesis(scale: int, row: int) -> ProbeHypothesis:
@@ -379,11 +410,36 @@ class Engine:
         provenance.update({"probe_crop_px": crop.size_px, "probe_size_bin_px": size_bin, "scales_used": list(scales),
                            "gallery_targets_px": {str(s): t for s, t in targets.items()},
                            "cache": {"hits": self.cache.hits, "misses": self.cache.misses}})
+        if len(views) > 1:
+            provenance["views"] = {
+                "fusion": "template-mean", "reference": ref,
+                "views": [{"probe": str(image.path), "sha256": image.sha256, "weight": round(weight, 6),
+                           "box": [round(float(v), 2) for v in view_face.box], "crop_px": view_crop.size_px}
+                          for (image, _), view_face, view_crop, weight in zip(views, faces, crops, w)]}
         return SearchResult(
             probe_path=probe.path, probe_sha256=probe.sha256, probe_face=face, probe_crop=crop, candidates=candidates,
             ranking=tuple((identity, float(scores[i])) for identity, i in ranked),
             probe_hypotheses=probe_hyp, provenance=provenance,
         )
+
+    def _view_probe_templates(self, crop: FaceCrop, scales: tuple[int, ...], hypothesis_images: bool
+                              ) -> tuple[torch.Tensor, dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """One probe crop's sigmas, hypothesis images (of the scales it magnified) and templates per scale.
+        Super-resolution is the costly part of a re-search, so without ``hypothesis_images`` the scales whose
+        templates are cached are not magnified."""
+        cfg = self.config
+        keys = {s: self.probe_cache_key(crop.pixels, crop.landmarks, s) for s in scales}
+        cached = {} if hypothesis_images else {s: self.cached_probe_templates(keys[s]) for s in scales}
+        magnify = tuple(s for s in scales if cached.get(s) is None)
+        sigmas, hyps = probe_hypotheses(to_tensor(crop.pixels, self.device), magnify, self.upsampler,
+                                        cfg.num_blur_hypotheses, cfg.max_blur_sigma)
+        templates = {}
+        for scale in scales:
+            templates[scale] = cached.get(scale)
+            if templates[scale] is None:
+                templates[scale] = self.probe_templates(crop.pixels, crop.landmarks, scale, hyps[scale],
+                                                        key=None if hypothesis_images else keys[scale])
+        return sigmas, hyps, templates
 
     def provisional_search(self, probe: LoadedImage, gallery: Gallery, face: FaceDetection | None = None
                            ) -> SearchResult:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
-from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
+from forensic_face.engine.config import VIDEO_FUSIONS, EngineConfig
+from forensic_face.engine.errors import ConfigError, ImageLoadError, NoFaceDetected
 from forensic_face.engine.imaging import LoadedImage, sha256_file
 from forensic_face.engine.results import Candidate, FaceDetection, Gallery, SearchResult
 
@@ -292,6 +293,76 @@ def find_tracks(video: VideoEvidence, detect: Callable[[LoadedImage], Sequence[F
     return tracks
 
 
+def follow_box(previous: np.ndarray, current: np.ndarray, box: np.ndarray, search_widths: float = 1.0
+               ) -> tuple[np.ndarray, float]:
+    """Where the face in ``box`` of frame ``previous`` went in frame ``current`` (both RGB ``(H,W,3)``): the
+    best normalised cross-correlation of the face patch within ``search_widths`` face widths around it. Returns
+    the moved box and the correlation in [-1, 1] (how alike the patches are).
+
+    >>> rng = np.random.default_rng(0); a = rng.integers(0, 255, (80, 120, 3), dtype=np.uint8)
+    >>> moved, score = follow_box(a, np.roll(a, 7, axis=1), np.array([40., 20., 70., 50.]))
+    >>> moved.tolist(), round(score, 3)
+    ([47.0, 20.0, 77.0, 50.0], 1.0)
+    """
+    import cv2
+
+    h, w = previous.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return np.asarray(box, np.float32), -1.0
+    grey_prev = cv2.cvtColor(np.ascontiguousarray(previous), cv2.COLOR_RGB2GRAY)
+    grey_cur = cv2.cvtColor(np.ascontiguousarray(current), cv2.COLOR_RGB2GRAY)
+    patch = grey_prev[y1:y2, x1:x2]
+    margin = int(round(search_widths * (x2 - x1)))
+    sx1, sy1 = max(0, x1 - margin), max(0, y1 - margin)
+    sx2, sy2 = min(w, x2 + margin), min(h, y2 + margin)
+    region = grey_cur[sy1:sy2, sx1:sx2]
+    if region.shape[0] < patch.shape[0] or region.shape[1] < patch.shape[1]:
+        return np.asarray(box, np.float32), -1.0
+    response = cv2.matchTemplate(region, patch, cv2.TM_CCOEFF_NORMED)
+    _, score, _, (mx, my) = cv2.minMaxLoc(response)
+    dx, dy = sx1 + mx - x1, sy1 + my - y1
+    return (np.asarray(box, np.float32) + np.array([dx, dy, dx, dy], np.float32)), float(score)
+
+
+def track_from_box(video: VideoEvidence, frame_index: int, box: Sequence[float],
+                   refine: Callable[[np.ndarray, Sequence[float]], FaceDetection],
+                   detect: Callable[[LoadedImage], Sequence[FaceDetection]] | None = None, stride: int = 5,
+                   max_frames: int = 400, min_correlation: float = 0.5, track_id: int = 1,
+                   progress: Progress = None, should_cancel: ShouldCancel = None) -> Track:
+    """A track started from a box the examiner drew on frame ``frame_index`` (for a face the detector missed):
+    followed forward over every ``stride``-th frame, on each frame by the detected face that links to it
+    (:func:`link_affinity`) or else by the face patch's best cross-correlation (:func:`follow_box`), until the
+    face is lost (correlation under ``min_correlation``), the clip ends or ``max_frames`` frames were sampled.
+    ``refine(pixels, box)`` makes the face of a box (``engine.detect.manual_face``: landmarks inside it)."""
+    seed = frame_image(video, frame_index)
+    face = refine(seed.pixels, box)
+    previous = seed.pixels
+    faces = [TrackFace(frame_index, frame_index / video.fps, face, face_quality(seed.pixels, face), seed.sha256,
+                       face_thumbnail(seed.pixels, face))]
+    expected = max(1, min(max_frames, (video.frame_count - frame_index - 1) // stride))
+    for n, frame in enumerate(iter_frames(video, stride, (frame_index + stride) / video.fps, None, max_frames,
+                                          should_cancel), start=1):
+        pixels = frame.image.pixels
+        last = faces[-1].face
+        linked = [(link_affinity(f, last), f) for f in (detect(frame.image) if detect is not None else ())]
+        linked = [(a, f) for a, f in linked if a > 0]
+        if linked:
+            face = max(linked, key=lambda af: af[0])[1]
+        else:
+            moved, correlation = follow_box(previous, pixels, np.asarray(last.box, np.float32))
+            if correlation < min_correlation:
+                break
+            face = refine(pixels, moved.tolist())
+        faces.append(TrackFace(frame.index, frame.time_s, face, face_quality(pixels, face), frame.image.sha256,
+                               face_thumbnail(pixels, face)))
+        previous = pixels
+        if progress is not None:
+            progress(min(n, expected), expected, f"following the drawn face: frame {frame.index}")
+    return Track(id=track_id, faces=faces)
+
+
 def frame_image(video: VideoEvidence, index: int, expected_sha256: str = "") -> LoadedImage:
     """Decode frame ``index`` again. With ``expected_sha256`` (the hash recorded when it was sampled) the pixels
     must hash the same: a container whose seeking is inexact is then decoded from the start instead, and a
@@ -310,10 +381,13 @@ def frame_image(video: VideoEvidence, index: int, expected_sha256: str = "") -> 
 
 
 # -- fusion -----------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class FusedVideoResult:
-    """A track searched frame by frame: the frames used, their searches, and the fused ranking (identity, score)
-    best first. ``fusion``: "score-mean" (quality-weighted mean of each identity's fused scores)."""
+    """A track searched with several of its frames: the frames used, the searches (one per frame for
+    ``score-mean``, one over all frames for ``template-mean``) and the fused ranking (identity, score) best
+    first."""
 
     video: VideoEvidence
     track_id: int
@@ -322,13 +396,20 @@ class FusedVideoResult:
     ranking: tuple[tuple[str, float], ...]
     fusion: str = "score-mean"
 
+    def frame_sha256s(self) -> list[str]:
+        """SHA-256 of each used frame's decoded pixels, as searched."""
+        if self.fusion == "template-mean":
+            return [v["sha256"] for v in self.results[0].provenance["views"]["views"]] if len(self.frames) > 1 \
+                else [self.results[0].probe_sha256]
+        return [r.probe_sha256 for r in self.results]
+
     def to_json(self, top: int = 20) -> dict[str, object]:
         return {
             "video": str(self.video.path), "sha256": self.video.sha256, "track": self.track_id,
             "fusion": self.fusion,
             "frames": [{"index": f.frame_index, "time_s": round(f.time_s, 3), "quality": round(f.quality, 3),
-                        "frame_sha256": r.probe_sha256, "box": [round(float(v), 1) for v in f.face.box]}
-                       for f, r in zip(self.frames, self.results)],
+                        "frame_sha256": sha, "box": [round(float(v), 1) for v in f.face.box]}
+                       for f, sha in zip(self.frames, self.frame_sha256s())],
             "ranking": [{"rank": k, "identity": i, "score": round(s, 6)}
                         for k, (i, s) in enumerate(self.ranking[:top], start=1)],
         }
@@ -356,15 +437,30 @@ def fuse_rankings(results: Sequence[SearchResult], weights: Sequence[float] | No
     return tuple(sorted(((i, round(s, 12)) for i, s in fused.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
-def search_track(engine: object, video: VideoEvidence, track: Track, gallery: object, num_frames: int = 5,
-                 progress: Progress = None, should_cancel: ShouldCancel = None) -> FusedVideoResult:
-    """Search the ``num_frames`` best faces of ``track`` with the full method and fuse them (quality-weighted
-    score mean)."""
+def search_track(engine: object, video: VideoEvidence, track: Track, gallery: object, num_frames: int | None = None,
+                 progress: Progress = None, should_cancel: ShouldCancel = None,
+                 fusion: str | None = None) -> FusedVideoResult:
+    """Search the ``num_frames`` best faces of ``track`` with the full method and fuse them, quality-weighted,
+    by ``fusion`` (one of :data:`~forensic_face.engine.config.VIDEO_FUSIONS`); both default to the engine's
+    configuration (``video_frames``, ``video_fusion``)."""
+    config: EngineConfig = engine.config  # type: ignore[attr-defined]
+    num_frames = num_frames or config.video_frames
+    fusion = fusion or config.video_fusion
+    if fusion not in VIDEO_FUSIONS:
+        raise ConfigError(f"video fusion must be one of {', '.join(VIDEO_FUSIONS)}, got {fusion!r}")
     chosen = track.best(num_frames)
-    results = []
-    for n, item in enumerate(chosen, start=1):
+    qualities = [f.quality for f in chosen]
+    images = []
+    for item in chosen:
         check_cancel(should_cancel)
-        image = frame_image(video, item.frame_index, item.frame_sha256)
+        images.append(frame_image(video, item.frame_index, item.frame_sha256))
+    if fusion == "template-mean":
+        result = engine.search_views([(image, item.face) for image, item in zip(images, chosen)],  # type: ignore[attr-defined]
+                                     gallery, weights=qualities, progress=progress, should_cancel=should_cancel)
+        return FusedVideoResult(video=video, track_id=track.id, frames=tuple(chosen), results=(result,),
+                                ranking=result.ranking, fusion=fusion)
+    results = []
+    for n, (item, image) in enumerate(zip(chosen, images), start=1):
 
         def frame_progress(done: int, total: int, message: str, n: int = n, item: TrackFace = item) -> None:
             if progress is not None:
@@ -372,9 +468,8 @@ def search_track(engine: object, video: VideoEvidence, track: Track, gallery: ob
 
         results.append(engine.search(image, gallery, face=item.face, progress=frame_progress,  # type: ignore[attr-defined]
                                      should_cancel=should_cancel))
-    ranking = fuse_rankings(results, [f.quality for f in chosen])
     return FusedVideoResult(video=video, track_id=track.id, frames=tuple(chosen), results=tuple(results),
-                            ranking=ranking)
+                            ranking=fuse_rankings(results, qualities), fusion=fusion)
 
 
 def fused_search_result(fused: FusedVideoResult, gallery: Gallery, top_k: int) -> SearchResult:
@@ -384,13 +479,15 @@ def fused_search_result(fused: FusedVideoResult, gallery: Gallery, top_k: int) -
     ``provenance["video"]`` names the track, the frames used (index, time, quality, pixel SHA-256) and the
     fusion. Scores are fused over frames: no calibration applies to them (``calibration_for_result``)."""
     best = int(np.argmax([f.quality for f in fused.frames]))
-    order = sorted(range(len(fused.results)), key=lambda k: -fused.frames[k].quality)
+    # score-mean: one search per frame, best frame first; template-mean: one search, whose probe is the best frame.
+    order = [0] if fused.fusion == "template-mean" else sorted(range(len(fused.results)),
+                                                                key=lambda k: -fused.frames[k].quality)
     by_identity: dict[str, object] = {}
     for k in order:
         for cand in fused.results[k].candidates:
             by_identity.setdefault(cand.identity, cand)
     entries = {e.identity: e for e in gallery.entries}
-    base = fused.results[best]
+    base = fused.results[order[0]]
     fallback_hypothesis = base.candidates[0].best_probe_hypothesis if base.candidates else None
     candidates = []
     for rank, (identity, score) in enumerate(fused.ranking[:top_k], start=1):
@@ -410,5 +507,5 @@ def fused_search_result(fused: FusedVideoResult, gallery: Gallery, top_k: int) -
 
 
 __all__ = ["FusedVideoResult", "Track", "TrackFace", "VideoEvidence", "VideoFrame", "box_iou", "face_quality",
-           "find_tracks", "frame_image", "fuse_rankings", "fused_search_result", "is_video_path", "iter_frames", "link_tracks",
-           "open_video", "search_track"]
+           "find_tracks", "follow_box", "frame_image", "fuse_rankings", "fused_search_result", "is_video_path", "iter_frames", "link_tracks",
+           "open_video", "search_track", "track_from_box"]

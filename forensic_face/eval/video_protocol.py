@@ -9,8 +9,10 @@ it is seeded by the protocol seed and the person's name.
 
 Every frame is searched with the full method at the known face (the video issue is about fusion, not
 detection); frames are ordered by :func:`forensic_face.engine.video.face_quality`. Reported: rank-1 of the single
-best frame, of a random frame, and of the quality-weighted score mean of the best 3, 5 and 10 frames, with
-McNemar's exact test of each fusion against the single best frame.
+best frame, of a random frame, and of the best 3, 5 and 10 frames fused by both fusions of
+:data:`forensic_face.engine.video.VIDEO_FUSIONS` (``fused_N``: quality-weighted score mean; ``tmean_N``:
+quality-weighted template mean, :meth:`Engine.search_views`), with McNemar's exact test of each against the single
+best frame.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def run_video_protocol(engine: Any, gallery: Any, clips: dict[str, list[ClipFram
     total = sum(len(f) for f in clips.values())
     done = 0
     for identity, frames in clips.items():
-        results, qualities = [], []
+        results, qualities, views = [], [], []
         for k, frame in enumerate(frames):
             image = LoadedImage(path=Path(f"{identity}-frame{k}.png"), pixels=frame.pixels,
                                 sha256=hashlib.sha256(frame.pixels.tobytes()).hexdigest(),
@@ -110,6 +112,7 @@ def run_video_protocol(engine: Any, gallery: Any, clips: dict[str, list[ClipFram
             face = manual_face(frame.pixels, frame.face.box, engine.detector)
             results.append(engine.search(image, gallery, face=face, hypothesis_images=False))
             qualities.append(face_quality(frame.pixels, face))
+            views.append((image, face))
             done += 1
             if progress is not None:
                 progress(done, total, identity)
@@ -124,11 +127,16 @@ def run_video_protocol(engine: Any, gallery: Any, clips: dict[str, list[ClipFram
         for n in FUSED_FRAMES:
             chosen = order[:n]
             ranks[f"fused_{n}"] = rank_of(fuse_rankings([results[i] for i in chosen], [qualities[i] for i in chosen]))
+            # The frames' probe templates are cached by the searches above: only the fusion is computed again.
+            ranks[f"tmean_{n}"] = rank_of(engine.search_views([views[i] for i in chosen], gallery,
+                                                              weights=[qualities[i] for i in chosen],
+                                                              hypothesis_images=False).ranking)
         per_clip.append({"identity": identity, "frames": [{"source": f.source, "width_px": round(f.width_px, 2),
                                                            "quality": round(q, 3)} for f, q in zip(frames, qualities)],
                          "ranks": ranks})
     summary: dict[str, Any] = {"clips": len(per_clip), "rank1": {}, "mcnemar_vs_single_best": {}}
-    keys = ["single_best", "random_frame"] + [f"fused_{n}" for n in FUSED_FRAMES]
+    keys = (["single_best", "random_frame"] + [f"fused_{n}" for n in FUSED_FRAMES]
+            + [f"tmean_{n}" for n in FUSED_FRAMES])
     hits = {k: np.array([c["ranks"][k] == 1 for c in per_clip]) for k in keys}
     for key in keys:
         summary["rank1"][key] = round(100 * float(hits[key].mean()), 2) if per_clip else float("nan")

@@ -66,7 +66,12 @@ JOB_TITLES = {
     "search-all": "Searching all probes",
     "report": "Writing the case report",
     "warm": "Preparing the gallery for small probes",
+    "frame": "Decoding a video frame",
+    "video-track": "Following the drawn face through the video",
 }
+
+#: Every how many frames a video is sampled for tracks (detected, or started from a drawn box).
+VIDEO_STRIDE = 5
 
 #: Probe crop size bins prepared by "Prepare gallery": 1.3x crops of faces about 15-31 px wide.
 WARM_SIZE_BINS = (20, 24, 28, 32, 36, 40)
@@ -127,37 +132,51 @@ def _with_status(fn: Any) -> Any:
     return task
 
 
-#: Tracks of a video listed as probes (longest first), and how many best frames of a track a search fuses.
+#: Tracks of a video listed as probes (longest first); how many best frames a search fuses is a setting
+#: (``EngineConfig.video_frames``).
 MAX_VIDEO_TRACKS = 5
-VIDEO_FRAMES_FUSED = 5
 
 
 def load_video_probes(path: Path, engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
     """A video becomes one probe per face track (``forensic_face.engine.video``): its image is the track's best
     frame and its face that frame's; a search of it fuses the track's best frames."""
-    from forensic_face.engine.results import ImageDetections
+    from forensic_face.engine.errors import NoFaceDetected
     from forensic_face.engine.video import find_tracks, frame_image, open_video
 
     record = ProbeRecord(path=path)
     try:
         video = open_video(path)
-        tracks = find_tracks(video, lambda image: engine.detector.detect([image.pixels])[0],
+        tracks = find_tracks(video, lambda image: engine.detector.detect([image.pixels])[0], VIDEO_STRIDE,
                              progress=lambda d, t, m: progress(d, t, f"Following faces in {path.name}: {m}"),
                              should_cancel=should_cancel)
     except Cancelled:
         raise
+    except NoFaceDetected:
+        # Not an error: the examiner scrubs to a frame and draws the face the detector missed.
+        image = frame_image(video, 0)
+        return [ProbeRecord(path=path, image=image, video_track=(video, None), video_frame=0,
+                            detections=_frame_detections(path, image, ()))]
     except ForensicFaceError as exc:
         record.error = str(exc)
         return [record]
-    records = []
-    for track in tracks[:MAX_VIDEO_TRACKS]:
-        best = track.best(1)[0]
-        image = frame_image(video, best.frame_index, best.frame_sha256)
-        records.append(ProbeRecord(
-            path=path, image=image, video_track=(video, track),
-            detections=ImageDetections(source=str(path), sha256=image.sha256, width=image.width,
-                                       height=image.height, faces=(best.face,), upsample_factor=1.0)))
-    return records
+    return [video_track_record(path, video, track) for track in tracks[:MAX_VIDEO_TRACKS]]
+
+
+def _frame_detections(path: Path, image: Any, faces: tuple[Any, ...]) -> Any:
+    from forensic_face.engine.results import ImageDetections
+
+    return ImageDetections(source=str(path), sha256=image.sha256, width=image.width, height=image.height,
+                           faces=faces, upsample_factor=1.0)
+
+
+def video_track_record(path: Path, video: Any, track: Any) -> ProbeRecord:
+    """The probe of one track: shown by its best frame, with that frame's face."""
+    from forensic_face.engine.video import frame_image
+
+    best = track.best(1)[0]
+    image = frame_image(video, best.frame_index, best.frame_sha256)
+    return ProbeRecord(path=path, image=image, video_track=(video, track), video_frame=best.frame_index,
+                       detections=_frame_detections(path, image, (best.face,)))
 
 
 def load_probes(paths: list[Path], engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
@@ -378,6 +397,7 @@ class MainWindow(QMainWindow):
         self.probe_panel.current_changed.connect(self._on_probe_changed)
         self.probe_panel.face_chosen.connect(lambda _i, _f: self._on_probe_changed(self.probe_panel.current_index()))
         self.probe_panel.box_drawn.connect(self.refine_box)
+        self.probe_panel.frame_requested.connect(self.show_video_frame)
         self.candidates.candidate_selected.connect(self._on_candidate_selected)
         self.candidates.decision_requested.connect(self._on_decision_requested)
         self.runner.partial.connect(self._on_partial)
@@ -467,9 +487,9 @@ class MainWindow(QMainWindow):
         busy = self.runner.busy
         record = self.probe_panel.current_record()
         self.search_action.setEnabled(not busy and self.gallery is not None and record is not None
-                                      and record.image is not None and record.chosen_face is not None)
+                                      and record.searchable)
         self.search_all_action.setEnabled(not busy and self.gallery is not None and any(
-            r.image is not None and r.chosen_face is not None for r in self.probe_panel.records))
+            r.searchable for r in self.probe_panel.records))
         self.export_report_action.setEnabled(not busy and self.case_store is not None)
         self.warm_action.setEnabled(not busy and self.gallery is not None)
         self.cancel_action.setEnabled(busy)
@@ -553,6 +573,27 @@ class MainWindow(QMainWindow):
                 record.result = None
                 self.probe_panel.update_record(index)
                 self._on_probe_changed(index)
+        elif name == "frame":
+            index, frame_index, image = value
+            if 0 <= index < len(self.probe_panel.records):
+                record = self.probe_panel.records[index]
+                faces = tuple(f.face for f in (record.track.faces if record.track is not None else ())
+                              if f.frame_index == frame_index)
+                record.image, record.video_frame = image, frame_index
+                record.detections = _frame_detections(record.path, image, faces)
+                record.face_index = 0
+                self.probe_panel.update_record(index)
+        elif name == "video-track":
+            index, new = value
+            records = self.probe_panel.records
+            if 0 <= index < len(records) and records[index].track is None and records[index].path == new.path:
+                records[index] = new  # the clip had no track: the drawn one replaces it
+                self.probe_panel.update_record(index)
+                self._on_probe_changed(index)
+            else:
+                self.probe_panel.add_records([new])
+            self.show_message(f"Track {new.track.id}: the drawn face followed on {len(new.track.faces)} sampled "
+                              f"frames ({new.track.faces[0].frame_index}–{new.track.last.frame_index}).", "info")
         elif name == "search":
             self._apply_search(value)
             if value.warning:
@@ -660,6 +701,8 @@ class MainWindow(QMainWindow):
         record = self.probe_panel.records[index]
         if record.image is None:
             return False
+        if record.video is not None:
+            return self.track_drawn_face(index, box)
         pixels = record.image.pixels
 
         def task(engine: Any, _progress: Any, _cancel: Any) -> tuple[int, Any]:
@@ -668,6 +711,40 @@ class MainWindow(QMainWindow):
             return index, manual_face(pixels, box, engine.detector)
 
         return self._start("manual", task)
+
+    def track_drawn_face(self, index: int, box: tuple[float, float, float, float]) -> bool:
+        """A box drawn on a video frame starts a track there (``engine.video.track_from_box``), followed forward
+        by detections and by the face patch; it becomes a probe of its own (or the clip's first track)."""
+        record = self.probe_panel.records[index]
+        video, frame_index = record.video, record.video_frame
+        used = {r.track.id for r in self.probe_panel.records if r.path == record.path and r.track is not None}
+        track_id = max(used, default=0) + 1
+
+        def task(engine: Any, progress: Any, cancel: Any) -> tuple[int, ProbeRecord]:
+            from forensic_face.engine.detect import manual_face
+            from forensic_face.engine.video import track_from_box
+
+            track = track_from_box(video, frame_index, box, lambda pixels, b: manual_face(pixels, b, engine.detector),
+                                   detect=lambda image: engine.detector.detect([image.pixels])[0],
+                                   stride=VIDEO_STRIDE, track_id=track_id, progress=progress, should_cancel=cancel)
+            return index, video_track_record(record.path, video, track)
+
+        return self._start("video-track", task)
+
+    @Slot(int, int)
+    def show_video_frame(self, index: int, frame_index: int) -> bool:
+        """Decode frame ``frame_index`` of the video probe ``index`` and show it (to draw on)."""
+        record = self.probe_panel.records[index]
+        video = record.video
+        if video is None:
+            return False
+
+        def task(_engine: Any, _progress: Any, _cancel: Any) -> tuple[int, int, Any]:
+            from forensic_face.engine.video import frame_image
+
+            return index, frame_index, frame_image(video, frame_index)
+
+        return self._start("frame", task)
 
     @Slot(int)
     def _on_probe_changed(self, index: int) -> None:
@@ -685,19 +762,27 @@ class MainWindow(QMainWindow):
         if record is None or record.image is None:
             self.show_message("Add a probe still first (Ctrl+O).", "warning")
             return False
-        if record.chosen_face is None:
+        if not record.searchable:
             self.show_message(f"No face in {record.path.name}: drag on the image to draw the face box first.",
                               "warning")
             return False
         self._offer_case()
         index = self.probe_panel.current_index()
         image, gallery, face, video_track = record.image, self.gallery, record.chosen_face, record.video_track
+        video, track = record.video, record.track
 
         def task(engine: Any, progress: Any, cancel: Any) -> SearchOutcome:
             # A first ranking within seconds; the full method then refines it (minutes on a new gallery).
             progress(0, 1, "provisional ranking")
             try:
-                self.runner.partial.emit("search", (index, engine.provisional_search(image, gallery, face)))
+                first_image, first_face = image, face
+                if track is not None:  # the track's best frame, whatever frame is shown
+                    from forensic_face.engine.video import frame_image
+
+                    best = track.best(1)[0]
+                    first_image, first_face = frame_image(video, best.frame_index, best.frame_sha256), best.face
+                self.runner.partial.emit("search", (index, engine.provisional_search(first_image, gallery,
+                                                                                      first_face)))
             except ForensicFaceError as exc:
                 log.warning("no provisional ranking: %s", exc)
             return self._search_one(engine, index, image, gallery, face, progress, cancel, video_track)
@@ -712,8 +797,7 @@ class MainWindow(QMainWindow):
             from forensic_face.engine.video import fused_search_result, search_track
 
             video, track = video_track
-            fused = search_track(engine, video, track, gallery, VIDEO_FRAMES_FUSED, progress=progress,
-                                 should_cancel=cancel)
+            fused = search_track(engine, video, track, gallery, progress=progress, should_cancel=cancel)
             result = fused_search_result(fused, gallery, engine.config.top_k)
         else:
             result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
@@ -741,8 +825,8 @@ class MainWindow(QMainWindow):
         if self.gallery is None:
             self.show_message("Open a gallery first (Ctrl+G).", "warning")
             return False
-        todo = [(k, r.image, r.chosen_face, r.video_track) for k, r in enumerate(self.probe_panel.records)
-                if r.image is not None and r.chosen_face is not None]
+        todo = [(k, r.image, r.chosen_face, r.video_track if r.track is not None else None)
+                for k, r in enumerate(self.probe_panel.records) if r.searchable]
         if not todo:
             self.show_message("No probe with a face to search: add probes (Ctrl+O) or draw a face box.", "warning")
             return False

@@ -57,8 +57,24 @@ class ProbeRecord:
     #: The search's number in the open case (None: not recorded), for decisions and the report.
     search_id: int | None = None
     #: For a video probe: ``(VideoEvidence, Track)``; the image is the track's best frame and a search fuses
-    #: the track's best frames (``forensic_face.engine.video``).
+    #: the track's best frames (``forensic_face.engine.video``). ``(VideoEvidence, None)``: a clip in which no
+    #: face was followed yet; the examiner scrubs to a frame and draws a box to start a track.
     video_track: Any = None
+    #: For a video probe: the index of the frame shown (and drawn on).
+    video_frame: int = 0
+
+    @property
+    def video(self) -> Any:
+        return self.video_track[0] if self.video_track is not None else None
+
+    @property
+    def track(self) -> Any:
+        return self.video_track[1] if self.video_track is not None else None
+
+    @property
+    def searchable(self) -> bool:
+        """A face to search: a video track (whatever frame is shown), or a still's chosen face."""
+        return self.track is not None or (self.image is not None and self.chosen_face is not None)
 
     @property
     def faces(self) -> tuple[FaceDetection, ...]:
@@ -78,6 +94,9 @@ class ProbeRecord:
         if self.image is None:
             return "loading…"
         size = f"{self.image.width}×{self.image.height} px"
+        if self.video is not None and self.track is None:
+            return (f"video, {self.video.frame_count} frames: no face followed — scrub to a frame and draw a box "
+                    "around the face")
         if self.video_track is not None:
             video, track = self.video_track
             done = f", {len(self.result.candidates)} candidates" if self.result is not None else ""
@@ -262,6 +281,7 @@ class ProbePanel(FileDropTarget, QWidget):
     current_changed = Signal(int)
     face_chosen = Signal(int, int)  # probe index, face index (-1 = manual)
     box_drawn = Signal(int, tuple)  # probe index, (x1, y1, x2, y2)
+    frame_requested = Signal(int, int)  # probe index, frame index of its video to show
     message = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -324,6 +344,25 @@ class ProbePanel(FileDropTarget, QWidget):
         for w in (self.track_strip, self.timeline, self.timeline_label):
             vl.addWidget(w)
             w.hide()
+        # Every frame of a clip: scrub to the one to show (and draw a box on to start a track of a face the
+        # detector missed). The frame is decoded when the slider is released.
+        self.frame_slider = QSlider(Qt.Orientation.Horizontal)
+        self.frame_slider.setObjectName("frameSlider")
+        self.frame_slider.setTracking(False)
+        self.frame_slider.setToolTip("Scrub through every frame of the clip; draw a box on a face to follow it")
+        self.frame_label = QLabel()
+        self.frame_label.setObjectName("frameLabel")
+        self.frame_slider.sliderMoved.connect(self._on_frame_moved)
+        self.frame_slider.valueChanged.connect(self._on_frame_chosen)
+        frame_row = QHBoxLayout()
+        frame_row.addWidget(QLabel("Frame:"))
+        frame_row.addWidget(self.frame_slider, 1)
+        frame_row.addWidget(self.frame_label)
+        self.frame_row = QWidget()
+        self.frame_row.setLayout(frame_row)
+        frame_row.setContentsMargins(0, 0, 0, 0)
+        vl.addWidget(self.frame_row)
+        self.frame_row.hide()
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.list)
@@ -346,7 +385,7 @@ class ProbePanel(FileDropTarget, QWidget):
     @staticmethod
     def _key(record: ProbeRecord) -> tuple[Path, int | None]:
         # A video gives one record per track: the same path, different tracks.
-        return record.path, None if record.video_track is None else record.video_track[1].id
+        return record.path, None if record.track is None else record.track.id
 
     def add_records(self, records: list[ProbeRecord]) -> None:
         known = {self._key(r) for r in self.records}
@@ -386,14 +425,14 @@ class ProbePanel(FileDropTarget, QWidget):
         item.setToolTip(str(record.path) + (f"\nSHA-256 {record.image.sha256}" if record.image else ""))
         if record.image is not None:
             item.setIcon(QIcon(to_pixmap(record.image.pixels, THUMB_PX)))
-        if record.error or (record.image is not None and record.chosen_face is None):
+        if record.error or (record.image is not None and not record.searchable):
             item.setForeground(QColor("#e67e22"))
         else:
             item.setData(Qt.ItemDataRole.ForegroundRole, None)
 
     def _update_summary(self) -> None:
         n = len(self.records)
-        no_face = sum(1 for r in self.records if r.image is not None and r.chosen_face is None)
+        no_face = sum(1 for r in self.records if r.image is not None and not r.searchable)
         text = f"{n} probe(s)" if n else "Drop probe stills or a folder here"
         if no_face:
             text += f", {no_face} without a face"
@@ -403,9 +442,33 @@ class ProbePanel(FileDropTarget, QWidget):
         self._show(row)
         self.current_changed.emit(row)
 
+    def _show_frame_slider(self, record: ProbeRecord | None) -> None:
+        video = record.video if record is not None else None
+        self.frame_row.setVisible(video is not None)
+        if video is None:
+            return
+        self.frame_slider.blockSignals(True)
+        self.frame_slider.setRange(0, max(0, video.frame_count - 1))
+        self.frame_slider.setValue(record.video_frame)  # type: ignore[union-attr]
+        self.frame_slider.blockSignals(False)
+        self._on_frame_moved(record.video_frame)  # type: ignore[union-attr]
+
+    def _on_frame_moved(self, value: int) -> None:
+        record = self.current_record()
+        if record is not None and record.video is not None:
+            self.frame_label.setText(f"{value} / {record.video.frame_count - 1} ({value / record.video.fps:.2f} s)")
+
+    def _on_frame_chosen(self, value: int) -> None:
+        i = self.current_index()
+        record = self.current_record()
+        if record is not None and record.video is not None and value != record.video_frame:
+            self._on_frame_moved(value)
+            self.frame_requested.emit(i, value)
+
     def _show_track(self, record: ProbeRecord | None) -> None:
         self.track_strip.clear()
-        video_track = record.video_track if record is not None else None
+        self._show_frame_slider(record)
+        video_track = record.video_track if record is not None and record.track is not None else None
         for w in (self.track_strip, self.timeline, self.timeline_label):
             w.setVisible(video_track is not None)
         if video_track is None:
@@ -430,7 +493,7 @@ class ProbePanel(FileDropTarget, QWidget):
 
     def _on_timeline(self, value: int) -> None:
         record = self.current_record()
-        if record is None or record.video_track is None or not 0 <= value < self.track_strip.count():
+        if record is None or record.track is None or not 0 <= value < self.track_strip.count():
             return
         video, track = record.video_track
         face = track.faces[value]

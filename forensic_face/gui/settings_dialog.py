@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from forensic_face.engine.config import BUDGETS, EngineConfig
+from forensic_face.engine.config import BUDGETS, VIDEO_FUSIONS, EngineConfig
 from forensic_face.engine.errors import ConfigError
 from forensic_face.settings import parse_scales
 
@@ -110,6 +110,13 @@ class SettingsDialog(QDialog):
         self.top_n = QSpinBox()
         self.top_n.setRange(1, 1000)
         self.top_n.setValue(config.top_k)
+        self.video_frames = QSpinBox()
+        self.video_frames.setRange(1, 50)
+        self.video_frames.setValue(config.video_frames)
+        self.video_frames.setToolTip("A video track is searched with this many of its best frames (by face quality)")
+        self.video_fusion = _combo(VIDEO_FUSIONS, config.video_fusion)
+        self.video_fusion.setToolTip("score-mean: each frame searched, scores averaged; template-mean: the frames' "
+                                     "templates averaged, searched once (both weighted by face quality)")
 
         form = QFormLayout()
         form.addRow("Device", self.device)
@@ -122,6 +129,8 @@ class SettingsDialog(QDialog):
         form.addRow("Blur hypotheses per scale", self.blur)
         form.addRow("Batch size", self.batch)
         form.addRow("Candidates shown (top-N)", self.top_n)
+        form.addRow("Video: frames fused per track", self.video_frames)
+        form.addRow("Video: frame fusion", self.video_fusion)
 
         self.error = QLabel()
         self.error.setObjectName("errorLabel")
@@ -155,6 +164,8 @@ class SettingsDialog(QDialog):
         self.blur.setValue(d.num_blur_hypotheses)
         self.batch.setValue(d.batch_size)
         self.top_n.setValue(d.top_k)
+        self.video_frames.setValue(d.video_frames)
+        self.video_fusion.setCurrentText(d.video_fusion)
 
     def build_config(self) -> EngineConfig:
         """The edited config; raises ConfigError with a readable message for invalid input."""
@@ -172,6 +183,8 @@ class SettingsDialog(QDialog):
             num_blur_hypotheses=self.blur.value(),
             batch_size=self.batch.value(),
             top_k=self.top_n.value(),
+            video_frames=self.video_frames.value(),
+            video_fusion=self.video_fusion.currentText(),
         )
 
     def accept(self) -> None:
