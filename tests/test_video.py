@@ -89,6 +89,30 @@ def test_link_tracks_follows_two_people_and_breaks_after_a_gap() -> None:
     assert [f.frame_index for f in best] == [15, 20, 25] and best[0].frame_sha256 == "sha3"
 
 
+def test_link_tracks_keeps_two_crossing_people_apart_by_appearance() -> None:
+    """Two people walk towards each other; where they meet, b hides a for a frame, standing where a was. By boxes
+    alone the tracks swap people there; with templates each track keeps its person."""
+    rng = np.random.default_rng(0)
+    person = {"a": rng.normal(size=128), "b": rng.normal(size=128)}
+    # (x of a or None when hidden, x of b) per sampled frame; a's boxes at y=10, b's at y=12.
+    walk = [(0, 120), (20, 100), (40, 80), (None, 45), (80, 30), (100, 10)]
+    frames, templates = [], []
+    for k, (xa, xb) in enumerate(walk):
+        faces = ([_face(xa, 10, 30)] if xa is not None else []) + [_face(xb, 12, 30)]
+        who = (["a"] if xa is not None else []) + ["b"]
+        frames.append((k, k / 10, faces, [1.0] * len(faces), f"sha{k}"))
+        templates.append([person[w] + 0.3 * rng.normal(size=128) for w in who])
+
+    def people(tracks: list) -> list[set[str]]:  # type: ignore[type-arg]
+        return [{"a" if f.face.box[1] == 10 else "b" for f in t.faces} for t in tracks]
+
+    by_box = link_tracks(frames)
+    assert any(len(p) == 2 for p in people(by_box)), people(by_box)  # a track swapped people where they met
+    by_appearance = link_tracks(frames, templates=templates)
+    assert people(by_appearance) == [{"a"}, {"b"}] and [len(t.faces) for t in by_appearance] == [5, 6]
+    assert by_appearance[0].faces[0].template is not None
+
+
 def test_fusion_weights_frames_by_quality() -> None:
     from types import SimpleNamespace
 

@@ -44,7 +44,7 @@ class SearchVideoCommand:
         bar = ProgressBar("tracks: ")
         try:
             tracks = find_tracks(video, lambda image: engine.detector.detect([image.pixels])[0], args.stride,
-                                 args.start, args.end, args.max_frames, progress=bar)
+                                 args.start, args.end, args.max_frames, progress=bar, embed=engine.face_templates)
         finally:
             bar.close()
         if not 1 <= args.track <= len(tracks):

@@ -164,6 +164,18 @@ class Engine:
         return map_chunks(lambda imgs, lms: rec.embed(rec.prepare(imgs, lms)), (images, landmarks),
                           self.config.batch_size)
 
+    def face_templates(self, image: LoadedImage, faces: Sequence[FaceDetection]) -> np.ndarray:
+        """The recognizer's template ``(n, D)`` of each face of ``image`` as it is (1.3x crop, aligned by its
+        landmarks, no super-resolution): the appearance that links a video's faces into tracks. One call per
+        face: the crops differ in size, and a frame holds a few faces."""
+        templates = []
+        with torch.inference_mode():
+            for face in faces:
+                crop = crop_face(image.pixels, face, self.config.detector.crop_enlarge)
+                landmarks = torch.from_numpy(crop.landmarks).to(self.device).float()[None]
+                templates.append(self.embed(to_tensor(crop.pixels, self.device), landmarks)[0].float().cpu().numpy())
+        return np.stack(templates) if templates else np.zeros((0, 0), np.float32)
+
     def gallery_crops(self, entries: Sequence[GalleryEntry]) -> GalleryCrops:
         return canonical_crops(entries, self.device)
 

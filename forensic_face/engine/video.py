@@ -148,6 +148,8 @@ class TrackFace:
     frame_sha256: str = ""
     #: A small picture of the face (uint8, at most :data:`THUMBNAIL_PX` high) for filmstrips; not compared.
     thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: The recognizer's template of the face as sampled (for linking by appearance); not compared.
+    template: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -160,6 +162,11 @@ class Track:
     @property
     def last(self) -> TrackFace:
         return self.faces[-1]
+
+    def appearance(self, recent: int = 5) -> np.ndarray | None:
+        """Mean template of the track's last ``recent`` faces that have one (what it looks like now)."""
+        templates = [f.template for f in self.faces[-recent:] if f.template is not None]
+        return np.mean(templates, axis=0) if templates else None
 
     def best(self, k: int) -> list[TrackFace]:
         """The ``k`` faces of highest quality, in frame order."""
@@ -235,15 +242,29 @@ def face_thumbnail(pixels: np.ndarray, face: FaceDetection, size: int = THUMBNAI
     return cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=cv2.INTER_NEAREST)
 
 
+def template_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two templates (eq. 3, as the search compares them), in [-1, 1]."""
+    a_c, b_c = a - a.mean(), b - b.mean()
+    denominator = float(np.linalg.norm(a_c) * np.linalg.norm(b_c))
+    return float(a_c @ b_c) / denominator if denominator > 0 else 0.0
+
+
 def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequence[float], str]],
                 min_iou: float = 0.2, max_gap_frames: int = 30,
-                thumbnails: Sequence[Sequence[np.ndarray | None]] | None = None) -> list[Track]:
+                thumbnails: Sequence[Sequence[np.ndarray | None]] | None = None,
+                templates: Sequence[Sequence[np.ndarray | None]] | None = None,
+                min_similarity: float = 0.2, similarity_weight: float = 0.5) -> list[Track]:
     """Greedy linking of detections into tracks: each face joins the open track (last seen at most
-    ``max_gap_frames`` frames back) whose last face it matches best (:func:`link_affinity`), otherwise starts a
-    track. ``frames``: ``(frame index, time, faces, quality of each face, frame pixels' SHA-256)`` in frame
-    order."""
+    ``max_gap_frames`` frames back) whose last face it matches best, otherwise starts a track. ``frames``:
+    ``(frame index, time, faces, quality of each face, frame pixels' SHA-256)`` in frame order.
+
+    The match is the box affinity (:func:`link_affinity`); with ``templates`` (the recognizer's template of each
+    face) also the appearance: a face whose template correlates under ``min_similarity`` with the track's recent
+    templates (:meth:`Track.appearance`) is not linked to it (two people crossing), and among the others
+    ``similarity_weight`` x the correlation is added to the affinity."""
     tracks: list[Track] = []
     for n_frame, (index, time_s, faces, qualities, frame_sha) in enumerate(frames):
+        frame_templates = templates[n_frame] if templates is not None else [None] * len(faces)
         taken: set[int] = set()
         pairs = []
         for f, face in enumerate(faces):
@@ -251,8 +272,15 @@ def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequ
                 if index - track.last.frame_index > max_gap_frames or track.last.frame_index == index:
                     continue
                 affinity = link_affinity(face, track.last.face, min_iou)
-                if affinity > 0:
-                    pairs.append((affinity, f, t))
+                if affinity <= 0:
+                    continue
+                appearance = track.appearance()
+                if frame_templates[f] is not None and appearance is not None:
+                    similarity = template_similarity(frame_templates[f], appearance)
+                    if similarity < min_similarity:
+                        continue
+                    affinity += similarity_weight * similarity
+                pairs.append((affinity, f, t))
         assigned: dict[int, int] = {}
         for _, f, t in sorted(pairs, reverse=True):
             if f in assigned or t in taken:
@@ -261,7 +289,7 @@ def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequ
             taken.add(t)
         for f, face in enumerate(faces):
             thumb = thumbnails[n_frame][f] if thumbnails is not None else None
-            item = TrackFace(index, time_s, face, float(qualities[f]), frame_sha, thumb)
+            item = TrackFace(index, time_s, face, float(qualities[f]), frame_sha, thumb, frame_templates[f])
             if f in assigned:
                 tracks[assigned[f]].faces.append(item)
             else:
@@ -271,19 +299,22 @@ def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequ
 
 def find_tracks(video: VideoEvidence, detect: Callable[[LoadedImage], Sequence[FaceDetection]], stride: int = 5,
                 start_s: float = 0.0, end_s: float | None = None, max_frames: int = 2000,
-                progress: Progress = None, should_cancel: ShouldCancel = None) -> list[Track]:
-    """Detect faces on the sampled frames and link them into tracks, longest (then best) first.
+                progress: Progress = None, should_cancel: ShouldCancel = None,
+                embed: Callable[[LoadedImage, Sequence[FaceDetection]], np.ndarray] | None = None) -> list[Track]:
+    """Detect faces on the sampled frames and link them into tracks (box overlap, and appearance when ``embed``
+    gives each face's template, e.g. ``Engine.face_templates``), longest (then best) first.
     :class:`NoFaceDetected` when no sampled frame shows a face."""
     expected = max(1, min(max_frames, (video.frame_count - int(start_s * video.fps)) // stride + 1))
-    observations, thumbnails = [], []
+    observations, thumbnails, templates = [], [], []
     for n, frame in enumerate(iter_frames(video, stride, start_s, end_s, max_frames, should_cancel), start=1):
         faces = list(detect(frame.image))
         observations.append((frame.index, frame.time_s, faces, [face_quality(frame.image.pixels, f) for f in faces],
                              frame.image.sha256))
         thumbnails.append([face_thumbnail(frame.image.pixels, f) for f in faces])
+        templates.append(list(embed(frame.image, faces)) if embed is not None and faces else [None] * len(faces))
         if progress is not None:
             progress(min(n, expected), expected, f"frame {frame.index} ({frame.time_s:.1f} s)")
-    tracks = link_tracks(observations, max_gap_frames=3 * stride, thumbnails=thumbnails)
+    tracks = link_tracks(observations, max_gap_frames=3 * stride, thumbnails=thumbnails, templates=templates)
     if not tracks:
         raise NoFaceDetected(str(video.path), f"no face on {len(observations)} sampled frames (every {stride}th); "
                              "sample more densely (a smaller stride) or draw a box on a frame")
@@ -507,5 +538,5 @@ def fused_search_result(fused: FusedVideoResult, gallery: Gallery, top_k: int) -
 
 
 __all__ = ["FusedVideoResult", "Track", "TrackFace", "VideoEvidence", "VideoFrame", "box_iou", "face_quality",
-           "find_tracks", "follow_box", "frame_image", "fuse_rankings", "fused_search_result", "is_video_path", "iter_frames", "link_tracks",
+           "find_tracks", "follow_box", "frame_image", "fuse_rankings", "fused_search_result", "is_video_path", "iter_frames", "link_tracks", "template_similarity",
            "open_video", "search_track", "track_from_box"]

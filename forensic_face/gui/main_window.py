@@ -148,7 +148,7 @@ def load_video_probes(path: Path, engine: Any, progress: Any, should_cancel: Any
         video = open_video(path)
         tracks = find_tracks(video, lambda image: engine.detector.detect([image.pixels])[0], VIDEO_STRIDE,
                              progress=lambda d, t, m: progress(d, t, f"Following faces in {path.name}: {m}"),
-                             should_cancel=should_cancel)
+                             should_cancel=should_cancel, embed=engine.face_templates)
     except Cancelled:
         raise
     except NoFaceDetected:
