@@ -547,6 +547,11 @@ def test_video_probe_searched_from_the_window_and_recorded(qtbot, app, lfw_case,
     assert video["track"] == 1 and 1 <= len(video["frames"]) <= 5
     assert result.probe_path == clip and result.probe_sha256 == video["sha256"]
     assert window.case_store.evidence_items()[0].format == "video"
+    # The fused search replays from the same frames of the same file.
+    from forensic_face.store.replay import replay_search
+
+    outcome = replay_search(window.case_store, window.probe_panel.records[0].search_id)
+    assert outcome.identical and outcome.max_score_difference < 1e-5, outcome.summary_lines()
     assert "fused over several video frames" in window.candidates.horizontalHeaderItem(5).toolTip()
     assert window.export_report(tmp_path / "video.pdf", top=1)
     assert _wait_job(qtbot, window, "report", timeout_ms=120_000)[0] == "finished", window.banner.text()

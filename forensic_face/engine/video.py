@@ -438,8 +438,11 @@ class FusedVideoResult:
         return {
             "video": str(self.video.path), "sha256": self.video.sha256, "track": self.track_id,
             "fusion": self.fusion,
-            "frames": [{"index": f.frame_index, "time_s": round(f.time_s, 3), "quality": round(f.quality, 3),
-                        "frame_sha256": sha, "box": [round(float(v), 1) for v in f.face.box]}
+            # Exactly what each frame's search used (box, landmarks, quality weight), so it can be replayed.
+            "frames": [{"index": f.frame_index, "time_s": round(f.time_s, 6), "quality": float(f.quality),
+                        "frame_sha256": sha, "box": [float(v) for v in f.face.box],
+                        "landmarks": np.asarray(f.face.landmarks, np.float64).tolist(),
+                        "score": float(f.face.score), "manual": bool(f.face.manual)}
                        for f, sha in zip(self.frames, self.frame_sha256s())],
             "ranking": [{"rank": k, "identity": i, "score": round(s, 6)}
                         for k, (i, s) in enumerate(self.ranking[:top], start=1)],

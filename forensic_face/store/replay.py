@@ -65,28 +65,70 @@ def compare_rankings(stored: tuple[tuple[str, float], ...], replayed: tuple[tupl
     return differences, float(max_diff)
 
 
+def _replay_video(engine: Any, path: Any, sha256: str, record: dict[str, Any], gallery: Any,
+                  top_k: int) -> SearchResult:
+    """A fused video search again: the same frames of the same file (each must decode to the pixels it had), the
+    same faces, qualities and fusion."""
+    from forensic_face.engine.video import Track, TrackFace, frame_image, fused_search_result, open_video, search_track
+
+    clip = open_video(path)
+    if clip.sha256 != sha256:
+        raise CaseStoreError(f"the video {path} changed since it was imported (SHA-256 {clip.sha256}, recorded "
+                             f"{sha256}); the search cannot be replayed from it")
+    faces = []
+    for frame in record["frames"]:
+        image = frame_image(clip, int(frame["index"]), str(frame["frame_sha256"]))
+        faces.append(TrackFace(int(frame["index"]), float(frame["time_s"]), _stored_frame_face(engine, image, frame),
+                               float(frame["quality"]), image.sha256))
+    track = Track(id=int(record["track"]), faces=faces)
+    fused = search_track(engine, clip, track, gallery, num_frames=len(faces),
+                         fusion=str(record.get("fusion", "score-mean")))
+    return fused_search_result(fused, gallery, top_k)
+
+
+def _stored_frame_face(engine: Any, image: Any, frame: dict[str, Any]) -> FaceDetection:
+    """The face a video search used on one frame: as recorded (box and landmarks), or, for records made before
+    landmarks were kept, the detection on the frame at the recorded box (a drawn box is refined again)."""
+    import numpy as np
+
+    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine.video import box_iou
+
+    box = np.asarray(frame["box"], np.float32)
+    if "landmarks" in frame:
+        return FaceDetection(box=box, score=float(frame.get("score", 1.0)),
+                             landmarks=np.asarray(frame["landmarks"], np.float32), manual=bool(frame.get("manual")))
+    if not frame.get("manual"):
+        for face in engine.detector.detect([image.pixels])[0]:
+            if box_iou(np.asarray(face.box), box) > 0.9:
+                return face
+    return manual_face(image.pixels, box.tolist(), engine.detector)
+
+
 def replay_search(store: CaseStore, search_id: int, device: str | None = None) -> ReplayOutcome:
     """Re-run a stored search from the original files with the stored configuration and face box.
 
     Re-enrolls the stored gallery root, reloads the probe from its original path (its SHA-256 must still match),
     uses the stored face (a manual box is refined again with the engine's detector), and compares the ranking.
+    A fused video search is replayed from the same frames of the video (each must decode to the pixels it had).
     Writes a ``replay`` audit entry with the outcome.
     """
     from forensic_face.engine import Engine
     from forensic_face.engine.detect import manual_face
 
     stored = store.search(search_id)
-    if "video" in stored.provenance:
-        raise CaseStoreError(f"search {search_id} fused frames of a video; replaying video searches is not "
-                             "supported yet (forensic-face search-video repeats it from the same file)")
     if stored.gallery_id is None:
         raise CaseStoreError(f"search {search_id} was stored without its gallery; it cannot be replayed")
     gallery_record = store.gallery(stored.gallery_id)
     config = stored.config if device is None else stored.config.replace(device=device)
-    probe = load_image(stored.probe.path)
-    if probe.sha256 != stored.probe.sha256:
-        raise CaseStoreError(f"the probe {stored.probe.path} changed since it was imported (SHA-256 {probe.sha256}, "
-                             f"recorded {stored.probe.sha256}); the search cannot be replayed from it")
+    video = stored.provenance.get("video")
+    probe = None
+    if video is None:
+        probe = load_image(stored.probe.path)
+        if probe.sha256 != stored.probe.sha256:
+            raise CaseStoreError(f"the probe {stored.probe.path} changed since it was imported (SHA-256 "
+                                 f"{probe.sha256}, recorded {stored.probe.sha256}); the search cannot be replayed "
+                                 "from it")
     engine = Engine(config)
     gallery = engine.enroll(gallery_record.root)
     notes: list[str] = []
@@ -96,10 +138,13 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
     if before != after:
         differences.append(f"the gallery changed: {len(before - after)} recorded images missing or modified, "
                            f"{len(after - before)} new or modified")
-    face: FaceDetection = stored.face
-    if stored.face.manual:
-        face = manual_face(probe.pixels, stored.face.box, engine.detector)
-    result: SearchResult = engine.search(probe, gallery, face=face)
+    if video is not None:
+        result = _replay_video(engine, stored.probe.path, stored.probe.sha256, video, gallery, config.top_k)
+    else:
+        face: FaceDetection = stored.face
+        if stored.face.manual:
+            face = manual_face(probe.pixels, stored.face.box, engine.detector)  # type: ignore[union-attr]
+        result = engine.search(probe, gallery, face=face)  # type: ignore[arg-type]
     ranking_differences, max_diff = compare_rankings(stored.ranking, tuple(result.ranking))
     differences += ranking_differences
     top = [c.candidate.identity for c in stored.candidates]
