@@ -68,6 +68,37 @@ def test_tiny_faces_are_found_by_upsampling(detector: MtcnnDetector, faces: list
     assert abs(np.median(widths) - face_width) < 0.3 * face_width
 
 
+def test_small_faces_in_a_1080p_frame_are_found_in_upsampled_tiles(detector: MtcnnDetector,
+                                                                   faces: list[np.ndarray]) -> None:
+    """A CCTV frame is not upsampled whole: the coarse native pass proposes the 18-30 px faces and upsampled
+    tiles confirm them, with boxes and landmarks in frame pixels; nothing is found on the background."""
+    from forensic_face.engine import detect as detect_module
+
+    rng = np.random.default_rng(1)
+    coarse = rng.integers(40, 200, (27, 48, 3), dtype=np.uint8)
+    frame = cv2.resize(coarse, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    assert not detector.detect([frame])[0]
+    truth = []
+    for k, (face, width) in enumerate(zip(faces, (18, 22, 26, 30))):
+        size = round(250 * width / 93.0)
+        small = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+        x, y = 200 + 400 * k, 300 + 150 * k
+        frame[y:y + size, x:x + size] = small
+        truth.append((x + size / 2, y + size / 2, width))
+    assert max(frame.shape) > detect_module.LARGE_IMAGE_SIDE_PX
+    found = detector.detect([frame])[0]
+    hits = 0
+    for cx, cy, width in truth:
+        near = [f for f in found if abs((f.box[0] + f.box[2]) / 2 - cx) < 0.3 * width
+                and abs((f.box[1] + f.box[3]) / 2 - cy) < 0.3 * width]
+        if near:
+            hits += 1
+            assert abs(near[0].width_px - width) < 0.35 * width
+            left_eye = near[0].landmarks[0]
+            assert abs(left_eye[0] - cx) < width and abs(left_eye[1] - cy) < width  # landmarks in frame pixels
+    assert hits >= len(truth) - 1, found
+
+
 def test_no_face_is_an_explicit_empty_result(detector: MtcnnDetector) -> None:
     blank = np.full((120, 160, 3), 127, dtype=np.uint8)
     assert detector.detect([blank]) == [()]

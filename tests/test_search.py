@@ -229,3 +229,27 @@ def test_search_views_template_mean(engine: Engine, gallery_dir: Path, people: l
     assert both.ranking != single.ranking and both.ranking != other.ranking
     with pytest.raises(Exception, match="weights for"):
         engine.search_views([(probes[0], None)], gallery, weights=[1.0, 2.0])
+
+
+def test_scales_with_one_resolution_target_share_gallery_templates(gallery_dir: Path, people: list[str], lfw_image,
+                                                                  tmp_path: Path) -> None:
+    """4x and 8x of a 40 px crop both match the gallery to the canonical 160 px: computed once, not per scale."""
+    from forensic_face.engine.matching import resolution_target
+
+    config = EngineConfig(device="cpu", budget="none", scales=(4, 8), num_blur_hypotheses=1, upsampler="bicubic",
+                          top_k=3)
+    engine = Engine(config, cache_dir=tmp_path / "templates")
+    gallery = engine.enroll(gallery_dir)
+    from forensic_face.engine.detect import manual_face
+
+    pixels = load_image(lfw_image(people[4], 2)).pixels
+    path = tmp_path / "still.png"
+    Image.fromarray(cv2.resize(pixels, (80, 80), interpolation=cv2.INTER_AREA)).save(path)
+    probe = load_image(path)
+    face = manual_face(probe.pixels, [25, 25, 55, 55])  # 30 px: a 39 px crop, 4x and 8x both under 320 px
+    result = engine.search(probe, gallery, face=face)
+    size_bin = result.provenance["probe_size_bin_px"]
+    assert result.provenance["scales_used"] == [4, 8]
+    assert resolution_target(size_bin, 4) == resolution_target(size_bin, 8) == 160
+    # One gallery stack per portrait (shared by both scales) plus the probe's two scales.
+    assert engine.cache.misses == len(gallery.entries) + 2

@@ -30,6 +30,14 @@ MEAN_LANDMARKS_IN_BOX = np.array(
 
 #: Largest side, in pixels, an image may be upsampled to for detection (caps memory and time).
 MAX_DETECTION_SIDE_PX = 4096
+#: Images with a longer side than this (CCTV frames, photos) are not upsampled whole: a coarse pass at native
+#: resolution proposes faces, and only a tile around each small proposal is upsampled and searched again.
+LARGE_IMAGE_SIDE_PX = 1280
+#: Face-probability thresholds (P-, R-, O-Net) of the coarse pass: lower than the final ones, so it proposes
+#: tiny faces that the upsampled tile then confirms or rejects.
+COARSE_THRESHOLDS = (0.5, 0.5, 0.5)
+#: A tile is this many times a proposal's width (square, about its centre).
+TILE_FACE_WIDTHS = 3.0
 
 
 def detection_upsample_factor(height: int, width: int, config: DetectorConfig) -> float:
@@ -57,10 +65,11 @@ class MtcnnDetector:
         """Digest of the three MTCNN weight files, recorded in every result."""
         return self.nets.combined_sha256()
 
-    def _run_cascade(self, batch: np.ndarray, min_face_size: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _run_cascade(self, batch: np.ndarray, min_face_size: float, thresholds: Sequence[float] | None = None
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         with torch.inference_mode():
-            return detect_faces_mtcnn(batch, min_face_size, self.config.thresholds, self.pyramid_factor, self.nets,
-                                      self.device)
+            return detect_faces_mtcnn(batch, min_face_size, thresholds or self.config.thresholds,
+                                      self.pyramid_factor, self.nets, self.device)
 
     def detect(
         self, images: Sequence[np.ndarray], min_face_px: float | None = None
@@ -72,11 +81,16 @@ class MtcnnDetector:
         """
         config = self.config if min_face_px is None else dataclasses.replace(self.config, min_face_px=int(min_face_px))
         prepared: list[tuple[np.ndarray, float]] = []
+        large: list[int] = []
         for index, image in enumerate(images):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ShapeError(f"image {index}: expected uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
             height, width = image.shape[:2]
             factor = detection_upsample_factor(height, width, config)
+            if factor > 1.0 and max(height, width) > LARGE_IMAGE_SIDE_PX:
+                large.append(index)
+                prepared.append((image[:0, :0], 1.0))  # detected below, tile by tile
+                continue
             if factor > 1.0:
                 size = (max(1, round(width * factor)), max(1, round(height * factor)))
                 image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
@@ -85,9 +99,12 @@ class MtcnnDetector:
 
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, (image, _) in enumerate(prepared):
-            groups[image.shape[:2]].append(index)
+            if index not in large:
+                groups[image.shape[:2]].append(index)
 
         results: list[tuple[FaceDetection, ...]] = [() for _ in images]
+        for index in large:
+            results[index] = self._detect_large(images[index], config)
         for indices in groups.values():
             factors = [prepared[i][1] for i in indices]
             min_face = max(12.0, config.min_face_px * min(factors))
@@ -96,6 +113,41 @@ class MtcnnDetector:
             for slot, index in enumerate(indices):
                 results[index] = self._to_detections(boxes[slot], points[slot], prepared[index][1])
         return results
+
+    def _detect_large(self, image: np.ndarray, config: DetectorConfig) -> tuple[FaceDetection, ...]:
+        """A large image (a CCTV frame, a photo) without upsampling all of it: a coarse cascade at native
+        resolution with lowered thresholds proposes faces; a proposal narrower than
+        ``config.upsample_faces_to_px`` is searched again in an upsampled tile about it (``TILE_FACE_WIDTHS``
+        wide), with the final thresholds, and kept only where the tile confirms it; wider proposals are kept when
+        they passed the final thresholds. Detections are merged by non-maximum suppression."""
+        height, width = image.shape[:2]
+        boxes, points = self._run_cascade(image[None], max(12.0, config.min_face_px), COARSE_THRESHOLDS)
+        final = np.asarray(config.thresholds, np.float32)
+        found: list[FaceDetection] = []
+        for box, pts in zip(np.asarray(boxes[0], np.float32), np.asarray(points[0], np.float32).reshape(-1, 5, 2)):
+            face_px = float(box[2] - box[0])
+            if face_px >= config.upsample_faces_to_px:
+                if box[4] >= final[2]:
+                    found.append(FaceDetection(box=box[:4].copy(), score=float(box[4]), landmarks=pts.copy()))
+                continue
+            half = 0.5 * TILE_FACE_WIDTHS * max(face_px, float(config.min_face_px))
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            x1, y1 = int(max(0, cx - half)), int(max(0, cy - half))
+            x2, y2 = int(min(width, cx + half)), int(min(height, cy + half))
+            if x2 - x1 < 8 or y2 - y1 < 8:
+                continue
+            factor = min(config.max_upsample, config.upsample_faces_to_px / max(face_px, 1.0))
+            tile = cv2.resize(np.ascontiguousarray(image[y1:y2, x1:x2]),
+                              (round((x2 - x1) * factor), round((y2 - y1) * factor)), interpolation=cv2.INTER_CUBIC)
+            scale = tile.shape[1] / (x2 - x1)
+            tile_boxes, tile_points = self._run_cascade(tile[None], 12.0)
+            candidates = self._to_detections(tile_boxes[0], tile_points[0], scale)
+            offset = np.array([x1, y1], np.float32)
+            best = max(candidates, key=lambda f: _iou(f.box + np.tile(offset, 2), box[:4]), default=None)
+            if best is not None and _iou(best.box + np.tile(offset, 2), box[:4]) > 0.3:
+                found.append(FaceDetection(box=best.box + np.tile(offset, 2), score=best.score,
+                                           landmarks=best.landmarks + offset))
+        return _suppress(found)
 
     @staticmethod
     def _to_detections(boxes: np.ndarray, points: np.ndarray, factor: float) -> tuple[FaceDetection, ...]:
@@ -115,6 +167,15 @@ def largest_face(faces: Sequence[FaceDetection]) -> FaceDetection:
     if not faces:
         raise ValueError("no faces to choose from")
     return max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+
+
+def _suppress(faces: Sequence[FaceDetection], iou: float = 0.5) -> tuple[FaceDetection, ...]:
+    """Best-first non-maximum suppression of detections from overlapping tiles."""
+    kept: list[FaceDetection] = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        if all(_iou(face.box, k.box) <= iou for k in kept):
+            kept.append(face)
+    return tuple(kept)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -195,8 +195,8 @@ class Engine:
         rec = self.recognizer
         return cache_key(recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX)
 
-    def gallery_cache_key(self, entry: GalleryEntry, scale: int, target_px: int | None) -> str:
-        return self.templates.gallery_key(entry, scale, target_px, self.template_settings_digest())
+    def gallery_cache_key(self, entry: GalleryEntry, target_px: int | None) -> str:
+        return self.templates.gallery_key(entry, target_px, self.template_settings_digest())
 
     def probe_cache_key(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int) -> str:
         cfg = self.config
@@ -205,12 +205,12 @@ class Engine:
                                   self.recognizer_digest())
 
     def gallery_templates(
-        self, entries: Sequence[GalleryEntry], scale: int, target_px: int | None,
+        self, entries: Sequence[GalleryEntry], target_px: int | None,
         progress: Callable[[int], None], should_cancel: ShouldCancel,
     ) -> torch.Tensor:
-        """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path, cached per entry on
-        disk and, stacked, in memory."""
-        keys = tuple(self.gallery_cache_key(e, scale, target_px) for e in entries)
+        """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path matched to
+        ``target_px``, cached per entry on disk and, stacked, in memory (scales with one target share them)."""
+        keys = tuple(self.gallery_cache_key(e, target_px) for e in entries)
         stack = self.templates.stack(keys)
         if stack is not None:
             progress(len(entries))
@@ -236,26 +236,26 @@ class Engine:
                      should_cancel: ShouldCancel = None) -> int:
         """Compute (and cache) the gallery hypothesis templates that searches of probes in ``size_bins`` will look
         up (their scales and resolution targets, exactly as :meth:`search` plans them), so a first search is
-        fast. Returns the number of portrait x scale stacks warmed."""
-        plans = []
+        fast. Returns the number of portrait x target size stacks warmed."""
+        targets: list[int | None] = []
         for size_bin in size_bins:
             for scale in effective_scales(size_bin, self.config.scales):
                 target = resolution_target(size_bin, scale) if self.config.resolution_matching else None
-                if (scale, target) not in plans:
-                    plans.append((scale, target))
-        total, done = len(plans) * len(entries), 0
+                if target not in targets:
+                    targets.append(target)
+        total, done = len(targets) * len(entries), 0
         with torch.inference_mode():
-            for scale, target in plans:
+            for target in targets:
                 check_cancel(should_cancel)
 
-                def step(n: int, scale: int = scale, target: int | None = target) -> None:
+                def step(n: int, target: int | None = target) -> None:
                     nonlocal done
                     done += n
                     if progress is not None:
-                        progress(done, total, f"gallery templates {scale}x at {target} px")
+                        progress(done, total, f"gallery templates at {target} px")
 
-                self.gallery_templates(entries, scale, target, step, should_cancel)
-        return len(plans) * len(entries)
+                self.gallery_templates(entries, target, step, should_cancel)
+        return len(targets) * len(entries)
 
     def cached_probe_templates(self, key: str) -> torch.Tensor | None:
         """Templates ``(m, D)`` stored under a :meth:`probe_cache_key`, or None."""
@@ -391,8 +391,7 @@ class Engine:
                 # Gallery side: every portrait undegraded and degraded, matched to this scale's probe size.
                 targets[scale] = resolution_target(size_bin, scale) if cfg.resolution_matching else None
                 gallery_templates[scale] = self.gallery_templates(
-                    entries, scale, targets[scale], lambda n, s=scale: step(n, f"gallery templates {s}x"),
-                    should_cancel)
+                    entries, targets[scale], lambda n, s=scale: step(n, f"gallery templates {s}x"), should_cancel)
             check_cancel(should_cancel)
             # S_add as a mean: the ranking is the paper's, and scores stay on the [-1, 1] correlation scale, so
             # probes searched with different numbers of hypotheses or scales stay comparable (and calibratable).
@@ -473,7 +472,7 @@ class Engine:
                                      cfg.num_blur_hypotheses, cfg.max_blur_sigma)
             lms = torch.from_numpy(crop.landmarks).to(self.device).float()[None] * (image.shape[-1] / crop.size_px)
             probe_template = self.embed(image, lms)
-            keys = ("provisional",) + tuple(self.gallery_cache_key(e, scale, target) for e in entries)
+            keys = ("provisional",) + tuple(self.gallery_cache_key(e, target) for e in entries)
             plain = self.templates.stack(keys)
             if plain is None:
                 full = self.templates.stack(keys[1:])  # the full method's stack, when it is already in memory

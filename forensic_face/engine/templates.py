@@ -120,16 +120,17 @@ class TemplateStore:
         self._stacks: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
         self._key_memo: dict[tuple[object, ...], str] = {}
 
-    def gallery_key(self, entry: GalleryEntry, scale: int, target_px: int | None, settings_digest: str) -> str:
-        """Key of one portrait's gallery hypothesis templates at one scale and target size."""
+    def gallery_key(self, entry: GalleryEntry, target_px: int | None, settings_digest: str) -> str:
+        """Key of one portrait's gallery hypothesis templates at one target size. Not the probe's scale: two
+        scales with the same target (4x and 8x both capped at the canonical size) share one computation."""
         # Memoised: a search needs one key per portrait and scale, and hashing JSON for 496 x 3 of them per
         # probe would cost more than the fusion itself.
-        memo = (entry.sha256, entry.crop.crop_box.tobytes(), entry.crop.landmarks.tobytes(), scale, target_px,
+        memo = (entry.sha256, entry.crop.crop_box.tobytes(), entry.crop.landmarks.tobytes(), target_px,
                 settings_digest)
         key = self._key_memo.get(memo)
         if key is None:
             key = cache_key(
-                kind="gallery-templates", sha256=entry.sha256, scale=scale, target_px=target_px,
+                kind="gallery-templates-v2", sha256=entry.sha256, target_px=target_px,
                 crop=np.round(entry.crop.crop_box, 1).tolist(), landmarks=np.round(entry.crop.landmarks, 1).tolist(),
                 settings=settings_digest,
             )

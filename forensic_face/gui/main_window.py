@@ -607,7 +607,7 @@ class MainWindow(QMainWindow):
                     + "." + (f" {len(warnings)} problem(s): {warnings[0]}" if warnings else ""))
             self.show_message(text, "warning" if warnings or value.cancelled else "info")
         elif name == "warm":
-            self.show_message(f"Gallery prepared: {value} portrait x scale template stacks for 15-30 px faces; "
+            self.show_message(f"Gallery prepared: {value} portrait x size template stacks for 15-30 px faces; "
                               "searches of such probes now start from the cache.", "info")
         elif name == "report":
             self.show_message(f"Report written: {value.path} ({value.num_pages} pages, SHA-256 "
