@@ -57,6 +57,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_shortlist.py synthetic
 	$(BIN)/python benchmarks/detection_rate.py
+	$(BIN)/python benchmarks/bench_first_search.py --profile
+	$(BIN)/python benchmarks/bench_large_stills.py
 
 # A self-contained desktop folder (CPU torch, no Python needed on the target): dist/forensic_face/.
 # It uses its own build venv under build/, so it does not need `setup`.
