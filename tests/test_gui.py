@@ -606,3 +606,45 @@ def test_box_drawn_on_a_video_frame_starts_a_track(qtbot, app, tmp_path) -> None
     assert [f.frame_index for f in record.track.faces] == [2, 7]
     assert abs(float(record.track.faces[1].face.box[0]) - (20 + 3 * 7)) <= 2
     assert "track 1" in panel.list.item(0).text() and panel.track_strip.count() == 2
+
+
+@pytest.mark.lfw
+def test_search_every_face_of_a_still(qtbot, app, lfw_case, tmp_path, lfw_image) -> None:  # type: ignore[no-untyped-def]
+    """A still showing two people: *Search every face* lists one probe per face and searches both as one job,
+    each ranked and recorded on its own."""
+    import torch
+    from PIL import Image
+
+    from forensic_face.gui.main_window import MainWindow
+
+    torch.set_num_threads(1)
+    gallery_dir, _, people = lfw_case
+    pair = Image.new("RGB", (180, 90), (80, 80, 80))
+    for k, name in enumerate((people[1], people[3])):
+        face = Image.open(lfw_image(name, 2)).convert("RGB").crop((50, 50, 200, 200)).resize((80, 80), Image.BICUBIC)
+        pair.paste(face, (5 + 95 * k, 5))
+    still = tmp_path / "zwei Personen.png"
+    pair.save(still)
+    window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(window)
+    assert window.open_gallery(gallery_dir)
+    assert _wait_job(qtbot, window, "enroll")[0] == "finished", window.banner.text()
+    assert window.create_case(tmp_path / "pair.ffcase", "P-2", "two faces", "pytest")
+    window.add_probes([still])
+    assert _wait_job(qtbot, window, "probes")[0] == "finished", window.banner.text()
+    panel = window.probe_panel
+    panel.list.setCurrentRow(0)
+    assert len(panel.records[0].faces) >= 2 and window.search_faces_action.isEnabled()
+    assert window.search_all_faces()
+    kind, outcome = _wait_job(qtbot, window, "search-all", timeout_ms=180_000)
+    assert kind == "finished", window.banner.text()
+    n = len(panel.records[0].faces)
+    assert len(panel.records) == n and outcome.value.total == n
+    assert sorted(r.face_of for r in panel.records) == list(range(n))
+    assert all(r.result is not None and r.search_id is not None for r in panel.records)
+    boxes = {tuple(np.round(r.result.probe_face.box, 1)) for r in panel.records}
+    assert len(boxes) == n  # each record searched its own face
+    assert "face 2 of" in panel.list.item(1).text()
+    window.search_all_faces()  # again: the face records are reused, not added twice
+    _wait_job(qtbot, window, "search-all", timeout_ms=180_000)
+    assert len(panel.records) == n

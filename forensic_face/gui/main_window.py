@@ -311,6 +311,10 @@ class MainWindow(QMainWindow):
         self.search_all_action = self._action("Search &all probes", self.search_all,
                                               [QKeySequence("Ctrl+Shift+R")],
                                               "Search the gallery with every probe that has a face, one after another")
+        self.search_faces_action = self._action("Search every &face of this probe", self.search_all_faces,
+                                                [QKeySequence("Ctrl+Alt+R")],
+                                                "Search the gallery with each face found in the selected still, "
+                                                "one probe per face, one after another")
         self.warm_action = self._action("&Prepare gallery for small probes", self.warm_gallery,
                                         [QKeySequence("Ctrl+P")],
                                         "Compute the gallery's templates for 15-30 px faces now, so first searches "
@@ -343,6 +347,7 @@ class MainWindow(QMainWindow):
         search_menu = self.menuBar().addMenu("&Search")
         search_menu.addAction(self.search_action)
         search_menu.addAction(self.search_all_action)
+        search_menu.addAction(self.search_faces_action)
         search_menu.addAction(self.warm_action)
         search_menu.addAction(self.cancel_action)
         view_menu = self.menuBar().addMenu("&View")
@@ -488,6 +493,8 @@ class MainWindow(QMainWindow):
         record = self.probe_panel.current_record()
         self.search_action.setEnabled(not busy and self.gallery is not None and record is not None
                                       and record.searchable)
+        self.search_faces_action.setEnabled(not busy and self.gallery is not None and record is not None
+                                            and record.video is None and len(record.faces) > 1)
         self.search_all_action.setEnabled(not busy and self.gallery is not None and any(
             r.searchable for r in self.probe_panel.records))
         self.export_report_action.setEnabled(not busy and self.case_store is not None)
@@ -825,11 +832,32 @@ class MainWindow(QMainWindow):
         if self.gallery is None:
             self.show_message("Open a gallery first (Ctrl+G).", "warning")
             return False
-        todo = [(k, r.image, r.chosen_face, r.video_track if r.track is not None else None)
-                for k, r in enumerate(self.probe_panel.records) if r.searchable]
-        if not todo:
+        indices = [k for k, r in enumerate(self.probe_panel.records) if r.searchable]
+        if not indices:
             self.show_message("No probe with a face to search: add probes (Ctrl+O) or draw a face box.", "warning")
             return False
+        return self._search_batch(indices)
+
+    @Slot()
+    def search_all_faces(self) -> bool:
+        """Every face of the selected still becomes a probe of its own (listed under it) and all of them are
+        searched as one job, like *Search all probes*."""
+        index = self.probe_panel.current_index()
+        record = self.probe_panel.current_record()
+        if self.gallery is None:
+            self.show_message("Open a gallery first (Ctrl+G).", "warning")
+            return False
+        if record is None or record.video is not None or len(record.faces) < 2:
+            self.show_message("The selected probe has fewer than two detected faces; use Search (F5).", "warning")
+            return False
+        indices = [index] + self.probe_panel.add_face_records(index)
+        return self._search_batch(indices)
+
+    def _search_batch(self, indices: list[int]) -> bool:
+        """Search the probes ``indices`` as one queued job (see :meth:`search_all`)."""
+        records = self.probe_panel.records
+        todo = [(k, records[k].image, records[k].chosen_face,
+                 records[k].video_track if records[k].track is not None else None) for k in indices]
         self._offer_case()
         gallery = self.gallery
 

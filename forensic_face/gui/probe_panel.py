@@ -62,6 +62,8 @@ class ProbeRecord:
     video_track: Any = None
     #: For a video probe: the index of the frame shown (and drawn on).
     video_frame: int = 0
+    #: For a still split into one probe per face (*Search every face*): the face this record stands for.
+    face_of: int | None = None
 
     @property
     def video(self) -> Any:
@@ -109,6 +111,8 @@ class ProbeRecord:
         else:
             face = f"{len(self.faces)} face(s), using #{self.face_index + 1} ({self.faces[self.face_index].width_px:.0f} px)"
         done = f", {len(self.result.candidates)} candidates" if self.result is not None else ""
+        if self.face_of is not None:
+            face = f"face {self.face_of + 1} of {len(self.faces)} ({self.faces[self.face_of].width_px:.0f} px)"
         return f"{size}, {face}{done}"
 
 
@@ -383,9 +387,30 @@ class ProbePanel(FileDropTarget, QWidget):
         return self.records[i] if 0 <= i < len(self.records) else None
 
     @staticmethod
-    def _key(record: ProbeRecord) -> tuple[Path, int | None]:
-        # A video gives one record per track: the same path, different tracks.
-        return record.path, None if record.track is None else record.track.id
+    def _key(record: ProbeRecord) -> tuple[Path, int | None, int | None]:
+        # A video gives one record per track (the same path, different tracks); a still split by face gives one
+        # record per face (``face_of``).
+        return record.path, None if record.track is None else record.track.id, record.face_of
+
+    def add_face_records(self, index: int) -> list[int]:
+        """One record per further detected face of the still ``index`` (its own record keeps the face it has),
+        inserted after it; returns the indices of those records (existing ones are reused)."""
+        record = self.records[index]
+        if record.face_of is None:
+            record.face_of = max(record.face_index, 0)
+            record.face_index = record.face_of
+        others = [f for f in range(len(record.faces)) if f != record.face_of]
+        for face_index in others:
+            if not any(self._key(r) == (record.path, None, face_index) for r in self.records):
+                at = index + 1 + sum(1 for r in self.records[index + 1:] if r.path == record.path)
+                self.records.insert(at, ProbeRecord(path=record.path, image=record.image,
+                                                    detections=record.detections, face_index=face_index,
+                                                    face_of=face_index))
+                self.list.insertItem(at, QListWidgetItem())
+        for k in range(len(self.records)):
+            self._refresh_item(k)
+        self._update_summary()
+        return [next(k for k, r in enumerate(self.records) if self._key(r) == (record.path, None, f)) for f in others]
 
     def add_records(self, records: list[ProbeRecord]) -> None:
         known = {self._key(r) for r in self.records}
