@@ -94,6 +94,18 @@ def test_registry_gives_face_sr_with_the_shipped_weights() -> None:
     assert out.shape == (2, 3, 160, 160)
 
 
+def test_face_sr_2_4_keeps_the_networks_at_2x_and_4x_and_is_bicubic_at_8x() -> None:
+    mixed = create_upsampler("face-sr-2-4", torch.device("cpu"), batch_size=8)
+    full = create_upsampler("face-sr", torch.device("cpu"), batch_size=8)
+    bicubic = create_upsampler("bicubic", torch.device("cpu"))
+    assert mixed.name == "face-sr-2-4" and sorted(mixed.weights_sha256) == [2, 4]
+    x = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    for scale in (2, 4):
+        assert torch.equal(mixed.upsample(x, scale), full.upsample(x, scale))
+    assert torch.equal(mixed.upsample(x, 8), bicubic.upsample(x, 8))
+    assert not torch.equal(full.upsample(x, 8), bicubic.upsample(x, 8))
+
+
 def test_shipped_weights_stay_near_bicubic_on_a_smooth_image() -> None:
     """Sanity of the shipped networks: on a clean smooth image they stay close to the bicubic result."""
     upsampler = create_upsampler("face-sr", torch.device("cpu"))
