@@ -143,10 +143,10 @@ class MtcnnDetector:
             tile_boxes, tile_points = self._run_cascade(tile[None], 12.0)
             candidates = self._to_detections(tile_boxes[0], tile_points[0], scale)
             offset = np.array([x1, y1], np.float32)
-            best = max(candidates, key=lambda f: _iou(f.box + np.tile(offset, 2), box[:4]), default=None)
-            if best is not None and _iou(best.box + np.tile(offset, 2), box[:4]) > 0.3:
-                found.append(FaceDetection(box=best.box + np.tile(offset, 2), score=best.score,
-                                           landmarks=best.landmarks + offset))
+            shifted = [(f, f.box + np.tile(offset, 2)) for f in candidates]
+            best = max(shifted, key=lambda fb: _iou(fb[1], box[:4]), default=None)
+            if best is not None and _iou(best[1], box[:4]) > 0.3:
+                found.append(FaceDetection(box=best[1], score=best[0].score, landmarks=best[0].landmarks + offset))
         return _suppress(found)
 
     @staticmethod

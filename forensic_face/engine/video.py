@@ -243,10 +243,14 @@ def face_thumbnail(pixels: np.ndarray, face: FaceDetection, size: int = THUMBNAI
 
 
 def template_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Correlation of two templates (eq. 3, as the search compares them), in [-1, 1]."""
-    a_c, b_c = a - a.mean(), b - b.mean()
-    denominator = float(np.linalg.norm(a_c) * np.linalg.norm(b_c))
-    return float(a_c @ b_c) / denominator if denominator > 0 else 0.0
+    """Correlation of two templates (eq. 3, :func:`~forensic_face.engine.fusion.correlation_similarity`, as the
+    search compares them), in [-1, 1]."""
+    import torch
+
+    from forensic_face.engine.fusion import correlation_similarity
+
+    return float(correlation_similarity(torch.as_tensor(a, dtype=torch.float32)[None],
+                                        torch.as_tensor(b, dtype=torch.float32)[None])[0, 0])
 
 
 def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequence[float], str]],

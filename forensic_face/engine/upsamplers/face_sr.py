@@ -248,14 +248,15 @@ class FaceSr24Upsampler(FaceSrUpsampler):
     name = "face-sr-2-4"
 
     def __init__(self, device: torch.device | None = None, batch_size: int = 64) -> None:
+        from forensic_face.engine.upsamplers.base import BicubicUpsampler
+
         super().__init__(device, batch_size, weights={s: verified_path(weights_name(s)) for s in (2, 4)})
+        self._bicubic = BicubicUpsampler(self.device, batch_size)
 
     def upsample(self, images: torch.Tensor, scale: int) -> torch.Tensor:
         if scale in self._nets or scale == 1:
             return super().upsample(images, scale)
-        from forensic_face.engine.upsamplers.base import BicubicUpsampler
-
-        return BicubicUpsampler(self.device, self.batch_size).upsample(images, scale)
+        return self._bicubic.upsample(images, scale)
 
 
 register_upsampler("face-sr", FaceSrUpsampler)
