@@ -121,3 +121,27 @@ def test_enrollment_lists_problems_and_cancels(tmp_path: Path, lfw_image) -> Non
     assert "not an image" in reasons["Broken.jpg"]
     with pytest.raises(Cancelled):
         enroll_gallery(tmp_path, detector, should_cancel=lambda: True)
+
+
+def test_recorded_configs_keep_the_settings_their_search_ran_with() -> None:
+    """A search recorded before the flip test existed ran without it, whatever today's default is."""
+    from forensic_face.engine.config import RECORD_LEGACY_VALUES, EngineConfig
+
+    stored = EngineConfig(flip_test=True).to_dict()
+    assert EngineConfig.from_record(stored).flip_test is True
+    del stored["flip_test"]
+    assert RECORD_LEGACY_VALUES["flip_test"] is False
+    assert EngineConfig.from_record(stored).flip_test is False
+    assert EngineConfig.from_dict(stored).flip_test is EngineConfig().flip_test
+
+
+def test_cli_flip_test_flag_sets_the_engine_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from forensic_face.cli.common import add_engine_arguments, engine_config_from_args
+
+    monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path))
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    assert engine_config_from_args(parser.parse_args(["--flip-test", "on"])).flip_test is True
+    assert engine_config_from_args(parser.parse_args(["--flip-test", "off"])).flip_test is False

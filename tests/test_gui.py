@@ -161,10 +161,12 @@ def test_settings_dialog_builds_and_persists_config(qtbot, app) -> None:  # type
     dialog.scales.setText("4, 2")
     dialog.top_n.setValue(7)
     dialog.blur.setValue(4)
+    dialog.flip_test.setChecked(not EngineConfig().flip_test)
     dialog.accept()
     config = dialog.config()
     assert (config.device, config.budget, config.scales, config.top_k, config.num_blur_hypotheses) == \
         ("cpu", "fast", (2, 4), 7, 4)
+    assert config.flip_test is not EngineConfig().flip_test
     path = save_settings(config)
     assert path == settings_path() and load_settings() == config
 

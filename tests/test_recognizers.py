@@ -22,6 +22,7 @@ from forensic_face.engine.recognizers import (
     create_recognizer,
     dlib_resnet,
     register_recognizer,
+    template_family,
 )
 from forensic_face.engine.recognizers import registry as registry_module
 from forensic_face.engine.recognizers.dlib_format import parse_dlib_resnet_v1
@@ -104,6 +105,21 @@ def test_dlib_recognizer_interface(dlib_rec: Recognizer) -> None:
     raw = dlib_rec.embed_raw(chips)
     torch.testing.assert_close(torch.nn.functional.normalize(raw, dim=1), emb)
     assert dlib_rec.embed(chips[:0]).shape == (0, 128)
+
+
+def test_flip_test_templates_are_the_sum_of_chip_and_mirror(dlib_rec: Recognizer) -> None:
+    flipped = create_recognizer("dlib-resnet", CPU, batch_size=4, flip_test=True)
+    assert flipped.flip_test and not dlib_rec.flip_test
+    assert (template_family(flipped), template_family(dlib_rec)) == ("dlib-resnet+flip", "dlib-resnet")
+    images, lms = _faces(3)
+    chips = dlib_rec.prepare(images, lms)
+    expected = torch.nn.functional.normalize(dlib_rec.embed_raw(chips) + dlib_rec.embed_raw(chips.flip(-1)), dim=1)
+    emb = flipped.embed(chips)
+    torch.testing.assert_close(emb, expected, atol=1e-5, rtol=0)
+    # A face and its mirror image get the same template; without the flip test they do not.
+    torch.testing.assert_close(flipped.embed(chips.flip(-1)), emb, atol=1e-5, rtol=0)
+    assert float((dlib_rec.embed(chips.flip(-1)) - dlib_rec.embed(chips)).abs().max()) > 1e-3
+    assert flipped.embed(chips[:0]).shape == (0, 128)
 
 
 def test_dlib_recognizer_validates_inputs(dlib_rec: Recognizer) -> None:

@@ -253,3 +253,13 @@ def test_scales_with_one_resolution_target_share_gallery_templates(gallery_dir: 
     assert resolution_target(size_bin, 4) == resolution_target(size_bin, 8) == 160
     # One gallery stack per portrait (shared by both scales) plus the probe's two scales.
     assert engine.cache.misses == len(gallery.entries) + 2
+
+
+def test_flip_test_templates_are_cached_apart_and_recorded(engine: Engine, tmp_path: Path) -> None:
+    """Templates with and without the flip test are not comparable: every cache key and the provenance differ."""
+    flipped = Engine(engine.config.replace(flip_test=True), cache_dir=tmp_path / "templates")
+    assert flipped.recognizer.flip_test and not engine.recognizer.flip_test
+    assert flipped.recognizer_digest() != engine.recognizer_digest()
+    assert flipped.template_settings_digest() != engine.template_settings_digest()
+    assert flipped.provenance()["recognizer"]["flip_test"] is True
+    assert engine.provenance()["recognizer"]["flip_test"] is False

@@ -43,6 +43,7 @@ def _entry(row: IndexRow) -> GalleryEntry:
 class _Recognizer:
     name: str = "fake"
     weights_sha256: str = "a" * 64
+    flip_test: bool = False
 
 
 @dataclass
@@ -149,6 +150,10 @@ def test_sync_index_incremental_and_rebuild_on_recognizer_change(tmp_path: Path)
     np.testing.assert_allclose(vectors, centre_normalise(new_templates), atol=1e-6)
     with pytest.raises(IndexMismatchError):
         GalleryIndex.load(tmp_path / "idx", "fake", "a" * 64)
+    # The same weights under the flip test make other templates: rebuilt too, under the flip family's name.
+    flipped = _FakeEngine(recognizer=_Recognizer(weights_sha256="c" * 64, flip_test=True))
+    _, report = sync_index(flipped, changed, tmp_path / "idx", templates=new_templates)  # type: ignore[arg-type]
+    assert report.rebuilt and json.loads((tmp_path / "idx" / SIDECAR_FILE).read_text())["recognizer"] == "fake+flip"
 
 
 def test_restrict_gallery_keeps_order(tmp_path: Path) -> None:

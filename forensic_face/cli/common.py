@@ -75,6 +75,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
     parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet")
     parser.add_argument("--recognizer-model", help="model file for recognizers that need one")
+    parser.add_argument("--flip-test", choices=["on", "off"],
+                        help="templates of each face and its mirror image, summed (twice the recognizer time)")
     parser.add_argument("--no-resolution-matching", action="store_true",
                         help="compare gallery hypotheses at their own size (ablation)")
     parser.add_argument("--batch-size", type=int, help="images per batch on the device")
@@ -96,6 +98,8 @@ def engine_config_from_args(args: argparse.Namespace) -> Any:
             changes[field] = value
     if getattr(args, "scales", None):
         changes["scales"] = parse_scales(args.scales)
+    if getattr(args, "flip_test", None):
+        changes["flip_test"] = args.flip_test == "on"
     if getattr(args, "no_resolution_matching", False):
         changes["resolution_matching"] = False
     if getattr(args, "top", None):

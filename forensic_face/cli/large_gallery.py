@@ -23,6 +23,7 @@ from forensic_face.cli.common import (
     search_probes,
 )
 from forensic_face.engine.errors import ConfigError, ForensicFaceError
+from forensic_face.engine.recognizers.base import template_family
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class ShortlistSearchCommand:
         engine = Engine(engine_config_from_args(args))
         index_dir = args.index or default_index_dir(args.gallery)
         rec = engine.recognizer
-        index = GalleryIndex.load(index_dir, rec.name, rec.weights_sha256)
+        index = GalleryIndex.load(index_dir, template_family(rec), rec.weights_sha256)
         if args.gpu_index or engine.device.type == "cuda":
             index.to_gpu()  # stays on the CPU (logged) when faiss has no GPU support
 

@@ -53,6 +53,10 @@ class DetectorConfig:
 VIDEO_FUSIONS = ("score-mean", "template-mean")
 
 
+#: Engine settings added after searches were first recorded, with the value every search made before them used.
+RECORD_LEGACY_VALUES: dict[str, Any] = {"flip_test": False}
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything a search depends on. Stored with every result so a case can be replayed."""
@@ -62,6 +66,8 @@ class EngineConfig:
     seed: int = 0
     recognizer: str = "dlib-resnet"
     recognizer_model_path: str | None = None
+    #: Every template is made from the chip and its mirror image (``create_recognizer(flip_test=...)``).
+    flip_test: bool = False
     # The face-trained networks (docs/super_resolution.md) over bicubic: on the full LFW-XRes protocol (24 px,
     # 496 people, 1997 probes, this fusion) rank-1 41.8% against 39.7% (docs/results_face_sr.md, docs/results.md).
     # "bicubic" is the paper's no-SR baseline and stays selectable.
@@ -121,6 +127,12 @@ class EngineConfig:
                 det["thresholds"] = tuple(float(t) for t in det["thresholds"])
             values["detector"] = DetectorConfig(**det)
         return cls(**values)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> EngineConfig:
+        """A config stored with a search: settings added after such records were first written take the value
+        those searches ran with (``RECORD_LEGACY_VALUES``), not today's default, so a replay repeats them."""
+        return cls.from_dict({**RECORD_LEGACY_VALUES, **data})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

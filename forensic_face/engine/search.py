@@ -112,6 +112,7 @@ class Engine:
             self._recognizer = create_recognizer(
                 self.config.recognizer, device=self.device, batch_size=self.config.batch_size,
                 model_path=self.config.recognizer_model_path, precision=self.config.precision,
+                flip_test=self.config.flip_test,
             )
         return self._recognizer
 
@@ -139,7 +140,7 @@ class Engine:
             "config_sha256": self.config.digest(),
             "score_scale": SCORE_SCALE,
             "seed": self.config.seed,
-            "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256},
+            "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256, "flip_test": rec.flip_test},
             "upsampler": {"name": ups.name, "weights_sha256": {str(k): v for k, v in ups.weights_sha256.items()}},
             "detector": {"name": "mtcnn (facenet-pytorch 2.6.0 weights, forensic_face cascade)", "weights_sha256": self.detector.weights_sha256()},
             "degradation_paths": [degradations.path_label(p) for p in self.degradation_paths],
@@ -182,18 +183,23 @@ class Engine:
     def template_settings_digest(self) -> str:
         """What every cached template depends on besides its image: recognizer, degradations, seed."""
         if self._settings_digest is None:
+            from forensic_face.engine.recognizers import template_family
+
             rec = self.recognizer
             self._settings_digest = cache_key(
-                recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX,
-                paths=[degradations.path_label(p) for p in self.degradation_paths], seed=self.config.seed,
+                recognizer=template_family(rec), recognizer_sha256=rec.weights_sha256,
+                canonical_px=GALLERY_CANONICAL_PX, paths=[degradations.path_label(p) for p in self.degradation_paths], seed=self.config.seed,
             )
         return self._settings_digest
 
     def recognizer_digest(self) -> str:
         """What a probe's templates depend on besides its crop and upsampler: the recognizer and the canonical
         crop. Not the gallery's degradations or seed: changing the budget must not re-run super-resolution."""
+        from forensic_face.engine.recognizers import template_family
+
         rec = self.recognizer
-        return cache_key(recognizer=rec.name, recognizer_sha256=rec.weights_sha256, canonical_px=GALLERY_CANONICAL_PX)
+        return cache_key(recognizer=template_family(rec), recognizer_sha256=rec.weights_sha256,
+                         canonical_px=GALLERY_CANONICAL_PX)
 
     def gallery_cache_key(self, entry: GalleryEntry, target_px: int | None) -> str:
         return self.templates.gallery_key(entry, target_px, self.template_settings_digest())

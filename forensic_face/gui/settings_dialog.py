@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -95,6 +96,9 @@ class SettingsDialog(QDialog):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_path, 1)
         model_row.addWidget(browse)
+        self.flip_test = QCheckBox("Also read each face mirrored (flip test; twice the recognizer time)")
+        self.flip_test.setObjectName("flipTestCheck")
+        self.flip_test.setChecked(config.flip_test)
         self.upsampler = _combo(available_upsamplers(), config.upsampler)
         self.budget = _combo(BUDGETS, config.budget)
         self.scales = QLineEdit(", ".join(str(s) for s in config.scales))
@@ -122,6 +126,7 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Recognizer", self.recognizer)
         form.addRow("Recognizer model file", model_row)
+        form.addRow("Flip test", self.flip_test)
         form.addRow("Upsampler", self.upsampler)
         form.addRow("Gallery degradation budget", self.budget)
         form.addRow("Scales", self.scales)
@@ -157,6 +162,7 @@ class SettingsDialog(QDialog):
         self.device.setCurrentText(d.device)
         self.recognizer.setCurrentText(d.recognizer)
         self.model_path.setText("")
+        self.flip_test.setChecked(d.flip_test)
         self.upsampler.setCurrentText(d.upsampler)
         self.budget.setCurrentText(d.budget)
         self.scales.setText(", ".join(str(s) for s in d.scales))
@@ -176,6 +182,7 @@ class SettingsDialog(QDialog):
             device=self.device.currentText(),
             recognizer=self.recognizer.currentText().strip(),
             recognizer_model_path=model or None,
+            flip_test=self.flip_test.isChecked(),
             upsampler=self.upsampler.currentText().strip(),
             budget=self.budget.currentText(),
             scales=parse_scales(self.scales.text()),

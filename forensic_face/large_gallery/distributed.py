@@ -31,6 +31,7 @@ from forensic_face.engine.gallery import (
     list_gallery_images,
     require_faces,
 )
+from forensic_face.engine.recognizers.base import template_family
 from forensic_face.engine.results import Gallery, GalleryEntry, GalleryProblem
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ def index_gallery_folder(
     reason = "rebuild requested" if rebuild else ""
     if not rebuild:
         try:
-            index = GalleryIndex.load(index_dir, rec.name, rec.weights_sha256)
+            index = GalleryIndex.load(index_dir, template_family(rec), rec.weights_sha256)
         except IndexMismatchError as exc:
             reason = str(exc)
             log.warning("building the shortlist index from scratch: %s", reason)
@@ -288,7 +289,7 @@ def index_gallery_folder(
     rows = [entry_row(e) for e in entries]
     if index is None:
         require_faces(folder, len(items), len(rows))
-        index = GalleryIndex.build(rec.name, rec.weights_sha256, rows, templates, kind=kind,  # type: ignore[arg-type]
+        index = GalleryIndex.build(template_family(rec), rec.weights_sha256, rows, templates, kind=kind,  # type: ignore[arg-type]
                                    seed=config.seed)
         rebuilt = True
     else:

@@ -40,6 +40,7 @@ import torch
 
 from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
 from forensic_face.engine.errors import ConfigError, ForensicFaceError
+from forensic_face.engine.recognizers.base import template_family
 from forensic_face.engine.results import (
     FaceDetection,
     Gallery,
@@ -434,13 +435,13 @@ def sync_index(
         return plain_templates(engine, [gallery.entries[i] for i in indices], should_cancel)
 
     try:
-        index = GalleryIndex.load(folder, rec.name, rec.weights_sha256)
+        index = GalleryIndex.load(folder, template_family(rec), rec.weights_sha256)
     except IndexMismatchError as exc:
         reason = str(exc)
         if (folder / SIDECAR_FILE).exists():
             log.warning("rebuilding the shortlist index: %s", reason)
         order = sorted(wanted.values())
-        index = GalleryIndex.build(rec.name, rec.weights_sha256, [entry_row(gallery.entries[i]) for i in order],
+        index = GalleryIndex.build(template_family(rec), rec.weights_sha256, [entry_row(gallery.entries[i]) for i in order],
                                    embed(order), kind=kind, seed=engine.config.seed)
         index.gallery_root = str(gallery.root)
         index.save(folder)
@@ -494,8 +495,8 @@ def shortlist_search(
     search never needs the whole gallery in memory.
     """
     rec = engine.recognizer
-    if index.recognizer != rec.name or index.weights_sha256 != rec.weights_sha256:
-        raise IndexMismatchError(f"the index was built by {index.recognizer!r}, the engine uses {rec.name!r} "
+    if index.recognizer != template_family(rec) or index.weights_sha256 != rec.weights_sha256:
+        raise IndexMismatchError(f"the index was built by {index.recognizer!r}, the engine uses {template_family(rec)!r} "
                                  "(or other weights); rebuild the index")
     if gallery is not None:
         covered = {_row_key(r) for r in index.rows.values()}

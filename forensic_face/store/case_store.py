@@ -836,7 +836,7 @@ class CaseStore:
                                                   decisions.get(int(res[1]), Decision())))
             probe = self._evidence_by_id(int(row[5]))
         return StoredSearch(
-            id=int(row[0]), created_utc=row[1], status=row[2], config=EngineConfig.from_dict(json.loads(row[3])),
+            id=int(row[0]), created_utc=row[1], status=row[2], config=EngineConfig.from_record(json.loads(row[3])),
             provenance=json.loads(row[4]), probe=probe, face=face_from_json(json.loads(row[6])), seed=int(row[7]),
             probe_crop=decode_png(row[8]), probe_crop_box=np.asarray(json.loads(row[9]), dtype=np.float32),
             probe_hypotheses=_decode_hypotheses(row[10]),

@@ -6,11 +6,12 @@ file), "facenet-inception" (facenet_pytorch.InceptionResnetV1 with a user-suppli
 
 # Importing a backend registers it; the registry itself knows no backend.
 from forensic_face.engine.recognizers import dlib_resnet, facenet_backend, onnx_backend  # noqa: F401
-from forensic_face.engine.recognizers.base import AlignedRecognizer, Recognizer
+from forensic_face.engine.recognizers.base import AlignedRecognizer, Recognizer, template_family
 from forensic_face.engine.recognizers.registry import (
     available_recognizers,
     create_recognizer,
     register_recognizer,
 )
 
-__all__ = ["AlignedRecognizer", "Recognizer", "available_recognizers", "create_recognizer", "register_recognizer"]
+__all__ = ["AlignedRecognizer", "Recognizer", "available_recognizers", "create_recognizer", "register_recognizer",
+           "template_family"]

@@ -29,13 +29,16 @@ def available_recognizers() -> list[str]:
 
 
 def create_recognizer(name: str, device: torch.device | str, batch_size: int = 64, model_path: str | None = None,
-                      precision: str = "fp32") -> Recognizer:
+                      precision: str = "fp32", flip_test: bool = False) -> Recognizer:
     """Build the recognizer registered as ``name`` on ``device``.
 
     ``model_path`` selects the model file for backends that take one (required for "onnx-arcface" and
     "facenet-inception"; "dlib-resnet" defaults to the file shipped in ``face_recognition_models``).
+    ``flip_test`` makes every template the sum of the chip's and its mirror image's (see ``base``).
     """
     if name not in _REGISTRY:
         raise ConfigError(f"unknown recognizer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](device=torch.device(device), batch_size=batch_size, model_path=model_path,
-                           precision=precision)
+    recognizer = _REGISTRY[name](device=torch.device(device), batch_size=batch_size, model_path=model_path,
+                                 precision=precision)
+    recognizer.flip_test = bool(flip_test)
+    return recognizer
