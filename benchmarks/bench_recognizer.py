@@ -64,10 +64,10 @@ def faces_per_second(fn: object, num_faces: int, repeats: int) -> float:
 
 
 def bench_port(chips: np.ndarray, device: torch.device, precision: str, batch_size: int, num_faces: int,
-               name: str = "dlib-resnet") -> float:
+               name: str = "dlib-resnet", flip_test: bool = False) -> float:
     from forensic_face.engine.recognizers import create_recognizer
 
-    rec = create_recognizer(name, device, batch_size=batch_size, precision=precision)
+    rec = create_recognizer(name, device, batch_size=batch_size, precision=precision, flip_test=flip_test)
     x = (torch.from_numpy(chips[:num_faces]).permute(0, 3, 1, 2).float() / 255.0).to(device)
 
     def run() -> None:
@@ -115,7 +115,9 @@ def main() -> None:
         ref = bench_dlib(chips, bs, n)
         # The low-resolution-distilled network: same architecture, folded weights from resources/weights.
         lr_cpu = bench_port(chips, torch.device("cpu"), "fp32", bs, n, name="dlib-resnet-lr")
-        row = {"bs": bs, "faces": n, "port_cpu": port_cpu, "lr_cpu": lr_cpu, "dlib": ref}
+        # The flip test runs every chip twice (chip and mirror image in one batch).
+        lr_flip_cpu = bench_port(chips, torch.device("cpu"), "fp32", bs, n, name="dlib-resnet-lr", flip_test=True)
+        row = {"bs": bs, "faces": n, "port_cpu": port_cpu, "lr_cpu": lr_cpu, "lr_flip_cpu": lr_flip_cpu, "dlib": ref}
         if torch.cuda.is_available():
             row["port_cuda"] = bench_port(chips, torch.device("cuda"), "fp32", bs, max(n, 256))
             row["port_cuda_fp16"] = bench_port(chips, torch.device("cuda"), "fp16", bs, max(n, 256))
@@ -124,8 +126,8 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
     header = ("| batch size | faces timed | dlib-bin CPU (faces/s) | port CPU fp32 (faces/s) | port / dlib "
-              "| dlib-resnet-lr CPU fp32 (faces/s) |")
-    sep = "|---|---|---|---|---|---|"
+              "| dlib-resnet-lr CPU fp32 (faces/s) | dlib-resnet-lr + flip test CPU fp32 (faces/s) |")
+    sep = "|---|---|---|---|---|---|---|"
     if gpu:
         header += " port CUDA fp32 | port CUDA fp16 |"
         sep += "---|---|"
@@ -140,7 +142,7 @@ def main() -> None:
     ]
     for r in rows:
         line = (f"| {r['bs']} | {r['faces']} | {r['dlib']:.1f} | {r['port_cpu']:.1f} | "
-                f"{r['port_cpu'] / r['dlib']:.1f}x | {r['lr_cpu']:.1f} |")
+                f"{r['port_cpu'] / r['dlib']:.1f}x | {r['lr_cpu']:.1f} | {r['lr_flip_cpu']:.1f} |")
         if gpu:
             line += f" {r['port_cuda']:.0f} | {r['port_cuda_fp16']:.0f} |"
         lines.append(line)

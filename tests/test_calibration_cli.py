@@ -125,12 +125,18 @@ def test_shipped_calibration_matches_settings_and_band(tmp_path: Path) -> None:
     assert load_shipped_calibration(config, RECOGNIZER_SHA, 30.0, directory=tmp_path) is None
     assert load_shipped_calibration(config, "cd" * 32, 24.0, directory=tmp_path) is None
     other_upsampler = "bicubic" if config.upsampler != "bicubic" else "face-sr"
-    for change in ({"fusion": "T_add"}, {"budget": "fast"}, {"upsampler": other_upsampler}, {"scales": (2, 4)}):
+    for change in ({"fusion": "T_add"}, {"budget": "fast"}, {"upsampler": other_upsampler}, {"scales": (2, 4)},
+                   {"flip_test": not config.flip_test}):
         assert load_shipped_calibration(config.replace(**change), RECOGNIZER_SHA, 24.0, directory=tmp_path) is None
     # retrained super-resolution weights make other scores: the calibration no longer applies
     assert load_shipped_calibration(config, RECOGNIZER_SHA, 24.0, directory=tmp_path,
                                     upsampler_weights_sha256={"2": "ef" * 32}) is None
     assert calibration_for_result(_result(config, 24.0), directory=tmp_path) is not None
+    # A calibration fitted before the flip test existed (its conditions lack the field) still matches searches
+    # without it, and only those.
+    legacy = engine_conditions(config.replace(flip_test=False), RECOGNIZER_SHA)
+    assert "flip_test" not in legacy
+    assert "flip_test" in engine_conditions(config.replace(flip_test=True), RECOGNIZER_SHA)
 
 
 def _record() -> dict:

@@ -284,7 +284,7 @@ SCORE_CONFIG_FIELDS = ("recognizer", "upsampler", "precision", "scales", "num_bl
 def engine_conditions(config: Any, recognizer_sha256: str,
                       upsampler_weights_sha256: dict[str, str] | None = None) -> dict[str, Any]:
     """The settings a calibration is valid for: the score-relevant fields of an ``EngineConfig`` (or its
-    ``to_dict()``), the recognizer's weights SHA-256, the upsampler's weights SHA-256 (per scale; empty for
+    ``to_dict()``) and the flip test when on, the recognizer's weights SHA-256, the upsampler's weights SHA-256 (per scale; empty for
     bicubic) and the detector's crop enlargement. Two searches with equal conditions produce comparable scores."""
     data = config if isinstance(config, dict) else config.to_dict()
     try:
@@ -294,6 +294,10 @@ def engine_conditions(config: Any, recognizer_sha256: str,
         raise ConfigError(f"engine settings lack a field a calibration depends on ({exc})") from None
     out["scales"] = [int(s) for s in out["scales"]]
     out["max_blur_sigma"] = float(out["max_blur_sigma"])
+    # Named only when on: calibrations fitted before the flip test existed keep matching the searches without
+    # it, and never match those with it (configs recorded before it lack the field: they ran without it).
+    if data.get("flip_test", False):
+        out["flip_test"] = True
     from forensic_face.engine.fusion import SCORE_SCALE, FusionSpec
 
     out["fusion"] = FusionSpec.parse(str(out["fusion"])).name  # "S_add" and "S_add,S_add" are one fusion
