@@ -187,23 +187,29 @@ def main() -> None:
         extra_rows += [f"| {label} | the same dlib chips | {rank1(on_dlib_chips, labels, gallery):.2f} |",
                        f"| {label} | MTCNN landmarks + our `warp_to_template` | {rank1(on_mtcnn, labels, gallery):.2f} |"]
     n = len(paths)
+    measured_dlib = ref is not None
+    dlib_row = ([f"| dlib-bin 20.0.1 `compute_face_descriptor` | dlib HOG + 5-point + `get_face_chip` | "
+                 f"{results['dlib']:.2f} |"] if measured_dlib else [])
+    agreement = (f"Port vs dlib on identical chips: L2 distance of raw descriptors max {diff.max():.2e}, "
+                 f"mean {diff.mean():.2e}. " if measured_dlib else "dlib-bin's own network not run "
+                 "(`--skip-dlib-descriptors`). ")
+    dlib_time = f", dlib {dlib_s:.1f} s ({n / dlib_s:.1f} faces/s)" if measured_dlib else ""
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on this machine's CPU (torch threads: {args.threads}), "
         f"{int(gallery.sum())} people, {n} images, {int((~gallery).sum())} probes.",
         "",
         "| templates | chips | rank-1 (%) |",
         "|---|---|---|",
-        f"| dlib-bin 20.0.1 `compute_face_descriptor` | dlib HOG + 5-point + `get_face_chip` | {results['dlib']:.2f} |",
+        *dlib_row,
         f"| our port (`dlib-resnet`) | the same dlib chips | {results['port']:.2f} |",
         f"| our port (`dlib-resnet`) | MTCNN landmarks + our `warp_to_template` | {results['port+mtcnn']:.2f} |",
         *extra_rows,
         "",
-        f"Port vs dlib on identical chips: L2 distance of raw descriptors max {diff.max():.2e}, "
-        f"mean {diff.mean():.2e}. dlib's HOG detector missed {fallbacks} images (fixed centre box used); "
+        f"{agreement}dlib's HOG detector missed {fallbacks} images (fixed centre box used); "
         f"MTCNN missed {int((~found).sum())} (dlib-chip template kept).",
         "",
-        f"Time for the {n} chips: our port {port_s:.1f} s ({n / port_s:.0f} faces/s), dlib {dlib_s:.1f} s "
-        f"({n / dlib_s:.1f} faces/s); MTCNN landmarks {mtcnn_s:.0f} s.",
+        f"Time for the {n} chips: our port {port_s:.1f} s ({n / port_s:.0f} faces/s){dlib_time}; "
+        f"MTCNN landmarks {mtcnn_s:.0f} s.",
         "",
         "Command: `.venv/bin/python benchmarks/lfw_full_res_identification.py --write-docs`",
     ]
