@@ -31,6 +31,7 @@ import torch
 from forensic_face.engine import Engine
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.imaging import load_image
+from forensic_face.engine.recognizers import template_family
 from forensic_face.eval.protocol import (
     KnownFaceCache,
     ProbeSpec,
@@ -91,7 +92,7 @@ def run_lfw(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     templates = plain_templates(engine, gallery.entries)
     rows = [IndexRow(e.identity, e.sha256, str(e.image_path)) for e in gallery.entries]
-    index = GalleryIndex.build(engine.recognizer.name, engine.recognizer.weights_sha256, rows, templates, kind="flat")
+    index = GalleryIndex.build(template_family(engine.recognizer), engine.recognizer.weights_sha256, rows, templates, kind="flat")
     index_s = time.perf_counter() - t0
 
     stage1_rank, exhaustive, truths, names, faces = [], [], [], [], []

@@ -250,11 +250,13 @@ def test_calibrate_fits_the_probes_that_used_fewer_scales(tmp_path: Path) -> Non
 
 def test_default_settings_have_a_shipped_calibration() -> None:
     """A search with the engine's default settings and the shipped model files gets likelihood ratios at 24 px;
-    the other shipped upsampler (bicubic) keeps its own calibration."""
+    the previous default and its bicubic and dlib-resnet-lr variants keep their own calibrations."""
     from forensic_face.calibration import engine_conditions_from_provenance
     from forensic_face.engine import Engine
 
-    for config in (EngineConfig(device="cpu"), EngineConfig(device="cpu", upsampler="bicubic")):
+    previous = EngineConfig(device="cpu", recognizer="dlib-resnet", upsampler="face-sr", flip_test=False)
+    for config in (EngineConfig(device="cpu"), previous, previous.replace(upsampler="bicubic"),
+                   previous.replace(recognizer="dlib-resnet-lr")):
         provenance = Engine(config).provenance()
         conditions = engine_conditions_from_provenance(provenance)
         found = load_shipped_calibration(provenance["config"], conditions["recognizer_sha256"], 24.0,

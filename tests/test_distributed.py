@@ -15,6 +15,7 @@ def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_i
 
     from forensic_face.engine import Engine
     from forensic_face.engine.config import EngineConfig
+    from forensic_face.engine.recognizers import template_family
     from forensic_face.large_gallery.distributed import (
         enroll_distributed,
         index_gallery_folder,
@@ -67,6 +68,6 @@ def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_i
     keys = [warm.gallery_cache_key(e, 64) for e in local.entries]
     assert all(warm.cache.load(k) is not None for k in keys)
     assert (update.added, update.rebuilt, update.num_rows) == (6, True, 6)
-    index = GalleryIndex.load(tmp_path / "idx", warm.recognizer.name, warm.recognizer.weights_sha256)
+    index = GalleryIndex.load(tmp_path / "idx", template_family(warm.recognizer), warm.recognizer.weights_sha256)
     np.testing.assert_allclose(index.index.index.reconstruct_n(0, 6), centre_normalise(local_templates), atol=1e-5)
     assert [r.sha256 for _, r in sorted(index.rows.items())] == [e.sha256 for e in local.entries]

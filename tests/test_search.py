@@ -258,8 +258,9 @@ def test_scales_with_one_resolution_target_share_gallery_templates(gallery_dir: 
 def test_flip_test_templates_are_cached_apart_and_recorded(engine: Engine, tmp_path: Path) -> None:
     """Templates with and without the flip test are not comparable: every cache key and the provenance differ."""
     flipped = Engine(engine.config.replace(flip_test=True), cache_dir=tmp_path / "templates")
-    assert flipped.recognizer.flip_test and not engine.recognizer.flip_test
-    assert flipped.recognizer_digest() != engine.recognizer_digest()
-    assert flipped.template_settings_digest() != engine.template_settings_digest()
+    plain = Engine(engine.config.replace(flip_test=False), cache_dir=tmp_path / "templates")
+    assert flipped.recognizer.flip_test and not plain.recognizer.flip_test
+    assert flipped.recognizer_digest() != plain.recognizer_digest()
+    assert flipped.template_settings_digest() != plain.template_settings_digest()
     assert flipped.provenance()["recognizer"]["flip_test"] is True
-    assert engine.provenance()["recognizer"]["flip_test"] is False
+    assert plain.provenance()["recognizer"]["flip_test"] is False
