@@ -92,7 +92,8 @@ def run_lfw(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     templates = plain_templates(engine, gallery.entries)
     rows = [IndexRow(e.identity, e.sha256, str(e.image_path)) for e in gallery.entries]
-    index = GalleryIndex.build(template_family(engine.recognizer), engine.recognizer.weights_sha256, rows, templates, kind="flat")
+    index = GalleryIndex.build(template_family(engine.recognizer), engine.recognizer.weights_sha256, rows, templates,
+                               kind="flat")
     index_s = time.perf_counter() - t0
 
     stage1_rank, exhaustive, truths, names, faces = [], [], [], [], []

@@ -184,8 +184,10 @@ def main() -> None:
         label = f"`{name}`" + (" + flip test" if flip_test else "") + (
             f" ({variant.weights_sha256[:12]})" if name != "dlib-resnet" else "")
         on_dlib_chips, on_mtcnn = chip_templates(variant)
-        extra_rows += [f"| {label} | the same dlib chips | {rank1(on_dlib_chips, labels, gallery):.2f} |",
-                       f"| {label} | MTCNN landmarks + our `warp_to_template` | {rank1(on_mtcnn, labels, gallery):.2f} |"]
+        extra_rows += [
+            f"| {label} | the same dlib chips | {rank1(on_dlib_chips, labels, gallery):.2f} |",
+            f"| {label} | MTCNN landmarks + our `warp_to_template` | {rank1(on_mtcnn, labels, gallery):.2f} |",
+        ]
     n = len(paths)
     measured_dlib = ref is not None
     dlib_row = ([f"| dlib-bin 20.0.1 `compute_face_descriptor` | dlib HOG + 5-point + `get_face_chip` | "

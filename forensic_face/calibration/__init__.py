@@ -284,8 +284,8 @@ SCORE_CONFIG_FIELDS = ("recognizer", "upsampler", "precision", "scales", "num_bl
 def engine_conditions(config: Any, recognizer_sha256: str,
                       upsampler_weights_sha256: dict[str, str] | None = None) -> dict[str, Any]:
     """The settings a calibration is valid for: the score-relevant fields of an ``EngineConfig`` (or its
-    ``to_dict()``) and the flip test when on, the recognizer's weights SHA-256, the upsampler's weights SHA-256 (per scale; empty for
-    bicubic) and the detector's crop enlargement. Two searches with equal conditions produce comparable scores."""
+    ``to_dict()``) and the flip test when on, the recognizer's weights SHA-256, the upsampler's weights SHA-256
+    (per scale; empty for bicubic) and the detector's crop enlargement. Two searches with equal conditions produce comparable scores."""
     data = config if isinstance(config, dict) else config.to_dict()
     try:
         out: dict[str, Any] = {name: data[name] for name in SCORE_CONFIG_FIELDS}

@@ -64,6 +64,19 @@ def enroll_with_progress(engine: Any, folder: Any) -> Any:
         bar.close()
 
 
+def add_flip_test_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--flip-test on|off`` (:func:`flip_test_choice` reads it); ``None`` keeps the settings' value."""
+    parser.add_argument("--flip-test", choices=["on", "off"], default=default,
+                        help="templates of each face and its mirror image, summed (twice the recognizer time)"
+                             + (f"; default {default}" if default else ""))
+
+
+def flip_test_choice(args: argparse.Namespace) -> bool | None:
+    """The ``--flip-test`` choice as the engine setting, ``None`` when not given."""
+    choice = getattr(args, "flip_test", None)
+    return None if choice is None else choice == "on"
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Engine settings shared by search-like commands; unset flags keep the user's saved settings."""
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: auto)")
@@ -75,8 +88,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
     parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet")
     parser.add_argument("--recognizer-model", help="model file for recognizers that need one")
-    parser.add_argument("--flip-test", choices=["on", "off"],
-                        help="templates of each face and its mirror image, summed (twice the recognizer time)")
+    add_flip_test_argument(parser)
     parser.add_argument("--no-resolution-matching", action="store_true",
                         help="compare gallery hypotheses at their own size (ablation)")
     parser.add_argument("--batch-size", type=int, help="images per batch on the device")
@@ -98,8 +110,8 @@ def engine_config_from_args(args: argparse.Namespace) -> Any:
             changes[field] = value
     if getattr(args, "scales", None):
         changes["scales"] = parse_scales(args.scales)
-    if getattr(args, "flip_test", None):
-        changes["flip_test"] = args.flip_test == "on"
+    if flip_test_choice(args) is not None:
+        changes["flip_test"] = flip_test_choice(args)
     if getattr(args, "no_resolution_matching", False):
         changes["resolution_matching"] = False
     if getattr(args, "top", None):

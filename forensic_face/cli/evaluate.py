@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forensic_face.cli.common import ProgressBar
+from forensic_face.cli.common import ProgressBar, add_flip_test_argument, flip_test_choice
 from forensic_face.engine.config import BUDGETS, EngineConfig
 from forensic_face.engine.errors import ConfigError
 from forensic_face.eval.protocol import (
@@ -43,8 +43,7 @@ class EvalCommand:
                             help=f"face recognizer (default: the engine's, {EngineConfig().recognizer})")
         parser.add_argument("--recognizer-model", default=None,
                             help="model file for the recognizer (e.g. a train-recognizer run's export)")
-        parser.add_argument("--flip-test", choices=["on", "off"], default="on" if EngineConfig().flip_test else "off",
-                            help="templates of each face and its mirror image, summed (default: the engine's)")
+        add_flip_test_argument(parser, default="on" if EngineConfig().flip_test else "off")
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
         parser.add_argument("--hypotheses", type=int, default=16, help="blur hypotheses per scale (default 16)")
@@ -102,7 +101,7 @@ class EvalCommand:
         changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget,
                                    "upsampler": args.upsampler, "num_blur_hypotheses": args.hypotheses,
                                    "recognizer": args.recognizer, "recognizer_model_path": args.recognizer_model,
-                                   "flip_test": args.flip_test == "on", "top_k": 1}
+                                   "flip_test": flip_test_choice(args), "top_k": 1}
         if args.batch_size:
             changes["batch_size"] = args.batch_size
         base = EngineConfig().replace(**changes)
@@ -324,7 +323,7 @@ class EvalVideoCommand:
         parser.add_argument("--scales", default=None, help="comma list of magnifications (default: the engine's)")
         parser.add_argument("--hypotheses", type=int, default=16)
         parser.add_argument("--recognizer", default=None)
-        parser.add_argument("--flip-test", choices=["on", "off"], default=None)
+        add_flip_test_argument(parser)
         parser.add_argument("--upsampler", default=None)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", default="auto")
@@ -351,8 +350,8 @@ class EvalVideoCommand:
             changes["recognizer"] = args.recognizer
         if args.upsampler:
             changes["upsampler"] = args.upsampler
-        if args.flip_test:
-            changes["flip_test"] = args.flip_test == "on"
+        if flip_test_choice(args) is not None:
+            changes["flip_test"] = flip_test_choice(args)
         engine = Engine(EngineConfig().replace(**changes))
         split = lfw_xres_split(args.lfw or lfw_dir(), subset=args.subset)
         settings = VideoProtocolSettings(frames_per_clip=args.frames, camera=args.camera, seed=args.seed)

@@ -188,7 +188,8 @@ class Engine:
             rec = self.recognizer
             self._settings_digest = cache_key(
                 recognizer=template_family(rec), recognizer_sha256=rec.weights_sha256,
-                canonical_px=GALLERY_CANONICAL_PX, paths=[degradations.path_label(p) for p in self.degradation_paths], seed=self.config.seed,
+                canonical_px=GALLERY_CANONICAL_PX, paths=[degradations.path_label(p) for p in self.degradation_paths],
+                seed=self.config.seed,
             )
         return self._settings_digest
 

@@ -289,8 +289,8 @@ def index_gallery_folder(
     rows = [entry_row(e) for e in entries]
     if index is None:
         require_faces(folder, len(items), len(rows))
-        index = GalleryIndex.build(template_family(rec), rec.weights_sha256, rows, templates, kind=kind,  # type: ignore[arg-type]
-                                   seed=config.seed)
+        index = GalleryIndex.build(template_family(rec), rec.weights_sha256, rows, templates,
+                                   kind=kind, seed=config.seed)  # type: ignore[arg-type]
         rebuilt = True
     else:
         index.remove(stale)

@@ -441,8 +441,9 @@ def sync_index(
         if (folder / SIDECAR_FILE).exists():
             log.warning("rebuilding the shortlist index: %s", reason)
         order = sorted(wanted.values())
-        index = GalleryIndex.build(template_family(rec), rec.weights_sha256, [entry_row(gallery.entries[i]) for i in order],
-                                   embed(order), kind=kind, seed=engine.config.seed)
+        index = GalleryIndex.build(template_family(rec), rec.weights_sha256,
+                                   [entry_row(gallery.entries[i]) for i in order], embed(order), kind=kind,
+                                   seed=engine.config.seed)
         index.gallery_root = str(gallery.root)
         index.save(folder)
         return index, SyncReport(added=len(order), removed=0, rebuilt=True, reason=reason)
@@ -495,8 +496,9 @@ def shortlist_search(
     search never needs the whole gallery in memory.
     """
     rec = engine.recognizer
-    if index.recognizer != template_family(rec) or index.weights_sha256 != rec.weights_sha256:
-        raise IndexMismatchError(f"the index was built by {index.recognizer!r}, the engine uses {template_family(rec)!r} "
+    family = template_family(rec)
+    if index.recognizer != family or index.weights_sha256 != rec.weights_sha256:
+        raise IndexMismatchError(f"the index was built by {index.recognizer!r}, the engine uses {family!r} "
                                  "(or other weights); rebuild the index")
     if gallery is not None:
         covered = {_row_key(r) for r in index.rows.values()}

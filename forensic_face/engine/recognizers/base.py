@@ -121,24 +121,29 @@ class AlignedRecognizer:
 
     def embed_raw(self, chips: torch.Tensor) -> torch.Tensor:
         """The model's output before L2 normalisation, float32 ``(N,D)`` (for equivalence checks)."""
-        self._check_chips(chips)
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, chips.shape[0], self.batch_size):
-                batch = chips[start:start + self.batch_size].to(self.device, self.compute_dtype)
-                outputs.append(self._forward(batch).float())
-        if not outputs:
-            return torch.zeros(0, self.embedding_dim, device=self.device)
-        return torch.cat(outputs)
+        return self._summed_outputs(chips, mirrored=False)
 
     def embed(self, chips: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            if not self.flip_test:
-                return F.normalize(self.embed_raw(chips), dim=1)
-            # One pass over chips and mirrors keeps the device batches full.
-            raw = self.embed_raw(torch.cat([chips, chips.flip(-1)]))
-            count = chips.shape[0]
-            return F.normalize(raw[:count] + raw[count:], dim=1)
+            return F.normalize(self._summed_outputs(chips, mirrored=self.flip_test), dim=1)
+
+    def _summed_outputs(self, chips: torch.Tensor, mirrored: bool) -> torch.Tensor:
+        """Raw outputs in device batches of ``batch_size``; with ``mirrored`` each chip's output plus its mirror
+        image's, the mirrors made per batch (half as many chips per batch, no copy of the whole input)."""
+        self._check_chips(chips)
+        step = max(1, self.batch_size // 2) if mirrored else self.batch_size
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, chips.shape[0], step):
+                batch = chips[start:start + step].to(self.device, self.compute_dtype)
+                if not mirrored:
+                    outputs.append(self._forward(batch).float())
+                    continue
+                both = self._forward(torch.cat([batch, batch.flip(-1)])).float()
+                outputs.append(both[:batch.shape[0]] + both[batch.shape[0]:])
+        if not outputs:
+            return torch.zeros(0, self.embedding_dim, device=self.device)
+        return torch.cat(outputs)
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
