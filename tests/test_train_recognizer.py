@@ -174,3 +174,33 @@ def test_training_checkpoints_resumes_exports_and_loads_strictly(tmp_path: Path)
     broken.write_bytes(b"not safetensors")
     with pytest.raises(ModelFileError, match="broken.safetensors"):
         load_dlib_resnet_lr(broken)
+
+
+def test_a_run_can_start_from_an_earlier_export(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from forensic_face.training.train_recognizer import student_network
+
+    faces = _faces()
+    first = tmp_path / "first"
+    train_recognizer(_config(first, iterations=2), faces=faces, landmark_error=ERROR)
+    exported = load_file(str(first / EXPORT_NAME))
+    student = student_network(str(first / EXPORT_NAME))
+    state = student.state_dict()
+    assert set(state) == set(exported)
+    assert all(torch.equal(state[k], exported[k]) for k in exported)
+    # ... and it really is the trained network, not dlib's
+    fresh = student_network().state_dict()
+    assert any(not torch.equal(fresh[k], exported[k]) for k in exported)
+
+    second = tmp_path / "second"
+    train_recognizer(_config(second, iterations=1, init_from=str(first / EXPORT_NAME)), faces=faces,
+                     landmark_error=ERROR)
+    assert json.loads((second / "config.json").read_text())["train"]["init_from"] == str(first / EXPORT_NAME)
+
+    with pytest.raises(ConfigError, match="missing.safetensors: no such file"):
+        student_network(str(tmp_path / "missing.safetensors"))
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not safetensors")
+    with pytest.raises(ConfigError, match="broken.safetensors: not a dlib-resnet-lr export"):
+        student_network(str(broken))

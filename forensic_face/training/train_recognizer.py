@@ -72,6 +72,9 @@ class RecognizerTrainConfig:
     face_px_max: int = 48
     #: upsamplers the engine may feed the recognizer with; each batch uses one
     upsamplers: tuple[str, ...] = ("bicubic", "face-sr")
+    #: a ``dlib_resnet_lr.safetensors`` export to start the student from ("" = dlib's network), so a CPU run
+    #: can continue an earlier one (e.g. the shipped weights) instead of starting over
+    init_from: str = ""
     seed: int = 0
     checkpoint_every: int = 250
     val_people: int = 150  # held out: the last peopleDevTrain people with >= 2 images
@@ -197,8 +200,20 @@ def teacher_network() -> torch.nn.Module:
     return model
 
 
-def student_network() -> torch.nn.Module:
+def student_network(init_from: str = "") -> torch.nn.Module:
+    """The trainable student: dlib's network, or the export ``init_from`` (loaded strictly)."""
     model = teacher_network()
+    if init_from:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(init_from)
+        if not path.is_file():
+            raise ConfigError(f"--init-from {path}: no such file; give a dlib_resnet_lr.safetensors export")
+        try:
+            model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+        except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
+            raise ConfigError(f"--init-from {path}: not a dlib-resnet-lr export of this network ({exc})") from exc
     model = model.train()
     for name, param in model.named_parameters():
         param.requires_grad_(True)
@@ -391,7 +406,7 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
     teacher_val = {"gallery": embed(teacher, val.gallery_chips), "hr": embed(teacher, val.probe_hr_chips),
                    **{f"lr{w}": embed(teacher, c) for w, c in val.probe_lr_chips.items()}}
 
-    student = student_network().to(device, memory_format=torch.channels_last)
+    student = student_network(config.init_from).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
     start, history, elapsed_before = 0, [], 0.0
     checkpoint_path = out_dir / CHECKPOINT_NAME
@@ -476,6 +491,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-px-min", type=int, default=d.face_px_min)
     parser.add_argument("--face-px-max", type=int, default=d.face_px_max)
     parser.add_argument("--upsamplers", default=",".join(d.upsamplers), help="comma-separated upsampler names")
+    parser.add_argument("--init-from", default="",
+                        help="start the student from this dlib_resnet_lr.safetensors export (default: dlib's network)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     parser.add_argument("--val-people", type=int, default=d.val_people)
@@ -494,7 +511,8 @@ def config_from_args(args: argparse.Namespace) -> RecognizerTrainConfig:
         learning_rate=args.learning_rate, final_learning_rate=args.final_learning_rate,
         warmup_iterations=args.warmup_iterations, hr_weight=args.hr_weight,
         relational_weight=args.relational_weight, face_px_min=args.face_px_min, face_px_max=args.face_px_max,
-        upsamplers=tuple(u.strip() for u in args.upsamplers.split(",") if u.strip()), seed=args.seed,
+        upsamplers=tuple(u.strip() for u in args.upsamplers.split(",") if u.strip()), init_from=args.init_from,
+        seed=args.seed,
         checkpoint_every=args.checkpoint_every, val_people=args.val_people, max_images=args.max_images,
         data_root=args.data_root, data_cache_dir=args.data_cache_dir, device=args.device,
         num_threads=args.num_threads, num_workers=args.num_workers, progress=not args.no_progress,
