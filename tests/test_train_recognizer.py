@@ -204,3 +204,37 @@ def test_a_run_can_start_from_an_earlier_export(tmp_path: Path) -> None:
     broken.write_bytes(b"not safetensors")
     with pytest.raises(ConfigError, match="broken.safetensors: not a dlib-resnet-lr export"):
         student_network(str(broken))
+
+
+def test_ship_records_the_weights_a_run_continued(tmp_path: Path) -> None:
+    from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet_lr
+    from forensic_face.engine.weights import sha256_of
+    from forensic_face.training.ship_recognizer import ship_run
+
+    faces = _faces()
+    weights, manifest = tmp_path / "weights", tmp_path / "manifest.json"
+    first = tmp_path / "first"
+    train_recognizer(_config(first, iterations=2), faces=faces, landmark_error=ERROR)
+    assert ship_run(first, weights_dir=weights, manifest_path=manifest) == "dlib_resnet_lr"
+    shipped = weights / "dlib_resnet_lr.safetensors"
+    entry = json.loads(manifest.read_text())["weights"]["dlib_resnet_lr"]
+    assert "fine_tuned_from" not in entry and entry["sha256"] == sha256_of(shipped)
+    parent = tmp_path / "parent.safetensors"
+    parent.write_bytes(shipped.read_bytes())
+
+    second = tmp_path / "second"
+    train_recognizer(_config(second, iterations=2, init_from=str(parent)), faces=faces, landmark_error=ERROR)
+    ship_run(second, weights_dir=weights, manifest_path=manifest)
+    entry = json.loads(manifest.read_text())["weights"]["dlib_resnet_lr"]
+    assert entry["fine_tuned_from"] == {"file": "parent.safetensors", "sha256": sha256_of(parent)}
+    assert f"--init-from {parent}" in entry["training_command"]
+    assert entry["sha256"] == sha256_of(shipped) != sha256_of(parent)
+    load_dlib_resnet_lr(shipped, entry["sha256"])
+
+    unfinished = tmp_path / "third"
+    train_recognizer(_config(unfinished, iterations=1), faces=faces, landmark_error=ERROR)
+    saved = json.loads((unfinished / "config.json").read_text())
+    saved["train"]["iterations"] = 5  # as if stopped at iteration 1 of 5
+    (unfinished / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="has not finished"):
+        ship_run(unfinished, weights_dir=weights, manifest_path=manifest)

@@ -4,7 +4,9 @@
     python -m forensic_face.training.ship_recognizer ship RUN_DIR                     # a finished run
 
 The manifest entry ``dlib_resnet_lr`` records the file's SHA-256, the training command rebuilt from config.json,
-the data, the seed, the measured MTCNN error used for the landmark jitter and the final validation metrics.
+the data, the seed, the measured MTCNN error used for the landmark jitter and the final validation metrics; a run
+started with ``--init-from`` also records the file name and SHA-256 of the weights it continued
+(``fine_tuned_from``).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
     shutil.copyfile(source, target)
     load_dlib_resnet_lr(target)  # refuse to ship a file the engine cannot load strictly
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"weights": {}}
+    init_from = str(config.get("init_from") or "")
     manifest.setdefault("weights", {})[LR_WEIGHTS_NAME] = {
         "file": target.name,
         "sha256": sha256_of(target),
@@ -93,6 +96,7 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
         "seed": int(config["seed"]),
         "landmark_error": saved["landmark_error"],
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
+        **({"fine_tuned_from": {"file": Path(init_from).name, "sha256": sha256_of(init_from)}} if init_from else {}),
         **({"evaluation": evaluation} if evaluation else {}),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
