@@ -23,7 +23,6 @@ from forensic_face.cli.calibrate import CalibrateCommand
 from forensic_face.cli.common import add_likelihood_ratios, print_search_record
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.fusion import FusionSpec
 
 RECOGNIZER_SHA = "ab" * 32
 
@@ -47,7 +46,7 @@ def _write_run(folder: Path, separation: float, seed: int = 0, num_people: int =
     folder.mkdir(parents=True)
     np.savez_compressed(folder / "scores.npz", scores=scores, mated_index=mated, identities=np.asarray(identities),
                         probe_names=np.asarray([f"p{i}" for i in range(mated.size)]), band_px=np.asarray(24))
-    config = EngineConfig(upsampler="bicubic", budget="standard")
+    config = EngineConfig(upsampler="bicubic", budget="standard", fusion="S_add,S_add")  # an additive fusion
     (folder / "result.json").write_text(json.dumps({
         "protocol": "lfw-xres", "settings": {"width_px": 24, "camera": "fixed", "face_width_source": "mtcnn"},
         "config": config.to_dict(), "config_digest": config.digest(), "provenance": _provenance(config)}))
@@ -85,7 +84,7 @@ def test_calibrate_writes_loadable_json_and_tippett(tmp_path: Path) -> None:
     assert len(split["fit_identities"]) + len(split["heldout_identities"]) == 12
     assert cal.cllr == pytest.approx(cal_set.metadata["heldout"]["cllr"])
     assert cal.cllr < 1.0 and cal.cllr_min <= cal.cllr + 1e-9  # separable scores: informative LRs
-    assert cal_set.metadata["engine"]["fusion"] == FusionSpec.parse(EngineConfig().fusion).name
+    assert cal_set.metadata["engine"]["fusion"] == "S_add,S_add"  # the run's fusion (see _write_run)
     assert cal_set.metadata["engine"]["recognizer_sha256"] == RECOGNIZER_SHA
     assert cal_set.metadata["num_scores"] == 35 * 12
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -250,13 +249,15 @@ def test_calibrate_fits_the_probes_that_used_fewer_scales(tmp_path: Path) -> Non
 
 def test_default_settings_have_a_shipped_calibration() -> None:
     """A search with the engine's default settings and the shipped model files gets likelihood ratios at 24 px;
-    the previous default and its bicubic and dlib-resnet-lr variants keep their own calibrations."""
+    the previous defaults (S_add,S_add fusion; before that dlib-resnet with face-sr) and the bicubic and
+    dlib-resnet-lr variants of the older one keep their own calibrations."""
     from forensic_face.calibration import engine_conditions_from_provenance
     from forensic_face.engine import Engine
 
-    previous = EngineConfig(device="cpu", recognizer="dlib-resnet", upsampler="face-sr", flip_test=False)
-    for config in (EngineConfig(device="cpu"), previous, previous.replace(upsampler="bicubic"),
-                   previous.replace(recognizer="dlib-resnet-lr")):
+    previous = EngineConfig(device="cpu", fusion="S_add,S_add")
+    older = previous.replace(recognizer="dlib-resnet", upsampler="face-sr", flip_test=False)
+    for config in (EngineConfig(device="cpu"), previous, older, older.replace(upsampler="bicubic"),
+                   older.replace(recognizer="dlib-resnet-lr")):
         provenance = Engine(config).provenance()
         conditions = engine_conditions_from_provenance(provenance)
         found = load_shipped_calibration(provenance["config"], conditions["recognizer_sha256"], 24.0,
