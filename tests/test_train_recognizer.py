@@ -202,7 +202,7 @@ def test_a_run_can_start_from_an_earlier_export(tmp_path: Path) -> None:
         student_network(str(tmp_path / "missing.safetensors"))
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not safetensors")
-    with pytest.raises(ConfigError, match="broken.safetensors: not a dlib-resnet-lr export"):
+    with pytest.raises(ModelFileError, match="broken.safetensors: not a dlib-resnet-lr weights file"):
         student_network(str(broken))
 
 

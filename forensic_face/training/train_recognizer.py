@@ -201,19 +201,15 @@ def teacher_network() -> torch.nn.Module:
 
 
 def student_network(init_from: str = "") -> torch.nn.Module:
-    """The trainable student: dlib's network, or the export ``init_from`` (loaded strictly)."""
-    model = teacher_network()
+    """The trainable student: dlib's network, or the export ``init_from`` (the engine's strict loader)."""
     if init_from:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet_lr
 
-        path = Path(init_from)
-        if not path.is_file():
-            raise ConfigError(f"--init-from {path}: no such file; give a dlib_resnet_lr.safetensors export")
-        try:
-            model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
-        except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
-            raise ConfigError(f"--init-from {path}: not a dlib-resnet-lr export of this network ({exc})") from exc
+        if not Path(init_from).is_file():
+            raise ConfigError(f"--init-from {init_from}: no such file; give a dlib_resnet_lr.safetensors export")
+        model, _ = load_dlib_resnet_lr(init_from)
+    else:
+        model = teacher_network()
     model = model.train()
     for name, param in model.named_parameters():
         param.requires_grad_(True)
