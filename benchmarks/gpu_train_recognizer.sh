@@ -5,8 +5,8 @@
 # into wheels/ before the call). Writes the run folder and the export under $OUT (or ./gpu-out).
 #
 #   bash benchmarks/gpu_train_recognizer.sh [ITERATIONS]       (default 6000, about 4x the CPU batch)
-#   INIT_FROM=resources/weights/dlib_resnet_lr2.safetensors bash benchmarks/gpu_train_recognizer.sh
-#                                                              (continue a shipped generation instead of dlib's net)
+#   INIT_FROM=resources/weights/dlib_resnet_lr.safetensors bash benchmarks/gpu_train_recognizer.sh
+#                                                              (continue the shipped network instead of dlib's)
 #
 # Then, back on the development machine: copy $OUT/run to runs/, `python -m forensic_face.training.ship_recognizer
 # ship runs/run`, and evaluate as docs/recognizer.md describes. Not yet run on a GPU (no device was lent when it

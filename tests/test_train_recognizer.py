@@ -231,7 +231,15 @@ def test_ship_records_the_weights_a_run_continued(tmp_path: Path) -> None:
     assert entry["sha256"] == sha256_of(shipped) != sha256_of(parent)
     load_dlib_resnet_lr(shipped, entry["sha256"])
 
-    unfinished = tmp_path / "third"
+    # Continuing the shipped file itself: shipping overwrites it, the record keeps the hash it started from.
+    before = sha256_of(shipped)
+    third = tmp_path / "continued"
+    train_recognizer(_config(third, iterations=2, init_from=str(shipped)), faces=faces, landmark_error=ERROR)
+    ship_run(third, weights_dir=weights, manifest_path=manifest)
+    entry = json.loads(manifest.read_text())["weights"]["dlib_resnet_lr"]
+    assert entry["fine_tuned_from"]["sha256"] == before != sha256_of(shipped)
+
+    unfinished = tmp_path / "unfinished"
     train_recognizer(_config(unfinished, iterations=1), faces=faces, landmark_error=ERROR)
     saved = json.loads((unfinished / "config.json").read_text())
     saved["train"]["iterations"] = 5  # as if stopped at iteration 1 of 5

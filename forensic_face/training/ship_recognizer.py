@@ -80,7 +80,6 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
     shutil.copyfile(source, target)
     load_dlib_resnet_lr(target)  # refuse to ship a file the engine cannot load strictly
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"weights": {}}
-    init_from = str(config.get("init_from") or "")
     manifest.setdefault("weights", {})[LR_WEIGHTS_NAME] = {
         "file": target.name,
         "sha256": sha256_of(target),
@@ -96,7 +95,8 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
         "seed": int(config["seed"]),
         "landmark_error": saved["landmark_error"],
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
-        **({"fine_tuned_from": {"file": Path(init_from).name, "sha256": sha256_of(init_from)}} if init_from else {}),
+        **({"fine_tuned_from": {"file": Path(config["init_from"]).name, "sha256": saved["init_from_sha256"]}}
+           if config.get("init_from") else {}),
         **({"evaluation": evaluation} if evaluation else {}),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

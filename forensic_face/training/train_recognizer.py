@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from forensic_face.engine.config import resolve_device
 from forensic_face.engine.errors import ConfigError
+from forensic_face.engine.weights import sha256_of
 from forensic_face.paths import cache_dir, lfw_dir
 from forensic_face.training import recognizer_data as rd
 
@@ -390,7 +391,12 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
         error = rd.measure_landmark_error(faces, split.train_rows, MtcnnDetector(torch.device("cpu")),
                                           np.random.default_rng([config.seed, 7]))
         log.info("MTCNN error on 24 px faces: %s", error)
+    # The weights a continued run started from, hashed when it first started: the file may be replaced later
+    # (shipping a run that continued the shipped weights overwrites them).
+    started_from = (json.loads(config_path.read_text()).get("init_from_sha256", "") if config_path.is_file()
+                    else "") or (sha256_of(config.init_from) if config.init_from else "")
     _write_json(config_path, {"train": config.to_dict(), "landmark_error": dataclasses.asdict(error),
+                              "init_from_sha256": started_from,
                               "train_images": int(len(split.train_rows)),
                               "val_portraits": int(len(split.val_gallery_rows)),
                               "val_probes": int(len(split.val_probe_rows))})
