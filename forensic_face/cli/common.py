@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from forensic_face.engine.config import BUDGETS
+from forensic_face.engine.config import BUDGETS, EngineConfig
 from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
 
 log = logging.getLogger("forensic_face")
@@ -84,7 +84,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gallery degradation budget: none, fast (11 paths), standard, paper (all 1,463)")
     parser.add_argument("--scales", help="comma-separated probe magnifications, e.g. 2,4,8")
     parser.add_argument("--hypotheses", type=int, help="blur hypotheses per scale (paper: 16)")
-    parser.add_argument("--fusion", help="fusion, e.g. S_add,S_add (default), S_max,S_add (the paper's), T_add, T_concat")
+    parser.add_argument("--fusion", help=f"fusion, e.g. {EngineConfig().fusion} (default), S_max,S_add (the paper's), S_add,S_add, T_add")
     parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
     parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet")
     parser.add_argument("--recognizer-model", help="model file for recognizers that need one")

@@ -47,7 +47,7 @@ class EvalCommand:
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
         parser.add_argument("--hypotheses", type=int, default=16, help="blur hypotheses per scale (default 16)")
-        parser.add_argument("--fusion", default=None, help="fusion of a single run (default: the engine's S_add,S_add)")
+        parser.add_argument("--fusion", default=None, help=f"fusion of a single run (default: the engine's, {EngineConfig().fusion})")
         parser.add_argument("--ablation", action="store_true", help="run the rows of the paper's Table 2")
         parser.add_argument("--rows", default=None,
                             help="comma list of ablation rows to run (e.g. baseline,final); default all")

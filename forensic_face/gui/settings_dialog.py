@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 
 # The ordered combinations of the paper's Figure 4 / Table 3, default first (see engine.config).
-FUSIONS = ("S_add,S_add", "S_max,S_add", "S_max,S_max", "S_add,S_max", "T_add", "T_concat", "T_add_probe,S_max",
+FUSIONS = ("T_concat", "S_add,S_add", "S_max,S_add", "S_max,S_max", "S_add,S_max", "T_add", "T_add_probe,S_max",
            "T_add_probe,S_add", "T_add_gallery,S_max", "T_add_gallery,S_add")
 
 
