@@ -274,7 +274,6 @@ def test_all_paths_count_and_order() -> None:
 
 def test_budgets() -> None:
     assert D.select_paths("none", 0) == []
-    assert D.select_paths("fast", 0) == [(n,) for n in NAMES]
     assert D.select_paths("paper", 0) == D.all_paths()
     standard = D.select_paths("standard", 0)
     assert len(standard) == 66 and len(set(standard)) == 66
@@ -289,6 +288,20 @@ def test_budgets() -> None:
     assert D.select_paths("standard", 1) != standard
     with pytest.raises(ConfigError, match="standard"):
         D.select_paths("huge", 0)
+
+
+def test_fast_budget_is_one_balanced_round_of_the_standard_pairs() -> None:
+    for seed in (0, 1):
+        fast, standard = D.select_paths("fast", seed), D.select_paths("standard", seed)
+        assert len(fast) == 11 and all(len(p) == 2 for p in fast)
+        assert set(fast) <= set(standard), "fast must reuse standard's chains (one enrolment grows into the other)"
+        for pos in range(2):
+            assert Counter(p[pos] for p in fast) == {n: 1 for n in NAMES}, f"position {pos} is unbalanced"
+        order = {p: i for i, p in enumerate(D.all_paths())}
+        assert [order[p] for p in fast] == sorted(order[p] for p in fast)
+    # Golden: the first pair of seed 0's standard sample is fast's first chain on every machine.
+    assert D.select_paths("fast", 0)[0] == ("gauss_noise", "rescale")
+    assert D.select_paths("fast", 1) != D.select_paths("fast", 0)
 
 
 def test_standard_budget_is_fixed_across_machines() -> None:

@@ -319,7 +319,7 @@ def test_code_version_flags_code_changes_not_benchmark_outputs(tmp_path: Path, m
     assert code_version().endswith(f"commit {commit} with uncommitted changes")
 
 
-def test_search_cache_follows_model_weights(lfw_root: Path, tmp_path: Path) -> None:
+def test_search_cache_follows_model_weights_and_budget_paths(lfw_root: Path, tmp_path: Path) -> None:
     """Retrained weights under the same model name must not be answered with the old weights' scores."""
     from forensic_face.eval.runner import evaluate, prepare
 
@@ -333,3 +333,8 @@ def test_search_cache_follows_model_weights(lfw_root: Path, tmp_path: Path) -> N
     engine.provenance = lambda: {"engine": "fake", "upsampler": {"name": "face-sr", "weights_sha256": {"2": "new"}}}
     evaluate(engine, prepared)
     assert engine.num_searches == 2 * searched
+    # A budget whose name stays but whose paths change (as "fast" did on 2026-12-06) is a new method too.
+    engine.provenance = lambda: {"engine": "fake", "upsampler": {"name": "face-sr", "weights_sha256": {"2": "new"}},
+                                 "degradation_paths": ["gauss_noise>down>rescale"]}
+    evaluate(engine, prepared)
+    assert engine.num_searches == 3 * searched

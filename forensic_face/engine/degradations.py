@@ -585,41 +585,58 @@ def _stable_permutation(n: int, *key: object) -> list[int]:
 STANDARD_ROUNDS = {2: 2, 3: 3}
 
 
-def select_paths(budget: str, seed: int = 0) -> list[Path]:
-    """The degradation paths of a compute budget.
+def balanced_rounds(seed: int = 0, rounds: dict[int, int] = STANDARD_ROUNDS) -> list[tuple[int, set[Path]]]:
+    """The balanced sample of chains, one ``(length, chains)`` entry per round, in drawing order.
 
-    * ``"none"``: ``[]`` (the caller uses the undegraded gallery image only).
-    * ``"fast"``: the 11 single degradations.
-    * ``"standard"``: 66 paths: the 11 singles, 22 pairs and 33 triples. Each round of a length builds 11
-      chains from independent seeded permutations of the 11 degradations, one per position, so every
-      degradation occurs exactly ``rounds`` times at every position of that length (2 rounds of pairs, 3 of
-      triples); a chain already chosen is replaced by re-drawing that round. Permutations come from SHA-256
-      of ``(seed, length, round, position, attempt, index)``, so the subset is identical on every machine.
-    * ``"paper"``: all 1,463 paths of :func:`all_paths`.
-
-    Returned in :func:`all_paths` order.
+    Each round of a length builds 11 chains from independent seeded permutations of the 11 degradations, one per
+    position, so every degradation occurs exactly once at every position of that round; a round that would repeat
+    a chain already chosen (or a single) is redrawn. Permutations come from SHA-256 of ``(seed, length, round,
+    position, attempt, index)``, so the sample is identical on every machine.
     """
-    if budget == "none":
-        return []
-    if budget == "fast":
-        return all_paths(max_len=1)
-    if budget == "paper":
-        return all_paths()
-    if budget != "standard":
-        raise ConfigError(f"unknown degradation budget {budget!r}; expected one of {', '.join(BUDGETS)}")
     names = DEGRADATION_NAMES
     chosen: set[Path] = {(n,) for n in names}
-    for length, rounds in STANDARD_ROUNDS.items():
-        for round_index in range(rounds):
+    drawn: list[tuple[int, set[Path]]] = []
+    for length, num_rounds in rounds.items():
+        for round_index in range(num_rounds):
             for attempt in range(1000):
                 perms = [_stable_permutation(len(names), seed, length, round_index, pos, attempt)
                          for pos in range(length)]
                 batch = {tuple(names[perms[pos][i]] for pos in range(length)) for i in range(len(names))}
                 if not batch & chosen:
                     chosen |= batch
+                    drawn.append((length, batch))
                     break
             else:  # pragma: no cover - 1000 collisions in a row would need an astronomically unlucky seed
-                raise ConfigError(f"could not draw a standard path set for seed {seed}")
+                raise ConfigError(f"could not draw a balanced path set for seed {seed}")
+    return drawn
+
+
+def select_paths(budget: str, seed: int = 0) -> list[Path]:
+    """The degradation paths of a compute budget.
+
+    * ``"none"``: ``[]`` (the caller uses the undegraded gallery image only).
+    * ``"fast"``: 11 pairs, the first round of the standard budget's balanced pairs (every degradation once at
+      each position), so ``fast`` is a subset of ``standard``. Pairs rather than the 11 singles at the same
+      cost: with template fusion they rank about 3 points higher at 24 px (their 2x downsampling between the two
+      degradations brings the portrait nearer a tiny probe; measured in ``docs/accuracy.md``). Until
+      2026-12-06 ``fast`` was the 11 singles.
+    * ``"standard"``: 66 paths: the 11 singles and the rounds of :func:`balanced_rounds`, 2 of pairs and 3 of
+      triples (22 pairs, 33 triples), so every degradation occurs exactly twice at every position of the pairs
+      and three times at every position of the triples.
+    * ``"paper"``: all 1,463 paths of :func:`all_paths`.
+
+    Returned in :func:`all_paths` order.
+    """
+    if budget == "none":
+        return []
+    if budget == "paper":
+        return all_paths()
+    if budget == "fast":
+        chosen = balanced_rounds(seed, {2: 1})[0][1]
+    elif budget == "standard":
+        chosen = {(n,) for n in DEGRADATION_NAMES}.union(*(batch for _, batch in balanced_rounds(seed)))
+    else:
+        raise ConfigError(f"unknown degradation budget {budget!r}; expected one of {', '.join(BUDGETS)}")
     order = {p: i for i, p in enumerate(all_paths())}
     return sorted(chosen, key=order.__getitem__)
 

@@ -76,12 +76,17 @@ log = logging.getLogger(__name__)
 class Engine:
     """The Meet-in-the-middle engine. Models load lazily on first use."""
 
-    def __init__(self, config: EngineConfig | None = None, cache_dir: Path | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, cache_dir: Path | None = None,
+                 degradation_paths: Sequence[degradations.Path] | None = None) -> None:
+        """``degradation_paths``: the gallery's paths as a stored search recorded them (a replay), instead of
+        those the budget selects in this version; a budget's selection may change between versions."""
         self.config = config or EngineConfig()
         self.device = resolve_device(self.config.device)
         self.fusion = FusionSpec.parse(self.config.fusion)
-        self.degradation_paths = [] if self.config.budget == "none" else degradations.select_paths(
-            self.config.budget, self.config.seed)
+        if degradation_paths is not None:
+            self.degradation_paths = [tuple(p) for p in degradation_paths]
+        else:
+            self.degradation_paths = degradations.select_paths(self.config.budget, self.config.seed)
         if cache_dir is None:
             from forensic_face.paths import cache_dir as default_cache_dir
 

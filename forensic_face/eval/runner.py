@@ -321,13 +321,15 @@ def evaluate(
     column = {name: j for j, name in enumerate(identities)}
     config = engine.config
     gallery_digest = prepared.gallery_digest()
-    # The config names the models, the provenance their weights: a retrained upsampler or recognizer under the
-    # same name must not be answered with the previous weights' scores.
+    # The config names the models and the budget, the provenance their weights and the budget's paths: a
+    # retrained upsampler or recognizer under the same name, or a budget that selects other paths, must not be
+    # answered with the previous scores.
     provenance = engine.provenance()
-    models_digest = cache_key(**{k: provenance.get(k) for k in ("recognizer", "upsampler", "detector")})
+    method_digest = cache_key(**{k: provenance.get(k)
+                                 for k in ("recognizer", "upsampler", "detector", "degradation_paths")})
     cache = _SearchCache(
         settings.cache_dir / "searches"
-        / f"{config.digest()[:16]}-{models_digest[:12]}-{gallery_digest[:12]}-{SCORE_SCALE}.jsonl",
+        / f"{config.digest()[:16]}-{method_digest[:12]}-{gallery_digest[:12]}-{SCORE_SCALE}.jsonl",
         identities
     )
     num_p, num_g = len(prepared.probes), len(identities)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensic_face.engine.errors import CaseStoreError
+from forensic_face.engine.errors import CaseStoreError, ConfigError
 from forensic_face.engine.imaging import load_image
 from forensic_face.engine.results import FaceDetection, SearchResult
 from forensic_face.store.case_store import CaseStore
@@ -114,6 +114,7 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
     Writes a ``replay`` audit entry with the outcome.
     """
     from forensic_face.engine import Engine
+    from forensic_face.engine.degradations import parse_path_label, select_paths
     from forensic_face.engine.detect import manual_face
 
     stored = store.search(search_id)
@@ -129,9 +130,23 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
             raise CaseStoreError(f"the probe {stored.probe.path} changed since it was imported (SHA-256 "
                                  f"{probe.sha256}, recorded {stored.probe.sha256}); the search cannot be replayed "
                                  "from it")
-    engine = Engine(config)
-    gallery = engine.enroll(gallery_record.root)
     notes: list[str] = []
+    # Replay what was run, not what the budget's name selects today (the "fast" budget changed on 2026-12-06).
+    recorded_paths = stored.provenance.get("degradation_paths")
+    paths = None
+    if recorded_paths is not None:
+        try:
+            paths = [parse_path_label(label) for label in recorded_paths]
+        except ConfigError as error:
+            raise CaseStoreError(f"search {search_id} used a gallery degradation this version does not have "
+                                 f"({error}); replay it with the version that made it "
+                                 f"({stored.provenance.get('software', {}).get('forensic_face', 'unknown')})"
+                                 ) from error
+        if paths != select_paths(config.budget, config.seed):
+            notes.append(f"replayed with the {len(paths)} gallery degradation paths recorded with the search; "
+                         f"budget {config.budget!r} selects other paths in this version")
+    engine = Engine(config, degradation_paths=paths)
+    gallery = engine.enroll(gallery_record.root)
     differences: list[str] = []
     before = {(str(p), sha) for _, p, sha in gallery_record.images}
     after = {(str(e.image_path), e.sha256) for e in gallery.entries}
