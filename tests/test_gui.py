@@ -171,6 +171,18 @@ def test_settings_dialog_builds_and_persists_config(qtbot, app) -> None:  # type
     assert path == settings_path() and load_settings() == config
 
 
+def test_settings_dialog_offers_every_fusion_once_default_first(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.engine.fusion import FusionSpec, canonical_fusions
+
+    dialog = SettingsDialog(EngineConfig(fusion="S_add"))  # an alias saved by hand stays selectable
+    qtbot.addWidget(dialog)
+    offered = [dialog.fusion.itemText(i) for i in range(dialog.fusion.count())]
+    assert offered[0] == EngineConfig().fusion
+    assert sorted(offered[:-1]) == sorted(canonical_fusions()) and offered[-1] == "S_add"
+    assert len({FusionSpec.parse(name) for name in offered[:-1]}) == len(offered) - 1
+    assert dialog.fusion.currentText() == "S_add"
+
+
 def test_settings_dialog_refuses_invalid_input(qtbot, app) -> None:  # type: ignore[no-untyped-def]
     original = EngineConfig()
     dialog = SettingsDialog(original)

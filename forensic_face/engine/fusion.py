@@ -171,9 +171,14 @@ _ALIASES = {
 PAPER_FUSION = "S_max,S_add"
 
 
+def canonical_fusions() -> list[str]:
+    """One name per fusion (no aliases), in the order of the paper's Figure 4 / Table 3."""
+    return list(_SPECS)
+
+
 def valid_fusions() -> list[str]:
     """Every accepted fusion string: the canonical ones first, then aliases."""
-    return list(_SPECS) + list(_ALIASES)
+    return canonical_fusions() + list(_ALIASES)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 
-# The ordered combinations of the paper's Figure 4 / Table 3, default first (see engine.config).
-FUSIONS = ("T_concat", "S_add,S_add", "S_max,S_add", "S_max,S_max", "S_add,S_max", "T_add", "T_add_probe,S_max",
-           "T_add_probe,S_add", "T_add_gallery,S_max", "T_add_gallery,S_add")
-
 
 def available_recognizers() -> list[str]:
     """Registered recognizer names, or the default alone while the registry is not importable."""
@@ -48,12 +44,12 @@ def available_recognizers() -> list[str]:
 
 
 def available_fusions() -> list[str]:
-    try:
-        from forensic_face.engine.fusion import valid_fusions
+    """The engine's fusions (the paper's Figure 4 / Table 3), the engine's default first; an alias saved in the
+    settings is still shown, as the combo adds the current value."""
+    from forensic_face.engine.fusion import canonical_fusions
 
-        return list(valid_fusions())
-    except ImportError:
-        return list(FUSIONS)
+    default = EngineConfig().fusion
+    return [default] + [name for name in canonical_fusions() if name != default]
 
 
 def available_upsamplers() -> list[str]:
