@@ -25,7 +25,7 @@ import torch
 
 from forensic_face.engine import Engine
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.degradations import DEGRADATION_NAMES, Path as DegradationPath, select_paths
+from forensic_face.engine.degradations import Path as DegradationPath, all_paths, select_paths
 from forensic_face.engine.matching import probe_plan
 from forensic_face.eval.protocol import lfw_xres_split
 from forensic_face.eval.runner import build_gallery_folder
@@ -35,7 +35,7 @@ from forensic_face.paths import lfw_dir
 def budget_variants(seed: int) -> dict[str, list[DegradationPath]]:
     """The path sets compared: every budget with degradations, and the former ``fast``."""
     return {
-        "fast-singles": [(name,) for name in DEGRADATION_NAMES],
+        "fast-singles": all_paths(max_len=1),
         "fast": select_paths("fast", seed),
         "standard": select_paths("standard", seed),
     }

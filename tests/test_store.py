@@ -325,7 +325,7 @@ def test_real_engine_search_is_stored_and_replays_identically(lfw_test_people, l
 
     from forensic_face.cli.case import ReplayCommand
     from forensic_face.engine import Engine
-    from forensic_face.engine.degradations import DEGRADATION_NAMES
+    from forensic_face.engine.degradations import DEGRADATION_NAMES, all_paths
     from forensic_face.engine.detect import manual_face
     from forensic_face.engine.imaging import load_image
     from forensic_face.store.replay import replay_search
@@ -358,8 +358,7 @@ def test_real_engine_search_is_stored_and_replays_identically(lfw_test_people, l
             assert outcome.max_score_difference <= 1e-5
         assert [e.action for e in store.audit_entries()][-2:] == ["replay", "replay"]
         # A search made when "fast" meant the 11 singles (before 2026-12-06) replays with its recorded paths.
-        singles = [(name,) for name in DEGRADATION_NAMES]
-        before = Engine(config, degradation_paths=singles).search(probe, gallery)
+        before = Engine(config, degradation_paths=all_paths(max_len=1)).search(probe, gallery)
         assert before.provenance["degradation_paths"] == list(DEGRADATION_NAMES)
         old_id = store.record_search(before, config, gallery=gallery)
         outcome = replay_search(store, old_id)

@@ -594,7 +594,7 @@ def balanced_rounds(seed: int = 0, rounds: dict[int, int] = STANDARD_ROUNDS) -> 
     position, attempt, index)``, so the sample is identical on every machine.
     """
     names = DEGRADATION_NAMES
-    chosen: set[Path] = {(n,) for n in names}
+    chosen: set[Path] = set(all_paths(max_len=1))
     drawn: list[tuple[int, set[Path]]] = []
     for length, num_rounds in rounds.items():
         for round_index in range(num_rounds):
@@ -634,7 +634,7 @@ def select_paths(budget: str, seed: int = 0) -> list[Path]:
     if budget == "fast":
         chosen = balanced_rounds(seed, {2: 1})[0][1]
     elif budget == "standard":
-        chosen = {(n,) for n in DEGRADATION_NAMES}.union(*(batch for _, batch in balanced_rounds(seed)))
+        chosen = set(all_paths(max_len=1)).union(*(batch for _, batch in balanced_rounds(seed)))
     else:
         raise ConfigError(f"unknown degradation budget {budget!r}; expected one of {', '.join(BUDGETS)}")
     order = {p: i for i, p in enumerate(all_paths())}
