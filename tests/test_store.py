@@ -379,6 +379,15 @@ def test_real_engine_search_is_stored_and_replays_identically(lfw_test_people, l
     raw.close()
     assert command.run(parser.parse_args([str(path), str(ids[0])])) == 1
     assert "first difference at rank 1" in capsys.readouterr().out
+    # A search that recorded a degradation this version does not know cannot be replayed with other paths.
+    raw = sqlite3.connect(path)
+    provenance = json.loads(raw.execute("SELECT provenance_json FROM searches WHERE id = ?", (old_id,)).fetchone()[0])
+    provenance["degradation_paths"] = ["gauss_noise>down>sepia_tone"]
+    raw.execute("UPDATE searches SET provenance_json = ? WHERE id = ?", (json.dumps(provenance), old_id))
+    raw.commit()
+    raw.close()
+    with CaseStore.open(path) as store, pytest.raises(CaseStoreError, match="degradation this version does not have"):
+        replay_search(store, old_id)
 
 
 def test_detection_and_manual_box_are_logged_at_full_precision(case: CaseStore, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from forensic_face.training.train_recognizer import (
     EXPORT_NAME,
     RecognizerTrainConfig,
     distillation_loss,
+    identity_prototypes,
     learning_rate_at,
     split_rows,
     train_recognizer,
@@ -126,6 +127,30 @@ def test_distillation_loss_is_zero_on_the_teacher_and_grows_away_from_it() -> No
     assert float(zero) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_identity_term_prefers_the_right_person_among_the_prototypes() -> None:
+    torch.manual_seed(0)
+    templates = torch.nn.functional.normalize(torch.randn(6, 2, 128), dim=-1)
+    identities = np.array([0, 0, 1, 1, 2, 3])
+    rows = np.array([0, 1, 2, 3, 4])  # person 3 (row 5) is held out
+    centre = torch.zeros(128)
+    prototypes, labels = identity_prototypes(templates, identities, rows, centre)
+    assert prototypes.shape == (3, 128) and labels.tolist() == [0, 0, 1, 1, 2, -1]
+    expected = torch.nn.functional.normalize(templates[0:2].sum(dim=(0, 1)), dim=0)
+    assert torch.allclose(prototypes[0], expected, atol=1e-6)
+    hr = templates[:0, 0]
+    right, parts = distillation_loss(prototypes[[0, 1]], prototypes[[0, 1]], hr, hr, 0.5, 0.0, centre, prototypes,
+                                     torch.tensor([0, 1]), identity_weight=1.0, identity_temperature=0.1)
+    wrong, _ = distillation_loss(prototypes[[0, 1]], prototypes[[0, 1]], hr, hr, 0.5, 0.0, centre, prototypes,
+                                 torch.tensor([1, 0]), identity_weight=1.0, identity_temperature=0.1)
+    assert "identity" in parts and float(wrong) > float(right) + 1.0
+    off, parts_off = distillation_loss(prototypes[[0, 1]], prototypes[[0, 1]], hr, hr, 0.5, 0.0, centre)
+    assert "identity" not in parts_off and float(off) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ConfigError, match="prototypes"):
+        distillation_loss(prototypes[[0]], prototypes[[0]], hr, hr, 0.5, 0.0, centre, identity_weight=1.0)
+    with pytest.raises(ConfigError, match="identity_temperature"):
+        RecognizerTrainConfig(out_dir="x", identity_temperature=0.0)
+
+
 def test_learning_rate_warms_up_then_decays() -> None:
     config = _config(Path("x"), iterations=100, warmup_iterations=10, learning_rate=1e-3, final_learning_rate=1e-5)
     rates = [learning_rate_at(config, i) for i in range(100)]
@@ -161,6 +186,14 @@ def test_training_checkpoints_resumes_exports_and_loads_strictly(tmp_path: Path)
     assert [h["iteration"] for h in json.loads((run / "metrics.json").read_text())["history"]] == [0, 2, 3, 4]
     with pytest.raises(ConfigError, match="different settings"):
         train_recognizer(_config(run, iterations=5, hr_weight=3.0), faces=faces, landmark_error=ERROR)
+    # A run folder written before a setting existed resumes with that setting at its default.
+    saved_config = json.loads((run / "config.json").read_text())
+    for key in ("identity_weight", "identity_temperature"):
+        del saved_config["train"][key]
+    (run / "config.json").write_text(json.dumps(saved_config))
+    assert train_recognizer(_config(run, iterations=5), faces=faces, landmark_error=ERROR)["iteration"] == 5
+    with pytest.raises(ConfigError, match="identity_weight"):
+        train_recognizer(_config(run, iterations=6, identity_weight=1.0), faces=faces, landmark_error=ERROR)
 
     exported = run / EXPORT_NAME
     model, digest = load_dlib_resnet_lr(exported, sha256_of(exported))
@@ -194,8 +227,9 @@ def test_a_run_can_start_from_an_earlier_export(tmp_path: Path) -> None:
     assert any(not torch.equal(fresh[k], exported[k]) for k in exported)
 
     second = tmp_path / "second"
-    train_recognizer(_config(second, iterations=1, init_from=str(first / EXPORT_NAME)), faces=faces,
-                     landmark_error=ERROR)
+    continued = train_recognizer(_config(second, iterations=1, init_from=str(first / EXPORT_NAME),
+                                         identity_weight=0.5), faces=faces, landmark_error=ERROR)
+    assert continued["train_identity"] > 0
     assert json.loads((second / "config.json").read_text())["train"]["init_from"] == str(first / EXPORT_NAME)
 
     with pytest.raises(ConfigError, match="missing.safetensors: no such file"):

@@ -11,7 +11,11 @@ convolutions, every weight trainable). Each iteration the student sees
 * ``batch_hr`` full-resolution chips, which must stay on the teacher's templates, so a high-resolution gallery
   is matched as well as today (weight ``hr_weight``);
 * a relational term: the pairwise cosine similarities inside the low-resolution batch should be those of the
-  teacher's templates of the same faces (weight ``relational_weight``).
+  teacher's templates of the same faces (weight ``relational_weight``);
+* optionally an identity term (weight ``identity_weight``): a softmax over every training person's prototype
+  (the mean of the teacher's full-resolution templates of that person) must pick the right person for each
+  low-resolution chip (see :func:`identity_prototypes`). A low-resolution template cannot reach its teacher
+  template exactly; this term spends what the network can do on the directions that tell people apart.
 
 Seeded and resumable: batch ``i`` is a pure function of ``numpy.random.default_rng([seed, i])``; batches are
 made in a background worker process while the network trains. A checkpoint (``checkpoint_last.pt``) with
@@ -69,6 +73,10 @@ class RecognizerTrainConfig:
     warmup_iterations: int = 200
     hr_weight: float = 1.0
     relational_weight: float = 2.0
+    #: weight of the identity term (0 = off, the recipe of the first shipped run)
+    identity_weight: float = 0.0
+    #: softmax temperature of the identity term, on centred cosine similarities
+    identity_temperature: float = 0.1
     face_px_min: int = 12
     face_px_max: int = 48
     #: upsamplers the engine may feed the recognizer with; each batch uses one
@@ -94,6 +102,8 @@ class RecognizerTrainConfig:
             raise ConfigError(f"face width range must satisfy 4 <= min <= max, got {self.face_px_min}..{self.face_px_max}")
         if not self.upsamplers:
             raise ConfigError("at least one upsampler is needed")
+        if self.identity_weight < 0 or self.identity_temperature <= 0:
+            raise ConfigError("identity_weight must be >= 0 and identity_temperature > 0")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -304,9 +314,29 @@ def validate(student: torch.nn.Module, teacher_val: dict[str, torch.Tensor], val
 # ---------------------------------------------------------------------------------------------------------
 
 
+def identity_prototypes(targets: torch.Tensor, identities: np.ndarray, rows: np.ndarray,
+                        centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One prototype per training person and each face's class.
+
+    ``targets`` ``(len(faces), 2, D)`` are the teacher's templates (plain, mirrored). A person's prototype is
+    the L2-normalised mean of their ``rows``' centred templates (both mirror images); returns the prototypes
+    ``(K, D)`` of the K people among ``rows`` and ``labels`` ``(len(faces),)``: each row's prototype index,
+    -1 for faces not in ``rows`` (held-out people)."""
+    row_ids = identities[rows]
+    people, inverse = np.unique(row_ids, return_inverse=True)
+    templates = F.normalize(targets[torch.from_numpy(rows)].float(), dim=-1)
+    templates = F.normalize(templates - centre.cpu(), dim=-1).sum(dim=1)
+    sums = torch.zeros(len(people), templates.shape[-1]).index_add_(0, torch.from_numpy(inverse), templates)
+    labels = torch.full((len(identities),), -1, dtype=torch.long)
+    labels[torch.from_numpy(rows)] = torch.from_numpy(inverse).long()
+    return F.normalize(sums, dim=1), labels
+
+
 def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student_hr: torch.Tensor,
                       target_hr: torch.Tensor, hr_weight: float, relational_weight: float,
-                      centre: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                      centre: torch.Tensor | None = None, prototypes: torch.Tensor | None = None,
+                      labels_lr: torch.Tensor | None = None, identity_weight: float = 0.0,
+                      identity_temperature: float = 0.1) -> tuple[torch.Tensor, dict[str, float]]:
     """``(1 - cos)`` to the teacher's full-resolution templates for low- and full-resolution inputs, plus the
     mean squared difference of the batch's pairwise cosine similarities (off the diagonal).
 
@@ -315,7 +345,11 @@ def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student
     spent on the direction every face shares rather than on what tells people apart. The full-resolution term
     is centred too: uncentred, it stays near zero while the identity structure of high-resolution templates
     drifts (measured: full-resolution rank-1 on held-out people fell from 95.9 % to 90.9 % in 500 iterations
-    with an uncentred term of 0.014)."""
+    with an uncentred term of 0.014).
+
+    With ``identity_weight > 0``, ``prototypes`` ``(K, D)`` (centred, see :func:`identity_prototypes`) and
+    ``labels_lr`` (each low-resolution chip's prototype index) add the cross-entropy of a softmax over the
+    centred cosines to every prototype at ``identity_temperature``."""
     def centred(x: torch.Tensor) -> torch.Tensor:
         x = F.normalize(x, dim=1)
         return F.normalize(x - centre, dim=1) if centre is not None else x
@@ -333,6 +367,13 @@ def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student
         rel_term = ((s_lr @ s_lr.T - t_lr @ t_lr.T)[off] ** 2).mean()
         loss = loss + relational_weight * rel_term
         parts["relational"] = float(rel_term.detach())
+    if identity_weight > 0:
+        if prototypes is None or labels_lr is None:
+            raise ConfigError("the identity term needs prototypes and labels")
+        logits = s_lr @ prototypes.T / identity_temperature
+        id_term = F.cross_entropy(logits, labels_lr)
+        loss = loss + identity_weight * id_term
+        parts["identity"] = float(id_term.detach())
     return loss, parts
 
 
@@ -346,7 +387,8 @@ def _check_resume(out_dir: Path, config: RecognizerTrainConfig) -> None:
     saved_path = out_dir / CONFIG_NAME
     if not saved_path.is_file():
         return
-    saved = json.loads(saved_path.read_text()).get("train", {})
+    # Settings added after a run started hold their default there (e.g. identity_weight 0).
+    saved = {**RecognizerTrainConfig(out_dir="").to_dict(), **json.loads(saved_path.read_text()).get("train", {})}
     current = config.to_dict()
     changed = {k for k in set(saved) | set(current) if saved.get(k) != current.get(k)} - RESUMABLE_CHANGES
     if changed:
@@ -404,6 +446,8 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
     teacher = teacher_network().to(device, memory_format=torch.channels_last)
     targets = teacher_templates(faces, split.train_rows, teacher, out_dir / "teacher_templates.pt")
     centre = targets[torch.from_numpy(split.train_rows)].reshape(-1, targets.shape[-1]).mean(0).to(device)
+    prototypes, labels = identity_prototypes(targets, faces.identities, split.train_rows, centre)
+    prototypes = prototypes.to(device)
     val = validation_set(faces, split, error, config.seed)
     teacher_val = {"gallery": embed(teacher, val.gallery_chips), "hr": embed(teacher, val.probe_hr_chips),
                    **{f"lr{w}": embed(teacher, c) for w, c in val.probe_lr_chips.items()}}
@@ -447,7 +491,9 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
         target_lr = targets[batch["lr_rows"], batch["lr_mirrored"].long()].to(device)
         target_hr = targets[batch["hr_rows"], batch["hr_mirrored"].long()].to(device)
         loss, parts = distillation_loss(out[:n_lr], target_lr, out[n_lr:], target_hr, config.hr_weight,
-                                        config.relational_weight, centre)
+                                        config.relational_weight, centre, prototypes,
+                                        labels[batch["lr_rows"]].to(device), config.identity_weight,
+                                        config.identity_temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -490,6 +536,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-iterations", type=int, default=d.warmup_iterations)
     parser.add_argument("--hr-weight", type=float, default=d.hr_weight)
     parser.add_argument("--relational-weight", type=float, default=d.relational_weight)
+    parser.add_argument("--identity-weight", type=float, default=d.identity_weight,
+                        help="weight of the identity term: softmax over the training people's teacher prototypes")
+    parser.add_argument("--identity-temperature", type=float, default=d.identity_temperature)
     parser.add_argument("--face-px-min", type=int, default=d.face_px_min)
     parser.add_argument("--face-px-max", type=int, default=d.face_px_max)
     parser.add_argument("--upsamplers", default=",".join(d.upsamplers), help="comma-separated upsampler names")
@@ -512,7 +561,8 @@ def config_from_args(args: argparse.Namespace) -> RecognizerTrainConfig:
         out_dir=args.out_dir, iterations=args.iterations, batch_lr=args.batch_lr, batch_hr=args.batch_hr,
         learning_rate=args.learning_rate, final_learning_rate=args.final_learning_rate,
         warmup_iterations=args.warmup_iterations, hr_weight=args.hr_weight,
-        relational_weight=args.relational_weight, face_px_min=args.face_px_min, face_px_max=args.face_px_max,
+        relational_weight=args.relational_weight, identity_weight=args.identity_weight,
+        identity_temperature=args.identity_temperature, face_px_min=args.face_px_min, face_px_max=args.face_px_max,
         upsamplers=tuple(u.strip() for u in args.upsamplers.split(",") if u.strip()), init_from=args.init_from,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every, val_people=args.val_people, max_images=args.max_images,
