@@ -131,6 +131,19 @@ def test_shipped_calibration_matches_settings_and_band(tmp_path: Path) -> None:
     assert load_shipped_calibration(config, RECOGNIZER_SHA, 24.0, directory=tmp_path,
                                     upsampler_weights_sha256={"2": "ef" * 32}) is None
     assert calibration_for_result(_result(config, 24.0), directory=tmp_path) is not None
+    # Scores made with other gallery degradation paths than the fit's (a search recorded when the budget's name
+    # selected other paths, replayed with them) get no calibration; the budget's own recorded paths match.
+    from forensic_face.engine.degradations import all_paths, path_label, select_paths
+
+    own = _result(config, 24.0)
+    own.provenance["degradation_paths"] = [path_label(p) for p in select_paths(config.budget, config.seed)]
+    assert calibration_for_result(own, directory=tmp_path) is not None
+    singles = _result(config, 24.0)
+    singles.provenance["degradation_paths"] = [path_label(p) for p in all_paths(max_len=1)]
+    assert calibration_for_result(singles, directory=tmp_path) is None
+    assert "degradation paths" in why_no_calibration(singles, directory=tmp_path)
+    assert load_shipped_calibration(config, RECOGNIZER_SHA, 24.0, directory=tmp_path,
+                                    degradation_paths=["gauss_noise"]) is None
     # A calibration fitted before the flip test existed (its conditions lack the field) still matches searches
     # without it, and only those.
     legacy = engine_conditions(config.replace(flip_test=False), RECOGNIZER_SHA)

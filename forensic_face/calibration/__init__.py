@@ -282,10 +282,18 @@ SCORE_CONFIG_FIELDS = ("recognizer", "upsampler", "precision", "scales", "num_bl
 
 
 def engine_conditions(config: Any, recognizer_sha256: str,
-                      upsampler_weights_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+                      upsampler_weights_sha256: dict[str, str] | None = None,
+                      degradation_paths: Sequence[str] | None = None) -> dict[str, Any]:
     """The settings a calibration is valid for: the score-relevant fields of an ``EngineConfig`` (or its
     ``to_dict()``) and the flip test when on, the recognizer's weights SHA-256, the upsampler's weights SHA-256
-    (per scale; empty for bicubic) and the detector's crop enlargement. Two searches with equal conditions produce comparable scores."""
+    (per scale; empty for bicubic), the detector's crop enlargement, and the SHA-256 of the gallery degradation
+    paths (``degradation_paths``: the labels a search recorded; by default those the budget selects with the
+    config's seed). Two searches with equal conditions produce comparable scores.
+
+    The paths are named, not only the budget: a budget's name has selected other paths in other versions
+    (``fast`` until 2026-12-06), and a replayed search keeps the paths it recorded."""
+    from forensic_face.engine.degradations import path_label, paths_digest, select_paths
+
     data = config if isinstance(config, dict) else config.to_dict()
     try:
         out: dict[str, Any] = {name: data[name] for name in SCORE_CONFIG_FIELDS}
@@ -304,6 +312,9 @@ def engine_conditions(config: Any, recognizer_sha256: str,
     out["score_scale"] = SCORE_SCALE
     out["recognizer_sha256"] = str(recognizer_sha256)
     out["upsampler_weights_sha256"] = {str(k): str(v) for k, v in (upsampler_weights_sha256 or {}).items()}
+    if degradation_paths is None:
+        degradation_paths = [path_label(p) for p in select_paths(str(out["budget"]), int(data.get("seed", 0)))]
+    out["degradation_paths_sha256"] = paths_digest(list(degradation_paths))
     return out
 
 
@@ -311,7 +322,8 @@ def engine_conditions_from_provenance(provenance: dict[str, Any]) -> dict[str, A
     """:func:`engine_conditions` of a search's or a benchmark run's provenance record."""
     try:
         return engine_conditions(provenance["config"], provenance["recognizer"]["weights_sha256"],
-                                 provenance.get("upsampler", {}).get("weights_sha256") or {})
+                                 provenance.get("upsampler", {}).get("weights_sha256") or {},
+                                 provenance.get("degradation_paths"))
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"provenance record lacks {exc}; cannot tell which calibration applies") from None
 
@@ -335,7 +347,8 @@ def load_shipped_calibration(config: Any, recognizer_sha256: str, face_width_px:
                              upsampler_weights_sha256: dict[str, str] | None = None,
                              directory: str | Path | None = None,
                              tolerance_px: float = BAND_TOLERANCE_PX,
-                             scales_used: Sequence[int] | None = None) -> Calibration | None:
+                             scales_used: Sequence[int] | None = None,
+                             degradation_paths: Sequence[str] | None = None) -> Calibration | None:
     """The shipped calibration for a search made with ``config`` on a probe face ``face_width_px`` wide.
 
     Looks at every ``*.json`` in ``directory`` (default :data:`SHIPPED_CALIBRATION_DIR`) whose
@@ -345,9 +358,11 @@ def load_shipped_calibration(config: Any, recognizer_sha256: str, face_width_px:
     within ``tolerance_px`` of the face width. ``scales_used`` (the scales the search actually used,
     ``provenance["scales_used"]``): a probe whose crop is too large for the largest magnification drops it, and
     its fused scores are then on another level; it is matched only by a calibration fitted on probes that used
-    exactly those scales (``forensic-face calibrate --scales-used``). Unreadable files are skipped with a warning.
+    exactly those scales (``forensic-face calibrate --scales-used``). ``degradation_paths``: the gallery paths
+    the search recorded (``provenance["degradation_paths"]``; default: those the budget selects). Unreadable files
+    are skipped with a warning.
     """
-    wanted = engine_conditions(config, recognizer_sha256, upsampler_weights_sha256)
+    wanted = engine_conditions(config, recognizer_sha256, upsampler_weights_sha256, degradation_paths)
     if scales_used is not None and [int(x) for x in scales_used] != wanted["scales"]:
         wanted["scales"] = [int(x) for x in scales_used]
     candidates = [c for s in shipped_calibration_sets(directory) if s.metadata.get("engine") == wanted
@@ -368,7 +383,8 @@ def calibration_for_result(result: Any, directory: str | Path | None = None) -> 
     return load_shipped_calibration(result.provenance["config"], conditions["recognizer_sha256"],
                                     result.probe_face.width_px,
                                     upsampler_weights_sha256=conditions["upsampler_weights_sha256"],
-                                    directory=directory, scales_used=result.provenance.get("scales_used"))
+                                    directory=directory, scales_used=result.provenance.get("scales_used"),
+                                    degradation_paths=result.provenance.get("degradation_paths"))
 
 
 def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
@@ -392,8 +408,9 @@ def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
 
     same_settings = [s for s in sets if without_scales(s.metadata.get("engine", {})) == without_scales(conditions)]
     if not same_settings:
-        return ("no calibration was fitted for these settings (recognizer, upsampler, budget, fusion or hypotheses "
-                "differ from every shipped calibration); scores rank candidates but are not likelihood ratios")
+        return ("no calibration was fitted for these settings (recognizer, upsampler, budget or its gallery "
+                "degradation paths, fusion or hypotheses differ from every shipped calibration); scores rank "
+                "candidates but are not likelihood ratios")
     matching_scales = [c for s in same_settings for c in s.calibrations if s.metadata["engine"].get("scales") == used]
     if not matching_scales:
         return (f"this probe was searched at {', '.join(f'{s}x' for s in used)} (its crop is too large for the "
