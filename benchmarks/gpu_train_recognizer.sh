@@ -7,6 +7,8 @@
 #   bash benchmarks/gpu_train_recognizer.sh [ITERATIONS]       (default 6000, about 4x the CPU batch)
 #   INIT_FROM=resources/weights/dlib_resnet_lr.safetensors bash benchmarks/gpu_train_recognizer.sh
 #                                                              (continue the shipped network instead of dlib's)
+#   EXTRA_ARGS="--identity-weight 0.5 --hr-weight 3" bash benchmarks/gpu_train_recognizer.sh
+#                                                              (any other train-recognizer options)
 #
 # Then, back on the development machine: copy $OUT/run to runs/, `python -m forensic_face.training.ship_recognizer
 # ship runs/run`, and evaluate as docs/recognizer.md describes. Not yet run on a GPU (no device was lent when it
@@ -26,5 +28,5 @@ export FORENSIC_FACE_CACHE_DIR="$OUT/cache"
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
 python3 -m forensic_face.training.train_recognizer --out-dir "$OUT/run" --device cuda --iterations "$ITERATIONS" \
     --batch-lr 128 --batch-hr 64 --num-workers 12 --num-threads 4 --checkpoint-every 500 --no-progress \
-    ${INIT_FROM:+--init-from "$INIT_FROM"}
+    ${INIT_FROM:+--init-from "$INIT_FROM"} ${EXTRA_ARGS:-}
 ls -l "$OUT/run"
