@@ -261,6 +261,7 @@ def test_ship_records_the_weights_a_run_continued(tmp_path: Path) -> None:
     ship_run(second, weights_dir=weights, manifest_path=manifest)
     entry = json.loads(manifest.read_text())["weights"]["dlib_resnet_lr"]
     assert entry["fine_tuned_from"] == {"file": "parent.safetensors", "sha256": sha256_of(parent)}
+    assert "continued the earlier export parent.safetensors" in entry["description"]
     assert f"--init-from {parent}" in entry["training_command"]
     assert entry["sha256"] == sha256_of(shipped) != sha256_of(parent)
     load_dlib_resnet_lr(shipped, entry["sha256"])

