@@ -292,7 +292,8 @@ def engine_conditions(config: Any, recognizer_sha256: str,
 
     The paths are named, not only the budget: a budget's name has selected other paths in other versions
     (``fast`` until 2026-12-06), and a replayed search keeps the paths it recorded."""
-    from forensic_face.engine.degradations import path_label, paths_digest, select_paths
+    from forensic_face.engine.cache import cache_key
+    from forensic_face.engine.degradations import path_label, select_paths
 
     data = config if isinstance(config, dict) else config.to_dict()
     try:
@@ -314,7 +315,7 @@ def engine_conditions(config: Any, recognizer_sha256: str,
     out["upsampler_weights_sha256"] = {str(k): str(v) for k, v in (upsampler_weights_sha256 or {}).items()}
     if degradation_paths is None:
         degradation_paths = [path_label(p) for p in select_paths(str(out["budget"]), int(data.get("seed", 0)))]
-    out["degradation_paths_sha256"] = paths_digest(list(degradation_paths))
+    out["degradation_paths_sha256"] = cache_key(degradation_paths=list(degradation_paths))
     return out
 
 

@@ -526,12 +526,6 @@ def path_label(path: Sequence[str]) -> str:
     return ">down>".join(path)
 
 
-def paths_digest(labels: Sequence[str]) -> str:
-    """SHA-256 of a list of path labels (in order): which gallery hypotheses a set of scores was made with, in
-    one value that calibrations and caches can be keyed on."""
-    return hashlib.sha256("\n".join(labels).encode("utf-8")).hexdigest()
-
-
 #: Label of the undegraded gallery crop, always the first gallery hypothesis.
 ORIGINAL_PATH = "original"
 
