@@ -35,9 +35,17 @@ export FORENSIC_FACE_CACHE_DIR="$SITE/cache" PYTHONUNBUFFERED=1
 if [ "$DEVICE" = cuda ]; then
     "$PYTHON" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
 fi
-COMMON=(--data-pack "$PACK" --init-from "$INIT_FROM" --device "$DEVICE" --batch-lr "${BATCH_LR:-128}"
-        --batch-hr "${BATCH_HR:-64}" --num-workers "$(( $(nproc) > 2 ? $(nproc) - 2 : 0 ))" --num-threads 2
-        --no-progress)
+BATCH_LR="${BATCH_LR:-128}" BATCH_HR="${BATCH_HR:-64}"
+# Batch-making processes hand their batches over in /dev/shm, 4 queued per process: as many processes as the
+# spare cores and /dev/shm allow (a container's 64 MB /dev/shm would crash the DataLoader with a bus error).
+shm_free=$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1 || echo 0)
+per_worker=$(( (BATCH_LR + BATCH_HR) * 150 * 150 * 3 * 4 * 4 * 2 ))
+WORKERS=$(( shm_free / per_worker ))
+WORKERS=$(( WORKERS < $(nproc) - 2 ? WORKERS : $(nproc) - 2 ))
+WORKERS=$(( WORKERS > 0 ? WORKERS : 0 ))
+echo "$(nproc) cores, $(( shm_free / 2**20 )) MiB free in /dev/shm: $WORKERS batch-making processes"
+COMMON=(--data-pack "$PACK" --init-from "$INIT_FROM" --device "$DEVICE" --batch-lr "$BATCH_LR"
+        --batch-hr "$BATCH_HR" --num-workers "$WORKERS" --num-threads 2 --no-progress)
 # shellcheck disable=SC2086
 train() { "$PYTHON" -m forensic_face.training.train_recognizer "${COMMON[@]}" ${EXTRA_ARGS:-} "$@"; }
 
