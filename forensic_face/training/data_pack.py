@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -37,6 +37,9 @@ import torch
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.weights import sha256_of
 from forensic_face.training import recognizer_data as rd
+
+if TYPE_CHECKING:
+    from forensic_face.training.train_recognizer import RecognizerTrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +108,9 @@ def _faces_from_npz(path: Path) -> rd.FaceSet:
                           identities=data["identities"], names=tuple(str(n) for n in data["names"]))
 
 
-def write_data_pack(out_dir: Path, config: Any, quality: int = 55, region_enlarge: float = 1.7) -> dict[str, Any]:
-    """Make the pack for ``config`` (a :class:`train_recognizer.RecognizerTrainConfig`: its data, seed and
-    held-out people) in ``out_dir``; return its ``pack.json``."""
+def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int = 55,
+                    region_enlarge: float = 1.7) -> dict[str, Any]:
+    """Make the pack for ``config`` (its data, seed and held-out people) in ``out_dir``; return its ``pack.json``."""
     from forensic_face.engine.detect import MtcnnDetector
     from forensic_face.training import train_recognizer as tr
 
@@ -153,7 +156,7 @@ def write_data_pack(out_dir: Path, config: Any, quality: int = 55, region_enlarg
     return meta
 
 
-def load_data_pack(pack_dir: Path, config: Any | None = None) -> DataPack:
+def load_data_pack(pack_dir: Path, config: RecognizerTrainConfig | None = None) -> DataPack:
     """Load and verify a pack; with ``config``, check it was made for the run's seed and held-out people."""
     meta_path = pack_dir / META_NAME
     if not meta_path.is_file():
