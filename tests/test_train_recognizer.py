@@ -294,10 +294,10 @@ def test_a_data_pack_trains_without_lfw_or_the_teacher(tmp_path: Path, monkeypat
     monkeypatch.setattr(tr, "load_faces", lambda config: faces)
     monkeypatch.setattr(rd, "measure_landmark_error", lambda *args, **kwargs: ERROR)
     pack_dir = tmp_path / "pack"
-    meta = dp.write_data_pack(pack_dir, _config(tmp_path / "unused"))
+    meta = tr.write_data_pack(pack_dir, _config(tmp_path / "unused"))
     assert meta["seed"] == 1 and meta["val_people"] == 2 and meta["landmark_error"]["landmark_std"] == 0.04
 
-    pack = dp.load_data_pack(pack_dir, _config(tmp_path / "unused"))
+    pack = dp.load_data_pack(pack_dir, {"seed": 1, "val_people": 2, "max_images": 0})
     assert np.array_equal(pack.faces.boxes, faces.boxes) and pack.faces.names == faces.names
     x0, y0, x1, y1 = dp.face_regions(faces.boxes, rd.LFW_IMAGE_PX, 1.7)[0]
     assert 0 < x0 and x1 < rd.LFW_IMAGE_PX

@@ -93,8 +93,10 @@ class PackRecognizerDataCommand:
     def run(self, args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from forensic_face.training.data_pack import write_data_pack
-        from forensic_face.training.train_recognizer import RecognizerTrainConfig
+        from forensic_face.training.train_recognizer import (
+            RecognizerTrainConfig,
+            write_data_pack,
+        )
 
         logging.getLogger("forensic_face.training").setLevel(logging.INFO)
         config = RecognizerTrainConfig(out_dir="", seed=args.seed, val_people=args.val_people,

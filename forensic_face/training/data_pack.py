@@ -16,8 +16,9 @@ repository's own 28 MB. A pack holds what a distillation run reads instead:
 * ``pack.json``: the settings it was made for (seed, held-out people, images), the MTCNN landmark error
   measured on the training faces, and the SHA-256 of both files, checked when the pack is loaded.
 
-``forensic-face pack-recognizer-data --out runs/recognizer-pack``, then ``train-recognizer --data-pack
-runs/recognizer-pack`` (``benchmarks/gpu_train_recognizer.sh`` carries it to the GPU).
+``forensic-face pack-recognizer-data --out runs/recognizer-pack`` (:func:`train_recognizer.write_data_pack`, which
+has the teacher), then ``train-recognizer --data-pack runs/recognizer-pack``
+(``benchmarks/gpu_train_recognizer.sh`` carries it to the GPU). This module is the format alone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,9 +38,6 @@ import torch
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.weights import sha256_of
 from forensic_face.training import recognizer_data as rd
-
-if TYPE_CHECKING:
-    from forensic_face.training.train_recognizer import RecognizerTrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,43 +99,35 @@ def decode_regions(blob: np.ndarray, offsets: np.ndarray, regions: np.ndarray, i
     return images
 
 
-def _faces_from_npz(path: Path) -> rd.FaceSet:
+def read_faces(path: Path) -> rd.FaceSet:
+    """The faces of a pack's ``faces.npz``, decoded (what a run from the pack sees)."""
     with np.load(path, allow_pickle=False) as data:
         images = decode_regions(data["blob"], data["offsets"], data["regions"], int(data["image_px"]))
         return rd.FaceSet(images=images, boxes=data["boxes"], landmarks=data["landmarks"],
                           identities=data["identities"], names=tuple(str(n) for n in data["names"]))
 
 
-def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int = 55,
-                    region_enlarge: float = 1.7) -> dict[str, Any]:
-    """Make the pack for ``config`` (its data, seed and held-out people) in ``out_dir``; return its ``pack.json``."""
-    from forensic_face.engine.detect import MtcnnDetector
-    from forensic_face.training import train_recognizer as tr
-
+def write_faces(out_dir: Path, source: rd.FaceSet, quality: int, region_enlarge: float) -> Path:
+    """Write ``faces.npz``: each face region of ``source`` WebP-encoded, with boxes, landmarks and identities."""
     if not 1 <= quality <= 100 or region_enlarge < 1.3:
         raise ConfigError(f"quality must be 1-100 and region_enlarge >= 1.3, got {quality} and {region_enlarge}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = tr.load_faces(config)
-    split = tr.split_rows(source, config.val_people, config.max_images)
     image_px = int(source.images.shape[1])
     regions = face_regions(source.boxes, image_px, region_enlarge)
     blob, offsets = encode_regions(source.images, regions, quality)
-    faces_path = out_dir / FACES_NAME
+    path = out_dir / FACES_NAME
     tmp = out_dir / (FACES_NAME + ".partial.npz")
     np.savez(tmp, blob=blob, offsets=offsets, regions=regions, image_px=np.int64(image_px), boxes=source.boxes,
              landmarks=source.landmarks, identities=source.identities, names=np.array(source.names))
-    tmp.replace(faces_path)
-    log.info("wrote %s (%.1f MiB, %d images)", faces_path, faces_path.stat().st_size / 2**20, len(regions))
+    tmp.replace(path)
+    log.info("wrote %s (%.1f MiB, %d images)", path, path.stat().st_size / 2**20, len(regions))
+    return path
 
-    # MTCNN's error is a property of the detector on real frames: measured on the LFW images, as a run
-    # without a pack measures it.
-    error = rd.measure_landmark_error(source, split.train_rows, MtcnnDetector(torch.device("cpu")),
-                                      np.random.default_rng([config.seed, 7]))
-    faces = _faces_from_npz(faces_path)  # what a run from the pack will see
-    teacher = tr.teacher_network()
-    targets = tr.teacher_templates(faces, split.train_rows, teacher)
-    val = tr.validation_set(faces, split, error, config.seed)
-    teacher_val = tr.teacher_validation(teacher, val)
+
+def finish_pack(out_dir: Path, targets: torch.Tensor, teacher_val: dict[str, torch.Tensor],
+                landmark_error: rd.LandmarkError, settings: dict[str, Any], **details: Any) -> dict[str, Any]:
+    """Write ``teacher.pt`` and ``pack.json`` beside ``faces.npz`` (``settings``: the values of
+    :data:`PACK_SETTINGS` the pack was made for; ``details``: more facts for ``pack.json``); return the latter."""
     teacher_path = out_dir / TEACHER_NAME
     # float16 halves the pack's largest part after the images; the teacher's unit templates lose nothing
     # a cosine loss can see (relative error about 5e-4).
@@ -145,19 +135,18 @@ def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int =
     meta = {
         "version": PACK_VERSION,
         "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": "LFW deep-funneled, peopleDevTrain.txt people only",
-        "images": len(faces), "train_images": int(len(split.train_rows)),
-        "webp_quality": int(quality), "region_enlarge": float(region_enlarge),
-        **{name: getattr(config, name) for name in PACK_SETTINGS},
-        "landmark_error": dataclasses.asdict(error),
-        "sha256": {FACES_NAME: sha256_of(faces_path), TEACHER_NAME: sha256_of(teacher_path)},
+        **details,
+        **{name: settings[name] for name in PACK_SETTINGS},
+        "landmark_error": dataclasses.asdict(landmark_error),
+        "sha256": {FACES_NAME: sha256_of(out_dir / FACES_NAME), TEACHER_NAME: sha256_of(teacher_path)},
     }
     (out_dir / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
 
 
-def load_data_pack(pack_dir: Path, config: RecognizerTrainConfig | None = None) -> DataPack:
-    """Load and verify a pack; with ``config``, check it was made for the run's seed and held-out people."""
+def load_data_pack(pack_dir: Path, settings: dict[str, Any] | None = None) -> DataPack:
+    """Load and verify a pack; with ``settings`` (the run's values of :data:`PACK_SETTINGS`), check it was made
+    for the run's seed and held-out people."""
     meta_path = pack_dir / META_NAME
     if not meta_path.is_file():
         raise ConfigError(f"{pack_dir} is not a data pack (no {META_NAME}); make one with "
@@ -171,14 +160,14 @@ def load_data_pack(pack_dir: Path, config: RecognizerTrainConfig | None = None) 
         if actual != expected:
             raise ConfigError(f"{pack_dir / name}: SHA-256 {actual} does not match {META_NAME} ({expected}): the "
                               "pack is damaged or incomplete; copy it again or make it again")
-    if config is not None:
-        differing = {n: (meta[n], getattr(config, n)) for n in PACK_SETTINGS if meta[n] != getattr(config, n)}
+    if settings is not None:
+        differing = {n: (meta[n], settings[n]) for n in PACK_SETTINGS if meta[n] != settings[n]}
         if differing:
             asked = ", ".join(f"{n} {ours} (pack: {theirs})" for n, (theirs, ours) in differing.items())
             raise ConfigError(f"data pack {pack_dir} was made for other settings than this run's: {asked}; its "
                               "teacher outputs depend on them. Make a pack with the run's settings "
                               "(`forensic-face pack-recognizer-data --seed ... --val-people ... --max-images ...`)")
     teacher = torch.load(pack_dir / TEACHER_NAME, map_location="cpu", weights_only=True)
-    return DataPack(faces=_faces_from_npz(pack_dir / FACES_NAME), targets=teacher["targets"].float(),
+    return DataPack(faces=read_faces(pack_dir / FACES_NAME), targets=teacher["targets"].float(),
                     teacher_val={k: v.float() for k, v in teacher["val"].items()},
                     landmark_error=rd.LandmarkError(**meta["landmark_error"]), meta=meta)

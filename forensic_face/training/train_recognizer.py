@@ -48,6 +48,7 @@ from forensic_face.engine.config import resolve_device
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.weights import sha256_of
 from forensic_face.paths import cache_dir, lfw_dir
+from forensic_face.training import data_pack as dp
 from forensic_face.training import recognizer_data as rd
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,29 @@ def teacher_templates(faces: rd.FaceSet, rows: np.ndarray, teacher: torch.nn.Mod
     return out
 
 
+def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int = 55,
+                    region_enlarge: float = 1.7) -> dict[str, Any]:
+    """Pack the faces and the teacher's outputs a run with ``config``'s seed and held-out people reads, for a
+    machine without LFW or the teacher's weights (:mod:`forensic_face.training.data_pack`); return ``pack.json``."""
+    from forensic_face.engine.detect import MtcnnDetector
+
+    source = load_faces(config)
+    split = split_rows(source, config.val_people, config.max_images)
+    faces_path = dp.write_faces(out_dir, source, quality, region_enlarge)
+    # MTCNN's error is a property of the detector on real frames: measured on the LFW images, as a run
+    # without a pack measures it.
+    error = rd.measure_landmark_error(source, split.train_rows, MtcnnDetector(torch.device("cpu")),
+                                      np.random.default_rng([config.seed, 7]))
+    faces = dp.read_faces(faces_path)  # what a run from the pack will see
+    teacher = teacher_network()
+    targets = teacher_templates(faces, split.train_rows, teacher)
+    teacher_val = teacher_validation(teacher, validation_set(faces, split, error, config.seed))
+    return dp.finish_pack(out_dir, targets, teacher_val, error, {n: getattr(config, n) for n in dp.PACK_SETTINGS},
+                          data="LFW deep-funneled, peopleDevTrain.txt people only", images=len(faces),
+                          train_images=int(len(split.train_rows)), webp_quality=int(quality),
+                          region_enlarge=float(region_enlarge))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------------------
@@ -442,9 +466,7 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
 
     pack = None
     if faces is None and config.data_pack:
-        from forensic_face.training.data_pack import load_data_pack
-
-        pack = load_data_pack(Path(config.data_pack), config)
+        pack = dp.load_data_pack(Path(config.data_pack), {n: getattr(config, n) for n in dp.PACK_SETTINGS})
         faces = pack.faces
     faces = faces if faces is not None else load_faces(config)
     split = split_rows(faces, config.val_people, config.max_images)
