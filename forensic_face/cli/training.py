@@ -77,12 +77,17 @@ class PackRecognizerDataCommand:
             "a borrowed GPU (train-recognizer --data-pack)")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from forensic_face.training.data_pack import (
+            DEFAULT_REGION_ENLARGE,
+            DEFAULT_WEBP_QUALITY,
+        )
         from forensic_face.training.train_recognizer import RecognizerTrainConfig
 
         d = RecognizerTrainConfig(out_dir="")
         parser.add_argument("--out", required=True, help="the pack folder to write (e.g. runs/recognizer-pack)")
-        parser.add_argument("--quality", type=int, default=55, help="WebP quality of the face regions (1-100)")
-        parser.add_argument("--region-enlarge", type=float, default=1.7,
+        parser.add_argument("--quality", type=int, default=DEFAULT_WEBP_QUALITY,
+                            help="WebP quality of the face regions (1-100)")
+        parser.add_argument("--region-enlarge", type=float, default=DEFAULT_REGION_ENLARGE,
                             help="side of the kept square around each face, in face-box widths")
         parser.add_argument("--seed", type=int, default=d.seed, help="the seed of the runs that will use it")
         parser.add_argument("--val-people", type=int, default=d.val_people)

@@ -47,6 +47,10 @@ TEACHER_NAME = "teacher.pt"
 META_NAME = "pack.json"
 #: Settings a pack's teacher outputs depend on; a run must ask for the same.
 PACK_SETTINGS = ("seed", "val_people", "max_images")
+#: WebP quality of the face regions: the largest that keeps repository + pack under the device's 64 MiB.
+DEFAULT_WEBP_QUALITY = 55
+#: Side of the kept square about each face, in face-box widths (see :func:`face_regions`).
+DEFAULT_REGION_ENLARGE = 1.7
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ class DataPack:
     teacher_val: dict[str, torch.Tensor]
     landmark_error: rd.LandmarkError
     meta: dict[str, Any]
+
+
+def pack_settings(config: object) -> dict[str, Any]:
+    """A run config's values of :data:`PACK_SETTINGS`."""
+    return {name: getattr(config, name) for name in PACK_SETTINGS}
 
 
 def face_regions(boxes: np.ndarray, image_px: int, region_enlarge: float) -> np.ndarray:

@@ -274,8 +274,8 @@ def teacher_templates(faces: rd.FaceSet, rows: np.ndarray, teacher: torch.nn.Mod
     return out
 
 
-def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int = 55,
-                    region_enlarge: float = 1.7) -> dict[str, Any]:
+def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int = dp.DEFAULT_WEBP_QUALITY,
+                    region_enlarge: float = dp.DEFAULT_REGION_ENLARGE) -> dict[str, Any]:
     """Pack the faces and the teacher's outputs a run with ``config``'s seed and held-out people reads, for a
     machine without LFW or the teacher's weights (:mod:`forensic_face.training.data_pack`); return ``pack.json``."""
     from forensic_face.engine.detect import MtcnnDetector
@@ -291,7 +291,7 @@ def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int =
     teacher = teacher_network()
     targets = teacher_templates(faces, split.train_rows, teacher)
     teacher_val = teacher_validation(teacher, validation_set(faces, split, error, config.seed))
-    return dp.finish_pack(out_dir, targets, teacher_val, error, {n: getattr(config, n) for n in dp.PACK_SETTINGS},
+    return dp.finish_pack(out_dir, targets, teacher_val, error, dp.pack_settings(config),
                           data="LFW deep-funneled, peopleDevTrain.txt people only", images=len(faces),
                           train_images=int(len(split.train_rows)), webp_quality=int(quality),
                           region_enlarge=float(region_enlarge))
@@ -466,7 +466,7 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
 
     pack = None
     if faces is None and config.data_pack:
-        pack = dp.load_data_pack(Path(config.data_pack), {n: getattr(config, n) for n in dp.PACK_SETTINGS})
+        pack = dp.load_data_pack(Path(config.data_pack), dp.pack_settings(config))
         faces = pack.faces
     faces = faces if faces is not None else load_faces(config)
     split = split_rows(faces, config.val_people, config.max_images)
