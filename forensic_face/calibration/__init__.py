@@ -307,6 +307,15 @@ def engine_conditions(config: Any, recognizer_sha256: str,
     # it, and never match those with it (configs recorded before it lack the field: they ran without it).
     if data.get("flip_test", False):
         out["flip_test"] = True
+    # An ensemble's scores depend on how its members' scores are combined; named only for ensembles, so the
+    # calibrations of single networks keep matching.
+    from forensic_face.engine.recognizers.ensemble import ENSEMBLE_SEPARATOR, ensemble_members
+
+    if ENSEMBLE_SEPARATOR in str(out["recognizer"]):
+        members = ensemble_members(str(out["recognizer"]))
+        weights = [float(w) for w in data.get("ensemble_weights") or ()] or [1.0] * len(members)
+        out["ensemble_rule"] = str(data.get("ensemble_rule", "mean"))
+        out["ensemble_weights"] = [w / sum(weights) for w in weights]
     from forensic_face.engine.fusion import SCORE_SCALE, FusionSpec
 
     out["fusion"] = FusionSpec.parse(str(out["fusion"])).name  # "S_add" and "S_add,S_add" are one fusion

@@ -52,6 +52,9 @@ class DetectorConfig:
 #: scale and hypothesis (quality-weighted) and searched once (``Engine.search_views``).
 VIDEO_FUSIONS = ("score-mean", "template-mean")
 
+#: How a recognizer ensemble's member scores are combined (``fusion.combine_member_scores`` says what each does).
+ENSEMBLE_RULES = ("mean", "znorm")
+
 
 #: Engine settings added after searches were first recorded, with the value every search made before them used.
 RECORD_LEGACY_VALUES: dict[str, Any] = {"flip_test": False}
@@ -70,6 +73,10 @@ class EngineConfig:
     # 94.19% at full resolution (docs/recognizer.md). "dlib-resnet", "face-sr" and "bicubic" stay selectable.
     recognizer: str = "dlib-resnet-lr"
     recognizer_model_path: str | None = None
+    #: For a recognizer ensemble (``recognizer = "a+b"``): how the members' fused scores are combined (one of
+    #: ``ENSEMBLE_RULES``) and with which weights, one per member in order (empty: equal weights).
+    ensemble_rule: str = "mean"
+    ensemble_weights: tuple[float, ...] = ()
     #: Every template is made from the chip and its mirror image (``create_recognizer(flip_test=...)``).
     flip_test: bool = True
     # face-sr-2-4: the face-trained networks at 2x and 4x, bicubic at 8x, where the 8x network ranks lower
@@ -107,6 +114,12 @@ class EngineConfig:
             raise ConfigError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
         if self.size_bin_px < 1:
             raise ConfigError(f"size_bin_px must be >= 1, got {self.size_bin_px}")
+        if self.ensemble_rule not in ENSEMBLE_RULES:
+            raise ConfigError(f"ensemble_rule must be one of {', '.join(ENSEMBLE_RULES)}, got {self.ensemble_rule!r}")
+        if any(not (w >= 0) for w in self.ensemble_weights) or (self.ensemble_weights and
+                                                                 sum(self.ensemble_weights) <= 0):
+            raise ConfigError(f"ensemble_weights must be non-negative numbers, not all zero, got "
+                              f"{list(self.ensemble_weights)}")
         if self.video_frames < 1:
             raise ConfigError(f"video_frames must be >= 1, got {self.video_frames}")
         if self.video_fusion not in VIDEO_FUSIONS:
@@ -124,6 +137,8 @@ class EngineConfig:
         values = dict(data)
         if "scales" in values:
             values["scales"] = tuple(int(s) for s in values["scales"])
+        if "ensemble_weights" in values:
+            values["ensemble_weights"] = tuple(float(w) for w in values["ensemble_weights"])
         if "detector" in values and isinstance(values["detector"], dict):
             det = dict(values["detector"])
             if "thresholds" in det:

@@ -26,12 +26,13 @@ as the mean.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from forensic_face.engine.config import ENSEMBLE_RULES
 from forensic_face.engine.errors import ConfigError, ShapeError
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,8 @@ class FusedScores:
     best_probe_index: torch.Tensor
     best_probe_per_scale: torch.Tensor
     best_gallery_per_scale: torch.Tensor
+    #: ``(B, M)``: each member's own fused score, for a recognizer ensemble (``None`` for one network)
+    member_scores: torch.Tensor | None = None
 
 
 def _check_templates(probe: Mapping[int, torch.Tensor],
@@ -256,11 +259,44 @@ def _fused_score(spec: FusionSpec, probe: list[torch.Tensor], gallery: list[torc
     return score_fuse(correlation_similarity(p_all, t_g.unsqueeze(1))[:, :, 0], spec.column, add_as_mean=add_as_mean)
 
 
+def member_spans(blocks: Sequence[int] | None, dim: int) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` of each member's block of a ``dim``-wide template (one block without ``blocks``)."""
+    if not blocks:
+        return [(0, dim)]
+    if any(int(b) < 1 for b in blocks) or sum(int(b) for b in blocks) != dim:
+        raise ShapeError(f"member blocks {list(blocks)} do not tile templates of dimension {dim}")
+    stops = torch.tensor([int(b) for b in blocks]).cumsum(0).tolist()
+    return list(zip([0] + stops[:-1], stops))
+
+
+def combine_member_scores(scores: torch.Tensor, weights: torch.Tensor, rule: str, eps: float = 1e-6
+                          ) -> torch.Tensor:
+    """The members' scores ``(M, B, ...)`` of one probe against ``B`` identities combined into ``(B, ...)``.
+
+    ``mean``: the weighted mean; scores stay correlations in [-1, 1] and do not depend on the rest of the gallery
+    (what a likelihood-ratio calibration needs). ``znorm``: each member's scores standardised over the ``B``
+    identities of this search first (mean 0, standard deviation 1), then the weighted mean; it evens out members
+    whose score spreads differ, but a score then depends on who else is in the gallery.
+    """
+    if rule not in ENSEMBLE_RULES:
+        raise ConfigError(f"unknown ensemble rule {rule!r}; expected one of {', '.join(ENSEMBLE_RULES)}")
+    if weights.shape != scores.shape[:1]:
+        raise ShapeError(f"{weights.numel()} member weights for {scores.shape[0]} members")
+    if rule == "znorm":
+        scores = (scores - scores.mean(dim=1, keepdim=True)) / scores.std(dim=1, keepdim=True).nan_to_num(0.0
+                                                                                                     ).clamp_min(eps)
+    w = weights.to(scores.device, scores.dtype)
+    return torch.tensordot(w / w.sum(), scores, dims=([0], [0]))
+
+
 def fuse_scores(
     probe_templates: Mapping[int, torch.Tensor],
     gallery_templates: Mapping[int, torch.Tensor],
     spec: FusionSpec | str = PAPER_FUSION,
     add_as_mean: bool = False,
+    blocks: Sequence[int] | None = None,
+    block_weights: Sequence[float] | None = None,
+    rule: str = "mean",
 ) -> FusedScores:
     """Score one probe against ``B`` gallery identities (section 3.4), batched over identities.
 
@@ -268,6 +304,11 @@ def fuse_scores(
 
     ``probe_templates[s]`` is ``(m_s, D)``, ``gallery_templates[s]`` ``(B, n_s, D)``; both dicts must have the
     same scales. Per-scale outputs follow the key order of ``probe_templates`` (``FusedScores.scales``). See the module docstring for how each spec treats scales and :class:`FusedScores` for outputs.
+
+    ``blocks``: the templates of a recognizer ensemble hold one block per member (their widths, in order). Each
+    member's block is fused by ``spec`` alone, as a single network's templates would be, and the members' scores
+    are combined by ``rule`` (:func:`combine_member_scores`) with ``block_weights`` (equal by default). The
+    correlations behind the heatmaps and the best hypotheses are the members' weighted mean.
     """
     if isinstance(spec, str):
         spec = FusionSpec.parse(spec)
@@ -275,11 +316,30 @@ def fuse_scores(
     device = gallery_templates[scales[0]].device
     probe = [probe_templates[s].to(device=device, dtype=torch.float32) for s in scales]
     gallery = [gallery_templates[s].float() for s in scales]
-    sims = [correlation_similarity(p, g) for p, g in zip(probe, gallery)]
-
-    scores = _fused_score(spec, probe, gallery, sims, add_as_mean)
-    per_scale = torch.stack([_fused_score(spec, [p], [g], [sim], add_as_mean)
-                             for p, g, sim in zip(probe, gallery, sims)], dim=1)
+    spans = member_spans(blocks, int(probe[0].shape[-1]))
+    member_sims, member_scores, member_per_scale = [], [], []
+    for start, stop in spans:
+        p_m = [p[..., start:stop] for p in probe] if len(spans) > 1 else probe
+        g_m = [g[..., start:stop] for g in gallery] if len(spans) > 1 else gallery
+        sims_m = [correlation_similarity(p, g) for p, g in zip(p_m, g_m)]
+        member_sims.append(sims_m)
+        member_scores.append(_fused_score(spec, p_m, g_m, sims_m, add_as_mean))
+        member_per_scale.append(torch.stack([_fused_score(spec, [p], [g], [sim], add_as_mean)
+                                             for p, g, sim in zip(p_m, g_m, sims_m)], dim=1))
+    if len(spans) == 1:
+        sims, scores, per_scale, by_member = member_sims[0], member_scores[0], member_per_scale[0], None
+    else:
+        weights = torch.tensor([1.0] * len(spans) if not block_weights else [float(x) for x in block_weights],
+                               device=device)
+        if weights.numel() != len(spans) or bool((weights < 0).any()) or float(weights.sum()) <= 0:
+            raise ConfigError(f"ensemble weights {list(block_weights or [])} must be {len(spans)} non-negative "
+                              "numbers, not all zero")
+        by_member = torch.stack(member_scores, dim=1)
+        scores = combine_member_scores(by_member.T, weights, rule)
+        per_scale = combine_member_scores(torch.stack(member_per_scale), weights, rule)
+        w = weights / weights.sum()
+        sims = [torch.tensordot(w, torch.stack([m_sims[i] for m_sims in member_sims]), dims=([0], [0]))
+                for i in range(len(scales))]
 
     row_scores = [score_fuse(sim, spec.row) for sim in sims]
     best_rows = torch.stack([r.argmax(dim=1) for r in row_scores], dim=1)
@@ -302,4 +362,5 @@ def fuse_scores(
         best_probe_index=flat_best - offsets[scale_pos],
         best_probe_per_scale=best_rows,
         best_gallery_per_scale=best_cols,
+        member_scores=by_member,
     )

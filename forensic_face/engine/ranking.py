@@ -47,14 +47,17 @@ def build_candidates(
     targets: dict[int, int | None],
     top_k: int,
     best_probe_hypothesis: Callable[[int, int], ProbeHypothesis],
+    member_names: Sequence[str] = (),
 ) -> tuple[Candidate, ...]:
     """The ``top_k`` best identities as :class:`Candidate` s. ``labels``: the gallery hypothesis columns;
     ``targets``: the resolution-matching size of each scale; ``best_probe_hypothesis(scale, row)`` gives the
-    image of a probe hypothesis."""
+    image of a probe hypothesis; ``member_names``: a recognizer ensemble's members, in the column order of
+    ``fused.member_scores``."""
     scales = fused.scales
     scores = fused.scores.float().cpu().numpy()
     per_scale = fused.per_scale_scores.float().cpu().numpy()
     best_rows = fused.best_probe_per_scale.cpu().numpy()
+    by_member = fused.member_scores.float().cpu().numpy() if fused.member_scores is not None else None
     candidates = []
     for rank, (identity, i) in enumerate(ranked[:top_k], start=1):
         entry = entries[i]
@@ -76,5 +79,7 @@ def build_candidates(
             best_gallery_hypotheses=shown,
             similarity=similarity,
             gallery_paths={s: labels for s in scales},
+            member_scores=({name: float(by_member[i, m]) for m, name in enumerate(member_names)}
+                           if by_member is not None else {}),
         ))
     return tuple(candidates)

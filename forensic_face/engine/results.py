@@ -149,6 +149,9 @@ class Candidate:
     similarity: dict[int, np.ndarray] = field(default_factory=dict)
     #: Per scale: label of each gallery hypothesis (column of ``similarity``).
     gallery_paths: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    #: A recognizer ensemble's members by name, each with its own fused score (``score`` combines them); empty
+    #: for a single network.
+    member_scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

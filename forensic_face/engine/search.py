@@ -32,8 +32,8 @@ from forensic_face.engine.detect import (
 from forensic_face.engine.errors import ConfigError, NoFaceDetected
 from forensic_face.engine.fusion import (
     SCORE_SCALE,
+    FusedScores,
     FusionSpec,
-    correlation_similarity,
     fuse_scores,
     template_mean,
 )
@@ -127,6 +127,17 @@ class Engine:
             self._upsampler = create_upsampler(self.config.upsampler, self.device, self.config.batch_size)
         return self._upsampler
 
+    @property
+    def member_names(self) -> tuple[str, ...]:
+        """The networks of a recognizer ensemble in template-block order; empty for a single network."""
+        members = getattr(self.recognizer, "members", ())
+        return tuple(m.name for m in members)
+
+    @property
+    def member_dims(self) -> tuple[int, ...] | None:
+        """Each ensemble member's template width (the blocks :func:`fuse_scores` scores one by one), or None."""
+        return getattr(self.recognizer, "member_dims", None)
+
     def provenance(self) -> dict[str, Any]:
         """What a report or a replay needs to know about how results were made."""
         rec = self.recognizer
@@ -145,7 +156,12 @@ class Engine:
             "config_sha256": self.config.digest(),
             "score_scale": SCORE_SCALE,
             "seed": self.config.seed,
-            "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256, "flip_test": rec.flip_test},
+            "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256, "flip_test": rec.flip_test,
+                           **({"members": [{"name": m.name, "weights_sha256": m.weights_sha256}
+                                           for m in rec.members],
+                               "rule": self.config.ensemble_rule,
+                               "weights": list(self.config.ensemble_weights) or [1.0] * len(rec.members)}
+                              if self.member_names else {})},
             "upsampler": {"name": ups.name, "weights_sha256": {str(k): v for k, v in ups.weights_sha256.items()}},
             "detector": {"name": "mtcnn (facenet-pytorch 2.6.0 weights, forensic_face cascade)", "weights_sha256": self.detector.weights_sha256()},
             "degradation_paths": [degradations.path_label(p) for p in self.degradation_paths],
@@ -167,7 +183,7 @@ class Engine:
     def embed(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """Align/resize for the recognizer and embed, chunked, shrinking chunks on GPU out-of-memory."""
         rec = self.recognizer
-        return map_chunks(lambda imgs, lms: rec.embed(rec.prepare(imgs, lms)), (images, landmarks),
+        return map_chunks(rec.embed_faces, (images, landmarks),
                           self.config.batch_size)
 
     def face_templates(self, image: LoadedImage, faces: Sequence[FaceDetection]) -> np.ndarray:
@@ -292,6 +308,15 @@ class Engine:
         self.cache.store(key, templates)
         return templates
 
+    def fuse(self, probe_templates: dict[int, torch.Tensor], gallery_templates: dict[int, torch.Tensor]
+             ) -> FusedScores:
+        """The configured fusion of one probe's templates against the gallery's, member by member for an
+        ensemble. S_add as a mean: the ranking is the paper's, and scores stay on the [-1, 1] correlation scale,
+        so probes searched with different numbers of hypotheses or scales stay comparable (and calibratable)."""
+        cfg = self.config
+        return fuse_scores(probe_templates, gallery_templates, self.fusion, add_as_mean=True,
+                           blocks=self.member_dims, block_weights=cfg.ensemble_weights, rule=cfg.ensemble_rule)
+
     # -- images for the views ----------------------------------------------------------------------------------
     def gallery_hypothesis_image(self, entry: GalleryEntry, path_label: str, target_px: int | None) -> np.ndarray:
         """Re-create one gallery hypothesis (deterministic from the image hash and seed) for display."""
@@ -405,9 +430,7 @@ class Engine:
                 gallery_templates[scale] = self.gallery_templates(
                     entries, targets[scale], lambda n, s=scale: step(n, f"gallery templates {s}x"), should_cancel)
             check_cancel(should_cancel)
-            # S_add as a mean: the ranking is the paper's, and scores stay on the [-1, 1] correlation scale, so
-            # probes searched with different numbers of hypotheses or scales stay comparable (and calibratable).
-            fused = fuse_scores(probe_templates, gallery_templates, self.fusion, add_as_mean=True)
+            fused = self.fuse(probe_templates, gallery_templates)
 
         labels = hypothesis_labels(self.degradation_paths)
         if any(t.shape[1] != len(labels) for t in gallery_templates.values()):
@@ -427,7 +450,8 @@ class Engine:
                                          cfg.max_blur_sigma)[0]
             return ProbeHypothesis(scale=scale, sigma=round(float(sigmas[row]), 4), image=to_uint8(image))
 
-        candidates = build_candidates(ranked, entries, fused, labels, targets, cfg.top_k, best_hypothesis)
+        candidates = build_candidates(ranked, entries, fused, labels, targets, cfg.top_k, best_hypothesis,
+                                      self.member_names)
         scores = fused.scores.float().cpu().numpy()
         provenance = self.provenance()
         provenance.update({"probe_crop_px": crop.size_px, "probe_size_bin_px": size_bin, "scales_used": list(scales),
@@ -497,7 +521,8 @@ class Engine:
                         chunks.append(self.embed(*match_resolution(crops.images, crops.landmarks, target)))
                     plain = torch.cat(chunks)
                 self.templates.remember(keys, plain)
-            scores_t = correlation_similarity(probe_template, plain)[0]
+            # One hypothesis on each side: every fusion is their correlation (per member, for an ensemble).
+            scores_t = self.fuse({scale: probe_template}, {scale: plain[:, None]}).scores
         scores = scores_t.float().cpu().numpy()
         ranked = rank_identities(scores, entries)
         hypothesis = ProbeHypothesis(scale=scale, sigma=0.0, image=to_uint8(image[0]))

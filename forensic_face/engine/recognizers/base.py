@@ -60,6 +60,11 @@ class Recognizer(Protocol):
         """``(N,3,S,S)`` [0,1] -> ``(N,D)`` float32 L2-normalised embeddings on :attr:`device`."""
         ...
 
+    def embed_faces(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """:meth:`embed` of :meth:`prepare`: ``(N,3,H,W)`` [0,1] faces and ``(N,5,2)`` px landmarks -> ``(N,D)``.
+        What the engine calls, so an ensemble (each member aligning its own chips) is one recognizer to it."""
+        ...
+
 
 def template_family(recognizer: Recognizer) -> str:
     """The name under which templates are comparable: the recognizer's name, with ``+flip`` under the flip test.
@@ -113,6 +118,9 @@ class AlignedRecognizer:
             chips = warp_to_template(images, landmarks.to(self.device), self.template_unit, self.input_size,
                                      self.template_padding)
             return chips.clamp_(0.0, 1.0)
+
+    def embed_faces(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.prepare(images, landmarks))
 
     def _check_chips(self, chips: torch.Tensor) -> None:
         check_image_batch(chips, "chips")

@@ -9,6 +9,7 @@ import torch
 
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.recognizers.base import Recognizer
+from forensic_face.engine.recognizers.ensemble import RecognizerEnsemble, ensemble_members
 
 RecognizerFactory = Callable[..., Recognizer]
 _REGISTRY: dict[str, RecognizerFactory] = {}
@@ -24,21 +25,32 @@ def register_recognizer(name: str, factory: RecognizerFactory) -> None:
 
 
 def available_recognizers() -> list[str]:
-    """Names accepted by :func:`create_recognizer`."""
+    """The registered networks; :func:`create_recognizer` also takes ensembles of them (``"a+b"``)."""
     return sorted(_REGISTRY)
 
 
 def create_recognizer(name: str, device: torch.device | str, batch_size: int = 64, model_path: str | None = None,
                       precision: str = "fp32", flip_test: bool = False) -> Recognizer:
-    """Build the recognizer registered as ``name`` on ``device``.
+    """Build the recognizer registered as ``name`` on ``device``, or the ensemble of the registered networks
+    ``name`` joins with ``+`` (``"dlib-resnet-lr+faceres"``, see :mod:`.ensemble`).
 
     ``model_path`` selects the model file for backends that take one (required for "onnx-arcface" and
-    "facenet-inception"; "dlib-resnet" defaults to the file shipped in ``face_recognition_models``).
+    "facenet-inception"; "dlib-resnet" defaults to the file shipped in ``face_recognition_models``); an
+    ensemble takes none, since it would be ambiguous which member it replaces.
     ``flip_test`` makes every template the sum of the chip's and its mirror image's (see ``base``).
     """
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown recognizer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    recognizer = _REGISTRY[name](device=torch.device(device), batch_size=batch_size, model_path=model_path,
-                                 precision=precision)
-    recognizer.flip_test = bool(flip_test)
-    return recognizer
+    members = ensemble_members(name)
+    unknown = [m for m in members if m not in _REGISTRY]
+    if unknown:
+        raise ConfigError(f"unknown recognizer {unknown[0]!r}; available: {', '.join(sorted(_REGISTRY))}, or several "
+                          f"joined by '+'")
+    if len(members) > 1 and model_path:
+        raise ConfigError(f"a model file ({model_path}) cannot be given for the ensemble {name!r}: it would be "
+                          "ambiguous which member it replaces; use the shipped weights or a single recognizer")
+    built = []
+    for member in members:
+        recognizer = _REGISTRY[member](device=torch.device(device), batch_size=batch_size, model_path=model_path,
+                                       precision=precision)
+        recognizer.flip_test = bool(flip_test)
+        built.append(recognizer)
+    return built[0] if len(built) == 1 else RecognizerEnsemble(built)
