@@ -65,7 +65,7 @@ def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_i
     # The degraded-hypothesis cache was warmed for probe bin 32 at scale 2: a search engine pointed at it hits.
     assert out.warmed == 6
     warm = Engine(config, cache_dir=tmp_path / "ray-templates")
-    keys = [warm.gallery_cache_key(e, 64) for e in local.entries]
+    keys = [k for e in local.entries for k in warm.gallery_cache_key(e, 64)]
     assert all(warm.cache.load(k) is not None for k in keys)
     assert (update.added, update.rebuilt, update.num_rows) == (6, True, 6)
     index = GalleryIndex.load(tmp_path / "idx", template_family(warm.recognizer), warm.recognizer.weights_sha256)

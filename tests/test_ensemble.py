@@ -140,9 +140,11 @@ def test_search_with_an_ensemble_averages_its_members_searches(lfw_test_people: 
     cache = tmp_path / "templates"
     ensemble = Engine(base.replace(recognizer="dlib-resnet+dlib-resnet-lr"), cache_dir=cache)
     gallery = ensemble.enroll(gallery_dir)
-    result = ensemble.search(probe, gallery)
     singles = [dict(Engine(base.replace(recognizer=name), cache_dir=cache).search(probe, gallery).ranking)
                for name in ("dlib-resnet", "dlib-resnet-lr")]
+    # Each member keeps its templates under its own key: the ensemble embeds nothing its members already did.
+    result = ensemble.search(probe, gallery)
+    assert ensemble.cache.misses == 0 and ensemble.cache.hits == 2 * (1 + len(people))
     for identity, score in result.ranking:
         assert score == pytest.approx((singles[0][identity] + singles[1][identity]) / 2, abs=1e-5)
     top = result.candidates[0]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from forensic_face.engine.config import BUDGETS, EngineConfig
+from forensic_face.engine.config import BUDGETS, ENSEMBLE_RULES, EngineConfig
 from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
 
 log = logging.getLogger("forensic_face")
@@ -77,6 +77,30 @@ def flip_test_choice(args: argparse.Namespace) -> bool | None:
     return None if choice is None else choice == "on"
 
 
+def parse_weights(text: str) -> tuple[float, ...]:
+    """``--ensemble-weights 2,1`` -> ``(2.0, 1.0)``: finite, non-negative, not all zero."""
+    import math
+
+    try:
+        weights = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"weights must be comma-separated numbers such as 2,1, got {text!r}"
+                                         ) from None
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise argparse.ArgumentTypeError(f"weights must be finite, non-negative and not all zero, got {text!r}")
+    return weights
+
+
+def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ensemble-rule`` and ``--ensemble-weights``: how a recognizer ensemble (``--recognizer a+b``) combines
+    its members' scores."""
+    parser.add_argument("--ensemble-rule", choices=list(ENSEMBLE_RULES),
+                        help="for a recognizer ensemble (e.g. dlib-resnet-lr+faceres): combine the members' fused "
+                             "scores by their weighted mean (default) or z-normalise each over the gallery first")
+    parser.add_argument("--ensemble-weights", type=parse_weights, metavar="W1,W2,...",
+                        help="one weight per ensemble member, in the order named (default: equal)")
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Engine settings shared by search-like commands; unset flags keep the user's saved settings."""
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: auto)")
@@ -86,8 +110,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hypotheses", type=int, help="blur hypotheses per scale (paper: 16)")
     parser.add_argument("--fusion", help=f"fusion, e.g. {EngineConfig().fusion} (default), S_max,S_add (the paper's), S_add,S_add, T_add")
     parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
-    parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet")
+    parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet, or an ensemble such as "
+                                             "dlib-resnet-lr+faceres")
     parser.add_argument("--recognizer-model", help="model file for recognizers that need one")
+    add_ensemble_arguments(parser)
     add_flip_test_argument(parser)
     parser.add_argument("--no-resolution-matching", action="store_true",
                         help="compare gallery hypotheses at their own size (ablation)")
@@ -104,7 +130,8 @@ def engine_config_from_args(args: argparse.Namespace) -> Any:
                         ("upsampler", "upsampler"), ("recognizer", "recognizer"),
                         ("recognizer_model", "recognizer_model_path"), ("batch_size", "batch_size"),
                         ("seed", "seed"), ("hypotheses", "num_blur_hypotheses"),
-                        ("video_frames", "video_frames"), ("video_fusion", "video_fusion")):
+                        ("video_frames", "video_frames"), ("video_fusion", "video_fusion"),
+                        ("ensemble_rule", "ensemble_rule"), ("ensemble_weights", "ensemble_weights")):
         value = getattr(args, flag, None)
         if value is not None:
             changes[field] = value
@@ -179,7 +206,8 @@ def print_search_record(record: dict[str, Any]) -> None:
     cal = record.get("calibration")
     for c in record["candidates"]:
         lr = "" if c.get("lr") is None else f"  LR {format_lr(c['lr'])} ({c['verbal']})"
-        print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}  ({c['image']}){lr}")
+        members = "".join(f"  {name} {score:+.4f}" for name, score in c.get("member_scores", {}).items())
+        print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}  ({c['image']}){lr}{members}")
     if cal is None:
         reason = record.get("no_calibration_reason") or "no calibration matches these settings"
         print(f"   No likelihood ratios: {reason}.")

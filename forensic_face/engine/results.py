@@ -182,7 +182,9 @@ class SearchResult:
             "error": None,
             "candidates": [
                 {"rank": c.rank, "identity": c.identity, "image": str(c.image_path), "score": round(c.score, 6),
-                 "per_scale_scores": {str(k): round(v, 6) for k, v in c.per_scale_scores.items()}}
+                 "per_scale_scores": {str(k): round(v, 6) for k, v in c.per_scale_scores.items()},
+                 **({"member_scores": {k: round(v, 6) for k, v in c.member_scores.items()}}
+                    if c.member_scores else {})}
                 for c in candidates
             ],
         }

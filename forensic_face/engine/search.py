@@ -95,7 +95,7 @@ class Engine:
         self._detector: MtcnnDetector | None = None
         self._recognizer: Any = None
         self._upsampler: Any = None
-        self._settings_digest: str | None = None
+        self._settings_digests: dict[tuple[str, str], str] = {}
 
     @property
     def cache(self) -> Any:
@@ -201,63 +201,105 @@ class Engine:
     def gallery_crops(self, entries: Sequence[GalleryEntry]) -> GalleryCrops:
         return canonical_crops(entries, self.device)
 
-    def template_settings_digest(self) -> str:
-        """What every cached template depends on besides its image: recognizer, degradations, seed."""
-        if self._settings_digest is None:
-            from forensic_face.engine.recognizers import template_family
+    @property
+    def members(self) -> tuple[Any, ...]:
+        """The networks that embed every face: a recognizer ensemble's members, or the one recognizer. Each
+        keeps its own templates in the cache, so an ensemble reuses what its members computed alone."""
+        rec = self.recognizer
+        return tuple(getattr(rec, "members", (rec,)))
 
-            rec = self.recognizer
-            self._settings_digest = cache_key(
-                recognizer=template_family(rec), recognizer_sha256=rec.weights_sha256,
+    def template_settings_digest(self, member: Any = None) -> str:
+        """What every cached gallery template of ``member`` (default: the recognizer) depends on besides its
+        image: the network, degradations, seed."""
+        from forensic_face.engine.recognizers import template_family
+
+        rec = self.recognizer if member is None else member
+        memo = (template_family(rec), rec.weights_sha256)
+        if memo not in self._settings_digests:
+            self._settings_digests[memo] = cache_key(
+                recognizer=memo[0], recognizer_sha256=memo[1],
                 canonical_px=GALLERY_CANONICAL_PX, paths=[degradations.path_label(p) for p in self.degradation_paths],
                 seed=self.config.seed,
             )
-        return self._settings_digest
+        return self._settings_digests[memo]
 
-    def recognizer_digest(self) -> str:
-        """What a probe's templates depend on besides its crop and upsampler: the recognizer and the canonical
-        crop. Not the gallery's degradations or seed: changing the budget must not re-run super-resolution."""
+    def recognizer_digest(self, member: Any = None) -> str:
+        """What a probe's templates by ``member`` (default: the recognizer) depend on besides its crop and
+        upsampler: the network and the canonical crop. Not the gallery's degradations or seed: changing the
+        budget must not re-run super-resolution."""
         from forensic_face.engine.recognizers import template_family
 
-        rec = self.recognizer
+        rec = self.recognizer if member is None else member
         return cache_key(recognizer=template_family(rec), recognizer_sha256=rec.weights_sha256,
                          canonical_px=GALLERY_CANONICAL_PX)
 
-    def gallery_cache_key(self, entry: GalleryEntry, target_px: int | None) -> str:
-        return self.templates.gallery_key(entry, target_px, self.template_settings_digest())
+    def gallery_cache_key(self, entry: GalleryEntry, target_px: int | None) -> tuple[str, ...]:
+        """One cache key per member (:attr:`members`) for this portrait's gallery hypotheses at ``target_px``."""
+        return tuple(self.templates.gallery_key(entry, target_px, self.template_settings_digest(m))
+                     for m in self.members)
 
-    def probe_cache_key(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int) -> str:
+    def probe_cache_key(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int) -> tuple[str, ...]:
+        """One cache key per member for a probe crop's hypothesis templates at ``scale``."""
         cfg = self.config
-        return probe_template_key(crop_pixels, crop_landmarks, scale, cfg.num_blur_hypotheses, cfg.max_blur_sigma,
-                                  self.upsampler.name, self.upsampler.weights_sha256.get(scale, ""),
-                                  self.recognizer_digest())
+        return tuple(probe_template_key(crop_pixels, crop_landmarks, scale, cfg.num_blur_hypotheses,
+                                        cfg.max_blur_sigma, self.upsampler.name,
+                                        self.upsampler.weights_sha256.get(scale, ""), self.recognizer_digest(m))
+                     for m in self.members)
+
+    def _member_embed(self, members: Sequence[int]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """:meth:`embed` by the members numbered ``members`` only (their blocks side by side)."""
+        from forensic_face.engine.recognizers.ensemble import RecognizerEnsemble
+
+        chosen = [self.members[m] for m in members]
+        rec = chosen[0] if len(chosen) == 1 else RecognizerEnsemble(chosen)
+        return lambda images, landmarks: map_chunks(rec.embed_faces, (images, landmarks), self.config.batch_size)
+
+    def _fill_missing(self, parts: list[list[torch.Tensor | None]], keys: Sequence[Sequence[str]],
+                      rows: Sequence[int], compute: Callable[[Callable[..., torch.Tensor]], torch.Tensor]) -> None:
+        """Fill ``parts[i][m]`` (row ``i``, member ``m``) where missing for ``rows``: ``compute(embed)`` makes the
+        rows' templates with an embed function of the missing members only, split into blocks and cached."""
+        missing = sorted({m for i in rows for m, part in enumerate(parts[i]) if part is None})
+        if not missing:
+            return
+        fresh = compute(self._member_embed(missing))
+        blocks = fresh.split([self.members[m].embedding_dim for m in missing], dim=-1)
+        for row, i in enumerate(rows):
+            for m, block in zip(missing, blocks):
+                if parts[i][m] is None:
+                    parts[i][m] = block[row]
+                    self.cache.store(keys[i][m], block[row])
+
+    def _joined(self, parts: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """The members' templates of one face (or stack) side by side, on the device."""
+        if len(parts) == 1:
+            return parts[0].to(self.device)  # type: ignore[union-attr]
+        return torch.cat([p.to(self.device) for p in parts], dim=-1)  # type: ignore[union-attr]
 
     def gallery_templates(
         self, entries: Sequence[GalleryEntry], target_px: int | None,
         progress: Callable[[int], None], should_cancel: ShouldCancel,
     ) -> torch.Tensor:
         """Templates ``(B, 1 + P, D)`` of the undegraded crop and every degradation path matched to
-        ``target_px``, cached per entry on disk and, stacked, in memory (scales with one target share them)."""
-        keys = tuple(self.gallery_cache_key(e, target_px) for e in entries)
-        stack = self.templates.stack(keys)
+        ``target_px``, cached per entry and member on disk and, stacked, in memory (scales with one target share
+        them)."""
+        keys = [self.gallery_cache_key(e, target_px) for e in entries]
+        flat_keys = tuple(k for entry_keys in keys for k in entry_keys)
+        stack = self.templates.stack(flat_keys)
         if stack is not None:
             progress(len(entries))
             return stack
-        cached = [self.cache.load(k) for k in keys]
-        todo = [i for i, c in enumerate(cached) if c is None]
+        parts: list[list[torch.Tensor | None]] = [[self.cache.load(k) for k in entry_keys] for entry_keys in keys]
+        todo = [i for i, entry_parts in enumerate(parts) if any(p is None for p in entry_parts)]
         chunk = max(1, self.config.batch_size // 4)
         for start in range(0, len(todo), chunk):
             check_cancel(should_cancel)
             idx = todo[start:start + chunk]
-            templates = gallery_hypothesis_templates(
+            self._fill_missing(parts, keys, idx, lambda embed, idx=idx: gallery_hypothesis_templates(
                 self.gallery_crops([entries[i] for i in idx]), self.degradation_paths,
-                [entry_seed(entries[i].sha256, self.config.seed) for i in idx], target_px, self.embed, should_cancel)
-            for row, i in enumerate(idx):
-                cached[i] = templates[row]
-                self.cache.store(keys[i], templates[row])
+                [entry_seed(entries[i].sha256, self.config.seed) for i in idx], target_px, embed, should_cancel))
             progress(len(idx))
-        stack = torch.stack([c.to(self.device) for c in cached])  # type: ignore[union-attr]
-        self.templates.remember(keys, stack)
+        stack = torch.stack([self._joined(entry_parts) for entry_parts in parts])
+        self.templates.remember(flat_keys, stack)
         return stack
 
     def warm_gallery(self, entries: Sequence[GalleryEntry], size_bins: Sequence[int], progress: Progress = None,
@@ -285,28 +327,27 @@ class Engine:
                 self.gallery_templates(entries, target, step, should_cancel)
         return len(targets) * len(entries)
 
-    def cached_probe_templates(self, key: str) -> torch.Tensor | None:
-        """Templates ``(m, D)`` stored under a :meth:`probe_cache_key`, or None."""
-        cached = self.cache.load(key)
-        if cached is not None and cached.shape[0] == self.config.num_blur_hypotheses:
-            return cached.to(self.device)
-        return None
+    def cached_probe_parts(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
+        """Each member's templates ``(m, D_member)`` stored under :meth:`probe_cache_key`'s keys, None where
+        missing."""
+        parts = [self.cache.load(k) for k in keys]
+        return [p if p is not None and p.shape[0] == self.config.num_blur_hypotheses else None for p in parts]
 
     def probe_templates(self, crop_pixels: np.ndarray, crop_landmarks: np.ndarray, scale: int,
-                        hypotheses: torch.Tensor, key: str | None = None) -> torch.Tensor:
-        """Templates ``(m, D)`` of one scale's probe hypotheses, cached: re-searching a probe (another gallery,
-        another fusion or degradation budget) does not embed its hypotheses again. ``key``: an already computed
-        :meth:`probe_cache_key` whose cache entry is known to be missing."""
-        if key is None:
-            key = self.probe_cache_key(crop_pixels, crop_landmarks, scale)
-            cached = self.cached_probe_templates(key)
-            if cached is not None:
-                return cached
+                        hypotheses: torch.Tensor, parts: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """Templates ``(m, D)`` of one scale's probe hypotheses, cached per member: re-searching a probe (another
+        gallery, another fusion, degradation budget or ensemble) does not embed its hypotheses again. ``parts``:
+        :meth:`cached_probe_parts` already looked up."""
+        keys = self.probe_cache_key(crop_pixels, crop_landmarks, scale)
+        if parts is None:
+            parts = self.cached_probe_parts(keys)
         crop_px = crop_pixels.shape[0]
         lms = torch.from_numpy(crop_landmarks).to(self.device).float() * (hypotheses.shape[-1] / crop_px)
-        templates = self.embed(hypotheses, lms[None].expand(hypotheses.shape[0], -1, -1))
-        self.cache.store(key, templates)
-        return templates
+        lms = lms[None].expand(hypotheses.shape[0], -1, -1)
+        # The hypotheses as the one row of _fill_missing's table: the members' blocks split along the last axis.
+        table = [list(parts)]
+        self._fill_missing(table, [keys], [0], lambda embed: embed(hypotheses, lms)[None])
+        return self._joined(table[0])
 
     def fuse(self, probe_templates: dict[int, torch.Tensor], gallery_templates: dict[int, torch.Tensor]
              ) -> FusedScores:
@@ -475,17 +516,18 @@ class Engine:
         Super-resolution is the costly part of a re-search, so without ``hypothesis_images`` the scales whose
         templates are cached are not magnified."""
         cfg = self.config
-        keys = {s: self.probe_cache_key(crop.pixels, crop.landmarks, s) for s in scales}
-        cached = {} if hypothesis_images else {s: self.cached_probe_templates(keys[s]) for s in scales}
-        magnify = tuple(s for s in scales if cached.get(s) is None)
+        parts = {} if hypothesis_images else {
+            s: self.cached_probe_parts(self.probe_cache_key(crop.pixels, crop.landmarks, s)) for s in scales}
+        magnify = tuple(s for s in scales if s not in parts or any(p is None for p in parts[s]))
         sigmas, hyps = probe_hypotheses(to_tensor(crop.pixels, self.device), magnify, self.upsampler,
                                         cfg.num_blur_hypotheses, cfg.max_blur_sigma)
         templates = {}
         for scale in scales:
-            templates[scale] = cached.get(scale)
-            if templates[scale] is None:
+            if scale in magnify:
                 templates[scale] = self.probe_templates(crop.pixels, crop.landmarks, scale, hyps[scale],
-                                                        key=None if hypothesis_images else keys[scale])
+                                                        parts.get(scale))
+            else:
+                templates[scale] = self._joined(parts[scale])
         return sigmas, hyps, templates
 
     def provisional_search(self, probe: LoadedImage, gallery: Gallery, face: FaceDetection | None = None
@@ -508,7 +550,7 @@ class Engine:
                                      cfg.num_blur_hypotheses, cfg.max_blur_sigma)
             lms = torch.from_numpy(crop.landmarks).to(self.device).float()[None] * (image.shape[-1] / crop.size_px)
             probe_template = self.embed(image, lms)
-            keys = ("provisional",) + tuple(self.gallery_cache_key(e, target) for e in entries)
+            keys = ("provisional",) + tuple(k for e in entries for k in self.gallery_cache_key(e, target))
             plain = self.templates.stack(keys)
             if plain is None:
                 full = self.templates.stack(keys[1:])  # the full method's stack, when it is already in memory
