@@ -36,7 +36,7 @@ from forensic_face.paths import lfw_dir
 #: (module path fragment, function) of the method's stages, in the order a search calls them.
 STAGE_FUNCTIONS = (
     ("engine/search.py", "search_views", "whole search"),
-    ("engine/search.py", "_view_probe_templates", "probe side: hypotheses and their templates"),
+    ("engine/search.py", "crop_probe_templates", "probe side: hypotheses and their templates"),
     ("engine/probe.py", "probe_hypotheses", "  pre-blur and super-resolution"),
     ("engine/search.py", "gallery_templates", "gallery side: hypothesis templates"),
     ("engine/templates.py", "canonical_crops", "  canonical gallery crops (decode, resize)"),

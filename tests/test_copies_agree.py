@@ -1,4 +1,4 @@
-"""Places that repeat a piece of the search must do what the search does (issue 17): the shortlist's probe query,
+"""Places that use a piece of the search must use the search's own (issues 17, 35): the shortlist's probe query,
 the Ray enrollment's cache warming, the GUI's engine and its out-of-memory fallback."""
 
 from __future__ import annotations
@@ -7,15 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-
 from forensic_face.engine.batching import OutOfMemory
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.matching import (
-    effective_scales,
-    probe_size_bin,
-    resolution_target,
-)
+from forensic_face.engine.matching import effective_scales, probe_size_bin, resolution_target
 from forensic_face.engine.results import FaceDetection
 
 
@@ -35,30 +29,30 @@ def test_gui_engine_shares_the_cli_template_cache() -> None:
     assert gui_engine.cache.root == Engine(EngineConfig(device="cpu")).cache.root
 
 
-def test_shortlist_query_magnifies_a_large_probe_like_search(monkeypatch: Any) -> None:
+def test_shortlist_query_is_the_searchs_own_probe_templates(tmp_path: Path) -> None:
     from forensic_face.engine import Engine
+    from forensic_face.engine.detect import crop_face
     from forensic_face.engine.imaging import LoadedImage
-    from forensic_face.large_gallery.shortlist import probe_query
+    from forensic_face.large_gallery.shortlist import centre_normalise, probe_query
 
-    engine = Engine(EngineConfig(device="cpu", upsampler="bicubic", num_blur_hypotheses=2))
-    sizes: list[int] = []
-
-    def fake_embed(images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        sizes.append(int(images.shape[-1]))
-        return torch.nn.functional.normalize(torch.randn(images.shape[0], 128), dim=1)
-
-    monkeypatch.setattr(engine, "embed", fake_embed)
-    pixels = np.full((300, 300, 3), 128, np.uint8)
+    engine = Engine(EngineConfig(device="cpu", upsampler="bicubic", num_blur_hypotheses=2, recognizer="dlib-resnet",
+                                 flip_test=False), cache_dir=tmp_path)
+    pixels = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
     box = np.array([110.0, 110.0, 190.0, 190.0], np.float32)
     landmarks = np.array([[135, 140], [165, 140], [150, 155], [138, 172], [162, 172]], np.float32)
     face = FaceDetection(box=box, score=0.99, landmarks=landmarks)
     probe = LoadedImage(path=Path("probe.png"), pixels=pixels, sha256="0" * 64, size_bytes=0, format="PNG",
                         original_mode="RGB", exif_orientation=1)
-    probe_query(engine, probe, face)
-    crop_px = 104  # round(1.3 * 80)
-    expected = effective_scales(probe_size_bin(crop_px, engine.config.size_bin_px), engine.config.scales)
-    assert expected == (2,)
-    assert sizes == [crop_px * s for s in expected]
+    query = probe_query(engine, probe, face)
+    crop = crop_face(pixels, face, engine.config.detector.crop_enlarge)
+    crop_px = 104  # round(1.3 * 80): a large probe, magnified at 2x only, as the search plans it
+    assert crop.size_px == crop_px
+    assert effective_scales(probe_size_bin(crop_px, engine.config.size_bin_px), engine.config.scales) == (2,)
+    hits = engine.cache.hits
+    _, _, templates = engine.crop_probe_templates(crop, (2,), hypothesis_images=False)
+    assert engine.cache.hits == hits + 1  # the query's templates were the search's, cached under its key
+    expected = centre_normalise(templates[2].float().cpu().numpy()).mean(axis=0, keepdims=True)
+    np.testing.assert_array_equal(query, expected)
 
 
 def test_cache_warming_uses_the_targets_a_search_looks_up() -> None:

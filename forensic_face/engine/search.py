@@ -450,7 +450,7 @@ class Engine:
             for k, view_crop in enumerate(crops):
                 check_cancel(should_cancel)
                 # Only the reference's hypothesis images are shown, so only they must be magnified when cached.
-                sigmas_k, hyps_k, templates_k = self._view_probe_templates(
+                sigmas_k, hyps_k, templates_k = self.crop_probe_templates(
                     view_crop, scales, hypothesis_images and k == ref)
                 if k == ref:
                     sigmas, hyps = sigmas_k, hyps_k
@@ -510,9 +510,10 @@ class Engine:
             probe_hypotheses=probe_hyp, provenance=provenance,
         )
 
-    def _view_probe_templates(self, crop: FaceCrop, scales: tuple[int, ...], hypothesis_images: bool
+    def crop_probe_templates(self, crop: FaceCrop, scales: tuple[int, ...], hypothesis_images: bool = True
                               ) -> tuple[torch.Tensor, dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-        """One probe crop's sigmas, hypothesis images (of the scales it magnified) and templates per scale.
+        """The probe side of Figure 1 for one probe crop: its sigmas, hypothesis images (of the scales it
+        magnified) and templates per scale, as every search (full, video, shortlist query) makes them.
         Super-resolution is the costly part of a re-search, so without ``hypothesis_images`` the scales whose
         templates are cached are not magnified."""
         cfg = self.config

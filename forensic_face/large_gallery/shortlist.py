@@ -113,26 +113,17 @@ def plain_templates(engine: Engine, entries: Sequence[GalleryEntry], should_canc
 
 def probe_query(engine: Engine, probe: LoadedImage, face: FaceDetection) -> np.ndarray:
     """The stage-1 query ``(1,D)``: the mean of the probe's hypothesis templates (all sigmas, all scales),
-    made exactly as :meth:`Engine.search` makes them."""
+    the search's own (:meth:`Engine.crop_probe_templates`, cached: the stage-2 search embeds them no more)."""
     from forensic_face.engine.detect import crop_face
-    from forensic_face.engine.imaging import to_tensor
     from forensic_face.engine.matching import probe_plan
-    from forensic_face.engine.probe import probe_hypotheses
 
     cfg = engine.config
     crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
     # The scales Engine.search uses for this crop: a large probe is not magnified past MAX_HYPOTHESIS_PX.
     _, scales = probe_plan(crop.size_px, cfg.size_bin_px, cfg.scales)
-    crop_t = to_tensor(crop.pixels, engine.device)
-    crop_lms = torch.from_numpy(crop.landmarks).to(engine.device).float()
     with torch.inference_mode():
-        _, hyps = probe_hypotheses(crop_t, scales, engine.upsampler, cfg.num_blur_hypotheses, cfg.max_blur_sigma)
-        per_scale = []
-        for scale in scales:
-            images = hyps[scale]
-            lms = (crop_lms * (images.shape[-1] / crop.size_px))[None].expand(images.shape[0], -1, -1)
-            per_scale.append(engine.embed(images, lms))
-        templates = torch.cat(per_scale).float().cpu().numpy()
+        _, _, per_scale = engine.crop_probe_templates(crop, scales, hypothesis_images=False)
+        templates = torch.cat([per_scale[s] for s in scales]).float().cpu().numpy()
     return centre_normalise(templates).mean(axis=0, keepdims=True)
 
 
