@@ -53,6 +53,7 @@ test-fast: setup
 # Speed and memory are measured here, never asserted in tests. Each prints a table (see docs/).
 bench: setup
 	$(BIN)/python benchmarks/bench_recognizer.py
+	$(BIN)/python benchmarks/bench_precision.py --recognizers dlib-resnet-lr
 	$(BIN)/python benchmarks/bench_sr.py
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_shortlist.py synthetic

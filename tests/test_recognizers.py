@@ -303,3 +303,27 @@ def test_facenet_backend_model_file_errors(tmp_path: Path, facenet_state: tuple[
     torch.save({**model.state_dict(), "logits.weight": torch.zeros(10, 512), "logits.bias": torch.zeros(10)},
                with_head)
     assert create_recognizer("facenet-inception", CPU, model_path=str(with_head)).embedding_dim == 512
+
+
+# -- precision -------------------------------------------------------------------------------------------------
+
+
+def test_bf16_on_a_cpu_with_bfloat16_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensic_face.engine.recognizers import base
+
+    images, lms = _faces(3)
+    native = base.cpu_has_native_bf16()
+    fp32 = create_recognizer("dlib-resnet-lr", CPU, batch_size=4)
+    monkeypatch.setattr(base, "cpu_has_native_bf16", lambda: True)
+    bf16 = create_recognizer("dlib-resnet-lr", CPU, batch_size=4, precision="auto")
+    assert bf16.precision == "bf16" and bf16.compute_dtype == torch.bfloat16
+    assert template_family(bf16) == "dlib-resnet-lr@bf16" and template_family(fp32) == "dlib-resnet-lr"
+    if native:  # the templates themselves only where the processor runs bfloat16
+        emb32, emb16 = fp32.embed_faces(images, lms), bf16.embed_faces(images, lms)
+        assert emb16.dtype == torch.float32
+        assert float(torch.nn.functional.cosine_similarity(emb32, emb16).min()) > 0.999
+    # Without the instructions bf16 would be emulated and slower: refused with the reason, auto means fp32.
+    monkeypatch.setattr(base, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="bfloat16 instructions"):
+        create_recognizer("dlib-resnet-lr", CPU, precision="bf16")
+    assert create_recognizer("dlib-resnet-lr", CPU, precision="auto").precision == "fp32"

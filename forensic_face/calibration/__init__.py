@@ -331,7 +331,11 @@ def engine_conditions(config: Any, recognizer_sha256: str,
 def engine_conditions_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     """:func:`engine_conditions` of a search's or a benchmark run's provenance record."""
     try:
-        return engine_conditions(provenance["config"], provenance["recognizer"]["weights_sha256"],
+        config = dict(provenance["config"])
+        # The precision the recognizer ran in ("auto" names none); records made before it was recorded ran in
+        # the configured one.
+        config["precision"] = provenance["recognizer"].get("precision", config.get("precision"))
+        return engine_conditions(config, provenance["recognizer"]["weights_sha256"],
                                  provenance.get("upsampler", {}).get("weights_sha256") or {},
                                  provenance.get("degradation_paths"))
     except (KeyError, TypeError) as exc:

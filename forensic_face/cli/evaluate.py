@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forensic_face.cli.common import ProgressBar, add_ensemble_arguments, add_flip_test_argument, flip_test_choice
+from forensic_face.cli.common import (
+    ProgressBar,
+    add_ensemble_arguments,
+    add_flip_test_argument,
+    add_precision_argument,
+    flip_test_choice,
+)
 from forensic_face.engine.config import BUDGETS, EngineConfig
 from forensic_face.engine.errors import ConfigError
 from forensic_face.eval.protocol import (
@@ -44,6 +50,7 @@ class EvalCommand:
         parser.add_argument("--recognizer-model", default=None,
                             help="model file for the recognizer (e.g. a train-recognizer run's export)")
         add_ensemble_arguments(parser)
+        add_precision_argument(parser)
         add_flip_test_argument(parser, default="on" if EngineConfig().flip_test else "off")
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
@@ -103,6 +110,8 @@ class EvalCommand:
                                    "upsampler": args.upsampler, "num_blur_hypotheses": args.hypotheses,
                                    "recognizer": args.recognizer, "recognizer_model_path": args.recognizer_model,
                                    "flip_test": flip_test_choice(args), "top_k": 1}
+        if args.precision:
+            changes["precision"] = args.precision
         if args.ensemble_rule:
             changes["ensemble_rule"] = args.ensemble_rule
         if args.ensemble_weights:

@@ -16,7 +16,10 @@ DeviceName = Literal["auto", "cpu", "cuda"]
 BudgetName = Literal["none", "fast", "standard", "paper"]
 #: The gallery degradation budgets (:func:`forensic_face.engine.degradations.select_paths`), cheapest first.
 BUDGETS: tuple[str, ...] = get_args(BudgetName)
-PrecisionName = Literal["fp32", "fp16", "bf16"]
+#: ``auto``: bfloat16 on a processor with native bfloat16 instructions (AVX-512 BF16 or AMX), float32 elsewhere
+#: (``recognizers.base.auto_precision``).
+PrecisionName = Literal["fp32", "fp16", "bf16", "auto"]
+PRECISION_SETTINGS: tuple[str, ...] = get_args(PrecisionName)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -110,8 +113,8 @@ class EngineConfig:
             raise ConfigError(f"num_blur_hypotheses must be >= 1, got {self.num_blur_hypotheses}")
         if self.budget not in BUDGETS:
             raise ConfigError(f"budget must be none, fast, standard or paper, got {self.budget!r}")
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ConfigError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
+        if self.precision not in PRECISION_SETTINGS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISION_SETTINGS)}, got {self.precision!r}")
         if self.size_bin_px < 1:
             raise ConfigError(f"size_bin_px must be >= 1, got {self.size_bin_px}")
         if self.ensemble_rule not in ENSEMBLE_RULES:

@@ -157,6 +157,7 @@ class Engine:
             "score_scale": SCORE_SCALE,
             "seed": self.config.seed,
             "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256, "flip_test": rec.flip_test,
+                           "precision": rec.precision,
                            **({"members": [{"name": m.name, "weights_sha256": m.weights_sha256}
                                            for m in rec.members],
                                "rule": self.config.ensemble_rule,

@@ -80,6 +80,8 @@ class OnnxArcFaceRecognizer(AlignedRecognizer):
 
     def __init__(self, device: torch.device, batch_size: int = 64, model_path: str | None = None,
                  precision: str = "fp32") -> None:
+        if precision == "auto":  # the model file fixes its precision
+            precision = "fp32"
         if precision != "fp32":
             raise ConfigError(f"onnx-arcface runs the model in the precision stored in the file; set precision "
                               f"fp32 (got {precision!r})")
