@@ -390,3 +390,26 @@ def test_node_count_is_tree_size() -> None:
     paths = [("brightness", "shear", n) for n in ("gauss_blur", "disk_blur", "rescale")]
     D.degrade_gallery(x, paths, [0], progress=lambda d, t, label: totals.append(t))
     assert totals[-1] == 5 and len(totals) == 5
+
+
+def test_a_registered_degradation_joins_the_chains_of_every_budget() -> None:
+    """Budgets and chains are derived from the bank: a 12th degradation appears in them and degrades."""
+    before = {budget: D.select_paths(budget) for budget in ("none", "fast", "standard")}
+    extra = D.Degradation("invert_test", "Colour inversion (test only)", lambda b, g, h, w: {},
+                          lambda images, params: 1.0 - images)
+    D.register_degradation(extra)
+    try:
+        assert D.available_degradations()[-1] == "invert_test"
+        assert len(D.all_paths()) == 12 + 12 ** 2 + 12 ** 3
+        for budget in ("fast", "standard", "paper"):
+            paths = D.select_paths(budget)
+            assert any("invert_test" in p for p in paths), budget
+            positions = {p.index("invert_test") for p in paths if "invert_test" in p}
+            assert positions == ({0, 1} if budget == "fast" else {0, 1, 2}), budget
+        fast = D.select_paths("fast")
+        outputs = D.degrade_gallery(_images(n=2, h=64, w=64), fast, [1, 2])
+        assert [o.path for o in outputs] == fast
+        assert D.settings_record()["names"][-1] == "invert_test"
+    finally:
+        D._REGISTRY.pop("invert_test")
+    assert {budget: D.select_paths(budget) for budget in ("none", "fast", "standard")} == before

@@ -478,7 +478,8 @@ for _deg in (
 ):
     register_degradation(_deg)
 
-#: The 11 names of Table 1, in table order. This order defines the path order of :func:`all_paths`.
+#: The 11 names of Table 1, in table order: the bank as shipped. Chains and budgets are derived from the
+#: registry itself (:func:`available_degradations`), so a degradation registered later joins them.
 DEGRADATION_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
@@ -486,7 +487,7 @@ def settings_record() -> dict[str, object]:
     """Every fixed setting and range of the bank, for the provenance stored with a search result."""
     return {
         "algorithm_version": ALGORITHM_VERSION,
-        "names": list(DEGRADATION_NAMES),
+        "names": available_degradations(),
         "noise_variance": NOISE_VARIANCE,
         "motion_blur_window_px": MOTION_BLUR_WINDOW_PX,
         "gauss_blur_sigma": GAUSS_BLUR_SIGMA,
@@ -553,17 +554,20 @@ def parse_path_label(label: str) -> Path:
     return path
 
 
-def all_paths(num_degradations: int = 11, max_len: int = 3) -> list[Path]:
-    """Every chain of the first ``num_degradations`` degradations of length 1..``max_len`` (eq. 1, Figure 2).
+def all_paths(num_degradations: int | None = None, max_len: int = 3) -> list[Path]:
+    """Every chain of the first ``num_degradations`` registered degradations (default: all of them) of length
+    1..``max_len`` (eq. 1, Figure 2).
 
-    Order: by length, then lexicographically by Table 1 index (``itertools.product`` order). With the defaults
-    that is 11 + 121 + 1331 = 1,463 paths.
+    Order: by length, then lexicographically by registration (Table 1) index (``itertools.product`` order). With
+    the 11 degradations of Table 1 that is 11 + 121 + 1331 = 1,463 paths.
     """
-    if not 1 <= num_degradations <= len(DEGRADATION_NAMES):
-        raise ConfigError(f"num_degradations must be in 1..{len(DEGRADATION_NAMES)}, got {num_degradations}")
+    registered = available_degradations()
+    num_degradations = len(registered) if num_degradations is None else num_degradations
+    if not 1 <= num_degradations <= len(registered):
+        raise ConfigError(f"num_degradations must be in 1..{len(registered)}, got {num_degradations}")
     if max_len < 1:
         raise ConfigError(f"max_len must be >= 1, got {max_len}")
-    names = DEGRADATION_NAMES[:num_degradations]
+    names = registered[:num_degradations]
     paths: list[Path] = [(n,) for n in names]
     frontier = list(paths)
     for _ in range(max_len - 1):
@@ -588,12 +592,12 @@ STANDARD_ROUNDS = {2: 2, 3: 3}
 def balanced_rounds(seed: int = 0, rounds: dict[int, int] = STANDARD_ROUNDS) -> list[tuple[int, set[Path]]]:
     """The balanced sample of chains, one ``(length, chains)`` entry per round, in drawing order.
 
-    Each round of a length builds 11 chains from independent seeded permutations of the 11 degradations, one per
-    position, so every degradation occurs exactly once at every position of that round; a round that would repeat
-    a chain already chosen (or a single) is redrawn. Permutations come from SHA-256 of ``(seed, length, round,
+    Each round of a length builds one chain per registered degradation (11 for Table 1) from independent seeded
+    permutations of the registered degradations, one per position, so every degradation occurs exactly once at
+    every position of that round; a round that would repeat a chain already chosen (or a single) is redrawn. Permutations come from SHA-256 of ``(seed, length, round,
     position, attempt, index)``, so the sample is identical on every machine.
     """
-    names = DEGRADATION_NAMES
+    names = available_degradations()
     chosen: set[Path] = set(all_paths(max_len=1))
     drawn: list[tuple[int, set[Path]]] = []
     for length, num_rounds in rounds.items():
@@ -723,8 +727,7 @@ def iter_degraded(
     device = device or images.device
     requested = set(wanted)
     nodes = {p[:k] for p in requested for k in range(1, len(p) + 1)}
-    rank = {name: i for i, name in enumerate(DEGRADATION_NAMES)}
-    rank.update({name: len(rank) + i for i, name in enumerate(n for n in _REGISTRY if n not in rank)})
+    rank = {name: i for i, name in enumerate(_REGISTRY)}
     children: dict[Path, list[str]] = {}
     for node in nodes:
         children.setdefault(node[:-1], []).append(node[-1])
