@@ -58,6 +58,7 @@ class _TfjsConvertedRecognizer(AlignedRecognizer):
                  precision: str = "fp32") -> None:
         super().__init__(device, batch_size, precision)
         model, digest, path = load_network(self._build(), self.weights_name, model_path)
+        model = self._prepare_model(model)
         # Channels-last lets oneDNN/cuDNN pick their fast convolution kernels (as for dlib-resnet).
         self.model = model.to(device=self.device, dtype=self.compute_dtype, memory_format=torch.channels_last)
         self.weights_sha256 = digest
@@ -66,6 +67,10 @@ class _TfjsConvertedRecognizer(AlignedRecognizer):
 
     def _build(self) -> nn.Module:
         raise NotImplementedError
+
+    def _prepare_model(self, model: nn.Module) -> nn.Module:
+        """Inference-only rewrites after the strict load (none by default)."""
+        return model
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
         return self.model(chips.contiguous(memory_format=torch.channels_last))
@@ -81,6 +86,11 @@ class FaceResRecognizer(_TfjsConvertedRecognizer):
 
     def _build(self) -> nn.Module:
         return FaceResNet()
+
+    def _prepare_model(self, model: nn.Module) -> nn.Module:
+        if not isinstance(model, FaceResNet):
+            raise TypeError(f"expected the FaceResNet built by _build, got {type(model).__name__}")
+        return model.fold_affine()
 
 
 class MobileFaceRecognizer(_TfjsConvertedRecognizer):
