@@ -71,6 +71,10 @@ def test_bundle_layout(built: Path) -> None:
     assert sorted(p.name for p in (internal / "resources" / "calibration").glob("*.json")) == shipped_calibrations
     if (PROJECT_ROOT / "resources" / "weights" / "manifest.json").is_file():
         assert (internal / "resources" / "weights" / "manifest.json").is_file()
+    # Every shipped weights file and the licence texts of the third-party ones.
+    for folder, pattern in (("weights", "*.safetensors"), ("licenses", "*")):
+        shipped = sorted(p.name for p in (PROJECT_ROOT / "resources" / folder).glob(pattern))
+        assert sorted(p.name for p in (internal / "resources" / folder).glob(pattern)) == shipped
     assert not (internal / "torchvision").exists(), "torchvision must not be bundled"
     assert not (internal / "facenet_pytorch").exists(), "only facenet-pytorch's weight files are bundled"
     assert GUI.is_file() and os.access(GUI, os.X_OK)

@@ -59,6 +59,7 @@ def commands() -> list[Command]:
     from forensic_face.cli.large_gallery import IndexCommand, ShortlistSearchCommand
     from forensic_face.cli.search import DetectCommand, EnrollCommand, SearchCommand
     from forensic_face.cli.training import (
+        ConvertTfjsRecognizerCommand,
         EvalSrCommand,
         PackRecognizerDataCommand,
         TrainRecognizerCommand,
@@ -69,7 +70,7 @@ def commands() -> list[Command]:
     return [DetectCommand(), EnrollCommand(), SearchCommand(), SearchVideoCommand(), CaseCommand(), DecideCommand(),
             VerifyCommand(), ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
             EvalCompareCommand(), EvalDecomposeCommand(), EvalVideoCommand(), CalibrateCommand(), TrainSrCommand(), EvalSrCommand(),
-            TrainRecognizerCommand(), PackRecognizerDataCommand()]
+            TrainRecognizerCommand(), PackRecognizerDataCommand(), ConvertTfjsRecognizerCommand()]
 
 
 def build_parser(command_list: Sequence[Command] | None = None) -> argparse.ArgumentParser:

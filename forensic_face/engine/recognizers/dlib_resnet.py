@@ -265,18 +265,10 @@ LR_WEIGHTS_NAME = "dlib_resnet_lr"
 def load_dlib_resnet_lr(path: str | Path, expected_sha256: str | None = None) -> tuple[DlibResNet, str]:
     """The low-resolution-distilled dlib ResNet (folded architecture) from a safetensors file, loaded strictly,
     its SHA-256 checked against ``expected_sha256`` when given."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from forensic_face.engine.weights import load_safetensors_strict
 
-    from forensic_face.engine.weights import verify_file
-
-    path = Path(path)
-    digest = verify_file(path, expected_sha256, what="dlib-resnet-lr weights") if expected_sha256 else sha256_of(path)
     model = DlibResNet().fold_affine()
-    try:
-        model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
-    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        raise ModelFileError(f"{path}: not a dlib-resnet-lr weights file ({exc})") from None
+    digest = load_safetensors_strict(model, path, expected_sha256, what="dlib-resnet-lr weights")
     return model.eval(), digest
 
 
