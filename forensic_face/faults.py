@@ -102,8 +102,12 @@ def storage_failure(exc: BaseException, path: str | Path, action: str) -> str | 
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for MemoryError and for the RuntimeErrors an allocator raises when memory runs out (CPU or GPU)."""
-    if isinstance(exc, MemoryError):
+    """True when memory ran out: MemoryError, the engine's :class:`~forensic_face.engine.batching.OutOfMemory`
+    (what ``map_chunks`` raises once even single items do not fit on the GPU), and the RuntimeErrors an
+    allocator raises (torch.cuda.OutOfMemoryError among them), on the CPU or the GPU."""
+    from forensic_face.engine.batching import OutOfMemory
+
+    if isinstance(exc, (MemoryError, OutOfMemory)):
         return True
     return isinstance(exc, RuntimeError) and any(word in str(exc).lower() for word in _OUT_OF_MEMORY_WORDS)
 
