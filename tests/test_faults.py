@@ -141,6 +141,33 @@ def test_disk_full_while_deciding_names_the_cause_and_keeps_the_case(case_file: 
         assert store.search(1).candidates[0].decision.decision == "not reviewed"
 
 
+@contextmanager
+def small_drive(folder: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_kb`` mounted on ``folder`` (root only; skipped elsewhere)."""
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_drive_while_deciding_says_how_much_is_free(case_file: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with small_drive(tmp_path / "drive", 400) as drive:
+        case = drive / case_file.name
+        shutil.copy(case_file, case)
+        (drive / "filler").write_bytes(bytes(shutil.disk_usage(drive).free - 64 * 1024))
+        code, out, err = cli(capsys, "decide", str(case), "1", "1", "excluded", "--note", "x" * 100_000)
+        assert_clean(code, out, err, 2, str(case), "nothing was saved", "database or disk is full", "KB free")
+        (drive / "filler").unlink()
+        assert_clean(*cli(capsys, "verify", "--no-record", str(case)), 0)
+        with CaseStore.open(case) as store:
+            assert store.search(1).candidates[0].decision.decision == "not reviewed"
+
+
 # -- 7: memory ----------------------------------------------------------------------------------------------------
 def test_still_too_large_for_the_memory_left_is_refused_before_decoding(tmp_path: Path) -> None:
     path = tmp_path / "large.jpg"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -153,8 +154,9 @@ class EngineConfig:
 _TYPE_WORDS: dict[Any, str] = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 
 
+@functools.lru_cache(maxsize=None)
 def _field_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls)  # evaluated once per class: every config made is checked
 
 
 def _allowed(hint: Any, meta: Mapping[str, Any]) -> str:
