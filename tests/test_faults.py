@@ -365,12 +365,12 @@ def test_matplotlib_writes_inside_the_cache_folder_only(tmp_path: Path) -> None:
     for variable in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
         env.pop(variable, None)
     script = ("import sys; from forensic_face.cli import main; code = main(sys.argv[1:]); "
-              "import matplotlib.pyplot as plt; plt.figure().savefig(sys.argv[2] + '.png'); sys.exit(code)")
+              "import matplotlib.pyplot as plt; plt.figure().savefig(sys.argv[3] + '.png'); sys.exit(code)")
     done = subprocess.run([sys.executable, "-c", script, "case", "new", str(tmp_path / "c.ffcase"), "--number", "1"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert_clean(done.returncode, done.stdout, done.stderr, 0)
     assert not (home / ".cache").exists() and not (home / ".config").exists()
-    assert (tmp_path / "cache" / "matplotlib").is_dir()
+    assert (tmp_path / "cache" / "matplotlib").is_dir() and (tmp_path / "c.ffcase.png").is_file()
 
 
 # -- fuzz: mutated stills, hostile names, damaged videos --------------------------------------------------------
