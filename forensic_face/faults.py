@@ -38,17 +38,20 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 
 def printable(text: object) -> str:
-    """``text`` as one safe terminal line: C0/C1 control characters (newline, ESC, DEL, ...), bidirectional
-    overrides and undecodable bytes of file names (surrogate escapes) are written as ``\\xNN``/``\\uNNNN``, so a
-    file name or a note can neither start a fake output line nor send escape sequences to the terminal."""
+    r"""``text`` as one safe terminal line: C0/C1 control characters (newline, ESC, DEL, ...), line and
+    paragraph separators, bidirectional overrides and undecodable bytes of file names (surrogate escapes) are
+    written as ``\xNN``/``\uNNNN``, so a file name or a note can neither start a fake output line nor send
+    escape sequences to the terminal. Backslashes are kept (Windows paths stay readable).
+
+    >>> print(printable("probe\nsearch #1: \x1b[2Jmatch\u202e.png"))
+    probe\nsearch #1: \x1b[2Jmatch\u202e.png
+    """
     out = []
     for char in str(text):
         code = ord(char)
         if 0xDC80 <= code <= 0xDCFF:  # a byte of a non-UTF-8 file name (os.fsdecode's surrogateescape)
             out.append(f"\\x{code - 0xDC00:02x}")
-        elif char == "\\":
-            out.append(char)
-        elif unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI_CONTROLS:
+        elif unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in _BIDI_CONTROLS:
             out.append(repr(char)[1:-1] if code < 0x100 else f"\\u{code:04x}")
         else:
             out.append(char)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import math
+import numbers
 import re
 import types
 import typing
@@ -69,7 +70,7 @@ class DetectorConfig:
 #: scale and hypothesis (quality-weighted) and searched once (``Engine.search_views``).
 VIDEO_FUSIONS = ("score-mean", "template-mean")
 
-#: Largest probe magnification (the upsamplers and the 320 px cap of ``matching.probe_plan`` go no further).
+#: Largest probe magnification a setting may ask for (``--scales`` always refused more).
 MAX_SCALE = 16
 
 
@@ -201,7 +202,7 @@ def _valid(value: Any, hint: Any, meta: Mapping[str, Any]) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float) if hint is float else int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real if hint is float else numbers.Integral):
             return False
         if not math.isfinite(value):
             return False
