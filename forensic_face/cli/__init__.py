@@ -93,7 +93,7 @@ class CommandLineParser(argparse.ArgumentParser):
         dashed = [a for a in getattr(self, "_arguments_seen", []) if a.startswith("-") and a != "--"
                   and a.split("=", 1)[0] not in self._option_string_actions]
         if dashed and "arguments are required" in message:
-            message += (f"; {printable(dashed[0])!s} was read as an option: put file names that start with '-' "
+            message += (f"; {printable(dashed[0])} was read as an option: put file names that start with '-' "
                         f"after '--' ({self.prog} [options] -- {printable(dashed[0])}) or write them as "
                         f"./{printable(dashed[0])}")
         super().error(message)

@@ -168,7 +168,8 @@ def parse_box(text: str) -> list[float]:
     try:
         values = [finite_float(v) for v in text.split(",")]
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"--box must be 4 finite numbers x1,y1,x2,y2 in pixels, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--box must be 4 finite numbers x1,y1,x2,y2 in pixels, got {text!r}") \
+            from None
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"--box must have 4 numbers x1,y1,x2,y2, got {text!r}")
     x1, y1, x2, y2 = values

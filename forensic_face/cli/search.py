@@ -93,7 +93,8 @@ class EnrollCommand:
             }, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            print(f"{printable(gallery.root)}: {len(gallery.entries)} portraits of {len(set(gallery.identities))} identities")
+            print(f"{printable(gallery.root)}: {len(gallery.entries)} portraits of "
+                  f"{len(set(gallery.identities))} identities")
             for e in gallery.entries:
                 if e.note:
                     print(f"  note: {printable(e.image_path)}: {printable(e.note)}")

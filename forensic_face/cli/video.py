@@ -27,7 +27,8 @@ class SearchVideoCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("video", type=Path, help="video file (MP4, AVI, MKV, MOV, ...)")
         parser.add_argument("--gallery", type=Path, required=True, help="gallery folder")
-        parser.add_argument("--stride", type=positive_int, default=5, help="detect faces on every Nth frame (default 5)")
+        parser.add_argument("--stride", type=positive_int, default=5,
+                            help="detect faces on every Nth frame (default 5)")
         parser.add_argument("--start", type=seconds, default=0.0, help="start time in seconds")
         parser.add_argument("--end", type=seconds, default=None, help="end time in seconds (default: the end)")
         parser.add_argument("--max-frames", type=positive_int, default=2000, help="at most this many sampled frames")
@@ -37,7 +38,8 @@ class SearchVideoCommand:
                             help="score-mean: each frame searched, scores averaged; template-mean: the frames' "
                                  "templates averaged and searched once (both weighted by face quality; "
                                  "default: the settings' video_fusion)")
-        parser.add_argument("--track", type=positive_int, default=1, help="track to search (1: the longest; see the list)")
+        parser.add_argument("--track", type=positive_int, default=1,
+                            help="track to search (1: the longest; see the list)")
         parser.add_argument("--top", type=positive_int, default=20, help="identities to list")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         add_engine_arguments(parser)
@@ -72,7 +74,8 @@ class SearchVideoCommand:
             json.dump(record, sys.stdout, indent=2)
             sys.stdout.write("\n")
             return 0
-        print(f"== {printable(video.path)}  (SHA-256 {video.sha256}, {video.frame_count} frames at {video.fps:.2f} fps)")
+        print(f"== {printable(video.path)}  (SHA-256 {video.sha256}, {video.frame_count} frames at "
+              f"{video.fps:.2f} fps)")
         for t in record["tracks"]:
             print(f"   track {t['track']}: {t['faces']} faces, frames {t['first_frame']}-{t['last_frame']}")
         how = "template mean" if fused.fusion == "template-mean" else "score mean"

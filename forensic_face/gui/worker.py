@@ -7,7 +7,8 @@ A :class:`Worker` (a QObject moved onto its own QThread) calls one task with the
 becomes ``cancelled``; any other :class:`~forensic_face.engine.errors.ForensicFaceError` and every failure of the
 machine rather than the program (a full disk, a read-only file, too little memory: the CLI's rule,
 :func:`forensic_face.faults.describe_failure`) becomes ``failed`` with its plain-language message; unexpected
-exceptions (bugs) are logged with their traceback and reported as one readable line. GPU out-of-memory is retried with a smaller batch, then on the CPU, with a notice each time.
+exceptions (bugs) are logged with their traceback and reported as one readable line. Running out of memory is
+retried with a smaller batch, then on the CPU, with a notice each time.
 
 The GUI thread never blocks and never calls ``processEvents()``; it only reacts to signals.
 """
