@@ -229,10 +229,13 @@ def test_case_killed_mid_write_opens_and_verifies(case_file: Path, capsys: pytes
 
 
 # -- 11: invalid UTF-8 in text options ----------------------------------------------------------------------------
-def test_invalid_utf8_note_and_examiner_are_bad_values(case_file: Path) -> None:
+def test_invalid_utf8_note_examiner_and_evidence_name_are_bad_values(case_file: Path, tmp_path: Path) -> None:
     for option in ("--note", "--examiner"):
         result = run_cli("decide", str(case_file), "1", "1", "excluded", option.encode(), b"caf\xe9 \xff")
         assert_clean(result.returncode, result.stdout, result.stderr, 2, option, "not valid UTF-8", "\\xe9")
+    evidence = write_image(tmp_path / os.fsdecode(b"caf\xe9.png"))
+    result = run_cli("case", "add-evidence", str(case_file), os.fsencode(evidence))
+    assert_clean(result.returncode, result.stdout, result.stderr, 2, "caf\\xe9.png", "is not valid UTF-8")
 
 
 # -- 12: option values --------------------------------------------------------------------------------------------

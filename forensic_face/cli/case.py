@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from forensic_face.cli.common import utf8_text
+from forensic_face.cli.common import utf8_path, utf8_text
 from forensic_face.engine.errors import ForensicFaceError
 from forensic_face.faults import printable
 
@@ -106,7 +106,7 @@ class CaseCommand:
         new.add_argument("--examiner", type=utf8_text, default="", help="examiner's name (default: the OS user)")
         add = sub.add_parser("add-evidence", help="import evidence images (hashed, never modified)")
         add.add_argument("case", type=Path)
-        add.add_argument("files", type=Path, nargs="+")
+        add.add_argument("files", type=utf8_path, nargs="+")
         add.add_argument("--role", choices=("probe", "gallery"), default="probe")
         show = sub.add_parser("show", help="case details, evidence, searches")
         show.add_argument("case", type=Path)

@@ -10,6 +10,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from forensic_face.engine.config import BUDGETS, EngineConfig
@@ -160,6 +161,16 @@ def utf8_text(text: str) -> str:
     except UnicodeEncodeError:
         raise argparse.ArgumentTypeError(f"is not valid UTF-8 text: '{printable(text)}'; retype it") from None
     return text
+
+
+def utf8_path(text: str) -> Path:
+    """An argparse type: a file name that is valid UTF-8, for files whose name a case records (SQLite text)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"the file name '{printable(text)}' is not valid UTF-8 and cannot be "
+                                         "recorded in a case; copy the file under a UTF-8 name") from None
+    return Path(text)
 
 
 def parse_box(text: str) -> list[float]:
