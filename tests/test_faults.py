@@ -462,3 +462,15 @@ def test_window_jobs_show_machine_faults_as_a_message(qtbot, case_file: Path) ->
         assert runner.start("search", out_of_memory, needs_engine=False)
     assert blocker.args[1].startswith("not enough memory to finish")
     qtbot.waitUntil(lambda: not runner.busy)
+
+
+def test_window_opens_with_defaults_when_the_settings_folder_is_a_file(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensic_face.gui.app import startup_config
+
+    regular = tmp_path / "config-file"
+    regular.write_text("x")
+    monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(regular))
+    config, problem = startup_config()
+    assert config == EngineConfig()
+    assert str(regular) in problem and "FORENSIC_FACE_CONFIG_DIR" in problem
