@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -19,10 +20,24 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESOURCES_DIR = PROJECT_ROOT / "resources"
 
 
-def _dir(env: str, default: str) -> Path:
+def _location(env: str, default: str) -> Path:
     value = os.environ.get(env)
-    path = Path(value) if value else Path(default)
-    path.mkdir(parents=True, exist_ok=True)
+    return Path(value) if value else Path(default)
+
+
+def _dir(env: str, default: str) -> Path:
+    """The folder ``$env`` names (else ``default``), created when missing. A path that is a file, or a folder
+    this user cannot write, is an OSError that names the variable (the CLI and the window show it)."""
+    path = _location(env, default)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"is not a folder; set {env} to a folder", str(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot be created ({exc.strerror}); set {env} to a writable folder",
+                        str(path)) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"is not writable; set {env} to a writable folder", str(path))
     return path
 
 
@@ -39,6 +54,14 @@ def cache_dir() -> Path:
 def data_dir() -> Path:
     """Case files (evidence lists, audit logs, results)."""
     return _dir(DATA_DIR_ENV, platformdirs.user_data_dir(APP_NAME))
+
+
+def keep_matplotlib_in_cache() -> None:
+    """Point matplotlib's config and font cache (``MPLCONFIGDIR``) into our cache folder, unless the user set it:
+    it otherwise writes ``~/.cache/matplotlib``, outside the folders forensic_face says it uses. Call before
+    matplotlib is imported; matplotlib creates the folder when it first needs it."""
+    os.environ.setdefault("MPLCONFIGDIR", str(_location(CACHE_DIR_ENV, platformdirs.user_cache_dir(APP_NAME))
+                                              / "matplotlib"))
 
 
 def datasets_dir() -> Path:

@@ -4,7 +4,6 @@ write it through these functions only, so they agree."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tomllib
 from pathlib import Path
@@ -12,9 +11,9 @@ from typing import Any
 
 import tomli_w
 
-from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.config import EngineConfig, check_setting
 from forensic_face.engine.errors import ConfigError
-from forensic_face.paths import config_dir
+from forensic_face.paths import CONFIG_DIR_ENV, config_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +35,30 @@ def _toml_safe(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():
         return {}
+    if not path.is_file():
+        raise ConfigError(f"{path}: is not a file (a folder or a device); remove it, or set "
+                          f"{CONFIG_DIR_ENV} to another folder")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc}); fix or delete the file") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as TOML (UTF-8 text) ({exc}); fix or delete the file") from None
 
 
 def load_settings(path: Path | None = None) -> EngineConfig:
-    """The saved engine settings, or the defaults when none are saved. Raises ConfigError for bad values."""
-    data = _read_toml(path or settings_path()).get("engine", {})
-    if not data:
+    """The saved engine settings, or the defaults when none are saved. Each setting is checked against its
+    field in :class:`EngineConfig` (type, bounds, choices); a bad one is a ConfigError naming the file, the
+    setting, its value and what is allowed. Unknown settings are logged and skipped (a newer version's)."""
+    path = path or settings_path()
+    table = _read_toml(path)
+    if "engine" not in table:
         return EngineConfig()
-    known = {f.name for f in dataclasses.fields(EngineConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        log.warning("ignoring unknown engine settings %s in %s", unknown, path or settings_path())
-    values = {k: v for k, v in data.items() if k in known}
-    return EngineConfig.from_dict(values)
+    try:
+        return EngineConfig.from_dict(table["engine"], ignore_unknown=True)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: [engine] {exc}; fix or delete the setting") from None
 
 
 def save_settings(config: EngineConfig, path: Path | None = None) -> Path:
@@ -74,9 +77,8 @@ def parse_scales(text: str) -> tuple[int, ...]:
     """``"2, 4 8"`` -> ``(2, 4, 8)``; raises ConfigError with a readable message."""
     parts = [p for p in text.replace(",", " ").split() if p]
     try:
-        scales = tuple(int(p) for p in parts)
+        scales = tuple(sorted({int(p) for p in parts}))
     except ValueError:
         raise ConfigError(f"scales must be whole numbers such as '2, 4, 8', got {text!r}") from None
-    if not scales or any(s < 1 or s > 16 for s in scales):
-        raise ConfigError(f"scales must be between 1 and 16, got {text!r}")
-    return tuple(sorted(set(scales)))
+    check_setting(EngineConfig, "scales", scales)
+    return scales

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import cv2
@@ -83,14 +84,21 @@ def test_original_is_only_opened_for_reading(tmp_path: Path, monkeypatch: pytest
     Image.fromarray(_gradient()).save(path)
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     modes: list[str] = []
-    real_open = builtins.open
+    real_open, real_os_open = builtins.open, os.open
 
     def spy(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
         if Path(str(file)) == path:
             modes.append(mode)
         return real_open(file, mode, *args, **kwargs)
 
+    def os_spy(file, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(str(file)) == path:
+            modes.append("rb" if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND) == 0
+                         else f"flags {flags:#o}")
+        return real_os_open(file, flags, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(os, "open", os_spy)
     load_image(path)
     monkeypatch.undo()
     assert modes and all(m == "rb" for m in modes)
@@ -156,13 +164,19 @@ def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
 def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "locked.jpg"
     Image.fromarray(_gradient()).save(path)
-    real_open = builtins.open
+    real_open, real_os_open = builtins.open, os.open
 
     def deny(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
         if Path(str(file)) == path:
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, mode, *args, **kwargs)
 
+    def os_deny(file, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(str(file)) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_os_open(file, flags, *args, **kwargs)
+
     # Tests run as root in CI, where chmod 000 does not stop reads, so the OS refusal is simulated.
     monkeypatch.setattr(builtins, "open", deny)
+    monkeypatch.setattr(os, "open", os_deny)
     _expect_error(path, "permission denied")

@@ -11,13 +11,20 @@ import logging
 import sys
 from pathlib import Path
 
+from forensic_face.cli.common import utf8_path, utf8_text
 from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.faults import printable
 
 log = logging.getLogger(__name__)
 
 
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
+
+
+def _lines(lines: list[str]) -> str:
+    """Summary lines for the terminal, each escaped (they quote file names)."""
+    return "\n".join(printable(line) for line in lines)
 
 
 class VerifyCommand:
@@ -40,7 +47,7 @@ class VerifyCommand:
             if args.json:  # a reader of --json gets a document whatever happens
                 _out(json.dumps({"case": str(args.case), "ok": False, "error": str(exc)}))
             raise
-        _out(json.dumps(report.to_json(), indent=2) if args.json else "\n".join(report.summary_lines()))
+        _out(json.dumps(report.to_json(), indent=2) if args.json else _lines(report.summary_lines()))
         return 0 if report.ok else 1
 
 
@@ -61,7 +68,7 @@ class ReplayCommand:
 
         with open_case(args.case) as store:
             outcome = replay_search(store, args.search_id, device=args.device)
-        _out(json.dumps(outcome.to_json(), indent=2) if args.json else "\n".join(outcome.summary_lines()))
+        _out(json.dumps(outcome.to_json(), indent=2) if args.json else _lines(outcome.summary_lines()))
         return 0 if outcome.identical else 1
 
 
@@ -94,12 +101,12 @@ class CaseCommand:
         sub = parser.add_subparsers(dest="case_action", required=True)
         new = sub.add_parser("new", help="create a case file")
         new.add_argument("case", help="case file path, or a bare name for <data dir>/cases/<name>.ffcase")
-        new.add_argument("--number", required=True, help="case number")
-        new.add_argument("--title", default="", help="case title")
-        new.add_argument("--examiner", default="", help="examiner's name (default: the OS user)")
+        new.add_argument("--number", type=utf8_text, required=True, help="case number")
+        new.add_argument("--title", type=utf8_text, default="", help="case title")
+        new.add_argument("--examiner", type=utf8_text, default="", help="examiner's name (default: the OS user)")
         add = sub.add_parser("add-evidence", help="import evidence images (hashed, never modified)")
         add.add_argument("case", type=Path)
-        add.add_argument("files", type=Path, nargs="+")
+        add.add_argument("files", type=utf8_path, nargs="+")
         add.add_argument("--role", choices=("probe", "gallery"), default="probe")
         show = sub.add_parser("show", help="case details, evidence, searches")
         show.add_argument("case", type=Path)
@@ -117,7 +124,7 @@ class CaseCommand:
         path = Path(raw) if ("/" in raw or raw.endswith(".ffcase")) else default_case_path(raw)
         with CaseStore.create(path, args.number, args.title, args.examiner or current_actor()):
             pass
-        _out(f"created {path}")
+        _out(f"created {printable(path)}")
         return 0
 
     @staticmethod
@@ -127,7 +134,7 @@ class CaseCommand:
         with open_case(args.case) as store:
             for file in args.files:
                 item = store.add_evidence(file, args.role)
-                _out(f"#{item.id} {item.role} {item.path} sha256 {item.sha256}")
+                _out(f"#{item.id} {item.role} {printable(item.path)} sha256 {item.sha256}")
         return 0
 
     @staticmethod
@@ -149,16 +156,17 @@ class CaseCommand:
                                               c.decision.decision] for c in s.candidates]} for s in searches],
                 "audit_entries": len(entries), "audit_head": entries[-1].entry_hash if entries else None}, indent=2))
             return 0
-        _out(f"Case {info.case_number}: {info.title}  (examiner {info.examiner}, created {info.created_utc})")
-        _out(f"File: {info.path}")
+        _out(f"Case {printable(info.case_number)}: {printable(info.title)}  (examiner {printable(info.examiner)}, "
+             f"created {info.created_utc})")
+        _out(f"File: {printable(info.path)}")
         _out(f"Evidence ({len(evidence)}):")
         for e in evidence:
-            _out(f"  #{e.id} {e.role:7s} {e.path}  sha256 {e.sha256}")
+            _out(f"  #{e.id} {e.role:7s} {printable(e.path)}  sha256 {e.sha256}")
         _out(f"Searches ({len(searches)}):")
         for s in searches:
-            top = ", ".join(f"{c.candidate.rank}. {c.candidate.identity} ({c.candidate.score:.3f}, "
+            top = ", ".join(f"{c.candidate.rank}. {printable(c.candidate.identity)} ({c.candidate.score:.3f}, "
                             f"{c.decision.decision})" for c in s.candidates[:3])
-            _out(f"  #{s.id} {s.created_utc} probe {s.probe.path.name}: {top}")
+            _out(f"  #{s.id} {s.created_utc} probe {printable(s.probe.path.name)}: {top}")
         _out(f"Audit trail: {len(entries)} entries, head {entries[-1].entry_hash if entries else '-'}")
         return 0
 
@@ -174,8 +182,8 @@ class DecideCommand:
         parser.add_argument("search_id", type=int, help="search number (see 'case show')")
         parser.add_argument("rank", type=int, help="candidate rank in that search")
         parser.add_argument("decision", choices=DECISIONS, help="the examiner's decision")
-        parser.add_argument("--note", default="", help="why (shown in the report)")
-        parser.add_argument("--examiner", default=None, help="examiner's name (default: the OS user)")
+        parser.add_argument("--note", type=utf8_text, default="", help="why (shown in the report)")
+        parser.add_argument("--examiner", type=utf8_text, default=None, help="examiner's name (default: the OS user)")
 
     def run(self, args: argparse.Namespace) -> int:
         from forensic_face.store.case_store import open_case
@@ -184,7 +192,7 @@ class DecideCommand:
             store.set_decision(args.search_id, args.rank, args.decision, args.note, args.examiner)
             stored = store.search(args.search_id)
         candidate = next(c for c in stored.candidates if c.candidate.rank == args.rank)
-        _out(f"search #{args.search_id}, rank {args.rank} ({candidate.candidate.identity}): "
-             f"{candidate.decision.decision} by {candidate.decision.examiner}"
-             + (f": {candidate.decision.note}" if candidate.decision.note else ""))
+        _out(f"search #{args.search_id}, rank {args.rank} ({printable(candidate.candidate.identity)}): "
+             f"{candidate.decision.decision} by {printable(candidate.decision.examiner)}"
+             + (f": {printable(candidate.decision.note)}" if candidate.decision.note else ""))
         return 0

@@ -6,13 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from forensic_face.engine.config import BUDGETS, ENSEMBLE_RULES, PRECISION_SETTINGS, EngineConfig
 from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
+from forensic_face.engine.imaging import DEFAULT_MAX_PIXELS
+from forensic_face.faults import printable
 
 log = logging.getLogger("forensic_face")
 
@@ -79,8 +83,6 @@ def flip_test_choice(args: argparse.Namespace) -> bool | None:
 
 def parse_weights(text: str) -> tuple[float, ...]:
     """``--ensemble-weights 2,1`` -> ``(2.0, 1.0)``: finite, non-negative, not all zero."""
-    import math
-
     try:
         weights = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -114,7 +116,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", choices=list(BUDGETS),
                         help="gallery degradation budget: none, fast (11 paths), standard, paper (all 1,463)")
     parser.add_argument("--scales", help="comma-separated probe magnifications, e.g. 2,4,8")
-    parser.add_argument("--hypotheses", type=int, help="blur hypotheses per scale (paper: 16)")
+    parser.add_argument("--hypotheses", type=positive_int, help="blur hypotheses per scale (paper: 16)")
     parser.add_argument("--fusion", help=f"fusion, e.g. {EngineConfig().fusion} (default), S_max,S_add (the paper's), S_add,S_add, T_add")
     parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
     parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet, or an ensemble such as "
@@ -124,7 +126,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     add_flip_test_argument(parser)
     parser.add_argument("--no-resolution-matching", action="store_true",
                         help="compare gallery hypotheses at their own size (ablation)")
-    parser.add_argument("--batch-size", type=int, help="images per batch on the device")
+    parser.add_argument("--batch-size", type=positive_int, help="images per batch on the device")
     add_precision_argument(parser)
     parser.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
 
@@ -155,13 +157,73 @@ def engine_config_from_args(args: argparse.Namespace) -> Any:
     return config.replace(**changes)
 
 
-def parse_box(text: str) -> list[float]:
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (``nan`` and ``inf`` are refused)."""
     try:
-        values = [float(v) for v in text.split(",")]
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--box must be x1,y1,x2,y2 in pixels, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a time in a video, finite and >= 0 seconds."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a time of 0 seconds or more, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
+def utf8_text(text: str) -> str:
+    """An argparse type: text that is valid UTF-8. Invalid bytes in a command line arrive as surrogate
+    escapes, which could be neither stored in a case nor printed."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"is not valid UTF-8 text: '{printable(text)}'; retype it") from None
+    return text
+
+
+def utf8_path(text: str) -> Path:
+    """An argparse type: a file name that is valid UTF-8, for files whose name a case records (SQLite text)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"the file name '{printable(text)}' is not valid UTF-8 and cannot be "
+                                         "recorded in a case; copy the file under a UTF-8 name") from None
+    return Path(text)
+
+
+def parse_box(text: str) -> list[float]:
+    """An argparse type: a face box ``x1,y1,x2,y2`` in pixels from the image's top-left corner, with x2 > x1 and
+    y2 > y1, no larger than the largest image that is decoded (:data:`DEFAULT_MAX_PIXELS`)."""
+    try:
+        values = [finite_float(v) for v in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--box must be 4 finite numbers x1,y1,x2,y2 in pixels, got {text!r}") \
+            from None
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"--box must have 4 numbers x1,y1,x2,y2, got {text!r}")
+    x1, y1, x2, y2 = values
+    if x2 <= x1 or y2 <= y1:
+        raise argparse.ArgumentTypeError(f"--box must have x2 > x1 and y2 > y1 (top-left, then bottom-right "
+                                         f"corner), got {text!r}")
+    if min(values) < 0 or (x2 - x1) * (y2 - y1) > DEFAULT_MAX_PIXELS or max(values) > DEFAULT_MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"--box {text!r} lies outside any image this tool decodes (coordinates "
+                                         f"from 0, at most {DEFAULT_MAX_PIXELS:,} pixels in the box)")
     return values
 
 
@@ -205,9 +267,9 @@ def search_probes(
 
 def print_search_record(record: dict[str, Any]) -> None:
     """One probe's search record as text (what ``--json`` would print as a document)."""
-    print(f"== {record['probe']}")
+    print(f"== {printable(record['probe'])}")
     if record["error"]:
-        print(f"   ERROR: {record['error']}")
+        print(f"   ERROR: {printable(record['error'])}")
         return
     print("   Candidates are investigative leads for human review, not identifications.")
     from forensic_face.calibration import format_lr
@@ -216,7 +278,8 @@ def print_search_record(record: dict[str, Any]) -> None:
     for c in record["candidates"]:
         lr = "" if c.get("lr") is None else f"  LR {format_lr(c['lr'])} ({c['verbal']})"
         members = "".join(f"  {name} {score:+.4f}" for name, score in c.get("member_scores", {}).items())
-        print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}  ({c['image']}){lr}{members}")
+        print(f"   {c['rank']:>3}  {c['score']:+.4f}  {printable(c['identity'])}  ({printable(c['image'])}){lr}"
+              f"{members}")
     if cal is None:
         reason = record.get("no_calibration_reason") or "no calibration matches these settings"
         print(f"   No likelihood ratios: {reason}.")

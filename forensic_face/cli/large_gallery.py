@@ -23,6 +23,7 @@ from forensic_face.cli.common import (
     search_probes,
 )
 from forensic_face.engine.errors import ConfigError, ForensicFaceError
+from forensic_face.faults import printable
 from forensic_face.engine.recognizers.base import template_family
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class IndexCommand:
             if update.rebuilt and update.reason and args.action == "update":
                 print(f"  rebuilt because: {update.reason}")
             for p in update.problems:
-                print(f"  problem: {p.image_path}: {p.reason}")
+                print(f"  problem: {printable(p.image_path)}: {printable(p.reason)}")
         return 0
 
 

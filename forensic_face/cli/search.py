@@ -14,9 +14,11 @@ from forensic_face.cli.common import (
     enroll_with_progress,
     log,
     parse_box,
+    positive_int,
     search_probes,
 )
 from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.faults import printable
 
 
 class DetectCommand:
@@ -27,7 +29,7 @@ class DetectCommand:
         parser.add_argument("images", nargs="+", type=Path, help="image files")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-        parser.add_argument("--min-face", type=int, default=12, help="smallest face width to find, in pixels")
+        parser.add_argument("--min-face", type=positive_int, default=12, help="smallest face width to find, in pixels")
 
     def run(self, args: argparse.Namespace) -> int:
         import dataclasses
@@ -51,14 +53,15 @@ class DetectCommand:
                 record = {"image": str(path), "sha256": None, "faces": [], "error": str(exc)}
             records.append(record)
             if not args.json:
+                shown = printable(path)
                 if record["error"]:
-                    print(f"{path}: ERROR {record['error']}")
+                    print(f"{shown}: ERROR {printable(record['error'])}")
                 elif not record["faces"]:
-                    print(f"{path}: no face detected")
+                    print(f"{shown}: no face detected")
                 else:
                     for k, face in enumerate(record["faces"], start=1):
                         box = ", ".join(f"{v:.1f}" for v in face["box"])
-                        print(f"{path}: face {k}: box [{box}] score {face['score']:.3f}")
+                        print(f"{shown}: face {k}: box [{box}] score {face['score']:.3f}")
         if args.json:
             json.dump(records, sys.stdout, indent=2)
             sys.stdout.write("\n")
@@ -90,12 +93,13 @@ class EnrollCommand:
             }, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            print(f"{gallery.root}: {len(gallery.entries)} portraits of {len(set(gallery.identities))} identities")
+            print(f"{printable(gallery.root)}: {len(gallery.entries)} portraits of "
+                  f"{len(set(gallery.identities))} identities")
             for e in gallery.entries:
                 if e.note:
-                    print(f"  note: {e.image_path}: {e.note}")
+                    print(f"  note: {printable(e.image_path)}: {printable(e.note)}")
             for p in gallery.problems:
-                print(f"  problem: {p.image_path}: {p.reason}")
+                print(f"  problem: {printable(p.image_path)}: {printable(p.reason)}")
         return 0
 
 
@@ -106,7 +110,7 @@ class SearchCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("probes", nargs="+", type=Path, help="probe stills")
         parser.add_argument("--gallery", type=Path, required=True, help="gallery folder")
-        parser.add_argument("--top", type=int, default=20, help="candidates to list per probe")
+        parser.add_argument("--top", type=positive_int, default=20, help="candidates to list per probe")
         parser.add_argument("--box", type=parse_box, help="face box x1,y1,x2,y2 drawn by hand (one probe)")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         add_engine_arguments(parser)

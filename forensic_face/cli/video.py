@@ -8,8 +8,16 @@ import json
 import sys
 from pathlib import Path
 
-from forensic_face.cli.common import ProgressBar, add_engine_arguments, engine_config_from_args, enroll_with_progress
+from forensic_face.cli.common import (
+    ProgressBar,
+    add_engine_arguments,
+    engine_config_from_args,
+    enroll_with_progress,
+    positive_int,
+    seconds,
+)
 from forensic_face.engine.config import VIDEO_FUSIONS
+from forensic_face.faults import printable
 
 
 class SearchVideoCommand:
@@ -19,18 +27,20 @@ class SearchVideoCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("video", type=Path, help="video file (MP4, AVI, MKV, MOV, ...)")
         parser.add_argument("--gallery", type=Path, required=True, help="gallery folder")
-        parser.add_argument("--stride", type=int, default=5, help="detect faces on every Nth frame (default 5)")
-        parser.add_argument("--start", type=float, default=0.0, help="start time in seconds")
-        parser.add_argument("--end", type=float, default=None, help="end time in seconds (default: the end)")
-        parser.add_argument("--max-frames", type=int, default=2000, help="at most this many sampled frames")
-        parser.add_argument("--frames", dest="video_frames", type=int, default=None,
+        parser.add_argument("--stride", type=positive_int, default=5,
+                            help="detect faces on every Nth frame (default 5)")
+        parser.add_argument("--start", type=seconds, default=0.0, help="start time in seconds")
+        parser.add_argument("--end", type=seconds, default=None, help="end time in seconds (default: the end)")
+        parser.add_argument("--max-frames", type=positive_int, default=2000, help="at most this many sampled frames")
+        parser.add_argument("--frames", dest="video_frames", type=positive_int, default=None,
                             help="best frames of the track to search and fuse (default: the settings' video_frames, 5)")
         parser.add_argument("--video-fusion", choices=VIDEO_FUSIONS, default=None,
                             help="score-mean: each frame searched, scores averaged; template-mean: the frames' "
                                  "templates averaged and searched once (both weighted by face quality; "
                                  "default: the settings' video_fusion)")
-        parser.add_argument("--track", type=int, default=1, help="track to search (1: the longest; see the list)")
-        parser.add_argument("--top", type=int, default=20, help="identities to list")
+        parser.add_argument("--track", type=positive_int, default=1,
+                            help="track to search (1: the longest; see the list)")
+        parser.add_argument("--top", type=positive_int, default=20, help="identities to list")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         add_engine_arguments(parser)
 
@@ -39,6 +49,8 @@ class SearchVideoCommand:
         from forensic_face.engine.errors import ConfigError
         from forensic_face.engine.video import find_tracks, open_video, search_track
 
+        if args.end is not None and args.end <= args.start:
+            raise ConfigError(f"--end {args.end:g} must be later than --start {args.start:g}")
         engine = Engine(engine_config_from_args(args))
         video = open_video(args.video)
         bar = ProgressBar("tracks: ")
@@ -62,7 +74,8 @@ class SearchVideoCommand:
             json.dump(record, sys.stdout, indent=2)
             sys.stdout.write("\n")
             return 0
-        print(f"== {video.path}  (SHA-256 {video.sha256}, {video.frame_count} frames at {video.fps:.2f} fps)")
+        print(f"== {printable(video.path)}  (SHA-256 {video.sha256}, {video.frame_count} frames at "
+              f"{video.fps:.2f} fps)")
         for t in record["tracks"]:
             print(f"   track {t['track']}: {t['faces']} faces, frames {t['first_frame']}-{t['last_frame']}")
         how = "template mean" if fused.fusion == "template-mean" else "score mean"
@@ -72,6 +85,6 @@ class SearchVideoCommand:
                   f"pixels SHA-256 {f['frame_sha256'][:16]}…")
         print("   Candidates are investigative leads for human review, not identifications.")
         for c in record["ranking"]:
-            print(f"   {c['rank']:>3}  {c['score']:+.4f}  {c['identity']}")
+            print(f"   {c['rank']:>3}  {c['score']:+.4f}  {printable(c['identity'])}")
         print("   No likelihood ratios: fused multi-frame scores have no calibration yet.")
         return 0

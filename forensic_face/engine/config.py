@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import logging
+import math
+import numbers
+import re
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import torch
 
 from forensic_face.engine.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 BudgetName = Literal["none", "fast", "standard", "paper"]
@@ -35,19 +45,27 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"unknown device {name!r}; expected auto, cpu or cuda")
 
 
+def _bounded(low: float | None = None, high: float | None = None, **more: Any) -> dict[str, Any]:
+    """Field metadata read by :func:`check_setting`: inclusive bounds of a number (of each item of a list)."""
+    return {"min": low, "max": high, **more}
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """MTCNN settings. Tiny faces are found by upsampling the whole image before detection."""
 
-    min_face_px: int = 12
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    min_face_px: int = field(default=12, metadata=_bounded(1))
+    thresholds: tuple[float, float, float] = field(default=(0.6, 0.7, 0.7), metadata=_bounded(0.0, 1.0))
     # Images are upsampled (bicubic) so that a face of min_face_px becomes this wide: MTCNN's 12 px P-Net
     # window misses most faces under ~20 px.
-    upsample_faces_to_px: int = 32
-    max_upsample: float = 4.0
+    upsample_faces_to_px: int = field(default=32, metadata=_bounded(1))
+    max_upsample: float = field(default=4.0, metadata=_bounded(1.0))
     #: Smallest face searched for in gallery portraits (the subject fills the frame; skips tiny-face work).
-    gallery_min_face_px: int = 40
-    crop_enlarge: float = 1.3
+    gallery_min_face_px: int = field(default=40, metadata=_bounded(1))
+    crop_enlarge: float = field(default=1.3, metadata=_bounded(1.0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 #: How a video track's frames are fused. ``score-mean``: each frame searched on its own, each identity's fused
@@ -58,6 +76,9 @@ VIDEO_FUSIONS = ("score-mean", "template-mean")
 #: How a recognizer ensemble's member scores are combined (``fusion.combine_member_scores`` says what each does).
 ENSEMBLE_RULES = ("mean", "znorm")
 
+#: Largest probe magnification a setting may ask for (``--scales`` always refused more).
+MAX_SCALE = 16
+
 
 #: Engine settings added after searches were first recorded, with the value every search made before them used.
 RECORD_LEGACY_VALUES: dict[str, Any] = {"flip_test": False}
@@ -65,11 +86,15 @@ RECORD_LEGACY_VALUES: dict[str, Any] = {"flip_test": False}
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Everything a search depends on. Stored with every result so a case can be replayed."""
+    """Everything a search depends on. Stored with every result so a case can be replayed.
 
-    device: str = "auto"
-    batch_size: int = 64
-    seed: int = 0
+    Each field's type and metadata (bounds, choices) are its rule: :func:`check_fields` checks them whenever a
+    config is made, and :meth:`from_dict` turns a settings file or a record into one with the same checks."""
+
+    device: str = field(default="auto", metadata={"pattern": r"auto|cpu|cuda(:\d+)?",
+                                                  "allowed": "auto, cpu, cuda or cuda:N"})
+    batch_size: int = field(default=64, metadata=_bounded(1))
+    seed: int = field(default=0, metadata=_bounded(0, 2**32 - 1))
     # The low-resolution-distilled recognizer with the flip test and face-sr-2-4: on the full LFW-XRes protocol
     # (24 px, 496 people, 1997 probes, standard budget, this fusion) rank-1 47.37% against 41.76% for the
     # previous default (dlib-resnet, face-sr, no flip test; McNemar p 1.65e-07, docs/results_default.md), and
@@ -78,76 +103,48 @@ class EngineConfig:
     recognizer_model_path: str | None = None
     #: For a recognizer ensemble (``recognizer = "a+b"``): how the members' fused scores are combined (one of
     #: ``ENSEMBLE_RULES``) and with which weights, one per member in order (empty: equal weights).
-    ensemble_rule: str = "mean"
-    ensemble_weights: tuple[float, ...] = ()
+    ensemble_rule: str = field(default="mean", metadata={"choices": ENSEMBLE_RULES})
+    ensemble_weights: tuple[float, ...] = field(default=(), metadata=_bounded(0.0))
     #: Every template is made from the chip and its mirror image (``create_recognizer(flip_test=...)``).
     flip_test: bool = True
     # face-sr-2-4: the face-trained networks at 2x and 4x, bicubic at 8x, where the 8x network ranks lower
     # (docs/super_resolution.md).
     upsampler: str = "face-sr-2-4"
-    precision: str = "fp32"
-    scales: tuple[int, ...] = (2, 4, 8)
-    num_blur_hypotheses: int = 16
-    max_blur_sigma: float = 1.0
-    budget: str = "standard"
+    precision: str = field(default="fp32", metadata={"choices": PRECISION_SETTINGS})
+    scales: tuple[int, ...] = field(default=(2, 4, 8), metadata=_bounded(1, MAX_SCALE, min_items=1))
+    num_blur_hypotheses: int = field(default=16, metadata=_bounded(1))
+    max_blur_sigma: float = field(default=1.0, metadata=_bounded(0.0))
+    budget: str = field(default="standard", metadata={"choices": BUDGETS})
     resolution_matching: bool = True
     # The paper's best with ArcFace was "S_max,S_add"; with the distilled recognizer (flip test, face-sr-2-4) on
     # the full LFW-XRes protocol (24 px, 496 people, 1997 probes) template concatenation ranks the true identity
     # first 51.6% of the time against 47.4% for S_add,S_add and 42.2% for S_max,S_add (docs/accuracy.md). The
     # paper's fusion stays one setting away.
     fusion: str = "T_concat"
-    size_bin_px: int = 4
-    top_k: int = 20
+    size_bin_px: int = field(default=4, metadata=_bounded(1))
+    top_k: int = field(default=20, metadata=_bounded(1))
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     #: A video track is searched with its ``video_frames`` best frames, fused by ``video_fusion`` (one of
     #: VIDEO_FUSIONS; docs/video.md measures both on the LFW video protocol).
-    video_frames: int = 5
-    video_fusion: str = "score-mean"
+    video_frames: int = field(default=5, metadata=_bounded(1))
+    video_fusion: str = field(default="score-mean", metadata={"choices": VIDEO_FUSIONS})
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.scales or any(s < 1 for s in self.scales):
-            raise ConfigError(f"scales must be positive integers, got {self.scales}")
-        if self.num_blur_hypotheses < 1:
-            raise ConfigError(f"num_blur_hypotheses must be >= 1, got {self.num_blur_hypotheses}")
-        if self.budget not in BUDGETS:
-            raise ConfigError(f"budget must be none, fast, standard or paper, got {self.budget!r}")
-        if self.precision not in PRECISION_SETTINGS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISION_SETTINGS)}, got {self.precision!r}")
-        if self.size_bin_px < 1:
-            raise ConfigError(f"size_bin_px must be >= 1, got {self.size_bin_px}")
-        if self.ensemble_rule not in ENSEMBLE_RULES:
-            raise ConfigError(f"ensemble_rule must be one of {', '.join(ENSEMBLE_RULES)}, got {self.ensemble_rule!r}")
-        if any(not (w >= 0) for w in self.ensemble_weights) or (self.ensemble_weights and
-                                                                 sum(self.ensemble_weights) <= 0):
-            raise ConfigError(f"ensemble_weights must be non-negative numbers, not all zero, got "
-                              f"{list(self.ensemble_weights)}")
-        if self.video_frames < 1:
-            raise ConfigError(f"video_frames must be >= 1, got {self.video_frames}")
-        if self.video_fusion not in VIDEO_FUSIONS:
-            raise ConfigError(f"video_fusion must be one of {', '.join(VIDEO_FUSIONS)}, got {self.video_fusion!r}")
+        check_fields(self)
+        if self.ensemble_weights and sum(self.ensemble_weights) <= 0:
+            raise ConfigError(f"ensemble_weights = {list(self.ensemble_weights)} is not allowed: the weights may not "
+                              "all be zero")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown engine settings: {sorted(unknown)}")
-        values = dict(data)
-        if "scales" in values:
-            values["scales"] = tuple(int(s) for s in values["scales"])
-        if "ensemble_weights" in values:
-            values["ensemble_weights"] = tuple(float(w) for w in values["ensemble_weights"])
-        if "detector" in values and isinstance(values["detector"], dict):
-            det = dict(values["detector"])
-            if "thresholds" in det:
-                det["thresholds"] = tuple(float(t) for t in det["thresholds"])
-            values["detector"] = DetectorConfig(**det)
-        return cls(**values)
+    def from_dict(cls, data: dict[str, Any], ignore_unknown: bool = False) -> EngineConfig:
+        """A config from its dict form (a settings table, a stored record): lists become tuples, whole numbers
+        in number fields become floats, nested tables become :class:`DetectorConfig`. A bad value or type is a
+        :class:`ConfigError` naming the setting, the value and what is allowed; so is an unknown setting,
+        unless ``ignore_unknown`` (then it is logged and skipped: a settings file of a newer version)."""
+        return typing.cast(EngineConfig, _from_mapping(cls, data, "", ignore_unknown))
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> EngineConfig:
@@ -164,3 +161,123 @@ class EngineConfig:
 
     def replace(self, **changes: Any) -> EngineConfig:
         return dataclasses.replace(self, **changes)
+
+
+# -- the checks every config field gets from its type and metadata ------------------------------------------------
+
+_TYPE_WORDS: dict[Any, str] = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+@functools.lru_cache(maxsize=None)
+def _field_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # evaluated once per class: every config made is checked
+
+
+def _allowed(hint: Any, meta: Mapping[str, Any]) -> str:
+    """What a field accepts, in words, for messages."""
+    if "allowed" in meta:
+        return str(meta["allowed"])
+    if "choices" in meta:
+        return "one of " + ", ".join(str(c) for c in meta["choices"])
+    low, high = meta.get("min"), meta.get("max")
+    bounds = (f" from {low} to {high}" if low is not None and high is not None
+              else f" of at least {low}" if low is not None else f" of at most {high}" if high is not None else "")
+    if typing.get_origin(hint) is tuple:
+        items = typing.get_args(hint)
+        count = "" if items[-1] is Ellipsis else f"{len(items)} "
+        return f"a list of {count}{_TYPE_WORDS[items[0]].removeprefix('a ')}s{bounds}, e.g. {list(_example(hint))}"
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return f"{_allowed(inner, meta)} (or leave it out)"
+    if dataclasses.is_dataclass(hint):
+        return "a table with " + ", ".join(f.name for f in dataclasses.fields(hint))
+    return _TYPE_WORDS[hint] + bounds
+
+
+def _example(hint: Any) -> tuple[Any, ...]:
+    items = typing.get_args(hint)
+    return (2, 4, 8) if items[-1] is Ellipsis else tuple(0.5 for _ in items)
+
+
+def _valid(value: Any, hint: Any, meta: Mapping[str, Any]) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(value is None if a is type(None) else _valid(value, a, meta) for a in typing.get_args(hint))
+    if origin is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, tuple) or len(value) < meta.get("min_items", 0):
+            return False
+        if items[-1] is not Ellipsis and len(value) != len(items):
+            return False
+        return all(_valid(v, items[0], meta) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real if hint is float else numbers.Integral):
+            return False
+        if not math.isfinite(value):
+            return False
+        low, high = meta.get("min"), meta.get("max")
+        return (low is None or value >= low) and (high is None or value <= high)
+    if hint is str:
+        if not isinstance(value, str):
+            return False
+        if "choices" in meta and value not in meta["choices"]:
+            return False
+        return "pattern" not in meta or re.fullmatch(meta["pattern"], value) is not None
+    raise TypeError(f"no check for settings of type {hint!r}")  # a new field type needs a rule here
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_setting(cls: type, name: str, value: Any, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``value`` suits field ``name`` of config class ``cls`` (its type, its
+    bounds and choices); the message names the setting, the value and what is allowed."""
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    hint = _field_hints(cls)[name]
+    if not _valid(value, hint, spec.metadata):
+        raise ConfigError(f"{prefix}{name} = {_shown(value)} is not allowed: expected {_allowed(hint, spec.metadata)}")
+
+
+def check_fields(config: Any) -> None:
+    """:func:`check_setting` for every field of a config dataclass instance."""
+    for spec in dataclasses.fields(config):
+        check_setting(type(config), spec.name, getattr(config, spec.name))
+
+
+def _from_mapping(cls: type, data: Any, prefix: str, ignore_unknown: bool) -> Any:
+    if not isinstance(data, Mapping):
+        where = prefix.rstrip(".") or "engine"
+        raise ConfigError(f"{where} = {_shown(data)} is not allowed: expected {_allowed(cls, {})}")
+    hints = _field_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        message = f"unknown setting(s) {', '.join(prefix + str(u) for u in unknown)}; known: {', '.join(names)}"
+        if not ignore_unknown:
+            raise ConfigError(message)
+        log.warning("ignoring %s", message)
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name not in data:
+            continue
+        value, hint = data[spec.name], hints[spec.name]
+        if dataclasses.is_dataclass(hint):
+            value = _from_mapping(hint, value, f"{prefix}{spec.name}.", ignore_unknown)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            item = typing.get_args(hint)[0]
+            value = tuple(float(v) if item is float and _is_whole(v) else v for v in value)
+        elif hint is float and _is_whole(value):
+            value = float(value)
+        check_setting(cls, spec.name, value, prefix)
+        values[spec.name] = value
+    return cls(**values)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -10,10 +10,11 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 #: Default cap on decoded pixels (width x height): about a 100 megapixel still. Larger files are refused
 #: as possible decompression bombs; callers may raise the cap.
 DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Peak memory of detecting faces on a still, in bytes per decoded pixel, above what the loaded models take:
+#: measured with ``ru_maxrss`` around ``load_image`` + ``Engine.detect`` on the CPU (random-noise JPEGs;
+#: 1500x1500: 166 B/px; the issue's 5000x5000 peaked at 3.8 GB, 152 B/px), rounded up. A still whose declared
+#: size needs more than the memory available is refused before it is decoded (:func:`check_memory_for`).
+DETECTION_PEAK_BYTES_PER_PIXEL = 170
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jfif", ".pgm", ".ppm"})
 
@@ -61,13 +68,40 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def open_regular_file(path: Path) -> BinaryIO:
+    """Open ``path`` read-only, refusing anything that is not a regular file once links are followed (a FIFO
+    would block for ever, ``/dev/zero`` never ends) with an :class:`ImageLoadError`. The file is opened without
+    blocking and checked by its open descriptor, so it cannot be swapped between the check and the read."""
+    if path.is_dir():
+        raise ImageLoadError(path, "is a folder, not an image file", "choose an image file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            shown = f"{path} -> {path.resolve()}" if path.is_symlink() else str(path)
+            raise ImageLoadError(shown, f"is {_file_kind(mode)}, not a regular file",
+                                 "copy the evidence into a regular file and open that")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_original_bytes(path: str | Path) -> bytes:
     """Read a file's bytes read-only, turning every OS failure into an :class:`ImageLoadError`."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise ImageLoadError(path, "is a folder, not an image file", "choose an image file")
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             data = fh.read()
     except FileNotFoundError:
         raise ImageLoadError(path, "file does not exist", "check the path or whether the drive is mounted") from None
@@ -142,6 +176,7 @@ def decode_image(data: bytes, path: str | Path, max_pixels: int = DEFAULT_MAX_PI
     if width * height > max_pixels:
         raise ImageLoadError(path, f"declares {width}x{height} = {width * height:,} pixels, more than the limit",
                              f"the limit is {max_pixels:,} pixels; raise it in settings if the file is genuine")
+    check_memory_for(path, width, height)
     fmt = image.format or "unknown"
     mode = image.mode
     orientation = 1
@@ -171,6 +206,57 @@ def decode_image(data: bytes, path: str | Path, max_pixels: int = DEFAULT_MAX_PI
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise ImageLoadError(path, f"decoded to an unusable array of shape {pixels.shape}")
     return np.ascontiguousarray(pixels), fmt, mode, orientation
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process can still allocate: the least of the system's available memory
+    (``/proc/meminfo`` MemAvailable), the room left under an address-space limit (``ulimit -v``, against this
+    process's VmSize) and a cgroup (container) memory limit; None where none of these can be read."""
+    candidates: list[int] = []
+
+    def read_kib(file: str, key: str) -> int | None:
+        try:
+            with open(file, encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith(key):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
+    available = read_kib("/proc/meminfo", "MemAvailable:")
+    if available is not None:
+        candidates.append(available)
+    try:
+        import resource
+
+        soft_limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        used = read_kib("/proc/self/status", "VmSize:")
+        if soft_limit != resource.RLIM_INFINITY and used is not None:
+            candidates.append(max(0, soft_limit - used))
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        limit_text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit_text != "max":
+            current = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+            candidates.append(max(0, int(limit_text) - current))
+    except (OSError, ValueError):
+        pass
+    return min(candidates) if candidates else None
+
+
+def check_memory_for(path: Path, width: int, height: int) -> None:
+    """Refuse, before decoding, a still whose declared size needs more memory to decode and search for faces
+    (:data:`DETECTION_PEAK_BYTES_PER_PIXEL`) than this process has available (:func:`available_memory_bytes`)."""
+    needed = width * height * DETECTION_PEAK_BYTES_PER_PIXEL
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise ImageLoadError(
+            path, f"is {width}x{height} ({width * height / 1e6:.1f} megapixels): finding faces in it needs about "
+                  f"{needed / 2**30:.1f} GiB of memory, only {available / 2**30:.1f} GiB is available",
+            "close other programs or use a machine with more memory; or crop the region of the face into a copy "
+            "(keep the original) and search the copy")
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:

@@ -20,7 +20,7 @@ import numpy as np
 from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
 from forensic_face.engine.config import VIDEO_FUSIONS, EngineConfig
 from forensic_face.engine.errors import ConfigError, ImageLoadError, NoFaceDetected
-from forensic_face.engine.imaging import LoadedImage, sha256_file
+from forensic_face.engine.imaging import LoadedImage, open_regular_file, sha256_file
 from forensic_face.engine.results import Candidate, FaceDetection, Gallery, SearchResult
 
 #: Height of the face thumbnails kept per track face (a two-hour clip sampled every 5th frame keeps ~1 MB/1000).
@@ -65,8 +65,9 @@ def open_video(path: str | Path) -> VideoEvidence:
     """Hash the file and read its container facts; :class:`ImageLoadError` with the file and the reason when it
     is missing, empty, not a video, in a codec this installation cannot decode, or has no readable frame."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageLoadError(path, "does not exist or is not a file", "check the path")
+    if not path.exists():
+        raise ImageLoadError(path, "does not exist", "check the path")
+    open_regular_file(path).close()  # a FIFO or a device is refused before it is hashed
     size = path.stat().st_size
     if size == 0:
         raise ImageLoadError(path, "is empty (0 bytes)", "use the original export of the recording")

@@ -61,9 +61,18 @@ def verify_file(path: str | Path, expected_sha256: str, what: str = "model file"
 def _manifest() -> dict[str, dict[str, object]]:
     if not MANIFEST_PATH.is_file():
         return {}
-    with open(MANIFEST_PATH, encoding="utf-8") as fh:
-        data = json.load(fh)
-    return dict(data.get("weights", {}))
+    try:
+        with open(MANIFEST_PATH, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsIntegrityError(f"the weights manifest {MANIFEST_PATH} cannot be read ({exc}); reinstall "
+                                    "forensic_face or restore the file") from None
+    weights = data.get("weights") if isinstance(data, dict) else None
+    if not isinstance(weights, dict) or not all(isinstance(e, dict) and isinstance(e.get("file"), str)
+                                                and isinstance(e.get("sha256"), str) for e in weights.values()):
+        raise WeightsIntegrityError(f"the weights manifest {MANIFEST_PATH} is damaged (expected {{\"weights\": "
+                                    "{name: {\"file\", \"sha256\"}}}); reinstall forensic_face or restore the file")
+    return dict(weights)
 
 
 def shipped_weights(name: str) -> WeightsEntry:

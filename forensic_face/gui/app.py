@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QApplication
 
 import forensic_face
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import ForensicFaceError
-from forensic_face.paths import RESOURCES_DIR
-from forensic_face.settings import load_settings, settings_path
+from forensic_face.faults import describe_failure
+from forensic_face.paths import RESOURCES_DIR, keep_matplotlib_in_cache
+from forensic_face.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,18 @@ def startup_config() -> tuple[EngineConfig, str]:
     """The saved engine settings, or the defaults plus a message when the saved ones cannot be used."""
     try:
         return load_settings(), ""
-    except ForensicFaceError as exc:
-        log.error("ignoring unreadable settings in %s: %s", settings_path(), exc)
-        return EngineConfig(), f"Saved settings could not be used ({exc}); the defaults are in use."
+    except Exception as exc:  # noqa: BLE001 - a bad settings file or folder must not stop the window opening
+        message = describe_failure(exc)
+        if message is None:
+            raise
+        log.error("ignoring unreadable settings: %s", message)
+        return EngineConfig(), f"Saved settings could not be used ({message}); the defaults are in use."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Open the investigator's window; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keep_matplotlib_in_cache()  # the report dialog draws with matplotlib
     app = create_application(argv)
     from forensic_face.gui.main_window import MainWindow
 

@@ -4,9 +4,11 @@ A :class:`Worker` (a QObject moved onto its own QThread) calls one task with the
 ``should_cancel`` callbacks, and reports back only through signals: ``progress(done, total, message)``,
 ``finished(result)``, ``failed(message)``, ``cancelled(message)`` and ``notice(message)``. Cancel is a
 :class:`threading.Event` that the engine polls between chunks; :class:`~forensic_face.engine.errors.Cancelled`
-becomes ``cancelled``, any other :class:`~forensic_face.engine.errors.ForensicFaceError` becomes ``failed`` with
-its plain-language message, and unexpected exceptions are logged with their traceback and reported as one
-readable line. GPU out-of-memory is retried with a smaller batch, then on the CPU, with a notice each time.
+becomes ``cancelled``; any other :class:`~forensic_face.engine.errors.ForensicFaceError` and every failure of the
+machine rather than the program (a full disk, a read-only file, too little memory: the CLI's rule,
+:func:`forensic_face.faults.describe_failure`) becomes ``failed`` with its plain-language message; unexpected
+exceptions (bugs) are logged with their traceback and reported as one readable line. Running out of memory is
+retried with a smaller batch, then on the CPU, with a notice each time.
 
 The GUI thread never blocks and never calls ``processEvents()``; it only reacts to signals.
 """
@@ -26,6 +28,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from forensic_face.engine.callbacks import CancelCallback, ProgressCallback
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, ForensicFaceError
+from forensic_face.faults import describe_failure, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +80,6 @@ class EngineHolder:
                 log.info("building the engine: %s", self._config.to_json())
                 self._engine = self._factory(self._config)
             return self._engine
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for a CUDA out-of-memory error: the engine's :class:`OutOfMemory` (what ``map_chunks`` raises once
-    even single items do not fit), torch.cuda.OutOfMemoryError, or a RuntimeError that says so."""
-    from forensic_face.engine.batching import OutOfMemory
-
-    if isinstance(exc, OutOfMemory):
-        return True
-    try:
-        import torch
-
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def _free_gpu_memory() -> None:
@@ -182,12 +168,14 @@ class Worker(QObject):
             result = self._call_with_fallback()
         except Cancelled as exc:
             self.cancelled.emit(str(exc))
-        except ForensicFaceError as exc:
-            log.info("job failed: %s", exc)
-            self.failed.emit(str(exc))
         except Exception as exc:  # noqa: BLE001 - the window must show a message, never crash
-            log.exception("unexpected error in a background job")
-            self.failed.emit(f"Unexpected error ({type(exc).__name__}): {exc}. The details are in the log.")
+            message = describe_failure(exc)
+            if message is None:
+                log.exception("unexpected error in a background job")
+                message = f"Unexpected error ({type(exc).__name__}): {exc}. The details are in the log."
+            else:
+                log.info("job failed: %s", message, exc_info=not isinstance(exc, ForensicFaceError))
+            self.failed.emit(message)
         else:
             self.finished.emit(result)
         finally:

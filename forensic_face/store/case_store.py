@@ -43,6 +43,7 @@ from forensic_face.engine.results import (
     ProbeHypothesis,
     SearchResult,
 )
+from forensic_face.faults import storage_failure
 from forensic_face.store import audit
 
 if TYPE_CHECKING:
@@ -440,7 +441,8 @@ class CaseStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise CaseStoreError(f"{path}: cannot be opened as a case file ({exc})") from None
+            raise CaseStoreError(storage_failure(exc, path, "cannot be opened as a case file")
+                                 or f"{path}: cannot be opened as a case file ({exc})") from None
         return conn
 
     @classmethod
@@ -487,7 +489,8 @@ class CaseStore:
             store._migrate()
         except sqlite3.DatabaseError as exc:
             store._conn.close()
-            raise CaseStoreError(f"{path}: the case file is damaged ({exc})") from None
+            raise CaseStoreError(storage_failure(exc, path, "cannot be opened")
+                                 or f"{path}: the case file is damaged ({exc})") from None
         except CaseStoreError:
             store._conn.close()
             raise
@@ -513,18 +516,28 @@ class CaseStore:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
-                raise CaseStoreError(f"{self.path}: cannot write to the case ({exc})") from None
+                raise CaseStoreError(storage_failure(exc, self.path, "cannot write to the case")
+                                     or f"{self.path}: cannot write to the case ({exc})") from None
+            committing = False
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                committing = True
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                # After a full disk or an I/O error SQLite has already rolled the transaction back itself; a
+                # second ROLLBACK would fail ("no transaction is active") and hide the real cause.
+                if self._conn.in_transaction:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.DatabaseError as rollback_exc:
+                        log.warning("%s: rollback after %s failed too (%s)", self.path, exc, rollback_exc)
+                message = storage_failure(exc, self.path, "nothing was saved") if isinstance(
+                    exc, sqlite3.DatabaseError) else None
+                if message is None and committing and isinstance(exc, sqlite3.DatabaseError):
+                    message = f"{self.path}: could not save the change ({exc})"
+                if message is not None:
+                    raise CaseStoreError(message) from None
                 raise
-            else:
-                try:
-                    self._conn.execute("COMMIT")
-                except sqlite3.DatabaseError as exc:
-                    self._conn.execute("ROLLBACK")
-                    raise CaseStoreError(f"{self.path}: could not save the change ({exc})") from None
 
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
