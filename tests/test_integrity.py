@@ -474,3 +474,20 @@ def test_old_case_forged_before_migration_is_caught_for_decisions_and_candidates
     assert code == 1
     assert "decisions row id=2 (search 1, rank 2: 'possible lead') matches no decision entry" in text
     assert "search 1, rank 3 (Mallory_M" in text
+
+
+def test_report_dialog_asks_before_replacing_an_existing_file(populated: tuple[Path, Path, Path], tmp_path: Path,
+                                                              qtbot) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.gui.report_dialog import ReportDialog
+
+    path, _, _ = populated
+    existing = tmp_path / "old-report.pdf"
+    existing.write_bytes(b"%PDF-old")
+    with CaseStore.open(path) as store:
+        dialog = ReportDialog(store, str(tmp_path))
+    qtbot.addWidget(dialog)
+    dialog.file.setText(str(existing))
+    dialog.accept()
+    assert dialog.result() == 0 and "already exists" in dialog.error.text() and not dialog.replace_existing()
+    dialog.accept()
+    assert dialog.result() == 1 and dialog.replace_existing()
