@@ -992,13 +992,13 @@ class CaseStore:
                   None if i.face is None else audit.canonical_json(face_to_json(i.face)),
                   None if i.crop_box is None else json.dumps([float(v) for v in i.crop_box]), i.reason, now)
                  for i in items])
-            written = [str(i.image_path) for i in items]
             audit.append_entry(conn, "enroll_progress", {
                 "enrollment_id": enrollment_id,
                 "items": [[str(i.image_path), i.sha256, i.status, i.reason] for i in items],
-                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [(
-                    "enrollment_items", f"enrollment_id = ? AND image_path IN ({', '.join('?' * len(written))})",
-                    (enrollment_id, *written))])})
+                # The chunk's rows are the ones stamped with this transaction's time (no list of paths, which
+                # could pass SQLite's limit on bound parameters for a large chunk).
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [
+                    ("enrollment_items", "enrollment_id = ? AND utc = ?", (enrollment_id, now))])})
 
     def enrollment(self, enrollment_id: int) -> EnrollmentState:
         with self._lock:
