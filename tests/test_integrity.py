@@ -152,6 +152,25 @@ def test_byte_flips_inside_the_case_file_fail_verification(populated: tuple[Path
     assert code == 1 and "results row id=" in text and "edited outside the program" in text, text
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_random_byte_flips_never_verify_intact_nor_crash(populated: tuple[Path, Path, Path], seed: int,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """200 bytes flipped anywhere (headers, schema, pages): verify, show and report refuse with a message."""
+    path, _, _ = populated
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(seed)
+    for position in rng.integers(100, len(data), 200):
+        data[position] ^= int(rng.integers(1, 256))
+    path.write_bytes(bytes(data))
+    for argv in (["verify", str(path), "--no-record"], ["case", "show", str(path)],
+                 ["report", str(path), "--out", str(path.parent / "r.pdf")]):
+        capsys.readouterr()
+        code = main(argv)
+        captured = capsys.readouterr()
+        assert code in (1, 2) and "Traceback" not in captured.err, argv
+        assert ": INTACT" not in captured.out, argv
+
+
 # --------------------------------------------------------------------------- item 4: the trail's end, seals
 @pytest.fixture()
 def examiner_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> tuple[Path, Path]:

@@ -451,6 +451,12 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
+def _decode_text(data: bytes) -> str:
+    """TEXT read from a case. Bytes that are not UTF-8 (a damaged or edited file) read as U+FFFD instead of
+    stopping every read with a decoder traceback; the row then no longer matches its hash, so verify names it."""
+    return data.decode("utf-8", errors="replace")
+
+
 # ------------------------------------------------------------------------------------------------- store
 class CaseStore:
     """An open case file. Use :meth:`create` or :meth:`open`; close with :meth:`close` (or ``with``)."""
@@ -465,11 +471,13 @@ class CaseStore:
     def _connect(path: Path) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+            conn.text_factory = _decode_text
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise CaseStoreError(f"{path}: cannot be opened as a case file ({exc})") from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged schema has undecodable text too
+            raise CaseStoreError(f"{path}: cannot be opened as a case file, it is damaged ({exc}); work from a "
+                                 "backup copy of the case") from None
         return conn
 
     @classmethod
@@ -515,7 +523,7 @@ class CaseStore:
                 raise CaseStoreError(f"{path}: was written by a newer forensic_face (schema {version}, this "
                                      f"version reads up to {SCHEMA_VERSION}); update forensic_face")
             store._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             store._conn.close()
             raise CaseStoreError(f"{path}: the case file is damaged ({exc})") from None
         except CaseStoreError:
@@ -1041,5 +1049,5 @@ def open_case(path: str | Path) -> CaseStore:
         return CaseStore.open(path)
     except ForensicFaceError:
         raise
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         raise CaseStoreError(f"{path}: cannot be read as a case file ({exc})") from None

@@ -231,19 +231,19 @@ def verify_store(store: CaseStore, check_galleries: bool = True, seal_path: str 
                  public_key_path: str | Path | None = None) -> VerificationReport:
     """Verify an open case (see :func:`verify_case`)."""
     conn = store.connection
-    files = [_check_file(store, "evidence", f"#{item.id} ({item.role})", str(item.path), item.sha256)
-             for item in store.evidence_items()]
-    if check_galleries:
-        seen: set[tuple[str, str]] = set()
-        for gallery in store.galleries():
-            for identity, path, sha in gallery.images:
-                key = (str(path), sha)
-                if key not in seen:
-                    seen.add(key)
-                    files.append(_check_file(store, "gallery image", f"gallery {gallery.id}, {identity}", str(path),
-                                             sha))
     problems: list[str] = []
     try:
+        files = [_check_file(store, "evidence", f"#{item.id} ({item.role})", str(item.path), item.sha256)
+                 for item in store.evidence_items()]
+        if check_galleries:
+            seen: set[tuple[str, str]] = set()
+            for gallery in store.galleries():
+                for identity, path, sha in gallery.images:
+                    key = (str(path), sha)
+                    if key not in seen:
+                        seen.add(key)
+                        files.append(_check_file(store, "gallery image", f"gallery {gallery.id}, {identity}",
+                                                 str(path), sha))
         integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
         if integrity != ["ok"]:
             problems.append("SQLite integrity check failed: " + "; ".join(integrity[:5]))
@@ -256,8 +256,9 @@ def verify_store(store: CaseStore, check_galleries: bool = True, seal_path: str 
         problems.extend(_cross_check_imports(conn))
         problems.extend(_cross_check_decisions(conn, entries))
         problems.extend(_cross_check_candidates(conn, entries))
-    except sqlite3.DatabaseError as exc:
-        raise CaseStoreError(f"{store.path}: cannot be verified, the file is damaged ({exc})") from None
+    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:  # ValueError: unparseable JSON in a damaged row
+        raise CaseStoreError(f"{store.path}: cannot be verified, the file is damaged ({exc}); work from a backup "
+                             "copy of the case") from None
     seal = None
     if seal_path is not None:
         seal = check_seal(seal_path, store.info().case_number, entries, public_key_path)
