@@ -16,6 +16,7 @@ file holds now: a row edited, inserted or deleted outside the program is named w
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -102,8 +103,6 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 def describe_key(table: str, key: str) -> str:
     """``decisions row id=3`` from the stored key ``[3]``."""
-    import json
-
     values = json.loads(key)
     return f"{table} row " + ", ".join(f"{c}={v!r}" if isinstance(v, str) else f"{c}={v}"
                                        for c, v in zip(COVERED_TABLES.get(table, ()), values))
