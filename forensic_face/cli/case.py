@@ -1,4 +1,4 @@
-"""Cases: ``case new|add-evidence|show``, ``decide``, ``verify``, ``replay``, ``report``.
+"""Cases: ``case new|add-evidence|show|keygen|seal``, ``decide``, ``verify``, ``replay``, ``report``.
 
 Results go to stdout; errors propagate to :func:`forensic_face.cli.main`, which prints them and exits 2.
 """
@@ -37,12 +37,19 @@ class VerifyCommand:
         parser.add_argument("--no-galleries", action="store_true", help="skip re-hashing gallery images")
         parser.add_argument("--no-record", action="store_true",
                             help="do not append the outcome to the case's audit trail")
+        parser.add_argument("--seal", type=Path, default=None,
+                            help="seal file ('case seal'): also check the trail was not cut short or rewritten")
+        parser.add_argument("--public-key", type=Path, default=None,
+                            help="the examiner's public key file (.pub): check the seal was signed with it")
 
     def run(self, args: argparse.Namespace) -> int:
         from forensic_face.store.verify import verify_case
 
+        if args.public_key is not None and args.seal is None:
+            raise ForensicFaceError("--public-key checks a seal's signature; give the seal with --seal SEALFILE")
         try:
-            report = verify_case(args.case, check_galleries=not args.no_galleries, record=not args.no_record)
+            report = verify_case(args.case, check_galleries=not args.no_galleries, record=not args.no_record,
+                                 seal_path=args.seal, public_key_path=args.public_key)
         except ForensicFaceError as exc:
             if args.json:  # a reader of --json gets a document whatever happens
                 _out(json.dumps({"case": str(args.case), "ok": False, "error": str(exc)}))
@@ -83,12 +90,15 @@ class ReportCommand:
                             help="only this search (repeatable; default: all)")
         parser.add_argument("--top", type=int, default=5, help="candidates shown with images per search")
         parser.add_argument("--examiner", default=None, help="who signs the report (default: the case's examiner)")
+        parser.add_argument("--force", action="store_true",
+                            help="replace an existing file at --out (never evidence, a case file or a folder)")
 
     def run(self, args: argparse.Namespace) -> int:
         from forensic_face.report.pdf import write_case_report
 
-        outcome = write_case_report(args.case, args.out, search_ids=args.search, top=args.top, examiner=args.examiner)
-        _out(f"wrote {args.out} ({outcome.num_pages} pages, SHA-256 {outcome.sha256}); "
+        outcome = write_case_report(args.case, args.out, search_ids=args.search, top=args.top, examiner=args.examiner,
+                                    force=args.force)
+        _out(f"wrote {outcome.path} ({outcome.num_pages} pages, SHA-256 {outcome.sha256}); "
              f"case verification: {'intact' if outcome.verification.ok else 'NOT INTACT'}")
         return 0
 
@@ -111,9 +121,36 @@ class CaseCommand:
         show = sub.add_parser("show", help="case details, evidence, searches")
         show.add_argument("case", type=Path)
         show.add_argument("--json", action="store_true")
+        keygen = sub.add_parser("keygen", help="create the examiner's Ed25519 key pair for sealing cases "
+                                                "(private key 0600, public key beside it as FILE.pub)")
+        keygen.add_argument("key", type=Path, help="private key file to create (never overwritten)")
+        seal = sub.add_parser("seal", help="sign the audit trail's head hash with the examiner's key and export it "
+                                           "(check it later with 'verify CASE --seal SEALFILE')")
+        seal.add_argument("case", type=Path)
+        seal.add_argument("--key", type=Path, required=True, help="the examiner's private key ('case keygen')")
+        seal.add_argument("--out", type=Path, required=True, help="seal file to write (kept outside the case)")
 
     def run(self, args: argparse.Namespace) -> int:
-        return {"new": self._new, "add-evidence": self._add, "show": self._show}[args.case_action](args)
+        return {"new": self._new, "add-evidence": self._add, "show": self._show, "keygen": self._keygen,
+                "seal": self._seal}[args.case_action](args)
+
+    @staticmethod
+    def _keygen(args: argparse.Namespace) -> int:
+        from forensic_face.store.seal import generate_key_pair
+
+        private_file, public_file, fingerprint = generate_key_pair(args.key)
+        _out(f"wrote private key {private_file} (mode 0600: keep it to yourself) and public key {public_file}; "
+             f"fingerprint {fingerprint}")
+        return 0
+
+    @staticmethod
+    def _seal(args: argparse.Namespace) -> int:
+        from forensic_face.store.verify import seal_case
+
+        outcome = seal_case(args.case, args.key, args.out)
+        _out(f"sealed {args.case} at audit entry {outcome['payload']['head_seq']} (head hash "
+             f"{outcome['payload']['head_hash']}, key {outcome['payload']['key_fingerprint']}); wrote {args.out}")
+        return 0
 
     @staticmethod
     def _new(args: argparse.Namespace) -> int:

@@ -59,3 +59,12 @@ class CaseStoreError(ForensicFaceError):
 
 class ConfigError(ForensicFaceError, ValueError):
     """A setting has an invalid value."""
+
+
+class OutputPathError(ForensicFaceError):
+    """A file the program was asked to write would overwrite evidence, a case, another file or a folder, or its
+    folder cannot be written."""
+
+
+class SealError(ForensicFaceError):
+    """A case seal or an examiner's key cannot be made or read."""

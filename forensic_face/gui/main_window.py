@@ -959,14 +959,15 @@ class MainWindow(QMainWindow):
         dialog = ReportDialog(self.case_store, self._last_dir("reports"), self)
         dialog.setModal(True)
         dialog.accepted.connect(lambda: self.export_report(dialog.out_path(), dialog.search_ids(),
-                                                           dialog.examiner(), dialog.top()))
+                                                           dialog.examiner(), dialog.top(),
+                                                           force=dialog.replace_existing()))
         dialog.open()
         self.report_dialog = dialog
 
     def export_report(self, out: Path, search_ids: list[int] | None = None, examiner: str | None = None,
-                      top: int = 5) -> bool:
+                      top: int = 5, force: bool = False) -> bool:
         """Write the case report on the worker thread; the PDF opens when done (unless
-        :attr:`open_reports` is off)."""
+        :attr:`open_reports` is off). ``force``: replace an existing file the examiner confirmed."""
         if self.case_store is None:
             self.show_message("Open a case first: the report is the case's record.", "warning")
             return False
@@ -977,7 +978,8 @@ class MainWindow(QMainWindow):
             from forensic_face.report.pdf import write_case_report
 
             progress(0, 1, "verifying the case and writing the report")
-            outcome = write_case_report(case_path, out, search_ids=search_ids or None, top=top, examiner=examiner)
+            outcome = write_case_report(case_path, out, search_ids=search_ids or None, top=top, examiner=examiner,
+                                        force=force)
             progress(1, 1, "report written")
             return outcome
 

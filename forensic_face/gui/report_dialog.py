@@ -40,6 +40,8 @@ class ReportDialog(FormDialog):
         self.top_spin.setValue(5)
         self.top_spin.setToolTip("Candidates per search shown with their images and heatmaps")
         self.file = QLineEdit(str(Path(default_folder) / f"{safe_file_stem(info.case_number)}-report.pdf"))
+        self._asked_replace: Path | None = None
+        self._confirmed_replace: Path | None = None
         form = QFormLayout()
         form.addRow("Searches", self.searches)
         form.addRow("Examiner", self.examiner_edit)
@@ -72,4 +74,16 @@ class ReportDialog(FormDialog):
         if not self.file.text().strip():
             self._refuse("Choose where to save the report.")
             return
+        out = self.out_path()
+        if out.is_file():
+            # Replacing a file takes a second press; evidence and case files are refused by the report itself.
+            if self._asked_replace != out:
+                self._asked_replace = out
+                self._refuse(f"{out.name} already exists. Press OK again to replace it, or choose another name.")
+                return
+            self._confirmed_replace = out
         super().accept()
+
+    def replace_existing(self) -> bool:
+        """Whether the examiner confirmed replacing an existing file at :meth:`out_path`."""
+        return self._confirmed_replace == self.out_path()

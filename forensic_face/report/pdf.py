@@ -12,8 +12,6 @@ import dataclasses
 import hashlib
 import io
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +26,7 @@ from forensic_face.calibration import CALIBRATION_CAVEAT, verbal_equivalent
 from forensic_face.engine.degradations import describe_path
 from forensic_face.engine.errors import CaseStoreError
 from forensic_face.store.audit import AuditEntry, canonical_json
+from forensic_face.store.rows import ROWS_KEY
 from forensic_face.store.case_store import (
     CaseInfo,
     EvidenceItem,
@@ -35,7 +34,8 @@ from forensic_face.store.case_store import (
     encode_png,
     open_case,
 )
-from forensic_face.store.verify import VerificationReport, verify_store
+from forensic_face.store.output import atomic_output, check_output_path
+from forensic_face.store.verify import VerificationReport, verify_record, verify_store
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +248,39 @@ def _short(value: Any, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 20] + f"... [{len(text)} characters]"
 
 
+#: Characters of free text (a title, a decision note) shown inside a table cell. A table row cannot be split
+#: across pages, so longer text is cut there and printed in full below the table as ordinary paragraphs.
+CELL_TEXT_LIMIT = 300
+
+
+def _cell_text(text: str, where: str) -> tuple[str, bool]:
+    """``text`` cut for a table cell (saying it continues ``where``), and whether it was cut."""
+    if len(text) <= CELL_TEXT_LIMIT:
+        return text, False
+    return text[: CELL_TEXT_LIMIT - 40].rstrip() + f"… [{len(text)} characters; in full {where}]", True
+
+
+def _fit_width(text: str, font: str, size: float, width_pt: float) -> str:
+    """``text`` cut with an ellipsis so it is at most ``width_pt`` wide when drawn (the running header)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    if stringWidth(text, font, size) <= width_pt:
+        return text
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix that fits with the ellipsis
+        middle = (low + high + 1) // 2
+        if stringWidth(text[:middle] + "…", font, size) <= width_pt:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + "…"
+
+
 def _entry_summary(entry: AuditEntry) -> str:
     """A readable one-paragraph summary of an audit entry's details (full details stay in the case file)."""
     details = dict(entry.details)
+    if isinstance(details.get(ROWS_KEY), dict):
+        details[ROWS_KEY] = f"<{sum(len(v) for v in details[ROWS_KEY].values())} row hashes>"
     for key in ("images", "candidates", "items", "problems", "files_not_ok", "provenance", "config", "landmarks"):
         if isinstance(details.get(key), list) and len(canonical_json(details[key])) > 160:
             details[key] = f"<{len(details[key])} items>"
@@ -295,13 +325,17 @@ class _ReportBuilder:
         from reportlab.lib import colors
         from reportlab.lib.pagesizes import A4
         from reportlab.lib.units import mm
+        from reportlab.pdfbase.pdfmetrics import stringWidth
 
         canvas.saveState()
         canvas.setFont(self.s.sans, 7)
         canvas.setFillColor(colors.HexColor("#555555"))
         top = A4[1] - 11 * mm
-        canvas.drawString(16 * mm, top, f"Case {self.info.case_number}: {self.info.title}"[:110])
-        canvas.drawRightString(A4[0] - 16 * mm, top, "Face comparison report: investigative leads, not identifications")
+        right = "Face comparison report: investigative leads, not identifications"
+        room = A4[0] - 32 * mm - stringWidth(right, self.s.sans, 7) - 12
+        canvas.drawString(16 * mm, top, _fit_width(f"Case {self.info.case_number}: {self.info.title}", self.s.sans, 7,
+                                                   room))
+        canvas.drawRightString(A4[0] - 16 * mm, top, right)
         canvas.setStrokeColor(colors.HexColor("#999999"))
         canvas.line(16 * mm, top - 2, A4[0] - 16 * mm, top - 2)
         canvas.drawString(16 * mm, 9 * mm, f"forensic_face {forensic_face.__version__}, generated "
@@ -314,10 +348,12 @@ class _ReportBuilder:
         from reportlab.platypus import Spacer
 
         s, info = self.s, self.info
+        cells = {name: _cell_text(value, "below this table") for name, value in
+                 (("Case number", info.case_number), ("Title", info.title), ("Examiner", info.examiner))}
         rows = [
-            [_p("Case number", s.cell_bold), _p(info.case_number, s.cell)],
-            [_p("Title", s.cell_bold), _p(info.title, s.cell)],
-            [_p("Examiner", s.cell_bold), _p(info.examiner, s.cell)],
+            [_p("Case number", s.cell_bold), _p(cells["Case number"][0], s.cell)],
+            [_p("Title", s.cell_bold), _p(cells["Title"][0], s.cell)],
+            [_p("Examiner", s.cell_bold), _p(cells["Examiner"][0], s.cell)],
             [_p("Case opened (UTC)", s.cell_bold), _p(info.created_utc, s.cell)],
             [_p("Report generated (UTC)", s.cell_bold), _p(self.generated_utc, s.cell)],
             [_p("Case file", s.cell_bold), _p(str(info.path), s.cell)],
@@ -330,6 +366,9 @@ class _ReportBuilder:
             _p("Cross-resolution face search (Meet-in-the-middle). The results are candidates for review by an "
                "examiner, not identifications.", s.subtitle),
             _p("1. Case", s.h1), _table(rows, [45 * 2.835, self.width - 45 * 2.835], header=False, zebra=False),
+            *[_p(f"{name} in full: {value}", s.body) for name, value in
+              (("Case number", info.case_number), ("Title", info.title), ("Examiner", info.examiner))
+              if cells[name][1]],
             Spacer(1, 4),
         ]
 
@@ -346,7 +385,11 @@ class _ReportBuilder:
         if v.ok:
             out.append(_p(f"Verified at report time ({v.utc}): all {len(v.files)} evidence and gallery files were "
                           f"re-read from their original locations and match their recorded SHA-256; the audit trail "
-                          f"({v.chain.num_entries} entries) is an intact hash chain.", s.ok))
+                          f"({v.chain.num_entries} entries) is an intact hash chain; and all {v.rows.num_rows} rows of "
+                          "the case's tables (case details, searches, candidates, stored images, decisions) are the "
+                          "ones the audit trail recorded.", s.ok))
+            for note in v.notes:
+                out.append(_p(f"Not guaranteed: {note}", s.small))
         else:
             out.append(_p(f"VERIFICATION FAILED at report time ({v.utc}): {checked} of {len(v.files)} files match; "
                           "details below. Results that depend on the affected items must not be relied on until "
@@ -396,6 +439,7 @@ class _ReportBuilder:
         out.append(_p("Ranked candidates", s.h2))
         rows = [[_p(h, s.cell_bold) for h in ("Rank", "Identity", "Score", "LR", "Verbal equivalent (ENFSI 2015)",
                                               "Examiner decision")]]
+        long_notes: list[tuple[int, str]] = []
         for c in search.candidates:
             cand = c.candidate
             if c.log10_lr is None:
@@ -404,10 +448,15 @@ class _ReportBuilder:
                 lr = 10.0 ** c.log10_lr
                 lr_text = f"{lr:.3g}" if 1e-3 <= lr <= 1e4 else f"10^{c.log10_lr:.1f}"
                 verbal = verbal_equivalent(lr)
-            decision = c.decision.decision + (f": {c.decision.note}" if c.decision.note else "")
+            note, cut = _cell_text(c.decision.note, "below this table")
+            if cut:
+                long_notes.append((cand.rank, c.decision.note))
+            decision = c.decision.decision + (f": {note}" if note else "")
             rows.append([_p(str(cand.rank), s.cell), _p(cand.identity, s.cell), _p(f"{cand.score:.4f}", s.cell),
                          _p(lr_text, s.cell), _p(verbal, s.cell), _p(decision, s.cell)])
         out.append(_table(rows, [30, w * 0.25, 42, 50, w * 0.27, w - 122 - w * 0.52]))
+        for rank, note in long_notes:
+            out.append(_p(f"Examiner's note on rank {rank} in full: {note}", s.body))
         if search.calibration is not None:
             cal = search.calibration
             out.append(_p(f"LRs from the calibration for the {cal.get('band_px')} px face-width band "
@@ -531,22 +580,21 @@ class _ReportBuilder:
 
 
 def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequence[int] | None = None,
-                      top: int = 5, check_galleries: bool = True, examiner: str | None = None) -> ReportOutcome:
+                      top: int = 5, check_galleries: bool = True, examiner: str | None = None,
+                      force: bool = False) -> ReportOutcome:
     """Verify the case, render its report to ``out`` (PDF) and log the export. Returns pages, hash, verification.
 
     ``search_ids``: which searches (default all); ``top``: candidates shown with images and heatmaps per search;
-    ``examiner``: who signs this report (default: the case's examiner), recorded in the export's audit entry.
+    ``examiner``: who signs this report (default: the case's examiner), recorded in the export's audit entry;
+    ``force``: replace an existing file at ``out``. Evidence, gallery images, the case file (and its SQLite
+    companions), other case files and folders are never replaced (:func:`check_output_path`).
     """
-    out = Path(out)
     if top < 0:
         raise CaseStoreError(f"top must be >= 0, got {top}")
     with open_case(case_path) as store:
+        target = check_output_path(out, store=store, force=force, what="report")
         verification = verify_store(store, check_galleries=check_galleries)
-        store.log_action("verify", {
-            "ok": verification.ok, "num_files": len(verification.files), "purpose": "report",
-            "files_not_ok": [f.to_json() for f in verification.files if f.status != "ok"],
-            "chain_ok": verification.chain.ok, "head_hash": verification.chain.head_hash,
-            "problems": list(verification.problems)})
+        store.log_action("verify", verify_record(verification, purpose="report"))
         ids = list(search_ids) if search_ids else store.search_ids()
         searches = [store.search(i) for i in ids]
         info = store.info()
@@ -554,18 +602,11 @@ def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequen
             info = dataclasses.replace(info, examiner=examiner)
         builder = _ReportBuilder(info, store.evidence_items(), searches, store.audit_entries(), verification,
                                  datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), top)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=".report-", suffix=".pdf", dir=out.parent)
-        os.close(handle)
-        try:
-            num_pages = builder.build(Path(temp_name))
-            os.replace(temp_name, out)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        digest = hashlib.sha256(out.read_bytes()).hexdigest()
-        store.log_action("export", {"kind": "pdf_report", "path": str(out.resolve()), "sha256": digest,
+        with atomic_output(target) as temp:
+            num_pages = builder.build(temp)
+            digest = hashlib.sha256(temp.read_bytes()).hexdigest()
+        store.log_action("export", {"kind": "pdf_report", "path": str(target), "sha256": digest,
                                     "pages": num_pages, "searches": ids, "verification_ok": verification.ok,
                                     "examiner": info.examiner})
-    log.info("wrote report %s (%d pages)", out, num_pages)
-    return ReportOutcome(out, num_pages, digest, verification)
+    log.info("wrote report %s (%d pages)", target, num_pages)
+    return ReportOutcome(target, num_pages, digest, verification)

@@ -20,12 +20,14 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -45,11 +47,14 @@ from forensic_face.engine.results import (
 )
 from forensic_face.faults import storage_failure
 from forensic_face.store import audit
+from forensic_face.store import rows as row_hashes
 
 if TYPE_CHECKING:
     from forensic_face.calibration import Calibration, CalibrationSet
 
 log = logging.getLogger(__name__)
+
+_Decoded = TypeVar("_Decoded")
 
 CASE_SUFFIX = ".ffcase"
 #: PRAGMA application_id of case files: ASCII "FFCE".
@@ -192,8 +197,27 @@ CREATE TABLE enrollment_items (
 );
 """
 
+#: Version 2: rows the program never changes refuse UPDATE and DELETE (evidence already refused UPDATE), so an
+#: edit has to drop a trigger first; and from this version on every write records its rows' hashes in its audit
+#: entry (:mod:`forensic_face.store.rows`). Migrating an older case hashes the rows it holds at that moment.
+_SCHEMA_V2 = "".join(
+    f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}\n"
+    f"BEGIN SELECT RAISE(ABORT, '{table} rows cannot be changed; record a new one instead'); END;\n"
+    f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}\n"
+    f"BEGIN SELECT RAISE(ABORT, '{table} rows cannot be deleted'); END;\n"
+    for table in ("case_meta", "searches", "results", "result_variants", "result_similarity", "decisions",
+                  "galleries", "gallery_images", "gallery_problems", "detections")
+) + """CREATE TRIGGER evidence_no_delete BEFORE DELETE ON evidence
+BEGIN SELECT RAISE(ABORT, 'evidence records cannot be deleted'); END;
+"""
+
+#: Selects the rows of a search's candidates (result_variants, result_similarity) for row hashing.
+_RESULTS_OF_SEARCH = "result_id IN (SELECT id FROM results WHERE search_id = ?)"
+
 #: Schema migrations; ``PRAGMA user_version`` = number applied. Append, never edit, released entries.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+#: The first schema whose writes record row hashes.
+ROW_HASHES_SINCE_SCHEMA = 2
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -396,8 +420,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def absolute_path(path: str | Path) -> str:
+    """How a file path is recorded: absolute, so the case reads the same from any working folder."""
+    return str(Path(path).resolve())
+
+
 def gallery_digest(gallery: Gallery) -> str:
-    items = sorted((e.identity, str(e.image_path), e.sha256) for e in gallery.entries)
+    items = sorted((e.identity, absolute_path(e.image_path), e.sha256) for e in gallery.entries)
     return hashlib.sha256(audit.canonical_json(items).encode()).hexdigest()
 
 
@@ -423,6 +452,12 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
+def _decode_text(data: bytes) -> str:
+    """TEXT read from a case. Bytes that are not UTF-8 (a damaged or edited file) read as U+FFFD instead of
+    stopping every read with a decoder traceback; the row then no longer matches its hash, so verify names it."""
+    return data.decode("utf-8", errors="replace")
+
+
 # ------------------------------------------------------------------------------------------------- store
 class CaseStore:
     """An open case file. Use :meth:`create` or :meth:`open`; close with :meth:`close` (or ``with``)."""
@@ -437,12 +472,14 @@ class CaseStore:
     def _connect(path: Path) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+            conn.text_factory = _decode_text
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged schema has undecodable text too
             raise CaseStoreError(storage_failure(exc, path, "cannot be opened as a case file")
-                                 or f"{path}: cannot be opened as a case file ({exc})") from None
+                                 or f"{path}: cannot be opened as a case file, it is damaged ({exc}); work from a "
+                                 "backup copy of the case") from None
         return conn
 
     @classmethod
@@ -461,8 +498,9 @@ class CaseStore:
             store._conn.execute(
                 "INSERT INTO case_meta (id, case_number, title, examiner, created_utc) VALUES (1, ?, ?, ?, ?)",
                 (case_number, title, examiner, audit.utc_now()))
-            audit.append_entry(store._conn, "create", {"case_number": case_number, "title": title,
-                                                       "examiner": examiner, "schema_version": SCHEMA_VERSION})
+            audit.append_entry(store._conn, "create", {
+                "case_number": case_number, "title": title, "examiner": examiner, "schema_version": SCHEMA_VERSION,
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(store._conn, [("case_meta", "id = 1", ())])})
         log.info("created case %s (%s)", path, case_number)
         return store
 
@@ -487,7 +525,7 @@ class CaseStore:
                 raise CaseStoreError(f"{path}: was written by a newer forensic_face (schema {version}, this "
                                      f"version reads up to {SCHEMA_VERSION}); update forensic_face")
             store._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             store._conn.close()
             raise CaseStoreError(storage_failure(exc, path, "cannot be opened")
                                  or f"{path}: the case file is damaged ({exc})") from None
@@ -547,8 +585,12 @@ class CaseStore:
                     for statement in _split_statements(MIGRATIONS[number - 1]):
                         self._conn.execute(statement)
                     self._conn.execute(f"PRAGMA user_version={number}")
-                    if number > 1:
-                        audit.append_entry(self._conn, "migrate", {"from": number - 1, "to": number})
+                    if version > 0:  # an existing case is upgraded (a new one is built from version 0 silently)
+                        details: dict[str, Any] = {"from": number - 1, "to": number}
+                        if number == ROW_HASHES_SINCE_SCHEMA:
+                            # Rows written before row hashing are covered from here on, not from their writing.
+                            details[row_hashes.ROWS_KEY] = row_hashes.hash_all_rows(self._conn)
+                        audit.append_entry(self._conn, "migrate", details)
             except sqlite3.DatabaseError as exc:
                 raise CaseStoreError(f"{self.path}: schema migration to version {number} failed ({exc})") from None
 
@@ -566,6 +608,22 @@ class CaseStore:
     def audit_entries(self) -> list[audit.AuditEntry]:
         with self._lock:
             return audit.read_entries(self._conn)
+
+    def locate_recorded_file(self, recorded: str | Path) -> tuple[Path, str]:
+        """Where a file path recorded in the case points, and a note when it had to be interpreted.
+
+        Paths are recorded absolute (:func:`absolute_path`). Cases written before that may hold gallery image
+        paths relative to the working folder of the program that recorded them, which nobody knows any more:
+        such a path is looked up beside the case file first, then from the current folder, and the note says so.
+        """
+        path = Path(recorded)
+        if path.is_absolute():
+            return path, ""
+        beside = (self.path.parent / path).resolve()
+        if beside.exists():
+            return beside, f"recorded as the relative path {recorded}; found relative to the case file's folder"
+        return path.resolve(), (f"recorded as the relative path {recorded}; not found relative to the case file's "
+                                "folder, so looked up from the current folder")
 
     # ---- case metadata
     def info(self) -> CaseInfo:
@@ -594,7 +652,7 @@ class CaseStore:
                                     height=video.height, format="video", exif_orientation=1)
         else:
             image = load_image(path)
-        resolved = str(Path(path).resolve())
+        resolved = absolute_path(path)
         with self._transaction() as conn:
             row = conn.execute("SELECT id FROM evidence WHERE path = ? AND sha256 = ? AND role = ?",
                                (resolved, image.sha256, role)).fetchone()
@@ -609,7 +667,8 @@ class CaseStore:
             audit.append_entry(conn, "import", {
                 "evidence_id": evidence_id, "path": resolved, "sha256": image.sha256,
                 "size_bytes": image.size_bytes, "role": role, "width": image.width, "height": image.height,
-                "format": image.format, "exif_orientation": image.exif_orientation})
+                "format": image.format, "exif_orientation": image.exif_orientation,
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("evidence", "id = ?", (evidence_id,))])})
         log.info("imported %s as %s evidence (sha256 %s)", resolved, role, image.sha256)
         return self._evidence_by_id(evidence_id)
 
@@ -639,9 +698,11 @@ class CaseStore:
                                  f"evidence {evidence_id} has {item.sha256}")
         data = {**detections.to_json(), "faces": [face_to_json(f) for f in detections.faces]}
         with self._transaction() as conn:
-            conn.execute("INSERT INTO detections (evidence_id, utc, detections_json) VALUES (?, ?, ?)",
-                         (evidence_id, audit.utc_now(), audit.canonical_json(data)))
-            audit.append_entry(conn, "detect", {"evidence_id": evidence_id, **data})
+            cursor = conn.execute("INSERT INTO detections (evidence_id, utc, detections_json) VALUES (?, ?, ?)",
+                                  (evidence_id, audit.utc_now(), audit.canonical_json(data)))
+            audit.append_entry(conn, "detect", {
+                "evidence_id": evidence_id, **data,
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("detections", "id = ?", (cursor.lastrowid,))])})
 
     def record_manual_box(self, evidence_id: int, face: FaceDetection) -> None:
         """Log a face box the examiner drew by hand."""
@@ -652,7 +713,7 @@ class CaseStore:
     # ---- galleries
     def _record_gallery(self, conn: sqlite3.Connection, gallery: Gallery) -> int:
         digest = gallery_digest(gallery)
-        root = str(Path(gallery.root).resolve())
+        root = absolute_path(gallery.root)
         row = conn.execute("SELECT id FROM galleries WHERE root = ? AND digest = ?", (root, digest)).fetchone()
         if row is not None:
             return int(row[0])
@@ -664,15 +725,19 @@ class CaseStore:
         conn.executemany(
             "INSERT INTO gallery_images (gallery_id, identity, image_path, sha256, note, face_json, crop_box_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(gallery_id, e.identity, str(e.image_path), e.sha256, e.note, audit.canonical_json(face_to_json(e.crop.face)),
+            [(gallery_id, e.identity, absolute_path(e.image_path), e.sha256, e.note,
+              audit.canonical_json(face_to_json(e.crop.face)),
               json.dumps([float(v) for v in e.crop.crop_box])) for e in gallery.entries])
         conn.executemany("INSERT INTO gallery_problems (gallery_id, image_path, reason) VALUES (?, ?, ?)",
-                         [(gallery_id, str(p.image_path), p.reason) for p in gallery.problems])
+                         [(gallery_id, absolute_path(p.image_path), p.reason) for p in gallery.problems])
         audit.append_entry(conn, "gallery", {
             "gallery_id": gallery_id, "root": root, "digest": digest, "num_identities": len(identities),
             "num_images": len(gallery.entries), "num_problems": len(gallery.problems),
-            "images": [[e.identity, str(e.image_path), e.sha256] for e in gallery.entries],
-            "problems": [[str(p.image_path), p.reason] for p in gallery.problems]})
+            "images": [[e.identity, absolute_path(e.image_path), e.sha256] for e in gallery.entries],
+            "problems": [[absolute_path(p.image_path), p.reason] for p in gallery.problems],
+            row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [
+                ("galleries", "id = ?", (gallery_id,)), ("gallery_images", "gallery_id = ?", (gallery_id,)),
+                ("gallery_problems", "gallery_id = ?", (gallery_id,))])})
         return gallery_id
 
     def record_gallery(self, gallery: Gallery) -> int:
@@ -703,7 +768,7 @@ class CaseStore:
 
     # ---- searches
     def _probe_evidence(self, conn: sqlite3.Connection, result: SearchResult) -> int:
-        resolved = str(Path(result.probe_path).resolve())
+        resolved = absolute_path(result.probe_path)
         row = conn.execute("SELECT id FROM evidence WHERE sha256 = ? AND role = 'probe' ORDER BY (path = ?) DESC, id "
                            "LIMIT 1", (result.probe_sha256, resolved)).fetchone()
         if row is None:
@@ -739,7 +804,8 @@ class CaseStore:
 
                 cal = (calibration.for_width(result.probe_face.width_px)
                        if isinstance(calibration, CalibrationSet) else calibration)
-            crops = {str(e.image_path): e.crop.pixels for e in gallery.entries} if gallery is not None else {}
+            crops = ({absolute_path(e.image_path): e.crop.pixels for e in gallery.entries}
+                     if gallery is not None else {})
             with self._transaction() as conn:
                 evidence_id = self._probe_evidence(conn, result)
                 gallery_id = self._record_gallery(conn, gallery) if gallery is not None else None
@@ -758,12 +824,12 @@ class CaseStore:
                 search_id = int(cursor.lastrowid or 0)
                 lrs = cal.log10_lr([c.score for c in result.candidates]) if cal is not None else None
                 for index, cand in enumerate(result.candidates):
-                    crop = crops.get(str(cand.image_path))
+                    crop = crops.get(absolute_path(cand.image_path))
                     cursor = conn.execute(
                         "INSERT INTO results (search_id, rank, identity, image_path, gallery_sha256, score, "
                         "per_scale_json, log10_lr, best_probe_scale, best_probe_sigma, best_probe_png, "
                         "gallery_crop_png) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (search_id, cand.rank, cand.identity, str(cand.image_path), cand.gallery_sha256,
+                        (search_id, cand.rank, cand.identity, absolute_path(cand.image_path), cand.gallery_sha256,
                          float(cand.score), json.dumps({str(k): float(v) for k, v in cand.per_scale_scores.items()}),
                          None if lrs is None else float(lrs[index]), cand.best_probe_hypothesis.scale,
                          float(cand.best_probe_hypothesis.sigma), encode_png(cand.best_probe_hypothesis.image),
@@ -785,7 +851,11 @@ class CaseStore:
                     "config_digest": config.digest(), "provenance": provenance, "seed": config.seed,
                     "calibration_band_px": None if cal is None else cal.band_px,
                     "candidates": [[c.rank, c.identity, c.gallery_sha256, round(float(c.score), 6)]
-                                   for c in result.candidates]})
+                                   for c in result.candidates],
+                    row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [
+                        ("searches", "id = ?", (search_id,)), ("results", "search_id = ?", (search_id,)),
+                        ("result_variants", _RESULTS_OF_SEARCH, (search_id,)),
+                        ("result_similarity", _RESULTS_OF_SEARCH, (search_id,))])})
         log.info("stored search %d (%d candidates)", search_id, len(result.candidates))
         return search_id
 
@@ -824,38 +894,60 @@ class CaseStore:
             if row is None:
                 raise CaseStoreError(f"{self.path}: no search {search_id}; known: {self.search_ids()}")
             decisions = self.decisions(search_id)
+
+            def stored(what: str, data: Any, decode: Callable[[Any], _Decoded]) -> _Decoded:
+                return self._decode_stored(f"search {search_id}'s {what}", data, decode)
+
             candidates = []
             for res in self._conn.execute(
                     "SELECT id, rank, identity, image_path, gallery_sha256, score, per_scale_json, log10_lr, "
                     "best_probe_scale, best_probe_sigma, best_probe_png, gallery_crop_png FROM results "
                     "WHERE search_id = ? ORDER BY rank", (search_id,)).fetchall():
-                variants = tuple(GalleryHypothesis(int(v[0]), v[1], float(v[2]), decode_png(v[3])) for v in
-                                 self._conn.execute("SELECT scale, path, score, png FROM result_variants WHERE "
-                                                    "result_id = ? ORDER BY ord", (res[0],)))
+                variant_rows = self._conn.execute("SELECT ord, scale, path, score, png FROM result_variants WHERE "
+                                                  "result_id = ? ORDER BY ord", (res[0],)).fetchall()
+                variants = tuple(GalleryHypothesis(int(v[1]), v[2], float(v[3]), stored(
+                    f"degraded gallery image {v[0]} of rank {res[1]} (result_variants)", v[4], decode_png))
+                    for v in variant_rows)
                 similarity: dict[int, np.ndarray] = {}
                 gallery_paths: dict[int, tuple[str, ...]] = {}
                 for scale, matrix, paths in self._conn.execute(
                         "SELECT scale, matrix_npy, gallery_paths_json FROM result_similarity WHERE result_id = ? "
                         "ORDER BY scale", (res[0],)):
-                    similarity[int(scale)] = decode_npy(matrix)
+                    similarity[int(scale)] = stored(f"similarity matrix x{scale} of rank {res[1]} (result_similarity)",
+                                                    matrix, decode_npy)
                     gallery_paths[int(scale)] = tuple(json.loads(paths))
                 candidate = Candidate(
                     rank=int(res[1]), identity=res[2], image_path=Path(res[3]), gallery_sha256=res[4],
                     score=float(res[5]), per_scale_scores={int(k): float(v) for k, v in json.loads(res[6]).items()},
-                    best_probe_hypothesis=ProbeHypothesis(int(res[8]), float(res[9]), decode_png(res[10])),
+                    best_probe_hypothesis=ProbeHypothesis(int(res[8]), float(res[9]), stored(
+                        f"best probe hypothesis of rank {res[1]} (results)", res[10], decode_png)),
                     best_gallery_hypotheses=variants, similarity=similarity, gallery_paths=gallery_paths)
                 candidates.append(StoredCandidate(candidate, None if res[7] is None else float(res[7]),
-                                                  None if res[11] is None else decode_png(res[11]),
+                                                  None if res[11] is None else stored(
+                                                      f"gallery crop of rank {res[1]} (results)", res[11], decode_png),
                                                   decisions.get(int(res[1]), Decision())))
             probe = self._evidence_by_id(int(row[5]))
+            probe_crop = stored("probe crop (searches)", row[8], decode_png)
+            probe_hypotheses = stored("probe hypotheses (searches)", row[10], _decode_hypotheses)
         return StoredSearch(
             id=int(row[0]), created_utc=row[1], status=row[2], config=EngineConfig.from_record(json.loads(row[3])),
             provenance=json.loads(row[4]), probe=probe, face=face_from_json(json.loads(row[6])), seed=int(row[7]),
-            probe_crop=decode_png(row[8]), probe_crop_box=np.asarray(json.loads(row[9]), dtype=np.float32),
-            probe_hypotheses=_decode_hypotheses(row[10]),
+            probe_crop=probe_crop, probe_crop_box=np.asarray(json.loads(row[9]), dtype=np.float32),
+            probe_hypotheses=probe_hypotheses,
             ranking=tuple((str(i), float(s)) for i, s in json.loads(row[11])), candidates=tuple(candidates),
             gallery_id=None if row[12] is None else int(row[12]),
             calibration=None if row[13] is None else json.loads(row[13]))
+
+    def _decode_stored(self, what: str, data: Any, decode: Callable[[Any], _Decoded]) -> _Decoded:
+        """A stored image or matrix, decoded; a damaged one is named (which search, which image) instead of
+        surfacing as a decoder traceback."""
+        try:
+            return decode(data)
+        except (OSError, ValueError, TypeError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise CaseStoreError(
+                f"{self.path}: {what} cannot be decoded ({type(exc).__name__}: {exc}): the case file was damaged or "
+                f"edited outside forensic_face. Run 'forensic-face verify {self.path}' to see which rows changed, "
+                "and work from a backup copy of the case") from None
 
     # ---- decisions
     def set_decision(self, search_id: int, rank: int, decision: str, note: str = "",
@@ -869,16 +961,17 @@ class CaseStore:
                                (search_id, rank)).fetchone()
             if row is None:
                 raise CaseStoreError(f"search {search_id} has no candidate at rank {rank}")
-            conn.execute("INSERT INTO decisions (search_id, rank, decision, note, examiner, utc) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (search_id, rank, decision, note, who, audit.utc_now()))
-            audit.append_entry(conn, "decision", {"search_id": search_id, "rank": rank, "identity": row[0],
-                                                  "gallery_sha256": row[1], "decision": decision, "note": note,
-                                                  "examiner": who})
+            cursor = conn.execute("INSERT INTO decisions (search_id, rank, decision, note, examiner, utc) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)", (search_id, rank, decision, note, who, audit.utc_now()))
+            audit.append_entry(conn, "decision", {
+                "search_id": search_id, "rank": rank, "identity": row[0], "gallery_sha256": row[1],
+                "decision": decision, "note": note, "examiner": who,
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("decisions", "id = ?", (cursor.lastrowid,))])})
 
     # ---- enrollment progress
     def begin_enrollment(self, root: str | Path, config_digest: str, total: int) -> EnrollmentState:
         """Start an enrollment of ``root`` or resume the unfinished one with the same root and config digest."""
-        resolved = str(Path(root).resolve())
+        resolved = absolute_path(root)
         with self._transaction() as conn:
             row = conn.execute("SELECT id FROM enrollments WHERE root = ? AND config_digest = ? AND status = "
                                "'running' ORDER BY id DESC LIMIT 1", (resolved, config_digest)).fetchone()
@@ -893,8 +986,10 @@ class CaseStore:
                 cursor = conn.execute("INSERT INTO enrollments (root, config_digest, started_utc, status, total) "
                                       "VALUES (?, ?, ?, 'running', ?)", (resolved, config_digest, audit.utc_now(), total))
                 enrollment_id = int(cursor.lastrowid or 0)
-                audit.append_entry(conn, "enroll", {"event": "start", "enrollment_id": enrollment_id,
-                                                    "root": resolved, "config_digest": config_digest, "total": total})
+                audit.append_entry(conn, "enroll", {
+                    "event": "start", "enrollment_id": enrollment_id, "root": resolved, "config_digest": config_digest,
+                    "total": total,
+                    row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("enrollments", "id = ?", (enrollment_id,))])})
         return self.enrollment(enrollment_id)
 
     def record_enrollment_items(self, enrollment_id: int, items: Sequence[EnrollmentItem]) -> None:
@@ -920,7 +1015,11 @@ class CaseStore:
                  for i in items])
             audit.append_entry(conn, "enroll_progress", {
                 "enrollment_id": enrollment_id,
-                "items": [[str(i.image_path), i.sha256, i.status, i.reason] for i in items]})
+                "items": [[str(i.image_path), i.sha256, i.status, i.reason] for i in items],
+                # The chunk's rows are the ones stamped with this transaction's time (no list of paths, which
+                # could pass SQLite's limit on bound parameters for a large chunk).
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [
+                    ("enrollment_items", "enrollment_id = ? AND utc = ?", (enrollment_id, now))])})
 
     def enrollment(self, enrollment_id: int) -> EnrollmentState:
         with self._lock:
@@ -951,8 +1050,9 @@ class CaseStore:
             gallery_id = self._record_gallery(conn, gallery) if gallery is not None else None
             conn.execute("UPDATE enrollments SET status = 'done', gallery_id = ? WHERE id = ?",
                          (gallery_id, enrollment_id))
-            audit.append_entry(conn, "enroll", {"event": "finish", "enrollment_id": enrollment_id,
-                                                "gallery_id": gallery_id})
+            audit.append_entry(conn, "enroll", {
+                "event": "finish", "enrollment_id": enrollment_id, "gallery_id": gallery_id,
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("enrollments", "id = ?", (enrollment_id,))])})
         return gallery_id
 
 
@@ -962,5 +1062,5 @@ def open_case(path: str | Path) -> CaseStore:
         return CaseStore.open(path)
     except ForensicFaceError:
         raise
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         raise CaseStoreError(f"{path}: cannot be read as a case file ({exc})") from None

@@ -9,7 +9,7 @@ from typing import Any
 from forensic_face.engine.errors import CaseStoreError, ConfigError
 from forensic_face.engine.imaging import load_image
 from forensic_face.engine.results import FaceDetection, SearchResult
-from forensic_face.store.case_store import CaseStore
+from forensic_face.store.case_store import CaseStore, absolute_path
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,13 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
     engine = Engine(config, degradation_paths=paths)
     gallery = engine.enroll(gallery_record.root)
     differences: list[str] = []
-    before = {(str(p), sha) for _, p, sha in gallery_record.images}
-    after = {(str(e.image_path), e.sha256) for e in gallery.entries}
+    located = [(store.locate_recorded_file(p), sha) for _, p, sha in gallery_record.images]
+    relative = [note for (_, note), _ in located if note]
+    if relative:
+        notes.append(f"{len(relative)} gallery image paths were recorded relative to an unknown working folder "
+                     f"(a case written before paths were recorded absolute); for example: {relative[0]}")
+    before = {(str(path.resolve()), sha) for (path, _), sha in located}
+    after = {(absolute_path(e.image_path), e.sha256) for e in gallery.entries}
     if before != after:
         differences.append(f"the gallery changed: {len(before - after)} recorded images missing or modified, "
                            f"{len(after - before)} new or modified")

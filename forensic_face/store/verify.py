@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.errors import CaseStoreError
+from forensic_face.engine.errors import CaseStoreError, SealError
 from forensic_face.engine.imaging import sha256_file
 from forensic_face.store import audit
 from forensic_face.store.case_store import CaseStore, open_case
+from forensic_face.store.rows import RowCheck, check_rows
+from forensic_face.store.seal import SealCheck, check_seal
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +45,33 @@ class VerificationReport:
     case_path: Path
     files: tuple[FileCheck, ...]
     chain: audit.ChainCheck
+    rows: RowCheck
     #: Disagreements between tables and the audit trail, and SQLite integrity problems.
     problems: tuple[str, ...] = field(default=())
     utc: str = ""
+    #: The trail compared with a seal kept outside the file (None: no seal was given).
+    seal: SealCheck | None = None
+    #: Guarantees this check could not give for this case (old case files, no seal, relative paths).
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def evidence_ok(self) -> bool:
         return all(f.status == "ok" for f in self.files)
 
     @property
+    def tables_ok(self) -> bool:
+        """Every table row is what the program wrote (row hashes, decisions, candidates, imports)."""
+        return not self.rows.problems and not self.problems
+
+    @property
     def ok(self) -> bool:
-        return self.evidence_ok and self.chain.ok and not self.problems
+        return self.evidence_ok and self.chain.ok and self.tables_ok and (self.seal is None or self.seal.ok)
 
     def to_json(self) -> dict[str, Any]:
         return {"case": str(self.case_path), "utc": self.utc, "ok": self.ok, "evidence_ok": self.evidence_ok,
                 "files": [f.to_json() for f in self.files], "audit_chain": self.chain.to_json(),
-                "problems": list(self.problems)}
+                "head_hash": self.chain.head_hash, "rows": self.rows.to_json(), "problems": list(self.problems),
+                "seal": None if self.seal is None else self.seal.to_json(), "notes": list(self.notes)}
 
     def summary_lines(self) -> list[str]:
         """Human-readable outcome, one finding per line."""
@@ -75,25 +88,40 @@ class VerificationReport:
             elif f.status != "ok":
                 lines.append(f"  UNREADABLE {f.kind} {f.ref}: {f.path} ({f.detail})")
         if self.chain.ok:
-            lines.append(f"Audit trail: {self.chain.num_entries} entries, hash chain intact; "
-                         f"head hash {self.chain.head_hash}")
+            lines.append(f"Audit trail: {self.chain.num_entries} entries, hash chain intact")
         else:
             where = f" at entry {self.chain.first_broken_seq}" if self.chain.first_broken_seq is not None else ""
             lines.append(f"Audit trail: BROKEN{where}: {self.chain.reason}")
-        for problem in self.problems:
+        lines.append(f"Head hash: {self.chain.head_hash} (entry {self.chain.num_entries}; record it outside the "
+                     "case file, or seal the case)")
+        if self.tables_ok:
+            lines.append(f"Tables: all {self.rows.num_rows} rows match the hashes and entries of the audit trail")
+        else:
+            lines.append(f"Tables: NOT as the program wrote them "
+                         f"({len(self.rows.problems) + len(self.problems)} findings)")
+        for problem in self.rows.problems + self.problems:
             lines.append(f"Problem: {problem}")
+        if self.seal is not None:
+            state = "matches" if self.seal.ok else "DOES NOT MATCH"
+            lines.append(f"Seal {self.seal.seal_path}: {state} (sealed {self.seal.sealed_utc}, entry "
+                         f"{self.seal.head_seq}, key {self.seal.key_fingerprint or 'unknown'})")
+            lines += [f"  SEAL PROBLEM: {p}" for p in self.seal.problems]
+            lines += [f"  note: {n}" for n in self.seal.notes]
+        for note in self.notes:
+            lines.append(f"Not guaranteed: {note}")
         return lines
 
 
-def _check_file(kind: str, ref: str, path: str, expected: str) -> FileCheck:
-    p = Path(path)
+def _check_file(store: CaseStore, kind: str, ref: str, recorded: str, expected: str) -> FileCheck:
+    p, note = store.locate_recorded_file(recorded)
+    path = str(p)
     if not p.exists():
-        return FileCheck(kind, ref, path, expected, None, "missing", "file not found")
+        return FileCheck(kind, ref, path, expected, None, "missing", "file not found" + (f"; {note}" if note else ""))
     try:
         actual = sha256_file(p)
     except OSError as exc:
         return FileCheck(kind, ref, path, expected, None, "unreadable", str(exc.strerror or exc))
-    return FileCheck(kind, ref, path, expected, actual, "ok" if actual == expected else "changed")
+    return FileCheck(kind, ref, path, expected, actual, "ok" if actual == expected else "changed", note)
 
 
 def _cross_check_imports(conn: sqlite3.Connection) -> list[str]:
@@ -117,21 +145,105 @@ def _cross_check_imports(conn: sqlite3.Connection) -> list[str]:
     return problems
 
 
-def verify_store(store: CaseStore, check_galleries: bool = True) -> VerificationReport:
+def _cross_check_decisions(conn: sqlite3.Connection, entries: list[audit.AuditEntry]) -> list[str]:
+    """Every decisions row must be one the audit trail logged (same search, rank, decision, note, examiner), and
+    every logged decision must still be in the table. Holds for cases of every schema: the decision entries
+    always carried these fields, so a forged decision is caught even in a case written before row hashing."""
+    logged: dict[tuple[Any, ...], list[int]] = {}
+    for entry in entries:
+        if entry.action == "decision":
+            d = entry.details
+            key = (d.get("search_id"), d.get("rank"), d.get("decision"), d.get("note"), d.get("examiner"))
+            logged.setdefault(key, []).append(entry.seq)
+    problems = []
+    for row_id, search_id, rank, decision, note, examiner in conn.execute(
+            "SELECT id, search_id, rank, decision, note, examiner FROM decisions ORDER BY id"):
+        seqs = logged.get((search_id, rank, decision, note, examiner))
+        if seqs:
+            seqs.pop(0)
+        else:
+            problems.append(f"decisions row id={row_id} (search {search_id}, rank {rank}: {decision!r}) matches no "
+                            "decision entry of the audit trail: it was written or edited outside the program")
+    for key, seqs in logged.items():
+        for seq in seqs:
+            problems.append(f"the decision of audit entry {seq} (search {key[0]}, rank {key[1]}: {key[2]!r}) is "
+                            "missing from the decisions table: it was deleted or edited outside the program")
+    return problems
+
+
+def _cross_check_candidates(conn: sqlite3.Connection, entries: list[audit.AuditEntry]) -> list[str]:
+    """Each search's results must be the candidates its ``search`` entry logged (rank, identity, gallery image
+    hash, score to 6 decimals); searches must be the ones logged. Holds for cases of every schema."""
+    logged: dict[int, tuple[int, set[tuple[int, str, str, float]]]] = {}
+    for entry in entries:
+        if entry.action == "search" and "search_id" in entry.details:
+            logged[int(entry.details["search_id"])] = (entry.seq, {
+                (int(c[0]), str(c[1]), str(c[2]), round(float(c[3]), 6))
+                for c in entry.details.get("candidates", [])})
+    stored: dict[int, set[tuple[int, str, str, float]]] = {
+        int(r[0]): set() for r in conn.execute("SELECT id FROM searches")}
+    for search_id, rank, identity, sha, score in conn.execute(
+            "SELECT search_id, rank, identity, gallery_sha256, score FROM results"):
+        stored.setdefault(int(search_id), set()).add((int(rank), str(identity), str(sha), round(float(score), 6)))
+    problems = []
+    for search_id, candidates in sorted(stored.items()):
+        if search_id not in logged:
+            problems.append(f"search {search_id} is in the case but no search entry of the audit trail logged it: "
+                            "it was written outside the program")
+            continue
+        seq, expected = logged.pop(search_id)
+        for rank, identity, _, score in sorted(candidates - expected):
+            problems.append(f"search {search_id}, rank {rank} ({identity}, score {score}) is not the candidate "
+                            f"audit entry {seq} logged: results were edited outside the program")
+        for rank, identity, _, _ in sorted(expected - candidates):
+            problems.append(f"search {search_id}, rank {rank} ({identity}) logged by audit entry {seq} is missing "
+                            "from the results table")
+    for search_id, (seq, _) in sorted(logged.items()):
+        problems.append(f"search {search_id} logged by audit entry {seq} is missing from the case: it was deleted "
+                        "outside the program")
+    return problems
+
+
+def _missing_guarantees(rows: RowCheck, seal: SealCheck | None, files: list[FileCheck]) -> list[str]:
+    notes = []
+    if rows.first_covered_seq is None:
+        notes.append("no audit entry holds row hashes, so edits of the tables are caught only for evidence, "
+                     "decisions and candidates (checked against their audit entries)")
+    elif rows.legacy_snapshot_seq is not None:
+        notes.append(f"this case was written before row hashing: its rows were hashed when it was migrated (audit "
+                     f"entry {rows.legacy_snapshot_seq}, {rows.legacy_snapshot_utc}), not when they were written, so "
+                     "a change made to them before then is caught only for evidence, decisions and candidates "
+                     "(checked against their audit entries), not for other columns or stored images")
+    if seal is None:
+        notes.append("no seal was given: a trail cut short at its end, or rewritten as a whole with consistent "
+                     "hashes, cannot be told from the file alone; compare the head hash with one recorded "
+                     "elsewhere, or pass --seal")
+    relative = [f for f in files if f.detail.startswith("recorded as the relative path")
+                or "; recorded as the relative path" in f.detail]
+    if relative:
+        notes.append(f"{len(relative)} gallery image paths were recorded relative to an unknown working folder (a "
+                     "case written before paths were recorded absolute); they were looked up relative to the case "
+                     f"file's folder, e.g. {relative[0].path}")
+    return notes
+
+
+def verify_store(store: CaseStore, check_galleries: bool = True, seal_path: str | Path | None = None,
+                 public_key_path: str | Path | None = None) -> VerificationReport:
     """Verify an open case (see :func:`verify_case`)."""
     conn = store.connection
-    files = [_check_file("evidence", f"#{item.id} ({item.role})", str(item.path), item.sha256)
-             for item in store.evidence_items()]
-    if check_galleries:
-        seen: set[tuple[str, str]] = set()
-        for gallery in store.galleries():
-            for identity, path, sha in gallery.images:
-                key = (str(path), sha)
-                if key not in seen:
-                    seen.add(key)
-                    files.append(_check_file("gallery image", f"gallery {gallery.id}, {identity}", str(path), sha))
     problems: list[str] = []
     try:
+        files = [_check_file(store, "evidence", f"#{item.id} ({item.role})", str(item.path), item.sha256)
+                 for item in store.evidence_items()]
+        if check_galleries:
+            seen: set[tuple[str, str]] = set()
+            for gallery in store.galleries():
+                for identity, path, sha in gallery.images:
+                    key = (str(path), sha)
+                    if key not in seen:
+                        seen.add(key)
+                        files.append(_check_file(store, "gallery image", f"gallery {gallery.id}, {identity}",
+                                                 str(path), sha))
         integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
         if integrity != ["ok"]:
             problems.append("SQLite integrity check failed: " + "; ".join(integrity[:5]))
@@ -139,25 +251,74 @@ def verify_store(store: CaseStore, check_galleries: bool = True) -> Verification
         if fk:
             problems.append(f"{len(fk)} rows reference missing records (first: table {fk[0][0]}, row {fk[0][1]})")
         chain = audit.check_chain(conn)
+        entries = audit.read_entries(conn)
+        rows = check_rows(conn, entries)
         problems.extend(_cross_check_imports(conn))
-    except sqlite3.DatabaseError as exc:
-        raise CaseStoreError(f"{store.path}: cannot be verified, the file is damaged ({exc})") from None
-    return VerificationReport(store.path, tuple(files), chain, tuple(problems), audit.utc_now())
+        problems.extend(_cross_check_decisions(conn, entries))
+        problems.extend(_cross_check_candidates(conn, entries))
+    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:  # ValueError: unparseable JSON in a damaged row
+        raise CaseStoreError(f"{store.path}: cannot be verified, the file is damaged ({exc}); work from a backup "
+                             "copy of the case") from None
+    seal = None
+    if seal_path is not None:
+        seal = check_seal(seal_path, store.info().case_number, entries, public_key_path)
+    return VerificationReport(store.path, tuple(files), chain, rows, tuple(problems), audit.utc_now(), seal,
+                              tuple(_missing_guarantees(rows, seal, files)))
 
 
-def verify_case(path: str | Path, check_galleries: bool = True, record: bool = True) -> VerificationReport:
-    """Re-hash every evidence (and gallery) file from its original path and walk the audit chain.
+def verify_record(report: VerificationReport, purpose: str = "") -> dict[str, Any]:
+    """The details of the ``verify`` audit entry that logs a verification."""
+    return {"ok": report.ok, "num_files": len(report.files), **({"purpose": purpose} if purpose else {}),
+            "files_not_ok": [f.to_json() for f in report.files if f.status != "ok"],
+            "chain_ok": report.chain.ok, "chain_entries": report.chain.num_entries,
+            "first_broken_seq": report.chain.first_broken_seq, "head_hash": report.chain.head_hash,
+            "problems": list(report.rows.problems + report.problems),
+            "seal": None if report.seal is None else report.seal.to_json()}
+
+
+def verify_case(path: str | Path, check_galleries: bool = True, record: bool = True,
+                seal_path: str | Path | None = None, public_key_path: str | Path | None = None
+                ) -> VerificationReport:
+    """Re-hash every evidence (and gallery) file from its original path, walk the audit chain, compare every
+    table row with the audit trail and, with ``seal_path``, the trail with a seal kept outside the file.
 
     ``record``: append a ``verify`` entry with the outcome to the audit trail (after checking).
     """
     with open_case(path) as store:
-        report = verify_store(store, check_galleries=check_galleries)
+        report = verify_store(store, check_galleries=check_galleries, seal_path=seal_path,
+                              public_key_path=public_key_path)
         if record:
-            store.log_action("verify", {
-                "ok": report.ok, "num_files": len(report.files),
-                "files_not_ok": [f.to_json() for f in report.files if f.status != "ok"],
-                "chain_ok": report.chain.ok, "chain_entries": report.chain.num_entries,
-                "first_broken_seq": report.chain.first_broken_seq, "head_hash": report.chain.head_hash,
-                "problems": list(report.problems)})
+            store.log_action("verify", verify_record(report))
     log.info("verified %s: %s", path, "intact" if report.ok else "NOT intact")
     return report
+
+
+def seal_case(case_path: str | Path, private_key_path: str | Path, out: str | Path) -> dict[str, Any]:
+    """Check the trail and the tables, then write a seal of the trail's head signed with the examiner's key to
+    ``out`` (never over an existing file, evidence or the case) and log it. Returns the seal document.
+
+    Evidence files are not re-read: a seal anchors the case file's own record, whatever the files do later.
+    """
+    import json
+
+    from forensic_face.store.output import atomic_output, check_output_path
+    from forensic_face.store.seal import make_seal
+
+    with open_case(case_path) as store:
+        target = check_output_path(out, store=store, what="seal")
+        report = verify_store(store, check_galleries=False)
+        if not (report.chain.ok and report.tables_ok):
+            findings = [report.chain.reason] if not report.chain.ok else []
+            findings += list(report.rows.problems + report.problems)
+            raise SealError(f"{store.path}: is not intact, so it is not sealed ({findings[0]}); run "
+                            f"'forensic-face verify {store.path}' for every finding")
+        head = store.audit_entries()[-1]
+        document = make_seal(store.info().case_number, Path(store.path).resolve(), head, private_key_path)
+        with atomic_output(target) as temp:
+            temp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        payload = document["payload"]
+        store.log_action("seal", {"seal_file": str(target), "head_seq": payload["head_seq"],
+                                  "head_hash": payload["head_hash"], "key_fingerprint": payload["key_fingerprint"],
+                                  "sealed_utc": payload["sealed_utc"]})
+    log.info("sealed %s at entry %d", case_path, payload["head_seq"])
+    return document
