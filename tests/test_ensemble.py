@@ -156,3 +156,19 @@ def test_search_with_an_ensemble_averages_its_members_searches(lfw_test_people: 
     # The provisional ranking scores each member on its own block too.
     provisional = ensemble.provisional_search(probe, gallery)
     assert provisional.candidates[0].score <= 1.0
+    # A recorded search keeps each member's score, and the report prints them.
+    from forensic_face.report.pdf import write_case_report
+    from forensic_face.store.case_store import CaseStore
+
+    case_path = tmp_path / "case.ffcase"
+    with CaseStore.create(case_path, "E-1", "Ensemble", "Examiner") as store:
+        search_id = store.record_search(ensemble.with_gallery_images(result, gallery, top=3), ensemble.config,
+                                        gallery=gallery)
+        stored = store.search(search_id)
+        assert stored.candidates[0].candidate.member_scores == pytest.approx(top.member_scores)
+    pdf = tmp_path / "report.pdf"
+    write_case_report(case_path, pdf)
+    import subprocess
+
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Each network's own score" in " ".join(text.split())

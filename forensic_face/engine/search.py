@@ -496,6 +496,9 @@ class Engine:
                                       self.member_names)
         scores = fused.scores.float().cpu().numpy()
         provenance = self.provenance()
+        if self.member_names:
+            # Each member's own score of every listed candidate, so a stored search shows them as the live one does.
+            provenance["member_scores"] = {c.identity: c.member_scores for c in candidates}
         provenance.update({"probe_crop_px": crop.size_px, "probe_size_bin_px": size_bin, "scales_used": list(scales),
                            "gallery_targets_px": {str(s): t for s, t in targets.items()},
                            "cache": {"hits": self.cache.hits, "misses": self.cache.misses}})

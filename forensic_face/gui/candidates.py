@@ -98,7 +98,8 @@ class CandidateTable(QTableWidget):
             score = QTableWidgetItem(f"{cand.score:.4f}")
             score.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             score.setToolTip("per scale: " + ", ".join(f"×{s} {v:.3f}" for s, v in
-                                                       sorted(cand.per_scale_scores.items())))
+                                                       sorted(cand.per_scale_scores.items()))
+                             + "".join(f"\n{name}: {v:.3f}" for name, v in cand.member_scores.items()))
             lr = lr_record(calibration, cand.score)
             if lr["lr"] is None:
                 lr_item = QTableWidgetItem("none")

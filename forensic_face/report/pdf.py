@@ -517,8 +517,10 @@ class _ReportBuilder:
             cells.append(_image(hyp.image, 76.0))
             captions.append(f"degraded gallery x{hyp.scale}: {describe_path(hyp.path)} ({hyp.score:.3f})")
         per_scale = ", ".join(f"x{k}: {v:.4f}" for k, v in sorted(cand.per_scale_scores.items()))
+        members = "; ".join(f"{name} {v:.4f}" for name, v in cand.member_scores.items())
         out = [_p(header, s.h2),
-               _p(f"Gallery image {cand.image_path} (SHA-256 {cand.gallery_sha256}). Per-scale scores: {per_scale}.",
+               _p(f"Gallery image {cand.image_path} (SHA-256 {cand.gallery_sha256}). Per-scale scores: {per_scale}."
+                  + (f" Each network's own score (the fused score combines them): {members}." if members else ""),
                   s.small),
                _table([cells, [_p(c, s.warning if ENHANCED_LABEL in c else s.caption) for c in captions]],
                       [min(86.0, self.width / len(cells))] * len(cells), header=False, zebra=False)]

@@ -898,6 +898,7 @@ class CaseStore:
             def stored(what: str, data: Any, decode: Callable[[Any], _Decoded]) -> _Decoded:
                 return self._decode_stored(f"search {search_id}'s {what}", data, decode)
 
+            member_scores = json.loads(row[4]).get("member_scores", {})  # a recognizer ensemble's, per identity
             candidates = []
             for res in self._conn.execute(
                     "SELECT id, rank, identity, image_path, gallery_sha256, score, per_scale_json, log10_lr, "
@@ -921,7 +922,8 @@ class CaseStore:
                     score=float(res[5]), per_scale_scores={int(k): float(v) for k, v in json.loads(res[6]).items()},
                     best_probe_hypothesis=ProbeHypothesis(int(res[8]), float(res[9]), stored(
                         f"best probe hypothesis of rank {res[1]} (results)", res[10], decode_png)),
-                    best_gallery_hypotheses=variants, similarity=similarity, gallery_paths=gallery_paths)
+                    best_gallery_hypotheses=variants, similarity=similarity, gallery_paths=gallery_paths,
+                    member_scores={str(k): float(v) for k, v in member_scores.get(res[2], {}).items()})
                 candidates.append(StoredCandidate(candidate, None if res[7] is None else float(res[7]),
                                                   None if res[11] is None else stored(
                                                       f"gallery crop of rank {res[1]} (results)", res[11], decode_png),
