@@ -157,6 +157,32 @@ def test_cli_search_json(gallery_dir: Path, people: list[str], lfw_image, tmp_pa
     assert bad["error"] and "does not exist" in bad["error"] and bad["candidates"] == []
 
 
+def test_cli_search_records_into_a_case(gallery_dir: Path, people: list[str], lfw_image, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch work from the command line is evidence too: each search is recorded as the window records it."""
+    from forensic_face.store.case_store import CaseStore
+    from forensic_face.store.verify import verify_case
+
+    monkeypatch.setenv("FORENSIC_FACE_CACHE_DIR", str(tmp_path / "cache"))
+    case_path = tmp_path / "batch.ffcase"
+    CaseStore.create(case_path, "B-1", "Batch", "J. Examiner").close()
+    probes = [str(lfw_image(people[k], 2)) for k in (2, 3)]
+    flags = ["--gallery", str(gallery_dir), "--top", "3", "--budget", "none", "--scales", "2", "--hypotheses", "2",
+             "--upsampler", "bicubic", "--device", "cpu"]
+    assert main(["search", *probes, *flags, "--case", str(case_path), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    with CaseStore.open(case_path) as store:
+        assert store.search_ids() == [r["case"]["search_id"] for r in records]
+        stored = store.search(records[0]["case"]["search_id"])
+        assert [c.candidate.identity for c in stored.candidates] == [c["identity"] for c in records[0]["candidates"]]
+        assert stored.candidates[0].candidate.best_gallery_hypotheses  # the variants' images, as the window stores
+        assert {e.path.name for e in store.evidence_items()} >= {Path(p).name for p in probes}
+    assert verify_case(case_path).ok
+    # A case that cannot be opened stops the command before any work.
+    assert main(["search", probes[0], *flags, "--case", str(tmp_path / "none.ffcase")]) == 2
+    assert "none.ffcase" in capsys.readouterr().err
+
+
 def test_provisional_ranking_is_the_full_methods_first_column(engine: Engine, gallery_dir: Path, people: list[str],
                                                               lfw_image, tmp_path: Path) -> None:
     """The quick first ranking the window shows: the sigma-0 hypothesis at the smallest scale against each

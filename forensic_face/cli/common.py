@@ -285,6 +285,8 @@ def print_search_record(record: dict[str, Any]) -> None:
         print(f"   No likelihood ratios: {reason}.")
     else:
         print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
+    if record.get("case"):
+        print(f"   Recorded in {printable(record['case']['path'])} as search #{record['case']['search_id']}.")
     if record.get("shortlist"):
         sl = record["shortlist"]
         print(f"   (Meet-in-the-middle on a shortlist of {sl['k']} of {sl['index_rows']} indexed "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from forensic_face.cli.common import (
+    ProgressBar,
     add_engine_arguments,
     engine_config_from_args,
     enroll_with_progress,
@@ -113,9 +114,22 @@ class SearchCommand:
         parser.add_argument("--top", type=positive_int, default=20, help="candidates to list per probe")
         parser.add_argument("--box", type=parse_box, help="face box x1,y1,x2,y2 drawn by hand (one probe)")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        parser.add_argument("--case", type=Path, default=None,
+                            help="record every search in this case file, as the window does (probe imported as "
+                                 "evidence, gallery, settings, candidates with their images, likelihood ratios; "
+                                 "replayable and in the audit trail); create it with 'case new'")
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.case is not None:
+            from forensic_face.store.case_store import CaseStore
+
+            # Opened before any work: a missing, damaged or read-only case stops the command at once.
+            with CaseStore.open(args.case) as store:
+                return self._search(args, store)
+        return self._search(args, None)
+
+    def _search(self, args: argparse.Namespace, store: Any) -> int:
         from forensic_face.engine import Engine
 
         if args.box is not None and len(args.probes) != 1:
@@ -124,5 +138,17 @@ class SearchCommand:
         gallery = enroll_with_progress(engine, args.gallery)
         for problem in gallery.problems:
             log.warning("gallery: %s: %s", problem.image_path, problem.reason)
-        return search_probes(args, engine, lambda probe, face, bar: (
-            engine.search(probe, gallery, face=face, progress=bar), {}))
+
+        def search(probe: Any, face: Any, bar: ProgressBar) -> tuple[Any, dict[str, Any]]:
+            result = engine.search(probe, gallery, face=face, progress=bar)
+            if store is None:
+                return result, {}
+            from forensic_face.calibration import calibration_for_result
+
+            # As the window records: the candidates with their gallery variants' images, the calibration.
+            result = engine.with_gallery_images(result, gallery)
+            search_id = store.record_search(result, engine.config, gallery=gallery,
+                                            calibration=calibration_for_result(result))
+            return result, {"case": {"path": str(store.path), "search_id": search_id}}
+
+        return search_probes(args, engine, search)
