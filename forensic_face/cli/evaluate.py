@@ -333,7 +333,7 @@ class EvalVideoCommand:
                             help="stills: each frame searched at its known face, fusions compared (default); walk: "
                                  "a video of the person walking towards the camera (face 12 to 36 px), tracked as "
                                  "search-video does: frames per true track and rank-1 of track 1")
-        parser.add_argument("--frames", type=int, default=None, help="frames per clip (default 10; walk: 75)")
+        parser.add_argument("--frames", type=int, default=None, help="frames per clip (default 10; walk: 24)")
         parser.add_argument("--stride", type=int, default=5, help="walk: track on every Nth frame (default 5)")
         parser.add_argument("--camera", choices=["sampled", "fixed"], default="sampled",
                             help="a camera drawn per frame (default) or the benchmark's fixed camera")
