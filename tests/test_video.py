@@ -164,6 +164,14 @@ def test_search_video_json(tmp_path: Path, lfw_test_people, lfw_image, capsys) -
     assert tmean["fusion"] == "template-mean"
     assert [f["frame_sha256"] for f in tmean["frames"]] == [f["frame_sha256"] for f in record["frames"]]
     assert sorted(c["identity"] for c in tmean["ranking"]) == sorted(people)
+    # One frame searched is said to be one frame, not a fusion.
+    assert main(["search-video", str(clip), "--gallery", str(gallery), "--stride", "2", "--frames", "1",
+                 "--budget", "none", "--scales", "2", "--hypotheses", "1", "--upsampler", "bicubic",
+                 "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "Track 1: 1 video frame searched (none fused with it):" in text
+    assert "No likelihood ratios: a video track's scores (1 video frame searched (none fused with it))" in text
+    assert "fused multi-frame" not in text and "quality-weighted" not in text
     # A clip with no face: a clear message, exit 2.
     blank = write_clip(tmp_path / "blank.avi", [np.full((120, 160, 3), 90, np.uint8)] * 4)
     assert main(["search-video", str(blank), "--gallery", str(gallery), "--device", "cpu"]) == 2
@@ -366,3 +374,27 @@ def test_messages_say_how_many_frames_were_searched() -> None:
     assert "1 video frame searched" in one and "fused" not in one.replace("none fused", "") and "several" not in one
     assert "3 video frames searched and fused" in three
     assert calibration_for_result(result(1)) is None
+
+
+def test_walk_protocol_tracks_a_person_walking_towards_the_camera(tmp_path: Path, lfw_root: Path) -> None:
+    """eval-video --kind walk on a few people: a clip per person whose face grows from 12 to 36 px, tracked as
+    search-video does; every clip is accounted for and the true tracks hold several frames. The clips are seeded."""
+    from forensic_face.cli import main
+    from forensic_face.eval.protocol import lfw_xres_split
+    from forensic_face.eval.video_protocol import WalkSettings, make_walk_clip, walk_widths
+
+    widths = walk_widths(WalkSettings())
+    assert widths[0] == pytest.approx(12) and widths[-1] == pytest.approx(36) and np.all(np.diff(widths) > 0)
+    probes = [p for p in lfw_xres_split(lfw_root, subset=4).probes]
+    person = [p for p in probes if p.identity == probes[0].identity]
+    boxes = [make_walk_clip(person[0].identity, person, WalkSettings(), tmp_path / f"{k}.avi") for k in (1, 2)]
+    np.testing.assert_array_equal(boxes[0], boxes[1])
+    assert (tmp_path / "1.avi").read_bytes() == (tmp_path / "2.avi").read_bytes()
+    assert main(["eval-video", "--kind", "walk", "--subset", "5", "--budget", "none", "--scales", "2",
+                 "--hypotheses", "1", "--upsampler", "bicubic", "--device", "cpu", "--lfw", str(lfw_root),
+                 "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    clips = json.loads((tmp_path / "a" / "walk_protocol.json").read_text())["clips"]
+    assert summary["clips"] == len(clips) >= 2 and summary["settings"]["widths_px"] == [12.0, 36.0]
+    assert summary["mean_frames_per_true_track"] >= 3, clips
+    assert all(c["rank"] is None or 1 <= c["rank"] <= 5 for c in clips)

@@ -374,14 +374,15 @@ def link_tracks(frames: Sequence[Observation], max_gap_frames: int = 30,
     return tracks
 
 
-def dense_frame_indices(tracks: Sequence[Track], sampled: Collection[int], stride: int, last_index: int,
-                        min_track_faces: int = 3, max_frames: int = 240) -> list[int]:
+def dense_frame_indices(tracks: Sequence[Track], sampled: Collection[int], stride: int, first_index: int,
+                        last_index: int, min_track_faces: int = 3, max_frames: int = 240) -> list[int]:
     """Frames to detect on besides the sampled ones, where a track is thin (fewer than ``min_track_faces``
     faces: a face that moved or grew too fast between samples to be linked, or was seen briefly): every
     ``stride // 2``-th frame (every frame for a stride under 4) from a stride before the track's first face to a
-    stride after its last, up to frame ``last_index``; at most ``max_frames`` in all, the thinnest tracks first.
+    stride after its last, within the sampled frames ``first_index`` to ``last_index``; at most ``max_frames`` in
+    all, the thinnest tracks first.
 
-    >>> dense_frame_indices([Track(1, [_track_face(10, _box(0, 0, 9))])], {0, 5, 10, 15, 20}, 5, 30)
+    >>> dense_frame_indices([Track(1, [_track_face(10, _box(0, 0, 9))])], {0, 5, 10, 15, 20}, 5, 0, 30)
     [6, 8, 12, 14]
     """
     step = max(1, stride // 2) if stride >= 4 else 1
@@ -389,7 +390,7 @@ def dense_frame_indices(tracks: Sequence[Track], sampled: Collection[int], strid
     seen = set(sampled)
     for track in sorted((t for t in tracks if len(t.faces) < min_track_faces), key=lambda t: len(t.faces)):
         first, last = track.faces[0].frame_index, track.last.frame_index
-        for index in range(max(0, first - stride + 1), min(last_index, last + stride - 1) + 1):
+        for index in range(max(first_index, first - stride + 1), min(last_index, last + stride - 1) + 1):
             if index % step == 0 and index not in seen and len(wanted) < max_frames:
                 wanted.append(index)
                 seen.add(index)
@@ -432,7 +433,8 @@ def find_tracks(video: VideoEvidence, detect: Callable[[LoadedImage], Sequence[F
     if not tracks:
         raise NoFaceDetected(str(video.path), f"no face on {len(observed)} sampled frames (every {stride}th); "
                              "sample more densely (a smaller stride) or draw a box on a frame")
-    dense = dense_frame_indices(tracks, observed.keys(), stride, max(observed), min_track_faces, max_dense_frames)
+    dense = dense_frame_indices(tracks, observed.keys(), stride, min(observed), max(observed), min_track_faces,
+                                max_dense_frames)
     if dense:
         observe(iter_frames(video, 1, start_s, end_s, should_cancel=should_cancel, only=dense), len(observed),
                 len(observed) + len(dense), "thin track: frame")

@@ -169,7 +169,7 @@ class WalkSettings:
     """A clip of one person walking towards the camera (see the module docstring)."""
 
     #: 3 s at 8 fps, a common CCTV rate: with the default stride of 5 the tracker sees 5 frames, 0.6 s apart,
-    #: the face growing by up to 1.5x and moving by up to a face width and more between them.
+    #: the face growing by up to 1.35x between them (1.7x with a stride of 10) and moving by up to two widths.
     num_frames: int = 24
     fps: float = 8.0
     #: Face width at the first and the last frame (perspective in between: 1/width falls linearly in time).
