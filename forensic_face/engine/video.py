@@ -229,6 +229,9 @@ class LinkGates:
     log_scale_per_frame: float = 0.05
     log_scale_per_frame_unknown_motion: float = 0.18
     max_log_scale: float = 1.39
+    #: Both gates also widen by this fraction of the predicted motion (in widths, and in log-width): a velocity
+    #: measured from two faces is the less certain the larger it is.
+    motion_uncertainty: float = 0.5
     #: Appearance: a face whose template correlates less than this with the track's recent templates is another
     #: person (two people crossing); among the others, this weight x the correlation adds to the box score.
     min_similarity: float = 0.2
@@ -259,8 +262,7 @@ def link_score(faces: Sequence[TrackFace], face: FaceDetection, frame_index: int
                gates: LinkGates = LinkGates()) -> float:
     """How well ``face`` on frame ``frame_index`` continues a track (its ``faces`` in the order followed), against
     the track's predicted box (:func:`predict_box`): 0 outside the gates of :class:`LinkGates`, else in (0, 2],
-    the closer in place and size, the higher. The gates also widen by half the predicted motion: a velocity
-    measured from two faces is the less certain the larger it is.
+    the closer in place and size, the higher.
 
     >>> track = [_track_face(0, _box(0, 0, 20))]
     >>> link_score(track, _box(2, 0, 20), 5) > 1.5, link_score(track, _box(0, 0, 50), 5) > 0
@@ -270,21 +272,26 @@ def link_score(faces: Sequence[TrackFace], face: FaceDetection, frame_index: int
     """
     predicted = predict_box(faces, frame_index)
     last = np.asarray(faces[-1].face.box, np.float64)
+    box = np.asarray(face.box, np.float64)
     elapsed = abs(frame_index - faces[-1].frame_index)
     motion_known = len(faces) > 1
     distance_rate = gates.distance_per_frame if motion_known else gates.distance_per_frame_unknown_motion
     scale_rate = gates.log_scale_per_frame if motion_known else gates.log_scale_per_frame_unknown_motion
     predicted_width = max(float(predicted[2] - predicted[0]), 1e-6)
-    last_width = max(float(last[2] - last[0]), 1e-6)
-    moved = float(np.linalg.norm((predicted[:2] + predicted[2:]) / 2 - (last[:2] + last[2:]) / 2)) / predicted_width
-    max_distance = min(gates.max_distance, gates.distance + distance_rate * elapsed + 0.5 * moved)
-    max_log_scale = min(gates.max_log_scale, gates.log_scale + scale_rate * elapsed
-                        + 0.5 * abs(float(np.log(predicted_width / last_width))))
-    box = np.asarray(face.box, np.float64)
     width = float(box[2] - box[0])
     if width <= 0:
         return 0.0
-    distance = float(np.linalg.norm((box[:2] + box[2:]) / 2 - (predicted[:2] + predicted[2:]) / 2)) / predicted_width
+
+    def widths_apart(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)) / predicted_width
+
+    moved = widths_apart(predicted, last)
+    grown = abs(float(np.log(predicted_width / max(float(last[2] - last[0]), 1e-6))))
+    max_distance = min(gates.max_distance,
+                       gates.distance + distance_rate * elapsed + gates.motion_uncertainty * moved)
+    max_log_scale = min(gates.max_log_scale,
+                        gates.log_scale + scale_rate * elapsed + gates.motion_uncertainty * grown)
+    distance = widths_apart(box, predicted)
     log_scale = abs(float(np.log(width / predicted_width)))
     if distance > max_distance or log_scale > max_log_scale:
         return 0.0
