@@ -398,3 +398,6 @@ def test_walk_protocol_tracks_a_person_walking_towards_the_camera(tmp_path: Path
     assert summary["clips"] == len(clips) >= 2 and summary["settings"]["widths_px"] == [12.0, 36.0]
     assert summary["mean_frames_per_true_track"] >= 3, clips
     assert all(c["rank"] is None or 1 <= c["rank"] <= 5 for c in clips)
+    # The box drawn on the middle sampled frame (10) is followed both ways.
+    assert all(c["drawn"]["frame"] == 10 for c in clips)
+    assert any(min(c["drawn"]["frames"]) < 10 < max(c["drawn"]["frames"]) for c in clips), clips

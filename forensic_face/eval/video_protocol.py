@@ -21,7 +21,8 @@ images in turn (a new one every second: the pose changes), one camera per clip a
 noise per frame, over a static textured background. The clip goes through ``find_tracks`` with the engine's
 detector and templates exactly as ``search-video`` does; reported are the frames per *true* track (all its faces
 are the walking person, IoU >= 0.3 with the known face box) and rank-1 of the full method on track 1 (the longest,
-what ``search-video`` searches by default) with its best ``video_frames`` frames fused.
+what ``search-video`` searches by default) with its best ``video_frames`` frames fused; and how many frames a
+box drawn on the middle sampled frame is followed on (``track_from_box``, as in the window).
 """
 
 from __future__ import annotations
@@ -38,10 +39,19 @@ import numpy as np
 from PIL import Image
 
 from forensic_face.engine.callbacks import Progress
+from forensic_face.engine.detect import manual_face
+from forensic_face.engine.errors import NoFaceDetected
 from forensic_face.engine.imaging import LoadedImage
 from forensic_face.engine.results import FaceDetection
-from forensic_face.engine.errors import NoFaceDetected
-from forensic_face.engine.video import box_iou, face_quality, find_tracks, fuse_rankings, open_video, search_track
+from forensic_face.engine.video import (
+    box_iou,
+    face_quality,
+    find_tracks,
+    fuse_rankings,
+    open_video,
+    search_track,
+    track_from_box,
+)
 from forensic_face.eval.compare import sign_test_p
 from forensic_face.eval.protocol import XResSplit, degrade_probe, nominal_face
 from forensic_face.surveillance import DEFAULT_SURVEILLANCE, sample_surveillance_params
@@ -106,8 +116,6 @@ def run_video_protocol(engine: Any, gallery: Any, clips: dict[str, list[ClipFram
                        progress: Progress = None) -> dict[str, Any]:
     """Search every frame, fuse, and write ``video_protocol.json`` (per clip: the frames, their qualities and
     the rank of the true person for each way of using the clip) into ``out_dir``."""
-    from forensic_face.engine.detect import manual_face
-
     out_dir.mkdir(parents=True, exist_ok=True)
     per_clip = []
     total = sum(len(f) for f in clips.values())
@@ -242,8 +250,10 @@ def make_walk_clip(identity: str, images: Sequence[Any], settings: WalkSettings,
 def run_walk_protocol(engine: Any, gallery: Any, split: XResSplit, settings: WalkSettings, out_dir: Path,
                       min_images: int = 2, progress: Progress = None) -> dict[str, Any]:
     """Make a walk clip for every person with at least ``min_images`` probe images, find its tracks as
-    ``search-video`` does, search track 1 with the full method, and write ``walk_protocol.json`` (per clip: the
-    tracks, which are true, the frames fused and the rank of the person) into ``out_dir``. The clips are written
+    ``search-video`` does, search track 1 with the full method, follow the known box drawn on the middle sampled
+    frame as the window does (``track_from_box``), and write ``walk_protocol.json`` (per clip: the tracks, which
+    are true, the frames fused, the rank of the person, the frames the drawn box was followed on) into
+    ``out_dir``. The clips are written
     to a temporary folder and deleted (they are LFW images)."""
     by_person: dict[str, list[Any]] = {}
     for image in split.probes:
@@ -270,13 +280,20 @@ def run_walk_protocol(engine: Any, gallery: Any, split: XResSplit, settings: Wal
 
             listed = [{"faces": len(t.faces), "frames": [f.frame_index for f in t.faces],
                        "true": all(is_true(f) for f in t.faces)} for t in tracks]
+            # The examiner's way in: the known box drawn on the middle sampled frame, followed both ways.
+            middle = settings.num_frames // 2 // settings.stride * settings.stride
+            drawn = track_from_box(video, middle, truth[middle].tolist(),
+                                   lambda pixels, box: manual_face(pixels, box, engine.detector), detect=detect,
+                                   stride=settings.stride)
             rank, fused = None, 0
             if tracks:
                 result = search_track(engine, video, tracks[0], gallery)
                 fused = len(result.frames)
                 rank = next(r for r, (name, _) in enumerate(result.ranking, start=1) if name == identity)
             per_clip.append({"identity": identity, "tracks": listed, "track1_true": bool(listed and listed[0]["true"]),
-                             "frames_fused": fused, "rank": rank})
+                             "frames_fused": fused, "rank": rank,
+                             "drawn": {"frame": middle, "frames": [f.frame_index for f in drawn.faces],
+                                       "true": sum(is_true(f) for f in drawn.faces)}})
             if progress is not None:
                 progress(n, len(people), identity)
     true_lengths = [t["faces"] for c in per_clip for t in c["tracks"] if t["true"]]
@@ -289,6 +306,10 @@ def run_walk_protocol(engine: Any, gallery: Any, split: XResSplit, settings: Wal
         "track1_true": round(100 * float(np.mean([c["track1_true"] for c in per_clip])), 2) if per_clip else 0.0,
         "mean_frames_fused": round(float(np.mean([c["frames_fused"] for c in per_clip])), 3) if per_clip else 0.0,
         "rank1": round(100 * float(np.mean([c["rank"] == 1 for c in per_clip])), 2) if per_clip else 0.0,
+        "drawn_box_frames": round(float(np.mean([len(c["drawn"]["frames"]) for c in per_clip])), 3) if per_clip
+        else 0.0,
+        "drawn_box_true_frames": round(float(np.mean([c["drawn"]["true"] for c in per_clip])), 3) if per_clip
+        else 0.0,
     }
     (out_dir / "walk_protocol.json").write_text(json.dumps({"summary": summary, "clips": per_clip}, indent=2))
     return summary
