@@ -566,7 +566,9 @@ def test_video_probe_searched_from_the_window_and_recorded(qtbot, app, lfw_case,
 
     outcome = replay_search(window.case_store, window.probe_panel.records[0].search_id)
     assert outcome.identical and outcome.max_score_difference < 1e-5, outcome.summary_lines()
-    assert "fused over several video frames" in window.candidates.horizontalHeaderItem(5).toolTip()
+    from forensic_face.engine.video import frames_searched_text
+
+    assert frames_searched_text(len(video["frames"])) in window.candidates.horizontalHeaderItem(5).toolTip()
     assert window.export_report(tmp_path / "video.pdf", top=1)
     assert _wait_job(qtbot, window, "report", timeout_ms=120_000)[0] == "finished", window.banner.text()
     if shutil.which("pdftotext"):
@@ -618,6 +620,7 @@ def test_box_drawn_on_a_video_frame_starts_a_track(qtbot, app, tmp_path) -> None
     record = panel.records[0]
     assert len(panel.records) == 1 and record.track is not None and record.searchable
     assert [f.frame_index for f in record.track.faces] == [2, 7]
+    assert "followed on 2 sampled frames (frames 2–7)" in window.banner.text()
     assert abs(float(record.track.faces[1].face.box[0]) - (20 + 3 * 7)) <= 2
     assert "track 1" in panel.list.item(0).text() and panel.track_strip.count() == 2
 

@@ -90,12 +90,13 @@ def test_link_tracks_follows_two_people_and_breaks_after_a_gap() -> None:
 
 
 def test_link_tracks_keeps_two_crossing_people_apart_by_appearance() -> None:
-    """Two people walk towards each other; where they meet, b hides a for a frame, standing where a was. By boxes
-    alone the tracks swap people there; with templates each track keeps its person."""
+    """Two people walk towards each other, b hides a for a frame where they meet, and both stop there. By boxes
+    alone each track goes on as if its person had walked on (a's track takes b, who stands where a was heading,
+    and b's takes a); with templates each track keeps its person."""
     rng = np.random.default_rng(0)
     person = {"a": rng.normal(size=128), "b": rng.normal(size=128)}
     # (x of a or None when hidden, x of b) per sampled frame; a's boxes at y=10, b's at y=12.
-    walk = [(0, 120), (20, 100), (40, 80), (None, 45), (80, 30), (100, 10)]
+    walk = [(0, 100), (20, 80), (40, 60), (None, 50), (45, 55), (45, 55)]
     frames, templates = [], []
     for k, (xa, xb) in enumerate(walk):
         faces = ([_face(xa, 10, 30)] if xa is not None else []) + [_face(xb, 12, 30)]
@@ -163,6 +164,14 @@ def test_search_video_json(tmp_path: Path, lfw_test_people, lfw_image, capsys) -
     assert tmean["fusion"] == "template-mean"
     assert [f["frame_sha256"] for f in tmean["frames"]] == [f["frame_sha256"] for f in record["frames"]]
     assert sorted(c["identity"] for c in tmean["ranking"]) == sorted(people)
+    # One frame searched is said to be one frame, not a fusion.
+    assert main(["search-video", str(clip), "--gallery", str(gallery), "--stride", "2", "--frames", "1",
+                 "--budget", "none", "--scales", "2", "--hypotheses", "1", "--upsampler", "bicubic",
+                 "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "Track 1: 1 video frame searched (none fused with it):" in text
+    assert "No likelihood ratios: a video track's scores (1 video frame searched (none fused with it))" in text
+    assert "fused multi-frame" not in text and "quality-weighted" not in text
     # A clip with no face: a clear message, exit 2.
     blank = write_clip(tmp_path / "blank.avi", [np.full((120, 160, 3), 90, np.uint8)] * 4)
     assert main(["search-video", str(blank), "--gallery", str(gallery), "--device", "cpu"]) == 2
@@ -196,7 +205,7 @@ def test_video_protocol_reports_single_and_fused_rank1(tmp_path: Path, lfw_root:
 def test_track_started_from_a_drawn_box_follows_the_face_until_it_leaves(tmp_path: Path, lfw_test_people,
                                                                           lfw_image) -> None:  # type: ignore[no-untyped-def]
     """A 22 px face the detector is not asked about: the examiner draws its box on frame 2, the track follows the
-    face patch (cross-correlation) as it walks right, and ends when the face leaves the frame."""
+    face patch (cross-correlation) as it walks right, back to frame 0, and ends when the face leaves the frame."""
     from forensic_face.engine.detect import manual_face
     from forensic_face.engine.video import track_from_box
 
@@ -216,7 +225,7 @@ def test_track_started_from_a_drawn_box_follows_the_face_until_it_leaves(tmp_pat
     track = track_from_box(video, 2, [26, 50, 48, 72], lambda pixels, box: manual_face(pixels, box), stride=2,
                            track_id=7, progress=lambda d, t, m: steps.append(d))
     assert track.id == 7 and steps
-    assert [f.frame_index for f in track.faces] == [2, 4, 6, 8]
+    assert [f.frame_index for f in track.faces] == [0, 2, 4, 6, 8]  # frame 0 too: followed backwards
     for f in track.faces:  # within two pixels of where the face really is
         assert abs(float(f.face.box[0]) - (10 + 8 * f.frame_index)) <= 2, (f.frame_index, f.face.box)
         assert abs(float(f.face.box[1]) - 50) <= 2
@@ -225,4 +234,170 @@ def test_track_started_from_a_drawn_box_follows_the_face_until_it_leaves(tmp_pat
     found = _face(10 + 8 * 4 + 1, 50, 22)
     track = track_from_box(video, 2, [26, 50, 48, 72], lambda pixels, box: manual_face(pixels, box),
                            detect=lambda image: [found], stride=2)
-    assert track.faces[1].face is found
+    assert track.faces[2].face is found
+
+
+def _walk(frame_indices: list[int], x0: float, y0: float, w0: float, step_widths: float, growth: float,
+          per: int = 5) -> list[tuple[int, float, list[FaceDetection], list[float], str]]:
+    """One face on each of ``frame_indices``: every ``per`` frames it moves right by ``step_widths`` of its width
+    and grows ``growth``-fold (as a person walking towards the camera, seen every ``per``th frame)."""
+    frames = []
+    for index in frame_indices:
+        steps = index / per
+        w = w0 * growth ** steps
+        x = x0 + sum(step_widths * w0 * growth ** k for k in range(int(steps)))
+        frames.append((index, index / 8, [_face(x, y0 + 0.5 * (w - w0), w)], [1.0], f"sha{index}"))
+    return frames
+
+
+def test_a_face_growing_several_fold_between_samples_stays_one_track() -> None:
+    """Sampled every 5th frame, the face grows 1.7x and moves its own width between samples: 12 px to 59 px
+    over four samples. One track."""
+    frames = _walk([0, 5, 10, 15], 10, 10, 12, 1.0, 1.7)
+    assert [f.width_px for f in (fr[2][0] for fr in frames)] == pytest.approx([12, 20.4, 34.68, 58.96], rel=1e-3)
+    tracks = link_tracks(frames, max_gap_frames=15)
+    assert [len(t.faces) for t in tracks] == [4]
+    # Shrinking (walking away) links just as well.
+    backwards = [(k, i / 8, faces, q, sha) for k, (i, _, faces, q, sha) in enumerate(reversed(frames))]
+    assert [len(t.faces) for t in link_tracks([(5 * k, t, f, q, s) for k, t, f, q, s in backwards])] == [4]
+
+
+def test_a_missed_sample_does_not_split_the_track() -> None:
+    """The face is not detected on frame 15 (blur, a turn of the head); on frame 20 it is two steps further,
+    where the track's motion predicts it."""
+    frames = _walk([0, 5, 10, 20, 25], 10, 10, 14, 1.2, 1.15)
+    tracks = link_tracks(frames, max_gap_frames=15)
+    assert [len(t.faces) for t in tracks] == [5]
+    # Beyond the allowed gap it is a new track.
+    assert len(link_tracks(frames, max_gap_frames=5)) == 2
+
+
+def test_two_people_crossing_keep_their_tracks_by_motion() -> None:
+    """a walks right, b walks left along the same line; they pass each other between two samples. The boxes
+    overlap most with the other person's last box just after the crossing; their motion says who is who."""
+    frames = []
+    for k in range(6):
+        faces = [_face(20 * k, 10, 30), _face(100 - 20 * k, 14, 30)]
+        frames.append((5 * k, k / 2, faces, [1.0, 1.0], f"sha{k}"))
+    tracks = link_tracks(frames, max_gap_frames=15)
+    assert [len(t.faces) for t in tracks] == [6, 6]
+    assert [{float(f.face.box[1]) for f in t.faces} for t in tracks] == [{10.0}, {14.0}]
+
+
+def _indexed_clip(tmp_path: Path, num_frames: int) -> Path:
+    """A clip whose frame k is uniformly grey level 8k, so a fake detector knows which frame it is shown."""
+    return write_clip(tmp_path / "indexed.avi", [np.full((96, 128, 3), 8 * k, np.uint8) for k in range(num_frames)])
+
+
+def _frame_number(image) -> int:  # type: ignore[no-untyped-def]
+    return int(round(float(image.pixels.mean()) / 8))
+
+
+def test_a_thin_track_is_sampled_more_densely(tmp_path: Path) -> None:
+    """A face seen on frames 8 to 17 of a clip sampled every 5th frame appears on two samples (10, 15): the
+    frames around them are searched too, and the track gets the faces found there."""
+    from forensic_face.engine.video import find_tracks
+
+    video = open_video(_indexed_clip(tmp_path, 30))
+    asked: list[int] = []
+
+    def detect(image):  # type: ignore[no-untyped-def]
+        k = _frame_number(image)
+        asked.append(k)
+        return [_face(10 + 3 * k, 20, 16)] if 8 <= k <= 17 else []
+
+    tracks = find_tracks(video, detect, stride=5)
+    assert asked[:6] == [0, 5, 10, 15, 20, 25]
+    assert sorted(asked[6:]) == [6, 8, 12, 14, 16, 18]  # every 2nd frame from a stride before to a stride after
+    assert [f.frame_index for f in tracks[0].faces] == [8, 10, 12, 14, 15, 16]
+    assert len(tracks) == 1
+    # Bounded: no more extra frames than allowed.
+    asked.clear()
+    find_tracks(video, detect, stride=5, max_dense_frames=2)
+    assert len(asked) == 6 + 2
+
+
+def test_a_box_drawn_on_a_middle_frame_is_followed_backwards_and_forwards(tmp_path: Path) -> None:
+    """A textured 20 px 'face' crosses the frame from frame 3 to frame 14; the box drawn on frame 8 gives the
+    whole appearance, by the patch alone and by detections that grow as the face comes nearer."""
+    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine.video import track_from_box
+
+    rng = np.random.default_rng(3)
+    patch = cv2.GaussianBlur(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8), (0, 0), 1)
+    background = cv2.GaussianBlur(rng.integers(60, 190, (100, 220, 3), dtype=np.uint8), (0, 0), 4)
+    frames = []
+    for k in range(18):
+        frame = background.copy()
+        if 3 <= k <= 14:
+            frame[40:60, 10 * k:10 * k + 20] = patch
+        frames.append(frame)
+    video = open_video(write_clip(tmp_path / "cross.avi", frames))
+    track = track_from_box(video, 8, [80, 40, 100, 60], lambda pixels, box: manual_face(pixels, box), stride=2)
+    assert [f.frame_index for f in track.faces] == [4, 6, 8, 10, 12, 14]
+    assert all(abs(float(f.face.box[0]) - 10 * f.frame_index) <= 2 for f in track.faces)
+    # A face coming nearer (growing 1.3x per sample, on frames 2 to 16): the detections that continue the track
+    # are linked, and where there is none the face patch is followed; outside 2-16 neither is there.
+    def box_of(k: int) -> list[float]:
+        w = 20 * 1.3 ** ((k - 8) / 2)
+        return [80 + 5 * (k - 8), 40, 80 + 5 * (k - 8) + w, 40 + w]
+
+    grown = []
+    for k in range(18):
+        frame = background.copy()
+        if 2 <= k <= 16:
+            x1, y1, x2, y2 = (int(round(v)) for v in box_of(k))
+            frame[y1:y2, x1:x2] = cv2.resize(patch, (x2 - x1, y2 - y1))
+        frame[:8, :8] = 8 * k  # the frame number, for the fake detector (one JPEG block: kept through compression)
+        grown.append(frame)
+
+    def detect(image):  # type: ignore[no-untyped-def]
+        k = int(round(float(image.pixels[:8, :8].mean()) / 8))
+        return [_face(box_of(k)[0], 40, box_of(k)[2] - box_of(k)[0])] if 2 <= k <= 16 and k != 12 else []
+
+    video = open_video(write_clip(tmp_path / "grown.avi", grown))
+    track = track_from_box(video, 8, box_of(8), lambda pixels, box: manual_face(pixels, box), detect=detect, stride=2)
+    assert [f.frame_index for f in track.faces] == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert track.faces[0].face.width_px == pytest.approx(20 * 1.3 ** -3) and track.faces[-1].face.width_px > 50
+
+
+def test_messages_say_how_many_frames_were_searched() -> None:
+    """One frame is never called a fusion (a short track, or --frames 1); several are counted."""
+    from types import SimpleNamespace
+
+    from forensic_face.calibration import calibration_for_result, why_no_calibration
+
+    def result(num_frames: int) -> SimpleNamespace:
+        return SimpleNamespace(provenance={"video": {"frames": [{"index": 5 * k} for k in range(num_frames)]}})
+
+    one, three = why_no_calibration(result(1)), why_no_calibration(result(3))
+    assert "1 video frame searched" in one and "fused" not in one.replace("none fused", "") and "several" not in one
+    assert "3 video frames searched and fused" in three
+    assert calibration_for_result(result(1)) is None
+
+
+def test_walk_protocol_tracks_a_person_walking_towards_the_camera(tmp_path: Path, lfw_root: Path) -> None:
+    """eval-video --kind walk on a few people: a clip per person whose face grows from 12 to 36 px, tracked as
+    search-video does; every clip is accounted for and the true tracks hold several frames. The clips are seeded."""
+    from forensic_face.cli import main
+    from forensic_face.eval.protocol import lfw_xres_split
+    from forensic_face.eval.video_protocol import WalkSettings, make_walk_clip, walk_widths
+
+    widths = walk_widths(WalkSettings())
+    assert widths[0] == pytest.approx(12) and widths[-1] == pytest.approx(36) and np.all(np.diff(widths) > 0)
+    probes = [p for p in lfw_xres_split(lfw_root, subset=4).probes]
+    person = [p for p in probes if p.identity == probes[0].identity]
+    boxes = [make_walk_clip(person[0].identity, person, WalkSettings(), tmp_path / f"{k}.avi") for k in (1, 2)]
+    np.testing.assert_array_equal(boxes[0], boxes[1])
+    assert (tmp_path / "1.avi").read_bytes() == (tmp_path / "2.avi").read_bytes()
+    assert main(["eval-video", "--kind", "walk", "--subset", "5", "--budget", "none", "--scales", "2",
+                 "--hypotheses", "1", "--upsampler", "bicubic", "--device", "cpu", "--lfw", str(lfw_root),
+                 "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    clips = json.loads((tmp_path / "a" / "walk_protocol.json").read_text())["clips"]
+    assert summary["clips"] == len(clips) >= 2 and summary["settings"]["widths_px"] == [12.0, 36.0]
+    assert summary["mean_frames_per_true_track"] >= 3, clips
+    assert all(c["rank"] is None or 1 <= c["rank"] <= 5 for c in clips)
+    # The box drawn on the middle sampled frame (10) is followed both ways.
+    assert all(c["drawn"]["frame"] == 10 for c in clips)
+    assert any(min(c["drawn"]["frames"]) < 10 < max(c["drawn"]["frames"]) for c in clips), clips

@@ -408,7 +408,9 @@ def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
     if result.provenance.get("provisional"):
         return "this is the provisional ranking; likelihood ratios come with the full search"
     if "video" in result.provenance:
-        return "scores fused over several video frames have no calibration yet"
+        from forensic_face.engine.video import video_no_calibration_reason
+
+        return video_no_calibration_reason(len(result.provenance["video"].get("frames", ())))
     try:
         conditions = engine_conditions_from_provenance(result.provenance)
     except ConfigError as exc:

@@ -329,7 +329,12 @@ class EvalVideoCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--subset", type=int, default=None, help="only the first N people")
-        parser.add_argument("--frames", type=int, default=10, help="frames per clip (default 10)")
+        parser.add_argument("--kind", choices=["stills", "walk"], default="stills",
+                            help="stills: each frame searched at its known face, fusions compared (default); walk: "
+                                 "a video of the person walking towards the camera (face 12 to 36 px), tracked as "
+                                 "search-video does: frames per true track and rank-1 of track 1")
+        parser.add_argument("--frames", type=int, default=None, help="frames per clip (default 10; walk: 24)")
+        parser.add_argument("--stride", type=int, default=5, help="walk: track on every Nth frame (default 5)")
         parser.add_argument("--camera", choices=["sampled", "fixed"], default="sampled",
                             help="a camera drawn per frame (default) or the benchmark's fixed camera")
         parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -350,7 +355,14 @@ class EvalVideoCommand:
         from forensic_face.engine import Engine
         from forensic_face.eval.protocol import lfw_xres_split
         from forensic_face.eval.runner import build_gallery_folder
-        from forensic_face.eval.video_protocol import VideoProtocolSettings, make_clips, run_video_protocol
+        from forensic_face.eval.video_protocol import (
+            VideoProtocolSettings,
+            WalkSettings,
+            make_clips,
+            run_video_protocol,
+            run_walk_protocol,
+            walk_settings_json,
+        )
         from forensic_face.paths import lfw_dir
         from forensic_face.settings import parse_scales
 
@@ -368,8 +380,17 @@ class EvalVideoCommand:
             changes["flip_test"] = flip_test_choice(args)
         engine = Engine(EngineConfig().replace(**changes))
         split = lfw_xres_split(args.lfw or lfw_dir(), subset=args.subset)
-        settings = VideoProtocolSettings(frames_per_clip=args.frames, camera=args.camera, seed=args.seed)
         started = time.perf_counter()
+        if args.kind == "walk":
+            walk = WalkSettings(num_frames=args.frames or WalkSettings.num_frames, stride=args.stride, seed=args.seed)
+            gallery = engine.enroll(build_gallery_folder(split, args.out / "gallery"))
+            summary = run_walk_protocol(engine, gallery, split, walk, args.out, progress=ProgressBar("walk: "))
+            summary.update({"settings": walk_settings_json(walk), "config": engine.config.to_dict(),
+                            "wall_s": round(time.perf_counter() - started, 1)})
+            (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+            print(json.dumps(summary, indent=2))
+            return 0
+        settings = VideoProtocolSettings(frames_per_clip=args.frames or 10, camera=args.camera, seed=args.seed)
         clips = make_clips(split, settings)
         if not clips:
             raise ConfigError("no person of this subset has enough probe images for a clip; use a larger --subset")

@@ -47,7 +47,13 @@ class SearchVideoCommand:
     def run(self, args: argparse.Namespace) -> int:
         from forensic_face.engine import Engine
         from forensic_face.engine.errors import ConfigError
-        from forensic_face.engine.video import find_tracks, open_video, search_track
+        from forensic_face.engine.video import (
+            find_tracks,
+            frames_searched_text,
+            open_video,
+            search_track,
+            video_no_calibration_reason,
+        )
 
         if args.end is not None and args.end <= args.start:
             raise ConfigError(f"--end {args.end:g} must be later than --start {args.start:g}")
@@ -79,12 +85,13 @@ class SearchVideoCommand:
         for t in record["tracks"]:
             print(f"   track {t['track']}: {t['faces']} faces, frames {t['first_frame']}-{t['last_frame']}")
         how = "template mean" if fused.fusion == "template-mean" else "score mean"
-        print(f"   Track {fused.track_id}, frames searched and fused (quality-weighted {how}):")
+        used = frames_searched_text(len(fused.frames))
+        print(f"   Track {fused.track_id}: {used}" + (f" (quality-weighted {how}):" if len(fused.frames) > 1 else ":"))
         for f in record["frames"]:
             print(f"     frame {f['index']} at {f['time_s']:.2f} s, quality {f['quality']:.1f}, "
                   f"pixels SHA-256 {f['frame_sha256'][:16]}…")
         print("   Candidates are investigative leads for human review, not identifications.")
         for c in record["ranking"]:
             print(f"   {c['rank']:>3}  {c['score']:+.4f}  {printable(c['identity'])}")
-        print("   No likelihood ratios: fused multi-frame scores have no calibration yet.")
+        print(f"   No likelihood ratios: {video_no_calibration_reason(len(fused.frames))}.")
         return 0

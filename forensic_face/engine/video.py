@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,10 +102,12 @@ class VideoFrame:
 
 
 def iter_frames(video: VideoEvidence, stride: int = 5, start_s: float = 0.0, end_s: float | None = None,
-                max_frames: int = 2000, should_cancel: ShouldCancel = None) -> Iterator[VideoFrame]:
+                max_frames: int = 2000, should_cancel: ShouldCancel = None,
+                only: Collection[int] | None = None) -> Iterator[VideoFrame]:
     """Every ``stride``-th frame between ``start_s`` and ``end_s`` (at most ``max_frames``), decoded one at a
-    time. A file that ends early (truncated) simply stops; decoding errors after the first frame end the
-    sampling there."""
+    time; with ``only``, the frames of those indices instead (read in order from ``start_s`` as the sampling
+    read them, not seeked one by one: seeking is inexact in some containers). A file that ends early (truncated)
+    simply stops; decoding errors after the first frame end the sampling there."""
     import cv2
 
     if stride < 1:
@@ -116,10 +118,13 @@ def iter_frames(video: VideoEvidence, stride: int = 5, start_s: float = 0.0, end
         if first > 0:
             capture.set(cv2.CAP_PROP_POS_FRAMES, first)
         last = None if end_s is None else int(round(end_s * video.fps))
+        wanted = frozenset(only) if only is not None else frozenset()
+        if only is not None:  # stop after the last frame wanted
+            last = max(wanted, default=first - 1) if last is None else min(last, max(wanted, default=first - 1))
         index, emitted = first, 0
         while emitted < max_frames and (last is None or index <= last):
             check_cancel(should_cancel, "video sampling cancelled by the user")
-            if (index - first) % stride == 0:
+            if (index in wanted) if only is not None else (index - first) % stride == 0:
                 ok, frame = capture.read()
                 if not ok or frame is None:
                     return
@@ -203,31 +208,103 @@ def face_quality(pixels: np.ndarray, face: FaceDetection) -> float:
     return float(face.width_px * np.log1p(sharpness) * face.score)
 
 
-def link_affinity(a: FaceDetection, b: FaceDetection, min_iou: float = 0.2, max_shift: float = 1.5) -> float:
-    """How likely two boxes on nearby sampled frames are the same face: their IoU when it is at least
-    ``min_iou``; otherwise, for a face that moved further than its own size between samples (a 20 px face
-    walking across a frame), a small positive value when the centres are within ``max_shift`` face widths and
-    the sizes within 1.5x of each other; 0 when neither.
+@dataclass(frozen=True)
+class LinkGates:
+    """When a face may continue a track, and how well it does. The face is compared with the track's box
+    predicted for its frame (:func:`predict_box`): its centre must lie within a distance of the prediction and
+    its width within a ratio of the predicted width. Both gates widen with the frames elapsed since the track's
+    last face (the person moves and turns between samples), more for a track of one face, whose motion is not
+    known yet: a face walking towards the camera may grow several-fold between two samples, and one whose motion
+    is known may still skip a missed sample or two. Per frame, so that the same gates hold whatever the stride.
+    """
 
-    >>> link_affinity(_box(0, 0, 20), _box(2, 0, 20)) > 0.8, 0 < link_affinity(_box(0, 0, 20), _box(25, 0, 20)) < 0.2
+    #: Centre distance from the prediction, in predicted face widths: at no elapsed frame, per elapsed frame
+    #: with a known motion, per elapsed frame without one, and never more than ``max_distance``.
+    distance: float = 0.5
+    distance_per_frame: float = 0.1
+    distance_per_frame_unknown_motion: float = 0.3
+    max_distance: float = 3.0
+    #: |log(width / predicted width)|, likewise (log 1.25 at once; 1.6x after 5 frames with known motion, 3x
+    #: without; never more than 4x).
+    log_scale: float = 0.22
+    log_scale_per_frame: float = 0.05
+    log_scale_per_frame_unknown_motion: float = 0.18
+    max_log_scale: float = 1.39
+    #: Both gates also widen by this fraction of the predicted motion (in widths, and in log-width): a velocity
+    #: measured from two faces is the less certain the larger it is.
+    motion_uncertainty: float = 0.5
+    #: Appearance: a face whose template correlates less than this with the track's recent templates is another
+    #: person (two people crossing); among the others, this weight x the correlation adds to the box score.
+    min_similarity: float = 0.2
+    similarity_weight: float = 0.5
+
+
+def predict_box(faces: Sequence[TrackFace], frame_index: int) -> np.ndarray:
+    """Where the face of a track (``faces`` in the order it was followed, forwards or backwards) is expected on
+    frame ``frame_index``: its last box moved at constant velocity in centre and in log-width, from its last two
+    faces (a face walking towards the camera grows geometrically); the last box itself for a track of one face.
+
+    >>> predict_box([_track_face(0, _box(10, 10, 10)), _track_face(5, _box(20, 10, 20))], 10).tolist()
+    [25.0, 5.0, 65.0, 45.0]
+    """
+    last = np.asarray(faces[-1].face.box, np.float64)
+    if len(faces) < 2 or faces[-1].frame_index == faces[-2].frame_index:
+        return last
+    before = np.asarray(faces[-2].face.box, np.float64)
+    elapsed = (frame_index - faces[-1].frame_index) / (faces[-1].frame_index - faces[-2].frame_index)
+    centre, before_centre = (last[:2] + last[2:]) / 2, (before[:2] + before[2:]) / 2
+    size, before_size = np.maximum(last[2:] - last[:2], 1e-6), np.maximum(before[2:] - before[:2], 1e-6)
+    centre = centre + elapsed * (centre - before_centre)
+    size = size * np.exp(elapsed * np.log(size / before_size))
+    return np.concatenate([centre - size / 2, centre + size / 2])
+
+
+def link_score(faces: Sequence[TrackFace], face: FaceDetection, frame_index: int,
+               gates: LinkGates = LinkGates()) -> float:
+    """How well ``face`` on frame ``frame_index`` continues a track (its ``faces`` in the order followed), against
+    the track's predicted box (:func:`predict_box`): 0 outside the gates of :class:`LinkGates`, else in (0, 2],
+    the closer in place and size, the higher.
+
+    >>> track = [_track_face(0, _box(0, 0, 20))]
+    >>> link_score(track, _box(2, 0, 20), 5) > 1.5, link_score(track, _box(0, 0, 50), 5) > 0
     (True, True)
-    >>> link_affinity(_box(0, 0, 20), _box(60, 0, 20)), link_affinity(_box(0, 0, 20), _box(5, 0, 60))
+    >>> link_score(track, _box(70, 0, 20), 5), link_score(track, _box(0, 0, 70), 5)
     (0.0, 0.0)
     """
-    iou = box_iou(np.asarray(a.box), np.asarray(b.box))
-    if iou >= min_iou:
-        return iou
-    wa, wb = float(a.box[2] - a.box[0]), float(b.box[2] - b.box[0])
-    if min(wa, wb) <= 0 or max(wa, wb) / min(wa, wb) > 1.5:
+    predicted = predict_box(faces, frame_index)
+    last = np.asarray(faces[-1].face.box, np.float64)
+    box = np.asarray(face.box, np.float64)
+    elapsed = abs(frame_index - faces[-1].frame_index)
+    motion_known = len(faces) > 1
+    distance_rate = gates.distance_per_frame if motion_known else gates.distance_per_frame_unknown_motion
+    scale_rate = gates.log_scale_per_frame if motion_known else gates.log_scale_per_frame_unknown_motion
+    predicted_width = max(float(predicted[2] - predicted[0]), 1e-6)
+    width = float(box[2] - box[0])
+    if width <= 0:
         return 0.0
-    ca = np.array([(a.box[0] + a.box[2]) / 2, (a.box[1] + a.box[3]) / 2])
-    cb = np.array([(b.box[0] + b.box[2]) / 2, (b.box[1] + b.box[3]) / 2])
-    shift = float(np.linalg.norm(ca - cb)) / ((wa + wb) / 2)
-    return 0.0 if shift > max_shift else min_iou * 0.5 * (1.0 - shift / max_shift) + 1e-6
+
+    def widths_apart(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)) / predicted_width
+
+    moved = widths_apart(predicted, last)
+    grown = abs(float(np.log(predicted_width / max(float(last[2] - last[0]), 1e-6))))
+    max_distance = min(gates.max_distance,
+                       gates.distance + distance_rate * elapsed + gates.motion_uncertainty * moved)
+    max_log_scale = min(gates.max_log_scale,
+                        gates.log_scale + scale_rate * elapsed + gates.motion_uncertainty * grown)
+    distance = widths_apart(box, predicted)
+    log_scale = abs(float(np.log(width / predicted_width)))
+    if distance > max_distance or log_scale > max_log_scale:
+        return 0.0
+    return (1.0 - distance / max_distance) + (1.0 - log_scale / max_log_scale) + 1e-6
 
 
 def _box(x: float, y: float, w: float) -> FaceDetection:
     return FaceDetection(box=np.array([x, y, x + w, y + w], np.float32), score=1.0, landmarks=np.zeros((5, 2)))
+
+
+def _track_face(frame_index: int, face: FaceDetection) -> TrackFace:
+    return TrackFace(frame_index, 0.0, face, 1.0)
 
 
 def face_thumbnail(pixels: np.ndarray, face: FaceDetection, size: int = THUMBNAIL_PX) -> np.ndarray:
@@ -254,39 +331,42 @@ def template_similarity(a: np.ndarray, b: np.ndarray) -> float:
                                         torch.as_tensor(b, dtype=torch.float32)[None])[0, 0])
 
 
-def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequence[float], str]],
-                min_iou: float = 0.2, max_gap_frames: int = 30,
+Observation = tuple[int, float, Sequence[FaceDetection], Sequence[float], str]
+
+
+def link_tracks(frames: Sequence[Observation], max_gap_frames: int = 30,
                 thumbnails: Sequence[Sequence[np.ndarray | None]] | None = None,
                 templates: Sequence[Sequence[np.ndarray | None]] | None = None,
-                min_similarity: float = 0.2, similarity_weight: float = 0.5) -> list[Track]:
+                gates: LinkGates = LinkGates()) -> list[Track]:
     """Greedy linking of detections into tracks: each face joins the open track (last seen at most
-    ``max_gap_frames`` frames back) whose last face it matches best, otherwise starts a track. ``frames``:
-    ``(frame index, time, faces, quality of each face, frame pixels' SHA-256)`` in frame order.
+    ``max_gap_frames`` frames back: a track survives missed samples) it continues best, otherwise starts a track.
+    ``frames``: ``(frame index, time, faces, quality of each face, frame pixels' SHA-256)`` in frame order.
 
-    The match is the box affinity (:func:`link_affinity`); with ``templates`` (the recognizer's template of each
-    face) also the appearance: a face whose template correlates under ``min_similarity`` with the track's recent
-    templates (:meth:`Track.appearance`) is not linked to it (two people crossing), and among the others
-    ``similarity_weight`` x the correlation is added to the affinity."""
+    A face continues a track by :func:`link_score` against the track's predicted box (:func:`predict_box`), and,
+    with ``templates`` (the recognizer's template of each face), by appearance: a face whose template correlates
+    under ``gates.min_similarity`` with the track's recent templates (:meth:`Track.appearance`) is not linked to
+    it (two people crossing), and among the others ``gates.similarity_weight`` x the correlation is added."""
     tracks: list[Track] = []
     for n_frame, (index, time_s, faces, qualities, frame_sha) in enumerate(frames):
         frame_templates = templates[n_frame] if templates is not None else [None] * len(faces)
-        taken: set[int] = set()
         pairs = []
-        for f, face in enumerate(faces):
-            for t, track in enumerate(tracks):
-                if index - track.last.frame_index > max_gap_frames or track.last.frame_index == index:
+        for t, track in enumerate(tracks):
+            elapsed = index - track.last.frame_index
+            if elapsed > max_gap_frames or elapsed <= 0:
+                continue
+            appearance = track.appearance()
+            for f, face in enumerate(faces):
+                score = link_score(track.faces, face, index, gates)
+                if score <= 0:
                     continue
-                affinity = link_affinity(face, track.last.face, min_iou)
-                if affinity <= 0:
-                    continue
-                appearance = track.appearance()
                 if frame_templates[f] is not None and appearance is not None:
                     similarity = template_similarity(frame_templates[f], appearance)
-                    if similarity < min_similarity:
+                    if similarity < gates.min_similarity:
                         continue
-                    affinity += similarity_weight * similarity
-                pairs.append((affinity, f, t))
+                    score += gates.similarity_weight * similarity
+                pairs.append((score, f, t))
         assigned: dict[int, int] = {}
+        taken: set[int] = set()
         for _, f, t in sorted(pairs, reverse=True):
             if f in assigned or t in taken:
                 continue
@@ -302,38 +382,83 @@ def link_tracks(frames: Sequence[tuple[int, float, Sequence[FaceDetection], Sequ
     return tracks
 
 
+def dense_frame_indices(tracks: Sequence[Track], sampled: Collection[int], stride: int, first_index: int,
+                        last_index: int, min_track_faces: int = 3, max_frames: int = 240) -> list[int]:
+    """Frames to detect on besides the sampled ones, where a track is thin (fewer than ``min_track_faces``
+    faces: a face that moved or grew too fast between samples to be linked, or was seen briefly): every
+    ``stride // 2``-th frame (every frame for a stride under 4) from a stride before the track's first face to a
+    stride after its last, within the sampled frames ``first_index`` to ``last_index``; at most ``max_frames`` in
+    all, the thinnest tracks first.
+
+    >>> dense_frame_indices([Track(1, [_track_face(10, _box(0, 0, 9))])], {0, 5, 10, 15, 20}, 5, 0, 30)
+    [6, 8, 12, 14]
+    """
+    step = max(1, stride // 2) if stride >= 4 else 1
+    wanted: list[int] = []
+    seen = set(sampled)
+    for track in sorted((t for t in tracks if len(t.faces) < min_track_faces), key=lambda t: len(t.faces)):
+        first, last = track.faces[0].frame_index, track.last.frame_index
+        for index in range(max(first_index, first - stride + 1), min(last_index, last + stride - 1) + 1):
+            if index % step == 0 and index not in seen and len(wanted) < max_frames:
+                wanted.append(index)
+                seen.add(index)
+    return sorted(wanted)
+
+
 def find_tracks(video: VideoEvidence, detect: Callable[[LoadedImage], Sequence[FaceDetection]], stride: int = 5,
                 start_s: float = 0.0, end_s: float | None = None, max_frames: int = 2000,
                 progress: Progress = None, should_cancel: ShouldCancel = None,
-                embed: Callable[[LoadedImage, Sequence[FaceDetection]], np.ndarray] | None = None) -> list[Track]:
-    """Detect faces on the sampled frames and link them into tracks (box overlap, and appearance when ``embed``
-    gives each face's template, e.g. ``Engine.face_templates``), longest (then best) first.
-    :class:`NoFaceDetected` when no sampled frame shows a face."""
+                embed: Callable[[LoadedImage, Sequence[FaceDetection]], np.ndarray] | None = None,
+                max_missed_samples: int = 2, min_track_faces: int = 3, max_dense_frames: int = 240,
+                gates: LinkGates = LinkGates()) -> list[Track]:
+    """Detect faces on the sampled frames and link them into tracks (:func:`link_tracks`: predicted box, and
+    appearance when ``embed`` gives each face's template, e.g. ``Engine.face_templates``); a track survives
+    ``max_missed_samples`` samples without its face. Where a track has fewer than ``min_track_faces`` faces the
+    frames around it are sampled more densely (:func:`dense_frame_indices`, at most ``max_dense_frames``) and all
+    faces linked again. Tracks are listed longest (then best) first. :class:`NoFaceDetected` when no sampled
+    frame shows a face."""
     expected = max(1, min(max_frames, (video.frame_count - int(start_s * video.fps)) // stride + 1))
-    observations, thumbnails, templates = [], [], []
-    for n, frame in enumerate(iter_frames(video, stride, start_s, end_s, max_frames, should_cancel), start=1):
-        faces = list(detect(frame.image))
-        observations.append((frame.index, frame.time_s, faces, [face_quality(frame.image.pixels, f) for f in faces],
-                             frame.image.sha256))
-        thumbnails.append([face_thumbnail(frame.image.pixels, f) for f in faces])
-        templates.append(list(embed(frame.image, faces)) if embed is not None and faces else [None] * len(faces))
-        if progress is not None:
-            progress(min(n, expected), expected, f"frame {frame.index} ({frame.time_s:.1f} s)")
-    tracks = link_tracks(observations, max_gap_frames=3 * stride, thumbnails=thumbnails, templates=templates)
+    observed: dict[int, tuple[Observation, list[np.ndarray | None], list[np.ndarray | None]]] = {}
+
+    def observe(frames: Iterable[VideoFrame], done: int, total: int, what: str) -> None:
+        for n, frame in enumerate(frames, start=done + 1):
+            faces = list(detect(frame.image))
+            observed[frame.index] = (
+                (frame.index, frame.time_s, faces, [face_quality(frame.image.pixels, f) for f in faces],
+                 frame.image.sha256),
+                [face_thumbnail(frame.image.pixels, f) for f in faces],
+                list(embed(frame.image, faces)) if embed is not None and faces else [None] * len(faces))
+            if progress is not None:
+                progress(min(n, total), total, f"{what} {frame.index} ({frame.time_s:.1f} s)")
+
+    def link() -> list[Track]:
+        ordered = [observed[i] for i in sorted(observed)]
+        return link_tracks([o for o, _, _ in ordered], max_gap_frames=(max_missed_samples + 1) * stride,
+                           thumbnails=[t for _, t, _ in ordered], templates=[e for _, _, e in ordered], gates=gates)
+
+    observe(iter_frames(video, stride, start_s, end_s, max_frames, should_cancel), 0, expected, "frame")
+    tracks = link()
     if not tracks:
-        raise NoFaceDetected(str(video.path), f"no face on {len(observations)} sampled frames (every {stride}th); "
+        raise NoFaceDetected(str(video.path), f"no face on {len(observed)} sampled frames (every {stride}th); "
                              "sample more densely (a smaller stride) or draw a box on a frame")
+    dense = dense_frame_indices(tracks, observed.keys(), stride, min(observed), max(observed), min_track_faces,
+                                max_dense_frames)
+    if dense:
+        observe(iter_frames(video, 1, start_s, end_s, should_cancel=should_cancel, only=dense), len(observed),
+                len(observed) + len(dense), "thin track: frame")
+        tracks = link()
     tracks.sort(key=lambda t: (-len(t.faces), -max(f.quality for f in t.faces)))
     for k, track in enumerate(tracks, start=1):
         track.id = k
     return tracks
 
 
-def follow_box(previous: np.ndarray, current: np.ndarray, box: np.ndarray, search_widths: float = 1.0
-               ) -> tuple[np.ndarray, float]:
+def follow_box(previous: np.ndarray, current: np.ndarray, box: np.ndarray, search_widths: float = 1.0,
+               around: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Where the face in ``box`` of frame ``previous`` went in frame ``current`` (both RGB ``(H,W,3)``): the
-    best normalised cross-correlation of the face patch within ``search_widths`` face widths around it. Returns
-    the moved box and the correlation in [-1, 1] (how alike the patches are).
+    best normalised cross-correlation of the face patch within ``search_widths`` face widths around the box (or
+    around ``around``, where the face is expected). Returns the moved box and the correlation in [-1, 1] (how
+    alike the patches are).
 
     >>> rng = np.random.default_rng(0); a = rng.integers(0, 255, (80, 120, 3), dtype=np.uint8)
     >>> moved, score = follow_box(a, np.roll(a, 7, axis=1), np.array([40., 20., 70., 50.]))
@@ -350,9 +475,13 @@ def follow_box(previous: np.ndarray, current: np.ndarray, box: np.ndarray, searc
     grey_prev = cv2.cvtColor(np.ascontiguousarray(previous), cv2.COLOR_RGB2GRAY)
     grey_cur = cv2.cvtColor(np.ascontiguousarray(current), cv2.COLOR_RGB2GRAY)
     patch = grey_prev[y1:y2, x1:x2]
+    # The search window is centred where the face is expected, the patch's own size plus the margin around it.
+    cx, cy = ((x1 + x2) / 2, (y1 + y2) / 2) if around is None else ((around[0] + around[2]) / 2,
+                                                                    (around[1] + around[3]) / 2)
     margin = int(round(search_widths * (x2 - x1)))
-    sx1, sy1 = max(0, x1 - margin), max(0, y1 - margin)
-    sx2, sy2 = min(w, x2 + margin), min(h, y2 + margin)
+    half_w, half_h = (x2 - x1) / 2 + margin, (y2 - y1) / 2 + margin
+    sx1, sy1 = max(0, int(round(cx - half_w))), max(0, int(round(cy - half_h)))
+    sx2, sy2 = min(w, int(round(cx + half_w))), min(h, int(round(cy + half_h)))
     region = grey_cur[sy1:sy2, sx1:sx2]
     if region.shape[0] < patch.shape[0] or region.shape[1] < patch.shape[1]:
         return np.asarray(box, np.float32), -1.0
@@ -362,41 +491,93 @@ def follow_box(previous: np.ndarray, current: np.ndarray, box: np.ndarray, searc
     return (np.asarray(box, np.float32) + np.array([dx, dy, dx, dy], np.float32)), float(score)
 
 
+def follow_face(start: Sequence[TrackFace], frames: Iterable[VideoFrame], first_pixels: np.ndarray,
+                refine: Callable[[np.ndarray, Sequence[float]], FaceDetection],
+                detect: Callable[[LoadedImage], Sequence[FaceDetection]] | None = None,
+                min_correlation: float = 0.5, gates: LinkGates = LinkGates(),
+                on_frame: Callable[[VideoFrame], None] | None = None) -> list[TrackFace]:
+    """Follow a face from ``start`` (its faces so far, in the order followed, the last on the frame whose pixels
+    are ``first_pixels``) over ``frames`` (forwards or backwards in time): on each frame by the detected face that
+    continues it best (:func:`link_score` against :func:`predict_box`), or else by the best cross-correlation of
+    its last patch around the predicted box (:func:`follow_box`), at the predicted size; until the correlation falls under
+    ``min_correlation`` (the face left or was hidden). Returns the faces found, in the order followed."""
+    faces = list(start)
+    previous = first_pixels
+    for frame in frames:
+        if on_frame is not None:
+            on_frame(frame)
+        pixels = frame.image.pixels
+        scored = [(link_score(faces, f, frame.index, gates), f)
+                  for f in (detect(frame.image) if detect is not None else ())]
+        scored = [(score, f) for score, f in scored if score > 0]
+        if scored:
+            face = max(scored, key=lambda sf: sf[0])[1]
+        else:
+            predicted = predict_box(faces, frame.index)
+            moved, correlation = follow_box(previous, pixels, np.asarray(faces[-1].face.box, np.float32),
+                                            around=predicted)
+            if correlation < min_correlation:
+                break
+            # The patch says where the face went; its size goes on changing as predicted (the patch is matched at
+            # its last size), so a face coming nearer keeps growing while no detection is linked.
+            centre, half = (moved[:2] + moved[2:]) / 2, (predicted[2:] - predicted[:2]) / 2
+            face = refine(pixels, np.concatenate([centre - half, centre + half]).tolist())
+        faces.append(TrackFace(frame.index, frame.time_s, face, face_quality(pixels, face), frame.image.sha256,
+                               face_thumbnail(pixels, face)))
+        previous = pixels
+    return faces[len(start):]
+
+
+def _frames_backwards(video: VideoEvidence, frame_index: int, stride: int, max_frames: int,
+                      should_cancel: ShouldCancel, chunk: int = 16) -> Iterator[VideoFrame]:
+    """Every ``stride``-th frame before ``frame_index``, nearest first, decoded ``chunk`` frames at a time
+    (memory stays bounded), at most ``max_frames``."""
+    emitted = 0
+    end = frame_index - stride
+    while end >= 0 and emitted < max_frames:
+        first = max(end - (chunk - 1) * stride, end % stride)
+        decoded = list(iter_frames(video, stride, first / video.fps, end / video.fps, chunk, should_cancel))
+        for frame in reversed(decoded):
+            if emitted >= max_frames:
+                return
+            yield frame
+            emitted += 1
+        if not decoded:
+            return
+        end = first - stride
+
+
 def track_from_box(video: VideoEvidence, frame_index: int, box: Sequence[float],
                    refine: Callable[[np.ndarray, Sequence[float]], FaceDetection],
                    detect: Callable[[LoadedImage], Sequence[FaceDetection]] | None = None, stride: int = 5,
                    max_frames: int = 400, min_correlation: float = 0.5, track_id: int = 1,
-                   progress: Progress = None, should_cancel: ShouldCancel = None) -> Track:
+                   progress: Progress = None, should_cancel: ShouldCancel = None,
+                   gates: LinkGates = LinkGates()) -> Track:
     """A track started from a box the examiner drew on frame ``frame_index`` (for a face the detector missed):
-    followed forward over every ``stride``-th frame, on each frame by the detected face that links to it
-    (:func:`link_affinity`) or else by the face patch's best cross-correlation (:func:`follow_box`), until the
-    face is lost (correlation under ``min_correlation``), the clip ends or ``max_frames`` frames were sampled.
-    ``refine(pixels, box)`` makes the face of a box (``engine.detect.manual_face``: landmarks inside it)."""
+    followed backwards and forwards over every ``stride``-th frame by :func:`follow_face` (the detected face that
+    continues it, else its patch), each way until the face is lost, the clip ends or ``max_frames`` frames were
+    sampled; so a box drawn on any frame of a person's appearance gives the whole appearance. ``refine(pixels,
+    box)`` makes the face of a box (``engine.detect.manual_face``: landmarks inside it)."""
     seed = frame_image(video, frame_index)
     face = refine(seed.pixels, box)
-    previous = seed.pixels
-    faces = [TrackFace(frame_index, frame_index / video.fps, face, face_quality(seed.pixels, face), seed.sha256,
-                       face_thumbnail(seed.pixels, face))]
-    expected = max(1, min(max_frames, (video.frame_count - frame_index - 1) // stride))
-    for n, frame in enumerate(iter_frames(video, stride, (frame_index + stride) / video.fps, None, max_frames,
-                                          should_cancel), start=1):
-        pixels = frame.image.pixels
-        last = faces[-1].face
-        linked = [(link_affinity(f, last), f) for f in (detect(frame.image) if detect is not None else ())]
-        linked = [(a, f) for a, f in linked if a > 0]
-        if linked:
-            face = max(linked, key=lambda af: af[0])[1]
-        else:
-            moved, correlation = follow_box(previous, pixels, np.asarray(last.box, np.float32))
-            if correlation < min_correlation:
-                break
-            face = refine(pixels, moved.tolist())
-        faces.append(TrackFace(frame.index, frame.time_s, face, face_quality(pixels, face), frame.image.sha256,
-                               face_thumbnail(pixels, face)))
-        previous = pixels
+    drawn = TrackFace(frame_index, frame_index / video.fps, face, face_quality(seed.pixels, face), seed.sha256,
+                      face_thumbnail(seed.pixels, face))
+    expected = max(1, min(max_frames, (video.frame_count - frame_index - 1) // stride)
+                   + min(max_frames, frame_index // stride))
+    done = 0
+
+    def step(frame: VideoFrame) -> None:
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(min(n, expected), expected, f"following the drawn face: frame {frame.index}")
-    return Track(id=track_id, faces=faces)
+            progress(min(done, expected), expected, f"following the drawn face: frame {frame.index}")
+
+    backwards = follow_face([drawn], _frames_backwards(video, frame_index, stride, max_frames, should_cancel),
+                            seed.pixels, refine, detect, min_correlation, gates, step)
+    forwards = follow_face([drawn], iter_frames(video, stride, (frame_index + stride) / video.fps, None, max_frames,
+                                                should_cancel), seed.pixels, refine, detect, min_correlation, gates,
+                           step)
+    return Track(id=track_id, faces=[*reversed(backwards), drawn, *forwards])
 
 
 def frame_image(video: VideoEvidence, index: int, expected_sha256: str = "") -> LoadedImage:
@@ -452,6 +633,22 @@ class FusedVideoResult:
             "ranking": [{"rank": k, "identity": i, "score": round(s, 6)}
                         for k, (i, s) in enumerate(self.ranking[:top], start=1)],
         }
+
+
+def frames_searched_text(num_frames: int) -> str:
+    """How many frames a video search used, in words that never speak of fusion where one frame was searched
+    (a short track, or ``--frames 1``).
+
+    >>> frames_searched_text(1), frames_searched_text(3)
+    ('1 video frame searched (none fused with it)', '3 video frames searched and fused')
+    """
+    return ("1 video frame searched (none fused with it)" if num_frames == 1
+            else f"{num_frames} video frames searched and fused")
+
+
+def video_no_calibration_reason(num_frames: int) -> str:
+    """Why a video search has no likelihood ratios, naming the frames it used."""
+    return f"a video track's scores ({frames_searched_text(num_frames)}) have no calibration yet"
 
 
 def fuse_rankings(results: Sequence[SearchResult], weights: Sequence[float] | None = None
@@ -545,6 +742,8 @@ def fused_search_result(fused: FusedVideoResult, gallery: Gallery, top_k: int) -
                         ranking=fused.ranking, probe_hypotheses=base.probe_hypotheses, provenance=provenance)
 
 
-__all__ = ["FusedVideoResult", "Track", "TrackFace", "VideoEvidence", "VideoFrame", "box_iou", "face_quality",
-           "find_tracks", "follow_box", "frame_image", "fuse_rankings", "fused_search_result", "is_video_path", "iter_frames", "link_tracks", "template_similarity",
-           "open_video", "search_track", "track_from_box"]
+__all__ = ["FusedVideoResult", "LinkGates", "Track", "TrackFace", "VideoEvidence", "VideoFrame", "box_iou",
+           "dense_frame_indices", "face_quality", "find_tracks", "frames_searched_text", "follow_box", "follow_face", "frame_image",
+           "fuse_rankings", "fused_search_result", "is_video_path", "iter_frames", "link_score", "link_tracks",
+           "open_video", "predict_box", "search_track", "template_similarity", "track_from_box",
+           "video_no_calibration_reason"]

@@ -179,6 +179,14 @@ def video_track_record(path: Path, video: Any, track: Any) -> ProbeRecord:
                        detections=_frame_detections(path, image, (best.face,)))
 
 
+def drawn_track_text(track: Any) -> str:
+    """What following a drawn face gave, counted as it is (one frame is one frame)."""
+    first, last = track.faces[0].frame_index, track.last.frame_index
+    if len(track.faces) == 1:
+        return f"the drawn face was found on 1 sampled frame only (frame {first}): nothing to fuse it with"
+    return f"the drawn face followed on {len(track.faces)} sampled frames (frames {first}–{last})"
+
+
 def load_probes(paths: list[Path], engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
     """Load each still (hashing its bytes) and detect its faces, or follow the faces of each video; per-file
     problems go into the record."""
@@ -599,8 +607,7 @@ class MainWindow(QMainWindow):
                 self._on_probe_changed(index)
             else:
                 self.probe_panel.add_records([new])
-            self.show_message(f"Track {new.track.id}: the drawn face followed on {len(new.track.faces)} sampled "
-                              f"frames ({new.track.faces[0].frame_index}–{new.track.last.frame_index}).", "info")
+            self.show_message(f"Track {new.track.id}: {drawn_track_text(new.track)}.", "info")
         elif name == "search":
             self._apply_search(value)
             if value.warning:
@@ -720,8 +727,9 @@ class MainWindow(QMainWindow):
         return self._start("manual", task)
 
     def track_drawn_face(self, index: int, box: tuple[float, float, float, float]) -> bool:
-        """A box drawn on a video frame starts a track there (``engine.video.track_from_box``), followed forward
-        by detections and by the face patch; it becomes a probe of its own (or the clip's first track)."""
+        """A box drawn on a video frame starts a track there (``engine.video.track_from_box``), followed backwards
+        and forwards by detections and by the face patch; it becomes a probe of its own (or the clip's first
+        track)."""
         record = self.probe_panel.records[index]
         video, frame_index = record.video, record.video_frame
         used = {r.track.id for r in self.probe_panel.records if r.path == record.path and r.track is not None}

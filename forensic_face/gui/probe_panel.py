@@ -507,7 +507,8 @@ class ProbePanel(FileDropTarget, QWidget):
             if face.thumbnail is not None:
                 item.setIcon(QIcon(to_pixmap(face.thumbnail, 48, nearest=True)))
             item.setToolTip(f"frame {face.frame_index} at {face.time_s:.2f} s, quality {face.quality:.1f}"
-                            + ("\nused by the search (fused)" if face.frame_index in used else ""))
+                            + (f"\nused by the search{' (fused)' if len(used) > 1 else ''}" if face.frame_index in used
+                               else ""))
             if face.frame_index in used:
                 item.setBackground(QColor("#2e7d32"))
             item.setData(Qt.ItemDataRole.UserRole, face.frame_index)

@@ -25,6 +25,7 @@ import forensic_face
 from forensic_face.calibration import CALIBRATION_CAVEAT, verbal_equivalent
 from forensic_face.engine.degradations import describe_path
 from forensic_face.engine.errors import CaseStoreError
+from forensic_face.engine.video import frames_searched_text
 from forensic_face.store.audit import AuditEntry, canonical_json
 from forensic_face.store.rows import ROWS_KEY
 from forensic_face.store.case_store import (
@@ -428,9 +429,11 @@ class _ReportBuilder:
         if isinstance(video, dict):
             frames = "; ".join(f"frame {f['index']} at {f['time_s']:.2f} s (quality {f['quality']:.1f}, pixels "
                                f"SHA-256 {f['frame_sha256']})" for f in video.get("frames", []))
+            used = frames_searched_text(len(video.get("frames", [])))
+            how = f" ({video.get('fusion')})" if len(video.get("frames", [])) > 1 else ""
             params.insert(3, ("Video", f"track {video.get('track')} of a clip of {video.get('frame_count')} frames "
-                                       f"at {video.get('fps', 0):.2f} fps; scores fused over the frames used "
-                                       f"({video.get('fusion')}): {frames}. The face shown is the best frame's."))
+                                       f"at {video.get('fps', 0):.2f} fps; {used}{how}: {frames}. The face shown "
+                                       "is the best frame's."))
         out.append(_table([[_p(k, s.cell_bold), _p(v, s.mono if "SHA" in k or k == "Model weights" else s.cell)]
                            for k, v in params], [70, w - 70], header=False, zebra=False))
         out.append(Spacer(1, 5))
