@@ -164,6 +164,19 @@ def test_search_video_json(tmp_path: Path, lfw_test_people, lfw_image, capsys) -
     assert tmean["fusion"] == "template-mean"
     assert [f["frame_sha256"] for f in tmean["frames"]] == [f["frame_sha256"] for f in record["frames"]]
     assert sorted(c["identity"] for c in tmean["ranking"]) == sorted(people)
+    # --case records the fused search as the window does: the clip is evidence, the frames used are named.
+    from forensic_face.store.case_store import CaseStore
+
+    case_path = tmp_path / "clip.ffcase"
+    CaseStore.create(case_path, "V-1", "Clip", "J. Examiner").close()
+    assert main(["search-video", str(clip), "--gallery", str(gallery), "--stride", "2", "--frames", "2",
+                 "--budget", "none", "--scales", "2", "--hypotheses", "1", "--upsampler", "bicubic",
+                 "--device", "cpu", "--json", "--case", str(case_path)]) == 0
+    recorded = json.loads(capsys.readouterr().out)
+    with CaseStore.open(case_path) as store:
+        stored = store.search(recorded["case"]["search_id"])
+        assert stored.probe.sha256 == video.sha256 and stored.probe.format == "video"
+        assert [f["index"] for f in stored.provenance["video"]["frames"]] == [f["index"] for f in record["frames"]]
     # One frame searched is said to be one frame, not a fusion.
     assert main(["search-video", str(clip), "--gallery", str(gallery), "--stride", "2", "--frames", "1",
                  "--budget", "none", "--scales", "2", "--hypotheses", "1", "--upsampler", "bicubic",

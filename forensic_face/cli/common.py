@@ -227,6 +227,31 @@ def parse_box(text: str) -> list[float]:
     return values
 
 
+def print_case_line(record: dict[str, Any]) -> None:
+    """Where a search was recorded (``--case``), if it was."""
+    if record.get("case"):
+        print(f"   Recorded in {printable(record['case']['path'])} as search #{record['case']['search_id']}.")
+
+
+def record_search_in_case(store: Any, engine: Any, result: Any, gallery: Any) -> tuple[Any, dict[str, Any]]:
+    """Record ``result`` in the open case ``store`` as the window records a search: its candidates with their
+    gallery variants' images (rendered here), the calibration that matches it. Returns the result with the images
+    and the record fields (``case``: path and search id) that ``--json`` and the text output show."""
+    from forensic_face.calibration import calibration_for_result
+
+    result = engine.with_gallery_images(result, gallery)
+    search_id = store.record_search(result, engine.config, gallery=gallery, calibration=calibration_for_result(result))
+    return result, {"case": {"path": str(store.path), "search_id": search_id}}
+
+
+def open_case_for_recording(path: Any) -> Any:
+    """The case a ``--case`` option names, opened before any work, so a missing, damaged or read-only case
+    stops the command at once; a context manager that closes it."""
+    from forensic_face.store.case_store import CaseStore
+
+    return CaseStore.open(path)
+
+
 def search_probes(
     args: argparse.Namespace, engine: Any,
     search: Callable[[Any, Any, ProgressBar], tuple[Any, dict[str, Any]]],
@@ -285,8 +310,7 @@ def print_search_record(record: dict[str, Any]) -> None:
         print(f"   No likelihood ratios: {reason}.")
     else:
         print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
-    if record.get("case"):
-        print(f"   Recorded in {printable(record['case']['path'])} as search #{record['case']['search_id']}.")
+    print_case_line(record)
     if record.get("shortlist"):
         sl = record["shortlist"]
         print(f"   (Meet-in-the-middle on a shortlist of {sl['k']} of {sl['index_rows']} indexed "

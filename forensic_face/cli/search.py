@@ -14,8 +14,10 @@ from forensic_face.cli.common import (
     engine_config_from_args,
     enroll_with_progress,
     log,
+    open_case_for_recording,
     parse_box,
     positive_int,
+    record_search_in_case,
     search_probes,
 )
 from forensic_face.engine.errors import ForensicFaceError
@@ -122,10 +124,7 @@ class SearchCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         if args.case is not None:
-            from forensic_face.store.case_store import CaseStore
-
-            # Opened before any work: a missing, damaged or read-only case stops the command at once.
-            with CaseStore.open(args.case) as store:
+            with open_case_for_recording(args.case) as store:
                 return self._search(args, store)
         return self._search(args, None)
 
@@ -141,14 +140,6 @@ class SearchCommand:
 
         def search(probe: Any, face: Any, bar: ProgressBar) -> tuple[Any, dict[str, Any]]:
             result = engine.search(probe, gallery, face=face, progress=bar)
-            if store is None:
-                return result, {}
-            from forensic_face.calibration import calibration_for_result
-
-            # As the window records: the candidates with their gallery variants' images, the calibration.
-            result = engine.with_gallery_images(result, gallery)
-            search_id = store.record_search(result, engine.config, gallery=gallery,
-                                            calibration=calibration_for_result(result))
-            return result, {"case": {"path": str(store.path), "search_id": search_id}}
+            return (result, {}) if store is None else record_search_in_case(store, engine, result, gallery)
 
         return search_probes(args, engine, search)

@@ -7,13 +7,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from forensic_face.cli.common import (
     ProgressBar,
     add_engine_arguments,
     engine_config_from_args,
     enroll_with_progress,
+    open_case_for_recording,
     positive_int,
+    print_case_line,
+    record_search_in_case,
     seconds,
 )
 from forensic_face.engine.config import VIDEO_FUSIONS
@@ -42,9 +46,18 @@ class SearchVideoCommand:
                             help="track to search (1: the longest; see the list)")
         parser.add_argument("--top", type=positive_int, default=20, help="identities to list")
         parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        parser.add_argument("--case", type=Path, default=None,
+                            help="record the fused search in this case file, as the window does (the video "
+                                 "imported as evidence, the frames used, the candidates; replayable)")
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.case is not None:
+            with open_case_for_recording(args.case) as store:
+                return self._search(args, store)
+        return self._search(args, None)
+
+    def _search(self, args: argparse.Namespace, store: Any) -> int:
         from forensic_face.engine import Engine
         from forensic_face.engine.errors import ConfigError
         from forensic_face.engine.video import (
@@ -74,6 +87,12 @@ class SearchVideoCommand:
         finally:
             bar.close()
         record = fused.to_json(top=args.top)
+        if store is not None:
+            from forensic_face.engine.video import fused_search_result
+
+            _, recorded = record_search_in_case(store, engine, fused_search_result(fused, gallery, engine.config.top_k),
+                                                gallery)
+            record.update(recorded)
         record["tracks"] = [{"track": t.id, "faces": len(t.faces), "first_frame": t.faces[0].frame_index,
                              "last_frame": t.last.frame_index} for t in tracks]
         if args.json:
@@ -94,4 +113,5 @@ class SearchVideoCommand:
         for c in record["ranking"]:
             print(f"   {c['rank']:>3}  {c['score']:+.4f}  {printable(c['identity'])}")
         print(f"   No likelihood ratios: {video_no_calibration_reason(len(fused.frames))}.")
+        print_case_line(record)
         return 0
