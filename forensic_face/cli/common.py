@@ -227,6 +227,21 @@ def parse_box(text: str) -> list[float]:
     return values
 
 
+def add_examiner_argument(parser: argparse.ArgumentParser, what: str = "the audit trail records") -> None:
+    """``--examiner NAME`` of a command that writes to a case."""
+    parser.add_argument("--examiner", type=utf8_text, default=None,
+                        help=f"who does this: the name {what} (default: 'examiner' in settings.toml, then the "
+                             "case's examiner)")
+
+
+def examiner_from_args(args: argparse.Namespace) -> str | None:
+    """The examiner a command acts as: ``--examiner``, else the settings' ``examiner``; None leaves it to the case
+    (its examiner). Never the operating-system user: on a shared or service account it names nobody."""
+    from forensic_face.settings import load_examiner
+
+    return getattr(args, "examiner", None) or load_examiner() or None
+
+
 def search_probes(
     args: argparse.Namespace, engine: Any,
     search: Callable[[Any, Any, ProgressBar], tuple[Any, dict[str, Any]]],
@@ -287,6 +302,13 @@ def print_search_record(record: dict[str, Any]) -> None:
         print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
     if record.get("case"):
         print(f"   Recorded in {printable(record['case']['path'])} as search #{record['case']['search_id']}.")
+        carried = record["case"].get("carried_decisions") or {}
+        for c in carried.get("carried", ()):
+            print(f"   Decision carried from search #{c['from_search_id']} rank {c['from_rank']}: rank {c['rank']} "
+                  f"{printable(c['identity'])}: {c['decision']} ({printable(c['examiner'])}, {c['decided_utc']})")
+        for c in carried.get("not_carried", ()):
+            print(f"   Decision NOT carried (no longer a candidate): {printable(c['identity'])}: {c['decision']} "
+                  f"(search #{c['from_search_id']} rank {c['from_rank']}, {printable(c['examiner'])})")
     if record.get("shortlist"):
         sl = record["shortlist"]
         print(f"   (Meet-in-the-middle on a shortlist of {sl['k']} of {sl['index_rows']} indexed "

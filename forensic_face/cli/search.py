@@ -11,8 +11,10 @@ from typing import Any
 from forensic_face.cli.common import (
     ProgressBar,
     add_engine_arguments,
+    add_examiner_argument,
     engine_config_from_args,
     enroll_with_progress,
+    examiner_from_args,
     log,
     parse_box,
     positive_int,
@@ -118,6 +120,7 @@ class SearchCommand:
                             help="record every search in this case file, as the window does (probe imported as "
                                  "evidence, gallery, settings, candidates with their images, likelihood ratios; "
                                  "replayable and in the audit trail); create it with 'case new'")
+        add_examiner_argument(parser, "the searches recorded with --case")
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -125,7 +128,7 @@ class SearchCommand:
             from forensic_face.store.case_store import CaseStore
 
             # Opened before any work: a missing, damaged or read-only case stops the command at once.
-            with CaseStore.open(args.case) as store:
+            with CaseStore.open(args.case, examiner_from_args(args)) as store:
                 return self._search(args, store)
         return self._search(args, None)
 
@@ -149,6 +152,7 @@ class SearchCommand:
             result = engine.with_gallery_images(result, gallery)
             search_id = store.record_search(result, engine.config, gallery=gallery,
                                             calibration=calibration_for_result(result))
-            return result, {"case": {"path": str(store.path), "search_id": search_id}}
+            return result, {"case": {"path": str(store.path), "search_id": search_id,
+                                     "carried_decisions": store.carried_decisions(search_id).to_json()}}
 
         return search_probes(args, engine, search)

@@ -593,7 +593,7 @@ def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequen
     """
     if top < 0:
         raise CaseStoreError(f"top must be >= 0, got {top}")
-    with open_case(case_path) as store:
+    with open_case(case_path, examiner) as store:
         target = check_output_path(out, store=store, force=force, what="report")
         verification = verify_store(store, check_galleries=check_galleries)
         store.log_action("verify", verify_record(verification, purpose="report"))
