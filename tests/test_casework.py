@@ -165,3 +165,34 @@ def _plain_search(folder: Path) -> tuple:  # type: ignore[type-arg]
     gallery = make_gallery(folder / "g4")
     return make_search_result(probe, gallery), EngineConfig(), gallery
 
+
+
+def test_window_shows_carried_decisions_and_asks_the_examiner_once(
+        researched: tuple[Path, int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        qtbot) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.gui.main_window import MainWindow
+    from forensic_face.gui.settings import WindowState
+    from forensic_face.settings import load_examiner
+
+    monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "config").mkdir()
+    path, one, two = researched
+    window = MainWindow(config=EngineConfig(device="cpu"), state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(window)
+    assert window.open_case(path)
+    assert window.examiner_dialog.isVisible()  # no name saved: asked, without blocking the window
+    assert window.case_store.examiner == "Ann Examiner"  # until answered: the case's examiner
+    window.examiner_dialog.setTextValue("Rita Reviewer")
+    window.examiner_dialog.accept()
+    assert load_examiner() == "Rita Reviewer" and window.case_store.examiner == "Rita Reviewer"
+    stored = window.case_store.search(two)
+    window.candidates.set_candidates(tuple(c.candidate for c in stored.candidates), None, 5)
+    window._show_decisions(two)
+    from forensic_face.gui.candidates import DECISION_COLUMN as decision_column
+    assert window.candidates.item(1, decision_column).text() == "possible lead (carried)"
+    assert f"carried from search #{one}, rank 1" in window.candidates.item(1, decision_column).toolTip()
+    assert window.candidates.item(0, decision_column).text() == ""
+    again = MainWindow(config=EngineConfig(device="cpu"), state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(again)
+    assert again.open_case(path) and not hasattr(again, "examiner_dialog")  # asked once, kept
+    assert again.case_store.examiner == "Rita Reviewer"
