@@ -196,3 +196,22 @@ def test_window_shows_carried_decisions_and_asks_the_examiner_once(
     qtbot.addWidget(again)
     assert again.open_case(path) and not hasattr(again, "examiner_dialog")  # asked once, kept
     assert again.case_store.examiner == "Rita Reviewer"
+
+
+def test_case_show_lists_each_probes_searches_with_carried_decisions(
+        researched: tuple[Path, int, int], capsys: pytest.CaptureFixture) -> None:
+    path, one, two = researched
+    capsys.readouterr()
+    assert main(["case", "show", str(path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    (probe,) = shown["probes"]
+    assert [s["id"] for s in probe["searches"]] == [two, one]  # latest first
+    latest = probe["searches"][0]
+    assert latest["examiner"] == "Ann Examiner" and latest["settings_digest"]
+    assert latest["carried_decisions"]["not_carried"][0]["identity"] == "Bob_B"
+    alice = latest["candidates"][1]
+    assert alice["identity"] == "Alice_A" and alice["decision"]["carried_from_search"] == one
+    assert "Bob_B" in latest["top5_change"]["left"] and "Eve_E" in latest["top5_change"]["entered"]
+    assert main(["case", "show", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"#{two}" in text and "carried from #1" in text and "left the top 5: Bob_B" in text

@@ -189,20 +189,20 @@ class CaseCommand:
     @staticmethod
     def _show(args: argparse.Namespace) -> int:
         from forensic_face.store.case_store import open_case
+        from forensic_face.store.history import case_history
 
         with open_case(args.case) as store:
             info = store.info()
             evidence = store.evidence_items()
-            searches = [store.search(i) for i in store.search_ids()]
+            probes = case_history(store)
             entries = store.audit_entries()
         if args.json:
             _out(json.dumps({
                 "case": str(info.path), "case_number": info.case_number, "title": info.title,
                 "examiner": info.examiner, "created_utc": info.created_utc,
                 "evidence": [{"id": e.id, "role": e.role, "path": str(e.path), "sha256": e.sha256} for e in evidence],
-                "searches": [{"id": s.id, "probe": str(s.probe.path), "created_utc": s.created_utc,
-                              "candidates": [[c.candidate.rank, c.candidate.identity, c.candidate.score,
-                                              c.decision.decision] for c in s.candidates]} for s in searches],
+                "probes": [p.to_json() for p in probes],
+                "searches": sorted((h.to_json() for p in probes for h in p.searches), key=lambda s: s["id"]),
                 "audit_entries": len(entries), "audit_head": entries[-1].entry_hash if entries else None}, indent=2))
             return 0
         _out(f"Case {printable(info.case_number)}: {printable(info.title)}  (examiner {printable(info.examiner)}, "
@@ -211,11 +211,26 @@ class CaseCommand:
         _out(f"Evidence ({len(evidence)}):")
         for e in evidence:
             _out(f"  #{e.id} {e.role:7s} {printable(e.path)}  sha256 {e.sha256}")
-        _out(f"Searches ({len(searches)}):")
-        for s in searches:
-            top = ", ".join(f"{c.candidate.rank}. {printable(c.candidate.identity)} ({c.candidate.score:.3f}, "
-                            f"{c.decision.decision})" for c in s.candidates[:3])
-            _out(f"  #{s.id} {s.created_utc} probe {printable(s.probe.path.name)}: {top}")
+        _out(f"Probes ({len(probes)}), each probe's searches latest first:")
+        for probe in probes:
+            box = ", ".join(f"{v:.0f}" for v in probe.latest.search.face.box)
+            _out(f"  Probe {printable(probe.evidence.path.name)} (evidence #{probe.evidence.id}, face [{box}]): "
+                 f"{len(probe.searches)} searches")
+            for h in reversed(probe.searches):
+                s = h.search
+                _out(f"    #{s.id} {s.created_utc} by {printable(h.examiner)}, settings {h.settings_digest[:12]}"
+                     + ("" if h.change is None else f"; {printable(h.change.describe())}"))
+                for c in s.candidates[:3]:
+                    d = c.decision
+                    marker = f", carried from #{d.carried_from_search}" if d.carried else ""
+                    _out(f"      {c.candidate.rank}. {printable(c.candidate.identity)} ({c.candidate.score:.3f}, "
+                         f"{d.decision}{marker})")
+                for c in h.carried.not_carried:
+                    _out(f"      not carried (no longer a candidate): {printable(c['identity'])}: {c['decision']} "
+                         f"(search #{c['from_search_id']})")
+                for r in h.reviews:
+                    _out(f"      review by {printable(r.reviewer)} {r.utc}: {r.verdict}"
+                         + (f": {printable(r.note)}" if r.note else ""))
         _out(f"Audit trail: {len(entries)} entries, head {entries[-1].entry_hash if entries else '-'}")
         return 0
 

@@ -318,6 +318,12 @@ class CarriedDecisions:
     def to_json(self) -> dict[str, Any]:
         return {"carried": list(self.carried), "not_carried": list(self.not_carried)}
 
+    @classmethod
+    def from_entry(cls, entry: audit.AuditEntry) -> CarriedDecisions:
+        """As a ``search`` audit entry recorded them (none in entries written before carrying existed)."""
+        data = entry.details.get("carried_decisions") or {}
+        return cls(tuple(data.get("carried", ())), tuple(data.get("not_carried", ())))
+
 
 @dataclass(frozen=True)
 class Review:
@@ -498,6 +504,11 @@ def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
     inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
     union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return inter / union if union > 0 else 0.0
+
+
+def same_probe_face(first_box: Sequence[float], second_box: Sequence[float]) -> bool:
+    """Whether two face boxes in the same evidence still are the same probe (:data:`SAME_PROBE_MIN_IOU`)."""
+    return box_iou(first_box, second_box) >= SAME_PROBE_MIN_IOU
 
 
 def absolute_path(path: str | Path) -> str:
@@ -979,7 +990,7 @@ class CaseStore:
         box = face_to_json(result.probe_face)["box"]
         earlier = [int(r[0]) for r in conn.execute(
             "SELECT id, face_json FROM searches WHERE evidence_id = ? AND id < ? ORDER BY id",
-            (evidence_id, search_id)) if box_iou(json.loads(r[1])["box"], box) >= SAME_PROBE_MIN_IOU]
+            (evidence_id, search_id)) if same_probe_face(json.loads(r[1])["box"], box)]
         if not earlier:
             return CarriedDecisions()
         latest: dict[str, tuple[Any, ...]] = {}
@@ -1013,8 +1024,7 @@ class CaseStore:
         """What recording ``search_id`` carried from earlier searches of its probe, as its audit entry says."""
         for entry in self.audit_entries():
             if entry.action == "search" and entry.details.get("search_id") == search_id:
-                data = entry.details.get("carried_decisions") or {}
-                return CarriedDecisions(tuple(data.get("carried", ())), tuple(data.get("not_carried", ())))
+                return CarriedDecisions.from_entry(entry)
         return CarriedDecisions()
 
     def search_ids(self) -> list[int]:
