@@ -215,3 +215,35 @@ def test_case_show_lists_each_probes_searches_with_carried_decisions(
     assert main(["case", "show", str(path)]) == 0
     text = capsys.readouterr().out
     assert f"#{two}" in text and "carried from #1" in text and "left the top 5: Bob_B" in text
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdftotext") is None, reason="poppler-utils (pdftotext) missing")
+def test_report_has_a_leads_summary_one_section_per_probe_and_an_annex(researched: tuple[Path, int, int],
+                                                                        tmp_path: Path) -> None:
+    import subprocess
+
+    from forensic_face.report.pdf import write_case_report
+
+    path, one, two = researched
+    with CaseStore.open(path) as store:
+        three = store.record_search(*_plain_search(tmp_path))
+        store.set_decision(three, 3, "possible lead", "chin")
+        store.record_review(two, "Rita Reviewer", "agree", "ears checked")
+
+    def text(out: Path) -> str:
+        return " ".join(subprocess.run(["pdftotext", "-layout", str(out), "-"], check=True, capture_output=True,
+                                       text=True).stdout.split())
+
+    report = text(write_case_report(path, tmp_path / "r.pdf").path)
+    assert "3. Summary of leads per probe" in report
+    assert f"4. Probe probe.png: search #{two}" in report and f"5. Probe other-probe.png: search #{three}" in report
+    assert "6. Method" in report and "7. Limitations" in report and "9. Conclusion and sign-off" in report
+    assert report.count("Ranked candidates") == 2 and f"Search #{one}" not in report
+    assert "rank 2 Alice_A (carried)" in report and "Rita Reviewer: agree" in report
+    assert f"search #{one}, rank 1; Ann" in report and "no longer among the candidates" in report  # carried from
+    annex = report[report.index("Annex A. Superseded searches"):]
+    assert f"#{one}" in annex and "1. Alice_A (possible lead)" in annex and "2. Bob_B (excluded)" in annex
+    chosen = text(write_case_report(path, tmp_path / "first.pdf", search_ids=[one]).path)
+    assert f"4. Probe probe.png: search #{one}" in chosen and "Probe other-probe.png" not in chosen
+    with pytest.raises(CaseStoreError, match="no search #99"):
+        write_case_report(path, tmp_path / "none.pdf", search_ids=[99])

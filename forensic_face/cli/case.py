@@ -93,7 +93,9 @@ class ReportCommand:
         parser.add_argument("case", type=Path, help="case file (.ffcase)")
         parser.add_argument("--out", type=Path, required=True, help="PDF file to write")
         parser.add_argument("--search", type=int, action="append", default=None,
-                            help="only this search (repeatable; default: all)")
+                            help="report this search for its probe (repeatable, one per probe; only the probes "
+                                 "of the searches given are reported); default: every probe with its latest "
+                                 "search. Other searches of a reported probe are listed in an annex")
         parser.add_argument("--top", type=int, default=5, help="candidates shown with images per search")
         add_examiner_argument(parser, "the report is signed with and the export entry records")
         parser.add_argument("--force", action="store_true",
