@@ -106,8 +106,11 @@ def test_report_command(case_with_search: tuple[Path, Path], tmp_path: Path, cap
     assert main(["report", str(tmp_path / "none.ffcase"), "--out", str(out)]) == 2
 
 
-def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
+
+    # A settings.toml of its own: a window test may have saved an examiner in the session's config folder.
+    monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path / "config"))
 
     from forensic_face.cli.case import CaseCommand
 
