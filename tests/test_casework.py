@@ -247,3 +247,27 @@ def test_report_has_a_leads_summary_one_section_per_probe_and_an_annex(researche
     assert f"4. Probe probe.png: search #{one}" in chosen and "Probe other-probe.png" not in chosen
     with pytest.raises(CaseStoreError, match="no search #99"):
         write_case_report(path, tmp_path / "none.pdf", search_ids=[99])
+
+
+def test_old_case_without_an_examiner_opens_and_asks_for_a_name_only_to_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The window once allowed a case without an examiner's name: such a case still opens (its migration is
+    the program's step), but a change is refused until someone is named."""
+    monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path / "config"))
+    plain = tmp_path / "plain.ffcase"
+    CaseStore.create(plain, "P", "T", "Ann Examiner").close()
+    old = tmp_path / "old.ffcase"
+    _downgrade(plain, old, 1)
+    raw = sqlite3.connect(old)
+    raw.execute("UPDATE case_meta SET examiner = ''")
+    raw.commit()
+    raw.close()
+    assert main(["case", "show", str(old)]) == 0
+    with CaseStore.open(old) as store:
+        assert {e.actor for e in store.audit_entries() if e.action == "migrate"} == {
+            "forensic_face (schema migration)"}
+    probe = write_image(tmp_path / "p.png")
+    capsys.readouterr()
+    assert main(["case", "add-evidence", str(old), str(probe)]) == 2
+    assert "no examiner is named" in capsys.readouterr().err
+    assert main(["case", "add-evidence", str(old), str(probe), "--examiner", "Ann Examiner"]) == 0

@@ -239,6 +239,8 @@ MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 #: new hashes, or verify would report every such row as edited.
 REHASHED_BY_MIGRATION: dict[int, tuple[str, ...]] = {3: ("decisions",)}
 VERDICTS = ("agree", "disagree", "inconclusive")
+#: The actor of a migration of a case opened with no examiner's name known (neither given nor in the case).
+MIGRATION_ACTOR = "forensic_face (schema migration)"
 #: Two searches are of the same probe when they use the same probe evidence and face boxes that overlap by at
 #: least this intersection over union: a box drawn again by hand, or found again by the detector with other
 #: settings, still counts; a different face in the same still does not.
@@ -706,7 +708,9 @@ class CaseStore:
                         elif number in REHASHED_BY_MIGRATION:
                             details[row_hashes.ROWS_KEY] = row_hashes.hash_rows(
                                 self._conn, [(t, "", ()) for t in REHASHED_BY_MIGRATION[number]])
-                        self._append(self._conn, "migrate", details)
+                        # A migration is the program's step, not an examiner's: an old case without an
+                        # examiner's name (the window once allowed none) must still open, to be read or verified.
+                        self._append(self._conn, "migrate", details, actor=self.examiner or MIGRATION_ACTOR)
             except sqlite3.DatabaseError as exc:
                 raise CaseStoreError(f"{self.path}: schema migration to version {number} failed ({exc})") from None
 
@@ -1152,8 +1156,8 @@ class CaseStore:
             raise CaseStoreError(f"a review's verdict must be one of {VERDICTS}, got {verdict!r}")
         if not reviewer.strip():
             raise CaseStoreError("a review needs the reviewer's name (--examiner NAME)")
-        decisions = {rank: d for rank, d in self.decisions(search_id).items() if d.decision != "not reviewed"}
         with self._transaction() as conn:
+            decisions = {rank: d for rank, d in self.decisions(search_id).items() if d.decision != "not reviewed"}
             if conn.execute("SELECT 1 FROM searches WHERE id = ?", (search_id,)).fetchone() is None:
                 raise CaseStoreError(f"{self.path}: no search {search_id}; known: {self.search_ids()}")
             if not decisions:
