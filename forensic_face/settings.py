@@ -1,5 +1,6 @@
 """User settings: ``settings.toml`` in :func:`forensic_face.paths.config_dir`, its ``[engine]`` table holding
-the :class:`~forensic_face.engine.config.EngineConfig` fields the user chose. The CLI and the window read and
+the :class:`~forensic_face.engine.config.EngineConfig` fields the user chose, and ``examiner``, the name of who
+works on this computer (the actor of the audit entries they write). The CLI and the window read and
 write it through these functions only, so they agree."""
 
 from __future__ import annotations
@@ -61,16 +62,36 @@ def load_settings(path: Path | None = None) -> EngineConfig:
         raise ConfigError(f"{path}: [engine] {exc}; fix or delete the setting") from None
 
 
-def save_settings(config: EngineConfig, path: Path | None = None) -> Path:
-    """Write ``[engine]`` into settings.toml, keeping any other tables other tools keep there."""
-    path = path or settings_path()
+def _update_toml(path: Path, key: str, value: Any) -> Path:
+    """Set one top-level key of settings.toml, keeping everything else (other tables other tools keep there)."""
     data = _read_toml(path) if path.is_file() else {}
-    data["engine"] = _toml_safe(config.to_dict())
+    data[key] = value
     tmp = path.with_suffix(".toml.tmp")
     with open(tmp, "wb") as fh:
         tomli_w.dump(data, fh)
     tmp.replace(path)
     return path
+
+
+def save_settings(config: EngineConfig, path: Path | None = None) -> Path:
+    """Write ``[engine]`` into settings.toml, keeping any other tables other tools keep there."""
+    return _update_toml(path or settings_path(), "engine", _toml_safe(config.to_dict()))
+
+
+def load_examiner(path: Path | None = None) -> str:
+    """The examiner's name saved in settings.toml (``examiner = "..."``), or "" when none is saved."""
+    path = path or settings_path()
+    name = _read_toml(path).get("examiner", "")
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: examiner must be a name in quotes (text), got {name!r}; fix or delete the setting")
+    return name.strip()
+
+
+def save_examiner(name: str, path: Path | None = None) -> Path:
+    """Save the examiner's name (the actor of the audit entries written on this computer)."""
+    if not name.strip():
+        raise ConfigError("the examiner's name is empty; give the name the audit trail should record")
+    return _update_toml(path or settings_path(), "examiner", name.strip())
 
 
 def parse_scales(text: str) -> tuple[int, ...]:

@@ -369,7 +369,8 @@ def test_matplotlib_writes_inside_the_cache_folder_only(tmp_path: Path) -> None:
         env.pop(variable, None)
     script = ("import sys; from forensic_face.cli import main; code = main(sys.argv[1:]); "
               "import matplotlib.pyplot as plt; plt.figure().savefig(sys.argv[3] + '.png'); sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", script, "case", "new", str(tmp_path / "c.ffcase"), "--number", "1"],
+    done = subprocess.run([sys.executable, "-c", script, "case", "new", str(tmp_path / "c.ffcase"), "--number", "1",
+                           "--examiner", "E"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert_clean(done.returncode, done.stdout, done.stderr, 0)
     assert not (home / ".cache").exists() and not (home / ".config").exists()

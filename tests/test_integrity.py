@@ -24,6 +24,7 @@ from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import OutputPathError
 from forensic_face.report.pdf import write_case_report
 from forensic_face.store import CaseStore, verify_case
+from forensic_face.store import rows as row_hashes
 from forensic_face.store.audit import canonical_json, entry_hash
 from forensic_face.store.case_store import MIGRATIONS
 
@@ -436,28 +437,36 @@ def test_relative_gallery_paths_are_recorded_absolute(tmp_path: Path, monkeypatc
 
 
 # --------------------------------------------------------------------------------------- old case files
-def _downgrade_to_schema_1(new: Path, old: Path, relative_gallery_to: Path | None = None) -> None:
-    """Write ``old`` as today's main would have: schema 1, no row hashes in the audit details (and, with
-    ``relative_gallery_to``, gallery image paths relative to that folder, as a relative gallery argument gave)."""
+def _downgrade(new: Path, old: Path, schema: int, relative_gallery_to: Path | None = None) -> None:
+    """Write ``old`` as the program at ``schema`` would have: its tables and columns only; at schema 1 no row
+    hashes in the audit details, at schema 2 the row hashes of those columns (and, with ``relative_gallery_to``,
+    gallery image paths relative to that folder, as a relative gallery argument gave)."""
     source = sqlite3.connect(new)
     target = sqlite3.connect(old)
-    target.executescript(MIGRATIONS[0])
+    for script in MIGRATIONS[:schema]:
+        target.executescript(script)
     target.execute("PRAGMA application_id = 1179009861")
-    target.execute("PRAGMA user_version = 1")
-    tables = [r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'audit'")]
-    for table in tables:
-        rows = source.execute(f"SELECT * FROM {table}").fetchall()
+    target.execute(f"PRAGMA user_version = {schema}")
+    tables = {r[0] for r in target.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'audit'")}
+    for table in sorted(tables):
+        columns = [r[1] for r in target.execute(f"PRAGMA table_info({table})")]
+        rows = source.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
         if rows:
-            target.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+            target.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows)
     if relative_gallery_to is not None:
         for row_id, image_path in target.execute("SELECT id, image_path FROM gallery_images").fetchall():
             target.execute("UPDATE gallery_images SET image_path = ? WHERE id = ?",
                            (os.path.relpath(image_path, relative_gallery_to), row_id))
+    current = {table: row_hashes._hash_selected(target, table) for table in tables}
     prev = "0" * 64
     for seq, utc, actor, action, software, details_json in source.execute(
             "SELECT seq, utc, actor, action, software, details_json FROM audit ORDER BY seq"):
         details = json.loads(details_json)
-        details.pop("rows", None)
+        for added_later in ("os_user", "carried_decisions"):
+            details.pop(added_later, None)
+        recorded = details.pop("rows", None)
+        if schema >= 2 and recorded is not None:
+            details["rows"] = {table: {key: current[table][key] for key in keys} for table, keys in recorded.items()}
         digest = entry_hash(prev, seq, utc, actor, action, software, details)
         target.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (seq, utc, actor, action, software, canonical_json(details), prev, digest))
@@ -472,21 +481,21 @@ def test_old_case_verifies_and_says_what_it_lacks(populated: tuple[Path, Path, P
     path, _, _ = populated
     old = tmp_path / "cases" / "old.ffcase"
     old.parent.mkdir()
-    _downgrade_to_schema_1(path, old, relative_gallery_to=old.parent)
+    _downgrade(path, old, 1, relative_gallery_to=old.parent)
     code, text = verify_cli(old, capsys)
     assert code == 0, text
     assert "written before row hashing" in text and "hashed when it was migrated" in text
     assert "relative to an unknown working folder" in text
     with CaseStore.open(old) as store:
         migrate = [e for e in store.audit_entries() if e.action == "migrate"]
-    assert len(migrate) == 1 and migrate[0].details["to"] == 2 and migrate[0].details["rows"]["decisions"]
+    assert [e.details["to"] for e in migrate] == [2, 3] and migrate[0].details["rows"]["decisions"]
 
 
 def test_old_case_forged_before_migration_is_caught_for_decisions_and_candidates(
         populated: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path, _, _ = populated
     old = tmp_path / "old.ffcase"
-    _downgrade_to_schema_1(path, old)
+    _downgrade(path, old, 1)
     tamper(old, "UPDATE decisions SET decision = 'possible lead', note = 'forged' WHERE rank = 2",
            "UPDATE results SET identity = 'Mallory_M' WHERE rank = 3")
     code, text = verify_cli(old, capsys)  # opening migrates it: the forged rows are hashed as they are now

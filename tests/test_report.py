@@ -106,8 +106,11 @@ def test_report_command(case_with_search: tuple[Path, Path], tmp_path: Path, cap
     assert main(["report", str(tmp_path / "none.ffcase"), "--out", str(out)]) == 2
 
 
-def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
+
+    # A settings.toml of its own: a window test may have saved an examiner in the session's config folder.
+    monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path / "config"))
 
     from forensic_face.cli.case import CaseCommand
 
@@ -115,7 +118,13 @@ def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     path = tmp_path / "x.ffcase"
-    assert command.run(parser.parse_args(["new", str(path), "--number", "N-9", "--title", "T"])) == 0
+    from forensic_face.cli import main
+
+    # No examiner named and none saved: the case is not created under the operating-system user's name.
+    assert main(["case", "new", str(path), "--number", "N-9"]) == 2 and not path.exists()
+    assert "examiner" in capsys.readouterr().err
+    assert command.run(parser.parse_args(["new", str(path), "--number", "N-9", "--title", "T",
+                                          "--examiner", "J. Doe"])) == 0
     probe = write_image(tmp_path / "p.png")
     assert command.run(parser.parse_args(["add-evidence", str(path), str(probe)])) == 0
     capsys.readouterr()
@@ -123,10 +132,9 @@ def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     shown = json.loads(capsys.readouterr().out)
     assert shown["case_number"] == "N-9" and shown["evidence"][0]["path"] == str(probe.resolve())
     assert shown["audit_entries"] == 2
-    from forensic_face.cli import main
 
     assert main(["case", "new", str(path), "--number", "N-9"]) == 2  # exists: an error, exit 2 as everywhere
-    assert command.run(parser.parse_args(["new", "named-case", "--number", "N-10"])) == 0
+    assert command.run(parser.parse_args(["new", "named-case", "--number", "N-10", "--examiner", "J. Doe"])) == 0
     from forensic_face.paths import data_dir
 
     assert (data_dir() / "cases" / "named-case.ffcase").is_file()

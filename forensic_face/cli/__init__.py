@@ -56,6 +56,7 @@ def commands() -> list[Command]:
         DecideCommand,
         ReplayCommand,
         ReportCommand,
+        ReviewCommand,
         VerifyCommand,
     )
     from forensic_face.cli.evaluate import (
@@ -76,7 +77,7 @@ def commands() -> list[Command]:
     from forensic_face.cli.video import SearchVideoCommand
 
     return [DetectCommand(), EnrollCommand(), SearchCommand(), SearchVideoCommand(), CaseCommand(), DecideCommand(),
-            VerifyCommand(), ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
+            ReviewCommand(), VerifyCommand(), ReplayCommand(), ReportCommand(), IndexCommand(), ShortlistSearchCommand(), EvalCommand(),
             EvalCompareCommand(), EvalDecomposeCommand(), EvalVideoCommand(), CalibrateCommand(), TrainSrCommand(), EvalSrCommand(),
             TrainRecognizerCommand(), PackRecognizerDataCommand(), ConvertTfjsRecognizerCommand()]
 

@@ -227,10 +227,34 @@ def parse_box(text: str) -> list[float]:
     return values
 
 
+def add_examiner_argument(parser: argparse.ArgumentParser, what: str = "the audit trail records") -> None:
+    """``--examiner NAME`` of a command that writes to a case."""
+    parser.add_argument("--examiner", type=utf8_text, default=None,
+                        help=f"who does this: the name {what} (default: 'examiner' in settings.toml, then the "
+                             "case's examiner)")
+
+
+def examiner_from_args(args: argparse.Namespace) -> str | None:
+    """The examiner a command acts as: ``--examiner``, else the settings' ``examiner``; None leaves it to the case
+    (its examiner). Never the operating-system user: on a shared or service account it names nobody."""
+    from forensic_face.settings import load_examiner
+
+    return getattr(args, "examiner", None) or load_examiner() or None
+
+
 def print_case_line(record: dict[str, Any]) -> None:
-    """Where a search was recorded (``--case``), if it was."""
-    if record.get("case"):
-        print(f"   Recorded in {printable(record['case']['path'])} as search #{record['case']['search_id']}.")
+    """Where a search was recorded (``--case``), if it was, and the examiner's decisions carried to it from an
+    earlier search of the probe (or not carried, their identity being no longer a candidate)."""
+    if not record.get("case"):
+        return
+    print(f"   Recorded in {printable(record['case']['path'])} as search #{record['case']['search_id']}.")
+    carried = record["case"].get("carried_decisions") or {}
+    for c in carried.get("carried", ()):
+        print(f"   Decision carried from search #{c['from_search_id']} rank {c['from_rank']}: rank {c['rank']} "
+              f"{printable(c['identity'])}: {c['decision']} ({printable(c['examiner'])}, {c['decided_utc']})")
+    for c in carried.get("not_carried", ()):
+        print(f"   Decision NOT carried (no longer a candidate): {printable(c['identity'])}: {c['decision']} "
+              f"(search #{c['from_search_id']} rank {c['from_rank']}, {printable(c['examiner'])})")
 
 
 def record_search_in_case(store: Any, engine: Any, result: Any, gallery: Any) -> tuple[Any, dict[str, Any]]:
@@ -241,15 +265,20 @@ def record_search_in_case(store: Any, engine: Any, result: Any, gallery: Any) ->
 
     result = engine.with_gallery_images(result, gallery)
     search_id = store.record_search(result, engine.config, gallery=gallery, calibration=calibration_for_result(result))
-    return result, {"case": {"path": str(store.path), "search_id": search_id}}
+    return result, {"case": {"path": str(store.path), "search_id": search_id,
+                             "carried_decisions": store.carried_decisions(search_id).to_json()}}
 
 
-def open_case_for_recording(path: Any) -> Any:
-    """The case a ``--case`` option names, opened before any work, so a missing, damaged or read-only case
-    stops the command at once; a context manager that closes it."""
+def run_with_case(args: argparse.Namespace, work: Callable[[argparse.Namespace, Any], int]) -> int:
+    """``work(args, store)`` with the case ``--case`` names open (``store`` None without ``--case``). The case is
+    opened before any work, so a missing, damaged or read-only case stops the command at once, as the examiner of
+    :func:`examiner_from_args`, and closed afterwards."""
+    if getattr(args, "case", None) is None:
+        return work(args, None)
     from forensic_face.store.case_store import CaseStore
 
-    return CaseStore.open(path)
+    with CaseStore.open(args.case, examiner_from_args(args)) as store:
+        return work(args, store)
 
 
 def search_probes(

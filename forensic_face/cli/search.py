@@ -11,13 +11,14 @@ from typing import Any
 from forensic_face.cli.common import (
     ProgressBar,
     add_engine_arguments,
+    add_examiner_argument,
     engine_config_from_args,
     enroll_with_progress,
     log,
-    open_case_for_recording,
     parse_box,
     positive_int,
     record_search_in_case,
+    run_with_case,
     search_probes,
 )
 from forensic_face.engine.errors import ForensicFaceError
@@ -120,13 +121,11 @@ class SearchCommand:
                             help="record every search in this case file, as the window does (probe imported as "
                                  "evidence, gallery, settings, candidates with their images, likelihood ratios; "
                                  "replayable and in the audit trail); create it with 'case new'")
+        add_examiner_argument(parser, "the searches recorded with --case")
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        if args.case is not None:
-            with open_case_for_recording(args.case) as store:
-                return self._search(args, store)
-        return self._search(args, None)
+        return run_with_case(args, self._search)
 
     def _search(self, args: argparse.Namespace, store: Any) -> int:
         from forensic_face.engine import Engine

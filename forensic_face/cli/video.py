@@ -12,12 +12,13 @@ from typing import Any
 from forensic_face.cli.common import (
     ProgressBar,
     add_engine_arguments,
+    add_examiner_argument,
     engine_config_from_args,
     enroll_with_progress,
-    open_case_for_recording,
     positive_int,
     print_case_line,
     record_search_in_case,
+    run_with_case,
     seconds,
 )
 from forensic_face.engine.config import VIDEO_FUSIONS
@@ -49,13 +50,11 @@ class SearchVideoCommand:
         parser.add_argument("--case", type=Path, default=None,
                             help="record the fused search in this case file, as the window does (the video "
                                  "imported as evidence, the frames used, the candidates; replayable)")
+        add_examiner_argument(parser)
         add_engine_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        if args.case is not None:
-            with open_case_for_recording(args.case) as store:
-                return self._search(args, store)
-        return self._search(args, None)
+        return run_with_case(args, self._search)
 
     def _search(self, args: argparse.Namespace, store: Any) -> int:
         from forensic_face.engine import Engine

@@ -116,16 +116,17 @@ class CandidateTable(QTableWidget):
             self.setCurrentCell(0, 2)
             self.candidate_selected.emit(0)
 
-    def set_decisions(self, decisions: dict[int, tuple[str, str]]) -> None:
-        """Show ``{rank: (decision, note)}`` in the decision column (ranks not given: not reviewed)."""
+    def set_decisions(self, decisions: dict[int, tuple[str, str, str]]) -> None:
+        """Show ``{rank: (decision, note, carried)}`` in the decision column (ranks not given: not reviewed);
+        ``carried`` says where a decision carried from an earlier search of the probe was made ("" if here)."""
         self.decisions = dict(decisions)
         for row, cand in enumerate(self.candidates):
-            decision, note = self.decisions.get(cand.rank, ("not reviewed", ""))
+            decision, note, carried = self.decisions.get(cand.rank, ("not reviewed", "", ""))
             item = self.item(row, DECISION_COLUMN)
             if item is None:
                 continue
-            item.setText("" if decision == "not reviewed" else decision)
-            item.setToolTip(f"{decision}" + (f": {note}" if note else ""))
+            item.setText("" if decision == "not reviewed" else decision + (" (carried)" if carried else ""))
+            item.setToolTip(f"{decision}" + (f": {note}" if note else "") + (f"\n{carried}" if carried else ""))
 
     def clear_candidates(self) -> None:
         self.candidates = ()

@@ -89,6 +89,9 @@ class NewCaseDialog(FormDialog):
         if not self.case_number.text().strip():
             self._refuse("A case needs a case number.")
             return
+        if not self.examiner.text().strip():
+            self._refuse("A case needs the examiner's name: the audit trail records who did each step.")
+            return
         if not self.file.text().strip():
             self._refuse("Choose where to save the case file.")
             return

@@ -52,7 +52,7 @@ from forensic_face.gui.worker import (
     JobRunner,
     default_engine_factory,
 )
-from forensic_face.settings import save_settings
+from forensic_face.settings import load_examiner, save_examiner, save_settings
 
 log = logging.getLogger(__name__)
 
@@ -937,8 +937,7 @@ class MainWindow(QMainWindow):
             return False
         candidate = self.candidates.candidates[row]
         try:
-            self.case_store.set_decision(record.search_id, candidate.rank, decision, note,
-                                         self.case_store.info().examiner or None)
+            self.case_store.set_decision(record.search_id, candidate.rank, decision, note)
         except ForensicFaceError as exc:
             self.show_message(str(exc), "error")
             return False
@@ -949,8 +948,11 @@ class MainWindow(QMainWindow):
         if self.case_store is None or search_id is None:
             self.candidates.set_decisions({})
             return
-        self.candidates.set_decisions({rank: (d.decision, d.note)
-                                       for rank, d in self.case_store.decisions(search_id).items()})
+        self.candidates.set_decisions({
+            rank: (d.decision, d.note, "" if not d.carried else
+                   f"carried from search #{d.carried_from_search}, rank {d.carried_from_rank} "
+                   f"({d.examiner}, {d.utc})")
+            for rank, d in self.case_store.decisions(search_id).items()})
 
     # Report -----------------------------------------------------------------------------------------------------
     @Slot()
@@ -1121,6 +1123,7 @@ class MainWindow(QMainWindow):
         from forensic_face.gui.case_dialog import NewCaseDialog
 
         dialog = NewCaseDialog(default_case_path("x").parent, CASE_SUFFIX, self)
+        dialog.examiner.setText(self._saved_examiner())
         dialog.finished.connect(lambda code: self._new_case_closed(dialog, code))
         dialog.open()
         self.case_dialog = dialog
@@ -1136,10 +1139,41 @@ class MainWindow(QMainWindow):
 
         try:
             store = CaseStore.create(path, case_number, title, examiner)
-        except ForensicFaceError as exc:
+            if not self._saved_examiner():
+                save_examiner(examiner)  # asked once: the New case dialog's examiner is who works here
+        except (ForensicFaceError, OSError) as exc:
             self.show_message(str(exc), "error")
             return False
         self._set_case(store)
+        return True
+
+    def _saved_examiner(self) -> str:
+        """The examiner's name in settings.toml ("" when none is saved, or it cannot be read: said once)."""
+        try:
+            return load_examiner()
+        except ForensicFaceError as exc:
+            self.show_message(str(exc), "error")
+            return ""
+
+    def _ask_examiner(self) -> None:
+        """Ask, without blocking the window, who works on the open case; the answer is kept in settings.toml and
+        names the actor of every audit entry written from then on (until then: the case's examiner)."""
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Examiner")
+        dialog.setLabelText("Your name, as the audit trail of every case you work on should record it:")
+        dialog.textValueSelected.connect(self.set_examiner)
+        dialog.open()
+        self.examiner_dialog = dialog
+
+    def set_examiner(self, name: str) -> bool:
+        """Work as ``name`` from now on (saved in settings.toml; the open case's audit actor)."""
+        try:
+            save_examiner(name)
+        except (ForensicFaceError, OSError) as exc:
+            self.show_message(str(exc), "error")
+            return False
+        if self.case_store is not None:
+            self.case_store.examiner = name.strip()
         return True
 
     @Slot()
@@ -1155,12 +1189,15 @@ class MainWindow(QMainWindow):
         except ImportError as exc:
             self.show_message(f"Case files are not available in this installation ({exc}).", "warning")
             return False
+        examiner = self._saved_examiner()
         try:
-            store = open_case(path)
+            store = open_case(path, examiner or None)
         except ForensicFaceError as exc:
             self.show_message(str(exc), "error")
             return False
         self._set_case(store)
+        if not examiner:
+            self._ask_examiner()
         return True
 
     def _set_case(self, store: Any) -> None:

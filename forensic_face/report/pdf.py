@@ -1,4 +1,6 @@
-"""Case report as PDF (reportlab): evidence with verification, candidates for review, method, log, sign-off.
+"""Case report as PDF (reportlab): evidence with verification, a summary of leads per probe, one section per
+probe (the search the examiner chose, the latest by default), method, log, sign-off, and an annex listing the
+superseded searches.
 
 The report is built only from what the case file stores (no recomputation) plus a verification run at report
 time. reportlab draws without a GUI thread or display, so the same code serves the CLI, the GUI (from a worker)
@@ -31,10 +33,12 @@ from forensic_face.store.rows import ROWS_KEY
 from forensic_face.store.case_store import (
     CaseInfo,
     EvidenceItem,
+    StoredCandidate,
     StoredSearch,
     encode_png,
     open_case,
 )
+from forensic_face.store.history import ProbeHistory, SearchHistory, case_history
 from forensic_face.store.output import atomic_output, check_output_path
 from forensic_face.store.verify import VerificationReport, verify_record, verify_store
 
@@ -293,13 +297,60 @@ def _entry_summary(entry: AuditEntry) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- builder
+@dataclass(frozen=True)
+class ReportedProbe:
+    """One probe in the report: its searches and the one reported in full (the others go to the annex)."""
+
+    history: ProbeHistory
+    chosen: SearchHistory
+
+    @property
+    def superseded(self) -> tuple[SearchHistory, ...]:
+        return tuple(h for h in self.history.searches if h.search.id != self.chosen.search.id)
+
+
+def choose_reported_probes(probes: Sequence[ProbeHistory], search_ids: Sequence[int] | None) -> list[ReportedProbe]:
+    """Every probe with its latest search; with ``search_ids``, only the probes of those searches, each with the
+    latest of the given searches. An id that is no search of the case is an error (a typo must not silently
+    report another search)."""
+    if not search_ids:
+        return [ReportedProbe(p, p.latest) for p in probes]
+    known = {h.search.id for p in probes for h in p.searches}
+    unknown = sorted(set(search_ids) - known)
+    if unknown:
+        raise CaseStoreError(f"no search {', '.join(f'#{i}' for i in unknown)} in this case; known: "
+                             f"{', '.join(f'#{i}' for i in sorted(known)) or 'none'} (see 'forensic-face case show')")
+    return [ReportedProbe(p, p.chosen(search_ids)) for p in probes
+            if any(h.search.id in set(search_ids) for h in p.searches)]
+
+
+def _lr_text(candidate: StoredCandidate) -> str:
+    lr = 10.0 ** float(candidate.log10_lr or 0.0)
+    return f"{lr:.3g}" if 1e-3 <= lr <= 1e4 else f"10^{candidate.log10_lr:.1f}"
+
+
+def _decision_text(decision: Any) -> str:
+    """A decision as the report states it, saying where a carried one was made and by whom."""
+    text = decision.decision
+    if decision.carried:
+        text += (f" (carried from search #{decision.carried_from_search}, rank {decision.carried_from_rank}; "
+                 f"{decision.examiner}, {decision.utc})")
+    return text
+
+
 class _ReportBuilder:
-    def __init__(self, info: CaseInfo, evidence: list[EvidenceItem], searches: list[StoredSearch],
+    def __init__(self, info: CaseInfo, evidence: list[EvidenceItem], probes: list[ReportedProbe],
                  entries: list[AuditEntry], verification: VerificationReport, generated_utc: str, top: int) -> None:
-        self.info, self.evidence, self.searches, self.entries = info, evidence, searches, entries
+        self.info, self.evidence, self.probes, self.entries = info, evidence, probes, entries
         self.verification, self.generated_utc, self.top = verification, generated_utc, top
         self.s = _Styles()
         self.width = 0.0
+        self._section = 0
+
+    def _h1(self, title: str) -> Any:
+        """A numbered section heading (numbers follow the order sections are built in)."""
+        self._section += 1
+        return _p(f"{self._section}. {title}", self.s.h1)
 
     def build(self, out: Path) -> int:
         from reportlab.lib.pagesizes import A4
@@ -312,13 +363,16 @@ class _ReportBuilder:
                                 subject="Cross-resolution face comparison: investigative leads")
         self.width = doc.width
         story: list[Any] = []
+        self._section = 0
         story += self._front()
         story += self._evidence()
-        for search in self.searches:
-            story += self._search(search)
+        story += self._leads()
+        for probe in self.probes:
+            story += self._search(probe)
         story += self._method()
         story += self._log()
         story += self._signoff()
+        story += self._annex()
         doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
         return int(doc.page)
 
@@ -360,13 +414,14 @@ class _ReportBuilder:
             [_p("Case file", s.cell_bold), _p(str(info.path), s.cell)],
             [_p("Software", s.cell_bold), _p(f"forensic_face {forensic_face.__version__} "
                                              f"(case schema {info.schema_version})", s.cell)],
-            [_p("Searches reported", s.cell_bold), _p(", ".join(f"#{x.id}" for x in self.searches) or "none", s.cell)],
+            [_p("Searches reported", s.cell_bold),
+             _p(", ".join(f"#{p.chosen.search.id}" for p in self.probes) or "none", s.cell)],
         ]
         return [
             _p("Face comparison report", s.title),
             _p("Cross-resolution face search (Meet-in-the-middle). The results are candidates for review by an "
                "examiner, not identifications.", s.subtitle),
-            _p("1. Case", s.h1), _table(rows, [45 * 2.835, self.width - 45 * 2.835], header=False, zebra=False),
+            self._h1("Case"), _table(rows, [45 * 2.835, self.width - 45 * 2.835], header=False, zebra=False),
             *[_p(f"{name} in full: {value}", s.body) for name, value in
               (("Case number", info.case_number), ("Title", info.title), ("Examiner", info.examiner))
               if cells[name][1]],
@@ -375,7 +430,7 @@ class _ReportBuilder:
 
     def _evidence(self) -> list[Any]:
         s, v = self.s, self.verification
-        out: list[Any] = [_p("2. Evidence and integrity", s.h1)]
+        out: list[Any] = [self._h1("Evidence and integrity")]
         rows = [[_p(h, s.cell_bold) for h in ("#", "Role", "File", "Imported (UTC)", "Size / pixels", "SHA-256")]]
         for e in self.evidence:
             rows.append([_p(str(e.id), s.cell), _p(e.role, s.cell), _p(str(e.path), s.cell), _p(e.imported_utc, s.cell),
@@ -401,12 +456,41 @@ class _ReportBuilder:
                       f"{v.chain.head_hash}", s.small))
         return out
 
-    def _search(self, search: StoredSearch) -> list[Any]:
+    def _leads(self) -> list[Any]:
+        """Up front: per probe, the search reported, its candidates marked possible lead (with LR) and reviews."""
+        s, w = self.s, self.width
+        first_probe = self._section + 2
+        out: list[Any] = [self._h1("Summary of leads per probe"),
+                          _p(f"Sections {first_probe} to {first_probe + len(self.probes) - 1} give each probe in "
+                             "full. A possible lead is a candidate for further investigation, not an identification."
+                             if self.probes else "No search is reported.", s.small)]
+        rows = [[_p(h, s.cell_bold) for h in ("Section", "Probe", "Search used", "Possible leads (LR)", "Review")]]
+        for k, probe in enumerate(self.probes):
+            search = probe.chosen.search
+            leads = [c for c in search.candidates if c.decision.decision == "possible lead"]
+            lead_text = "; ".join(f"rank {c.candidate.rank} {c.candidate.identity}"
+                                  + (f" (LR {_lr_text(c)})" if c.log10_lr is not None else "")
+                                  + (" (carried)" if c.decision.carried else "") for c in leads) or "none"
+            reviews = "; ".join(f"{r.reviewer}: {r.verdict}" for r in probe.chosen.reviews) or "not reviewed"
+            used = (f"#{search.id}, {search.created_utc[:16].replace('T', ' ')}"
+                    + (f" ({len(probe.superseded)} earlier in annex)" if probe.superseded else ""))
+            rows.append([_p(str(first_probe + k), s.cell), _p(f"{search.probe.path.name} (evidence #{search.probe.id})",
+                                                              s.cell),
+                         _p(used, s.cell), _p(lead_text, s.cell), _p(reviews, s.cell)])
+        out.append(_table(rows, [40, w * 0.22, w * 0.2, w - 40 - w * 0.62, w * 0.2]))
+        return out
+
+    def _search(self, probe: ReportedProbe) -> list[Any]:
         from reportlab.platypus import CondPageBreak, KeepTogether, Spacer
 
         s, w = self.s, self.width
+        search = probe.chosen.search
         cfg, prov = search.config, search.provenance
-        out: list[Any] = [CondPageBreak(200), _p(f"3. Search #{search.id}", s.h1)]
+        out: list[Any] = [CondPageBreak(200), self._h1(f"Probe {search.probe.path.name}: search #{search.id}")]
+        if probe.superseded:
+            out.append(_p(f"This probe was searched {len(probe.history.searches)} times; this section reports search "
+                          f"#{search.id}. The others ({', '.join(f'#{h.search.id}' for h in probe.superseded)}) are "
+                          "listed in the annex.", s.small))
         face = search.face
         weights = _weights_text(prov)
         software = prov.get("software")
@@ -448,13 +532,11 @@ class _ReportBuilder:
             if c.log10_lr is None:
                 lr_text, verbal = "not calibrated", "-"
             else:
-                lr = 10.0 ** c.log10_lr
-                lr_text = f"{lr:.3g}" if 1e-3 <= lr <= 1e4 else f"10^{c.log10_lr:.1f}"
-                verbal = verbal_equivalent(lr)
+                lr_text, verbal = _lr_text(c), verbal_equivalent(10.0 ** c.log10_lr)
             note, cut = _cell_text(c.decision.note, "below this table")
             if cut:
                 long_notes.append((cand.rank, c.decision.note))
-            decision = c.decision.decision + (f": {note}" if note else "")
+            decision = _decision_text(c.decision) + (f": {note}" if note else "")
             rows.append([_p(str(cand.rank), s.cell), _p(cand.identity, s.cell), _p(f"{cand.score:.4f}", s.cell),
                          _p(lr_text, s.cell), _p(verbal, s.cell), _p(decision, s.cell)])
         out.append(_table(rows, [30, w * 0.25, 42, 50, w * 0.27, w - 122 - w * 0.52]))
@@ -471,9 +553,40 @@ class _ReportBuilder:
         else:
             out.append(_p("No likelihood ratios: no calibration was applied to this search. Scores are "
                           "similarities for ranking only and do not express evidential strength.", s.small))
+        for c in probe.chosen.carried.not_carried:
+            out.append(_p(f"Not carried to this search: the decision '{c['decision']}' on {c['identity']} (search "
+                          f"#{c['from_search_id']}, rank {c['from_rank']}; {c['examiner']}, {c['decided_utc']}): "
+                          f"{c['identity']} is no longer among the candidates.", s.small))
+        out.append(_p("Review", s.h2))
+        if not probe.chosen.reviews:
+            out.append(_p("No second examiner has reviewed the decisions of this search.", s.small))
+        for r in probe.chosen.reviews:
+            out.append(_p(f"{r.reviewer} ({r.utc}): {r.verdict} with the decisions on ranks "
+                          f"{', '.join(sorted(r.decisions, key=int)) or 'none'}" + (f". {r.note}" if r.note else ""),
+                          s.body))
         for stored in search.candidates[: self.top]:
             out.append(KeepTogether(self._candidate_panel(search, stored)))
         return out
+
+    def _annex(self) -> list[Any]:
+        """Superseded searches: id, time, who, top 3; their full record stays in the case."""
+        from reportlab.platypus import CondPageBreak
+
+        s, w = self.s, self.width
+        superseded = [(p, h) for p in self.probes for h in p.superseded]
+        if not superseded:
+            return []
+        rows = [[_p(h, s.cell_bold) for h in ("Search", "Probe", "Run (UTC)", "By", "Top 3 (decision)")]]
+        for probe, h in superseded:
+            top = "; ".join(f"{c.candidate.rank}. {c.candidate.identity} ({c.decision.decision})"
+                            for c in h.search.candidates[:3])
+            rows.append([_p(f"#{h.search.id}", s.cell), _p(h.search.probe.path.name, s.cell),
+                         _p(h.search.created_utc.replace("T", " "), s.small), _p(h.examiner, s.cell), _p(top, s.cell)])
+        return [CondPageBreak(150), _p("Annex A. Superseded searches", s.h1),
+                _p("Earlier searches of the probes above, not reported in full: the report uses the search named in "
+                   "each probe's section. The case file keeps every search with its settings, images and decisions "
+                   "('forensic-face case show').", s.small),
+                _table(rows, [40, w * 0.2, 90, 70, w - 200 - w * 0.2])]
 
     def _probe_panel(self, search: StoredSearch) -> list[Any]:
         s = self.s
@@ -542,13 +655,13 @@ class _ReportBuilder:
         from reportlab.platypus import CondPageBreak
 
         s = self.s
-        out = [CondPageBreak(150), _p("4. Method", s.h1), _p(METHOD_TEXT, s.body),
+        out = [CondPageBreak(150), self._h1("Method"), _p(METHOD_TEXT, s.body),
                _p(f"Reference: {PAPER_CITATION}", s.body),
                _p("Likelihood ratios (where given) follow the ENFSI Guideline for Evaluative Reporting in Forensic "
                   "Science (2015): LR = p(score | same person) / p(score | different persons), with the ENFSI verbal "
                   "equivalents. Calibration: logistic regression with empirical lower and upper bounds (ELUB), "
                   "fitted with the lir package of the Netherlands Forensic Institute.", s.body),
-               _p("5. Limitations", s.h1)]
+               self._h1("Limitations")]
         out += [_p(f"{k}. {text}", s.body) for k, text in enumerate(LIMITATIONS, start=1)]
         return out
 
@@ -556,7 +669,7 @@ class _ReportBuilder:
         from reportlab.platypus import CondPageBreak
 
         s, w = self.s, self.width
-        out: list[Any] = [CondPageBreak(150), _p("6. Processing log (audit trail)", s.h1),
+        out: list[Any] = [CondPageBreak(150), self._h1("Processing log (audit trail)"),
                           _p(f"{len(self.entries)} entries up to report generation; the export of this report is "
                              "logged as the next entry. Details are abridged here; the case file holds them in full. "
                              "Each entry hash covers the entry and the previous entry's hash.", s.small)]
@@ -581,7 +694,7 @@ class _ReportBuilder:
                         [100, (w - 100) * 0.4, (w - 100) * 0.35, (w - 100) * 0.25], header=True, zebra=False)
         fields.setStyle([("ROWBACKGROUNDS", (0, 1), (-1, -1), [None]), ("TOPPADDING", (0, 1), (-1, -1), 14),
                          ("BOTTOMPADDING", (0, 1), (-1, -1), 14)])
-        return [CondPageBreak(260), _p("7. Conclusion and sign-off", s.h1), conclusion, Spacer(1, 8), fields]
+        return [CondPageBreak(260), self._h1("Conclusion and sign-off"), conclusion, Spacer(1, 8), fields]
 
 
 def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequence[int] | None = None,
@@ -589,23 +702,25 @@ def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequen
                       force: bool = False) -> ReportOutcome:
     """Verify the case, render its report to ``out`` (PDF) and log the export. Returns pages, hash, verification.
 
-    ``search_ids``: which searches (default all); ``top``: candidates shown with images and heatmaps per search;
+    ``search_ids``: the search to report for each probe (:func:`choose_reported_probes`; default every probe
+    with its latest search; the other searches of a reported probe are listed in an annex); ``top``: candidates
+    shown with images and heatmaps per probe;
     ``examiner``: who signs this report (default: the case's examiner), recorded in the export's audit entry;
     ``force``: replace an existing file at ``out``. Evidence, gallery images, the case file (and its SQLite
     companions), other case files and folders are never replaced (:func:`check_output_path`).
     """
     if top < 0:
         raise CaseStoreError(f"top must be >= 0, got {top}")
-    with open_case(case_path) as store:
+    with open_case(case_path, examiner) as store:
         target = check_output_path(out, store=store, force=force, what="report")
         verification = verify_store(store, check_galleries=check_galleries)
         store.log_action("verify", verify_record(verification, purpose="report"))
-        ids = list(search_ids) if search_ids else store.search_ids()
-        searches = [store.search(i) for i in ids]
+        probes = choose_reported_probes(case_history(store), search_ids)
+        ids = [p.chosen.search.id for p in probes]
         info = store.info()
         if examiner:
             info = dataclasses.replace(info, examiner=examiner)
-        builder = _ReportBuilder(info, store.evidence_items(), searches, store.audit_entries(), verification,
+        builder = _ReportBuilder(info, store.evidence_items(), probes, store.audit_entries(), verification,
                                  datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), top)
         with atomic_output(target) as temp:
             num_pages = builder.build(temp)

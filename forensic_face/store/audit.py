@@ -28,7 +28,7 @@ GENESIS_HASH = "0" * 64
 
 ACTIONS = frozenset({
     "create", "migrate", "import", "detect", "manual_box", "enroll", "enroll_progress", "gallery", "search",
-    "decision", "calibration", "export", "verify", "replay", "note", "seal",
+    "decision", "review", "calibration", "export", "verify", "replay", "note", "seal",
 })
 
 AUDIT_SCHEMA = """

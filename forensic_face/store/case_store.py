@@ -211,11 +211,40 @@ _SCHEMA_V2 = "".join(
 BEGIN SELECT RAISE(ABORT, 'evidence records cannot be deleted'); END;
 """
 
+#: Version 3: decisions carried forward from an earlier search of the same probe (the search they were made on,
+#: and that search's rank; NULL for a decision made on this search), and reviews by a second examiner.
+_SCHEMA_V3 = """ALTER TABLE decisions ADD COLUMN carried_from_search_id INTEGER REFERENCES searches(id);
+ALTER TABLE decisions ADD COLUMN carried_from_rank INTEGER;
+CREATE TABLE reviews (
+    id INTEGER PRIMARY KEY,
+    search_id INTEGER NOT NULL REFERENCES searches(id),
+    reviewer TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('agree', 'disagree', 'inconclusive')),
+    note TEXT NOT NULL,
+    decisions_json TEXT NOT NULL,
+    utc TEXT NOT NULL
+);
+CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews rows cannot be changed; record a new one instead'); END;
+CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews rows cannot be deleted'); END;
+"""
+
 #: Selects the rows of a search's candidates (result_variants, result_similarity) for row hashing.
 _RESULTS_OF_SEARCH = "result_id IN (SELECT id FROM results WHERE search_id = ?)"
 
 #: Schema migrations; ``PRAGMA user_version`` = number applied. Append, never edit, released entries.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+#: Tables whose rows a migration changes (a new column enters every row hash): its migrate entry records their
+#: new hashes, or verify would report every such row as edited.
+REHASHED_BY_MIGRATION: dict[int, tuple[str, ...]] = {3: ("decisions",)}
+VERDICTS = ("agree", "disagree", "inconclusive")
+#: The actor of a migration of a case opened with no examiner's name known (neither given nor in the case).
+MIGRATION_ACTOR = "forensic_face (schema migration)"
+#: Two searches are of the same probe when they use the same probe evidence and face boxes that overlap by at
+#: least this intersection over union: a box drawn again by hand, or found again by the detector with other
+#: settings, still counts; a different face in the same still does not.
+SAME_PROBE_MIN_IOU = 0.8
 #: The first schema whose writes record row hashes.
 ROW_HASHES_SINCE_SCHEMA = 2
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -263,7 +292,57 @@ class Decision:
     decision: str = "not reviewed"
     note: str = ""
     examiner: str = ""
+    #: When the examiner decided (for a carried decision: on the earlier search).
     utc: str = ""
+    #: A decision carried forward from an earlier search of the same probe: that search and the rank there.
+    carried_from_search: int | None = None
+    carried_from_rank: int | None = None
+
+    @property
+    def carried(self) -> bool:
+        return self.carried_from_search is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"decision": self.decision, "note": self.note, "examiner": self.examiner, "utc": self.utc,
+                "carried_from_search": self.carried_from_search, "carried_from_rank": self.carried_from_rank}
+
+
+@dataclass(frozen=True)
+class CarriedDecisions:
+    """What recording a search did with the decisions of earlier searches of the same probe (kept in its
+    ``search`` audit entry): each one carried to the candidate of the same identity, or not carried because the
+    identity is no longer among the candidates. Entries are dicts with identity, decision, note, examiner,
+    decided_utc, from_search_id, from_rank and, when carried, rank."""
+
+    carried: tuple[dict[str, Any], ...] = ()
+    not_carried: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"carried": list(self.carried), "not_carried": list(self.not_carried)}
+
+    @classmethod
+    def from_entry(cls, entry: audit.AuditEntry) -> CarriedDecisions:
+        """As a ``search`` audit entry recorded them (none in entries written before carrying existed)."""
+        data = entry.details.get("carried_decisions") or {}
+        return cls(tuple(data.get("carried", ())), tuple(data.get("not_carried", ())))
+
+
+@dataclass(frozen=True)
+class Review:
+    """A second examiner's verification of a search's decisions (the V of ACE-V)."""
+
+    id: int
+    search_id: int
+    reviewer: str
+    verdict: str
+    note: str
+    utc: str
+    #: The decisions reviewed, as they stood: ``{rank: {decision, examiner, ...}}``.
+    decisions: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "search_id": self.search_id, "reviewer": self.reviewer, "verdict": self.verdict,
+                "note": self.note, "utc": self.utc, "decisions": self.decisions}
 
 
 @dataclass(frozen=True)
@@ -420,6 +499,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
+    """Intersection over union of two xyxy boxes (0 when either is empty)."""
+    ax1, ay1, ax2, ay2 = (float(v) for v in first)
+    bx1, by1, bx2, by2 = (float(v) for v in second)
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def same_probe_face(first_box: Sequence[float], second_box: Sequence[float]) -> bool:
+    """Whether two face boxes in the same evidence still are the same probe (:data:`SAME_PROBE_MIN_IOU`)."""
+    return box_iou(first_box, second_box) >= SAME_PROBE_MIN_IOU
+
+
 def absolute_path(path: str | Path) -> str:
     """How a file path is recorded: absolute, so the case reads the same from any working folder."""
     return str(Path(path).resolve())
@@ -462,10 +555,22 @@ def _decode_text(data: bytes) -> str:
 class CaseStore:
     """An open case file. Use :meth:`create` or :meth:`open`; close with :meth:`close` (or ``with``)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, examiner: str = "") -> None:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        #: Who works on the case now: the actor of every audit entry this store appends (see :meth:`open`).
+        self.examiner = examiner
+
+    def _append(self, conn: sqlite3.Connection, action: str, details: dict[str, Any],
+                actor: str | None = None) -> audit.AuditEntry:
+        """One audit entry by :attr:`examiner`. The operating-system account is kept beside it as ``os_user``:
+        on a shared or container account it says little about who worked, so it is never the actor."""
+        who = actor or self.examiner
+        if not who.strip():
+            raise CaseStoreError(f"{self.path}: no examiner is named, so the change cannot be attributed; give "
+                                 "the examiner's name (--examiner NAME, or 'examiner' in settings.toml)")
+        return audit.append_entry(conn, action, {**details, "os_user": audit.current_actor()}, actor=who)
 
     # ---- lifecycle
     @staticmethod
@@ -490,23 +595,28 @@ class CaseStore:
             raise CaseStoreError(f"{path} already exists; open it or choose another file name")
         if not case_number.strip():
             raise CaseStoreError("a case needs a case number")
+        if not examiner.strip():
+            raise CaseStoreError("a case needs an examiner's name (the actor of its audit trail)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        store = cls(path, cls._connect(path))
+        store = cls(path, cls._connect(path), examiner)
         store._migrate()
         with store._transaction():
             store._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             store._conn.execute(
                 "INSERT INTO case_meta (id, case_number, title, examiner, created_utc) VALUES (1, ?, ?, ?, ?)",
                 (case_number, title, examiner, audit.utc_now()))
-            audit.append_entry(store._conn, "create", {
+            store._append(store._conn, "create", {
                 "case_number": case_number, "title": title, "examiner": examiner, "schema_version": SCHEMA_VERSION,
                 row_hashes.ROWS_KEY: row_hashes.hash_rows(store._conn, [("case_meta", "id = 1", ())])})
         log.info("created case %s (%s)", path, case_number)
         return store
 
     @classmethod
-    def open(cls, path: str | Path) -> CaseStore:
-        """Open an existing case file, migrating an older schema. Raises :class:`CaseStoreError`."""
+    def open(cls, path: str | Path, examiner: str | None = None) -> CaseStore:
+        """Open an existing case file, migrating an older schema. Raises :class:`CaseStoreError`.
+
+        ``examiner``: who works on the case now, the actor of the audit entries this store appends; without
+        one, the case's examiner (``case_meta``), never the operating-system user."""
         path = Path(path)
         if not path.is_file():
             raise CaseStoreError(f"{path}: no such case file")
@@ -524,6 +634,7 @@ class CaseStore:
             if version > SCHEMA_VERSION:
                 raise CaseStoreError(f"{path}: was written by a newer forensic_face (schema {version}, this "
                                      f"version reads up to {SCHEMA_VERSION}); update forensic_face")
+            store.examiner = examiner or store._case_examiner()
             store._migrate()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             store._conn.close()
@@ -533,6 +644,10 @@ class CaseStore:
             store._conn.close()
             raise
         return store
+
+    def _case_examiner(self) -> str:
+        row = self._conn.execute("SELECT examiner FROM case_meta WHERE id = 1").fetchone()
+        return "" if row is None else str(row[0])
 
     def close(self) -> None:
         with self._lock:
@@ -590,7 +705,12 @@ class CaseStore:
                         if number == ROW_HASHES_SINCE_SCHEMA:
                             # Rows written before row hashing are covered from here on, not from their writing.
                             details[row_hashes.ROWS_KEY] = row_hashes.hash_all_rows(self._conn)
-                        audit.append_entry(self._conn, "migrate", details)
+                        elif number in REHASHED_BY_MIGRATION:
+                            details[row_hashes.ROWS_KEY] = row_hashes.hash_rows(
+                                self._conn, [(t, "", ()) for t in REHASHED_BY_MIGRATION[number]])
+                        # A migration is the program's step, not an examiner's: an old case without an
+                        # examiner's name (the window once allowed none) must still open, to be read or verified.
+                        self._append(self._conn, "migrate", details, actor=self.examiner or MIGRATION_ACTOR)
             except sqlite3.DatabaseError as exc:
                 raise CaseStoreError(f"{self.path}: schema migration to version {number} failed ({exc})") from None
 
@@ -603,7 +723,7 @@ class CaseStore:
     def log_action(self, action: str, details: dict[str, Any]) -> audit.AuditEntry:
         """Append an audit entry for a step that changes nothing else in the case (export, verify, replay)."""
         with self._transaction():
-            return audit.append_entry(self._conn, action, _jsonable(details))
+            return self._append(self._conn, action, _jsonable(details))
 
     def audit_entries(self) -> list[audit.AuditEntry]:
         with self._lock:
@@ -664,7 +784,7 @@ class CaseStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (resolved, image.sha256, image.size_bytes, now, role, image.width, image.height, image.format))
             evidence_id = int(cursor.lastrowid or 0)
-            audit.append_entry(conn, "import", {
+            self._append(conn, "import", {
                 "evidence_id": evidence_id, "path": resolved, "sha256": image.sha256,
                 "size_bytes": image.size_bytes, "role": role, "width": image.width, "height": image.height,
                 "format": image.format, "exif_orientation": image.exif_orientation,
@@ -700,7 +820,7 @@ class CaseStore:
         with self._transaction() as conn:
             cursor = conn.execute("INSERT INTO detections (evidence_id, utc, detections_json) VALUES (?, ?, ?)",
                                   (evidence_id, audit.utc_now(), audit.canonical_json(data)))
-            audit.append_entry(conn, "detect", {
+            self._append(conn, "detect", {
                 "evidence_id": evidence_id, **data,
                 row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("detections", "id = ?", (cursor.lastrowid,))])})
 
@@ -708,7 +828,7 @@ class CaseStore:
         """Log a face box the examiner drew by hand."""
         self.evidence(evidence_id)
         with self._transaction() as conn:
-            audit.append_entry(conn, "manual_box", {"evidence_id": evidence_id, "face": face_to_json(face)})
+            self._append(conn, "manual_box", {"evidence_id": evidence_id, "face": face_to_json(face)})
 
     # ---- galleries
     def _record_gallery(self, conn: sqlite3.Connection, gallery: Gallery) -> int:
@@ -730,7 +850,7 @@ class CaseStore:
               json.dumps([float(v) for v in e.crop.crop_box])) for e in gallery.entries])
         conn.executemany("INSERT INTO gallery_problems (gallery_id, image_path, reason) VALUES (?, ?, ?)",
                          [(gallery_id, absolute_path(p.image_path), p.reason) for p in gallery.problems])
-        audit.append_entry(conn, "gallery", {
+        self._append(conn, "gallery", {
             "gallery_id": gallery_id, "root": root, "digest": digest, "num_identities": len(identities),
             "num_images": len(gallery.entries), "num_problems": len(gallery.problems),
             "images": [[e.identity, absolute_path(e.image_path), e.sha256] for e in gallery.entries],
@@ -845,19 +965,71 @@ class CaseStore:
                         [(result_id, int(scale), encode_npy(np.asarray(matrix, dtype=np.float32)),
                           json.dumps(list(cand.gallery_paths.get(scale, ()))))
                          for scale, matrix in cand.similarity.items()])
-                audit.append_entry(conn, "search", {
+                carried = self._carry_decisions(conn, search_id, evidence_id, result)
+                self._append(conn, "search", {
                     "search_id": search_id, "probe_evidence_id": evidence_id, "probe_sha256": result.probe_sha256,
                     "gallery_id": gallery_id, "face": face_to_json(result.probe_face), "config": config.to_dict(),
                     "config_digest": config.digest(), "provenance": provenance, "seed": config.seed,
                     "calibration_band_px": None if cal is None else cal.band_px,
                     "candidates": [[c.rank, c.identity, c.gallery_sha256, round(float(c.score), 6)]
                                    for c in result.candidates],
+                    "carried_decisions": carried.to_json(),
                     row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [
                         ("searches", "id = ?", (search_id,)), ("results", "search_id = ?", (search_id,)),
                         ("result_variants", _RESULTS_OF_SEARCH, (search_id,)),
-                        ("result_similarity", _RESULTS_OF_SEARCH, (search_id,))])})
+                        ("result_similarity", _RESULTS_OF_SEARCH, (search_id,)),
+                        ("decisions", "search_id = ?", (search_id,))])})
         log.info("stored search %d (%d candidates)", search_id, len(result.candidates))
         return search_id
+
+    def _carry_decisions(self, conn: sqlite3.Connection, search_id: int, evidence_id: int,
+                         result: SearchResult) -> CarriedDecisions:
+        """Carry the decisions of earlier searches of the same probe (:data:`SAME_PROBE_MIN_IOU`) to this one.
+
+        Per identity the latest decision made on any of them counts; each is recorded on this search's candidate
+        of that identity with the search and rank it was made on and its original examiner and time, so a
+        re-search never silently drops the examiner's work. A decision whose identity is not among the new
+        candidates is listed as not carried. "not reviewed" is nothing to carry.
+        """
+        box = face_to_json(result.probe_face)["box"]
+        earlier = [int(r[0]) for r in conn.execute(
+            "SELECT id, face_json FROM searches WHERE evidence_id = ? AND id < ? ORDER BY id",
+            (evidence_id, search_id)) if same_probe_face(json.loads(r[1])["box"], box)]
+        if not earlier:
+            return CarriedDecisions()
+        latest: dict[str, tuple[Any, ...]] = {}
+        for row in conn.execute(
+                "SELECT d.search_id, d.rank, r.identity, d.decision, d.note, d.examiner, d.utc FROM decisions d "
+                "JOIN results r ON r.search_id = d.search_id AND r.rank = d.rank WHERE d.search_id IN "
+                f"({', '.join('?' * len(earlier))}) ORDER BY d.id", earlier):
+            latest[str(row[2])] = row
+        new_rank: dict[str, int] = {}
+        for cand in result.candidates:
+            new_rank.setdefault(cand.identity, cand.rank)
+        carried: list[dict[str, Any]] = []
+        not_carried: list[dict[str, Any]] = []
+        for identity, (from_search, from_rank, _, decision, note, examiner, utc) in sorted(latest.items()):
+            if decision == "not reviewed":
+                continue
+            record = {"identity": identity, "decision": decision, "note": note, "examiner": examiner,
+                      "decided_utc": utc, "from_search_id": int(from_search), "from_rank": int(from_rank)}
+            if identity not in new_rank:
+                not_carried.append(record)
+                continue
+            conn.execute("INSERT INTO decisions (search_id, rank, decision, note, examiner, utc, "
+                         "carried_from_search_id, carried_from_rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (search_id, new_rank[identity], decision, note, examiner, utc, int(from_search),
+                          int(from_rank)))
+            carried.append({**record, "rank": new_rank[identity]})
+        carried.sort(key=lambda c: c["rank"])
+        return CarriedDecisions(tuple(carried), tuple(not_carried))
+
+    def carried_decisions(self, search_id: int) -> CarriedDecisions:
+        """What recording ``search_id`` carried from earlier searches of its probe, as its audit entry says."""
+        for entry in self.audit_entries():
+            if entry.action == "search" and entry.details.get("search_id") == search_id:
+                return CarriedDecisions.from_entry(entry)
+        return CarriedDecisions()
 
     def search_ids(self) -> list[int]:
         with self._lock:
@@ -878,10 +1050,11 @@ class CaseStore:
         out: dict[int, Decision] = {}
         with self._lock:
             rows = self._conn.execute(
-                "SELECT rank, decision, note, examiner, utc FROM decisions WHERE search_id = ? ORDER BY id",
-                (search_id,)).fetchall()
-        for rank, decision, note, examiner, utc in rows:
-            out[int(rank)] = Decision(decision, note, examiner, utc)
+                "SELECT rank, decision, note, examiner, utc, carried_from_search_id, carried_from_rank FROM decisions "
+                "WHERE search_id = ? ORDER BY id", (search_id,)).fetchall()
+        for rank, decision, note, examiner, utc, from_search, from_rank in rows:
+            out[int(rank)] = Decision(decision, note, examiner, utc, None if from_search is None else int(from_search),
+                                      None if from_rank is None else int(from_rank))
         return out
 
     def search(self, search_id: int) -> StoredSearch:
@@ -957,7 +1130,7 @@ class CaseStore:
         """Record the examiner's decision on a candidate (history is kept; the latest counts)."""
         if decision not in DECISIONS:
             raise CaseStoreError(f"decision must be one of {DECISIONS}, got {decision!r}")
-        who = examiner or audit.current_actor()
+        who = examiner or self.examiner
         with self._transaction() as conn:
             row = conn.execute("SELECT identity, gallery_sha256 FROM results WHERE search_id = ? AND rank = ?",
                                (search_id, rank)).fetchone()
@@ -965,10 +1138,58 @@ class CaseStore:
                 raise CaseStoreError(f"search {search_id} has no candidate at rank {rank}")
             cursor = conn.execute("INSERT INTO decisions (search_id, rank, decision, note, examiner, utc) "
                                   "VALUES (?, ?, ?, ?, ?, ?)", (search_id, rank, decision, note, who, audit.utc_now()))
-            audit.append_entry(conn, "decision", {
+            self._append(conn, "decision", {
                 "search_id": search_id, "rank": rank, "identity": row[0], "gallery_sha256": row[1],
                 "decision": decision, "note": note, "examiner": who,
-                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("decisions", "id = ?", (cursor.lastrowid,))])})
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("decisions", "id = ?", (cursor.lastrowid,))])},
+                actor=who)
+
+    # ---- reviews
+    def record_review(self, search_id: int, reviewer: str, verdict: str, note: str = "") -> Review:
+        """Record a second examiner's verification of a search's decisions (ACE-V's verification step).
+
+        The reviewer must be someone other than every examiner whose decision stands on the search (carried
+        ones included): an examiner cannot verify their own work. The decisions reviewed are stored with the
+        review, so a later change of a decision does not silently change what was verified.
+        """
+        if verdict not in VERDICTS:
+            raise CaseStoreError(f"a review's verdict must be one of {VERDICTS}, got {verdict!r}")
+        if not reviewer.strip():
+            raise CaseStoreError("a review needs the reviewer's name (--examiner NAME)")
+        with self._transaction() as conn:
+            decisions = {rank: d for rank, d in self.decisions(search_id).items() if d.decision != "not reviewed"}
+            if conn.execute("SELECT 1 FROM searches WHERE id = ?", (search_id,)).fetchone() is None:
+                raise CaseStoreError(f"{self.path}: no search {search_id}; known: {self.search_ids()}")
+            if not decisions:
+                raise CaseStoreError(f"search {search_id} has no decisions to review: the examiner decides on its "
+                                     "candidates first ('forensic-face decide')")
+            examiners = sorted({d.examiner for d in decisions.values()})
+            if reviewer.strip().casefold() in {e.strip().casefold() for e in examiners}:
+                raise CaseStoreError(
+                    f"{reviewer} made decisions on search {search_id} and cannot review them: a review is the "
+                    f"verification by a second examiner; it must be recorded by someone other than "
+                    f"{', '.join(examiners)}")
+            reviewed = {str(rank): d.to_json() for rank, d in sorted(decisions.items())}
+            utc = audit.utc_now()
+            cursor = conn.execute(
+                "INSERT INTO reviews (search_id, reviewer, verdict, note, decisions_json, utc) VALUES (?, ?, ?, ?, ?, ?)",
+                (search_id, reviewer, verdict, note, audit.canonical_json(reviewed), utc))
+            review_id = int(cursor.lastrowid or 0)
+            self._append(conn, "review", {
+                "review_id": review_id, "search_id": search_id, "reviewer": reviewer, "verdict": verdict,
+                "note": note, "decisions": reviewed,
+                row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("reviews", "id = ?", (review_id,))])},
+                actor=reviewer)
+        return Review(review_id, search_id, reviewer, verdict, note, utc, reviewed)
+
+    def reviews(self, search_id: int | None = None) -> list[Review]:
+        """Reviews, oldest first; of one search with ``search_id``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, search_id, reviewer, verdict, note, utc, decisions_json FROM reviews"
+                + ("" if search_id is None else " WHERE search_id = ?") + " ORDER BY id",
+                () if search_id is None else (search_id,)).fetchall()
+        return [Review(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
 
     # ---- enrollment progress
     def begin_enrollment(self, root: str | Path, config_digest: str, total: int) -> EnrollmentState:
@@ -981,14 +1202,14 @@ class CaseStore:
                 enrollment_id = int(row[0])
                 done = conn.execute("SELECT COUNT(*) FROM enrollment_items WHERE enrollment_id = ?",
                                     (enrollment_id,)).fetchone()[0]
-                audit.append_entry(conn, "enroll", {"event": "resume", "enrollment_id": enrollment_id,
+                self._append(conn, "enroll", {"event": "resume", "enrollment_id": enrollment_id,
                                                     "root": resolved, "config_digest": config_digest,
                                                     "done": int(done), "total": total})
             else:
                 cursor = conn.execute("INSERT INTO enrollments (root, config_digest, started_utc, status, total) "
                                       "VALUES (?, ?, ?, 'running', ?)", (resolved, config_digest, audit.utc_now(), total))
                 enrollment_id = int(cursor.lastrowid or 0)
-                audit.append_entry(conn, "enroll", {
+                self._append(conn, "enroll", {
                     "event": "start", "enrollment_id": enrollment_id, "root": resolved, "config_digest": config_digest,
                     "total": total,
                     row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("enrollments", "id = ?", (enrollment_id,))])})
@@ -1015,7 +1236,7 @@ class CaseStore:
                   None if i.face is None else audit.canonical_json(face_to_json(i.face)),
                   None if i.crop_box is None else json.dumps([float(v) for v in i.crop_box]), i.reason, now)
                  for i in items])
-            audit.append_entry(conn, "enroll_progress", {
+            self._append(conn, "enroll_progress", {
                 "enrollment_id": enrollment_id,
                 "items": [[str(i.image_path), i.sha256, i.status, i.reason] for i in items],
                 # The chunk's rows are the ones stamped with this transaction's time (no list of paths, which
@@ -1052,16 +1273,16 @@ class CaseStore:
             gallery_id = self._record_gallery(conn, gallery) if gallery is not None else None
             conn.execute("UPDATE enrollments SET status = 'done', gallery_id = ? WHERE id = ?",
                          (gallery_id, enrollment_id))
-            audit.append_entry(conn, "enroll", {
+            self._append(conn, "enroll", {
                 "event": "finish", "enrollment_id": enrollment_id, "gallery_id": gallery_id,
                 row_hashes.ROWS_KEY: row_hashes.hash_rows(conn, [("enrollments", "id = ?", (enrollment_id,))])})
         return gallery_id
 
 
-def open_case(path: str | Path) -> CaseStore:
+def open_case(path: str | Path, examiner: str | None = None) -> CaseStore:
     """:meth:`CaseStore.open`, turning unexpected SQLite failures into :class:`CaseStoreError`."""
     try:
-        return CaseStore.open(path)
+        return CaseStore.open(path, examiner)
     except ForensicFaceError:
         raise
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:

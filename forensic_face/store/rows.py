@@ -39,6 +39,7 @@ COVERED_TABLES: dict[str, tuple[str, ...]] = {
     "result_variants": ("result_id", "ord"),
     "result_similarity": ("result_id", "scale"),
     "decisions": ("id",),
+    "reviews": ("id",),
     "enrollments": ("id",),
     "enrollment_items": ("enrollment_id", "image_path"),
 }

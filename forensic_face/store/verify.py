@@ -151,14 +151,21 @@ def _cross_check_decisions(conn: sqlite3.Connection, entries: list[audit.AuditEn
     always carried these fields, so a forged decision is caught even in a case written before row hashing."""
     logged: dict[tuple[Any, ...], list[int]] = {}
     for entry in entries:
+        d = entry.details
         if entry.action == "decision":
-            d = entry.details
-            key = (d.get("search_id"), d.get("rank"), d.get("decision"), d.get("note"), d.get("examiner"))
+            key = (d.get("search_id"), d.get("rank"), d.get("decision"), d.get("note"), d.get("examiner"), None)
             logged.setdefault(key, []).append(entry.seq)
+        elif entry.action == "search":  # decisions carried forward from earlier searches of the same probe
+            for c in (d.get("carried_decisions") or {}).get("carried", []):
+                key = (d.get("search_id"), c.get("rank"), c.get("decision"), c.get("note"), c.get("examiner"),
+                       c.get("from_search_id"))
+                logged.setdefault(key, []).append(entry.seq)
     problems = []
-    for row_id, search_id, rank, decision, note, examiner in conn.execute(
-            "SELECT id, search_id, rank, decision, note, examiner FROM decisions ORDER BY id"):
-        seqs = logged.get((search_id, rank, decision, note, examiner))
+    carried_column = "carried_from_search_id" in {str(r[1]) for r in conn.execute("PRAGMA table_info(decisions)")}
+    for row_id, search_id, rank, decision, note, examiner, from_search in conn.execute(
+            "SELECT id, search_id, rank, decision, note, examiner, "
+            f"{'carried_from_search_id' if carried_column else 'NULL'} FROM decisions ORDER BY id"):
+        seqs = logged.get((search_id, rank, decision, note, examiner, from_search))
         if seqs:
             seqs.pop(0)
         else:
@@ -277,14 +284,15 @@ def verify_record(report: VerificationReport, purpose: str = "") -> dict[str, An
 
 
 def verify_case(path: str | Path, check_galleries: bool = True, record: bool = True,
-                seal_path: str | Path | None = None, public_key_path: str | Path | None = None
-                ) -> VerificationReport:
+                seal_path: str | Path | None = None, public_key_path: str | Path | None = None,
+                examiner: str | None = None) -> VerificationReport:
     """Re-hash every evidence (and gallery) file from its original path, walk the audit chain, compare every
     table row with the audit trail and, with ``seal_path``, the trail with a seal kept outside the file.
 
-    ``record``: append a ``verify`` entry with the outcome to the audit trail (after checking).
+    ``record``: append a ``verify`` entry with the outcome to the audit trail (after checking), by ``examiner``
+    (default: the case's examiner).
     """
-    with open_case(path) as store:
+    with open_case(path, examiner) as store:
         report = verify_store(store, check_galleries=check_galleries, seal_path=seal_path,
                               public_key_path=public_key_path)
         if record:
@@ -293,7 +301,8 @@ def verify_case(path: str | Path, check_galleries: bool = True, record: bool = T
     return report
 
 
-def seal_case(case_path: str | Path, private_key_path: str | Path, out: str | Path) -> dict[str, Any]:
+def seal_case(case_path: str | Path, private_key_path: str | Path, out: str | Path,
+              examiner: str | None = None) -> dict[str, Any]:
     """Check the trail and the tables, then write a seal of the trail's head signed with the examiner's key to
     ``out`` (never over an existing file, evidence or the case) and log it. Returns the seal document.
 
@@ -304,7 +313,7 @@ def seal_case(case_path: str | Path, private_key_path: str | Path, out: str | Pa
     from forensic_face.store.output import atomic_output, check_output_path
     from forensic_face.store.seal import make_seal
 
-    with open_case(case_path) as store:
+    with open_case(case_path, examiner) as store:
         target = check_output_path(out, store=store, what="seal")
         report = verify_store(store, check_galleries=False)
         if not (report.chain.ok and report.tables_ok):
