@@ -73,7 +73,8 @@ class _TfjsConvertedRecognizer(AlignedRecognizer):
         return model
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
-        return self.model(chips.contiguous(memory_format=torch.channels_last))
+        out: torch.Tensor = self.model(chips.contiguous(memory_format=torch.channels_last))
+        return out
 
 
 class FaceResRecognizer(_TfjsConvertedRecognizer):
