@@ -114,6 +114,16 @@ def test_warp_identity_reproduces_the_image() -> None:
     torch.testing.assert_close(out, images, atol=1e-5, rtol=0)
 
 
+def test_bicubic_mode_keeps_identity_and_differs_from_bilinear_when_magnifying() -> None:
+    gen = torch.Generator().manual_seed(4)
+    images = torch.rand(1, 3, 12, 12, generator=gen)
+    eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    torch.testing.assert_close(warp_affine(images, eye, 12, mode="bicubic"), images, atol=1e-5, rtol=0)
+    magnify = torch.tensor([[[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]]])  # chip px -> a quarter image px
+    bilinear, bicubic = warp_affine(images, magnify, 40), warp_affine(images, magnify, 40, mode="bicubic")
+    assert float((bilinear - bicubic).abs().max()) > 0.02
+
+
 def test_antialiased_downscale_averages_fine_detail() -> None:
     checker = ((torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2).float().expand(1, 3, 128, 128)
     shrink = torch.tensor([[[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]]])  # chip px -> 4 image px

@@ -27,6 +27,7 @@ from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, s
 CPU = torch.device("cpu")
 REFERENCE = Path(__file__).parent / "data" / "tfjs_reference.json"
 NETWORKS = {"faceres": (224, 1024), "mobileface": (112, 256)}
+CHIP_PADDING = {"faceres": 0.1, "mobileface": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_both_networks_are_registered_with_their_chip_and_template_sizes(
         rec = recognizers[name]
         assert isinstance(rec, Recognizer)
         assert (rec.name, rec.input_size, rec.embedding_dim, rec.alignment) == (name, size, dim, "template")
-        assert rec.template_padding == 0.0
+        assert rec.template_padding == CHIP_PADDING[name]
         entry = json.loads(MANIFEST_PATH.read_text())["weights"][name]
         assert rec.weights_sha256 == entry["sha256"] == sha256_of(RESOURCES_WEIGHTS_DIR / entry["file"])
 

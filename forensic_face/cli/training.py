@@ -1,4 +1,6 @@
-"""``forensic-face train-sr``, ``eval-sr``, ``train-recognizer``, ``pack-recognizer-data`` and ``convert-tfjs-recognizer``: training the networks we ship, or converting the ones we take (docs/super_resolution.md, docs/recognizer.md)."""
+"""``forensic-face train-sr``, ``eval-sr``, ``train-recognizer``, ``pack-recognizer-data`` and
+``convert-tfjs-recognizer``: training the networks we ship, or converting the ones we take (docs/super_resolution.md,
+docs/recognizer.md)."""
 
 from __future__ import annotations
 

@@ -125,12 +125,16 @@ def _pixel_to_norm(size_x: int, size_y: int, dtype: torch.dtype, device: torch.d
 
 
 def warp_affine(images: torch.Tensor, chip_to_image: torch.Tensor, out_size: int,
-                antialias: bool = True) -> torch.Tensor:
+                antialias: bool = True, mode: str = "bilinear") -> torch.Tensor:
     """Sample ``(N,3,out,out)`` chips where chip pixel ``(u, v)`` reads image pixel ``chip_to_image @ (u, v, 1)``.
 
-    Bilinear sampling, zero outside the image. When a chip pixel covers more than one image pixel and
-    ``antialias`` is set, each chip pixel averages a k x k grid of bilinear samples over its footprint (k = ceil of
-    the largest scale in the batch, at most 4), which plays the role of dlib's pyramid down-sampling.
+    Bilinear sampling (``mode="bicubic"`` for grid_sample's bicubic, which overshoots: clamp afterwards), zero
+    outside the image. Every recognizer's ``prepare`` uses bilinear: on 24 px LFW probes it was 1-3.4 points
+    better for dlib-resnet-lr, level for faceres and 3.5 points worse for mobileface (docs/recognizer.md,
+    "faceres and mobileface"), so no single choice wins and the default network's keeps it. When a chip pixel
+    covers more than one image pixel and ``antialias`` is set, each chip pixel averages a k x k grid of samples
+    over its footprint (k = ceil of the largest scale in the batch, at most 4), which plays the role of dlib's
+    pyramid down-sampling.
     """
     check_image_batch(images)
     check_shape(chip_to_image, [str(images.shape[0]), "2", "3"], "chip_to_image")
@@ -147,7 +151,7 @@ def warp_affine(images: torch.Tensor, chip_to_image: torch.Tensor, out_size: int
     steps = min(4, max(1, math.ceil(float(scale.max()) - 1e-6))) if antialias and n else 1
     grid = F.affine_grid(theta.to(images.dtype), [n, 3, out_size, out_size], align_corners=False)
     if steps == 1:
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
     # Sub-pixel offsets inside one chip pixel, mapped through the linear part into normalised input units.
     offsets = (torch.arange(steps, dtype=work, device=device) + 0.5) / steps - 0.5
     lin_norm = theta[:, :, :2] * (2.0 / out_size)  # d(norm_in)/d(chip px) per sample
@@ -156,12 +160,12 @@ def warp_affine(images: torch.Tensor, chip_to_image: torch.Tensor, out_size: int
         for dx in offsets:
             shift = (lin_norm @ torch.stack([dx, dy]).to(work).expand(n, 2).unsqueeze(-1)).squeeze(-1)
             shifted = grid + shift.to(images.dtype)[:, None, None, :]
-            out += F.grid_sample(images, shifted, mode="bilinear", padding_mode="zeros", align_corners=False)
+            out += F.grid_sample(images, shifted, mode=mode, padding_mode="zeros", align_corners=False)
     return out / (steps * steps)
 
 
 def warp_to_template(images: torch.Tensor, landmarks: torch.Tensor, template_unit: torch.Tensor, out_size: int,
-                     padding: float = 0.0, antialias: bool = True) -> torch.Tensor:
+                     padding: float = 0.0, antialias: bool = True, mode: str = "bilinear") -> torch.Tensor:
     """Align faces: similarity-map each image's 5 landmarks onto the template and sample an ``out_size`` chip.
 
     Args:
@@ -170,6 +174,7 @@ def warp_to_template(images: torch.Tensor, landmarks: torch.Tensor, template_uni
         template_unit: ``(5,2)`` template points in [0,1] of the (unpadded) face region.
         out_size: chip side in pixels.
         padding: dlib-style padding around the template (0.25 for dlib's ResNet, 0 for ArcFace).
+        antialias, mode: see :func:`warp_affine`.
 
     Returns:
         ``(N,3,out_size,out_size)`` chips on ``images.device``.
@@ -186,7 +191,7 @@ def warp_to_template(images: torch.Tensor, landmarks: torch.Tensor, template_uni
     if bool(degenerate.any()):
         raise ShapeError(f"landmarks of sample(s) {degenerate.nonzero().flatten().tolist()} are degenerate "
                          "(all points coincide); cannot align")
-    return warp_affine(images, invert_affine(image_to_chip), out_size, antialias=antialias)
+    return warp_affine(images, invert_affine(image_to_chip), out_size, antialias=antialias, mode=mode)
 
 
 def resize_crop(images: torch.Tensor, out_size: int) -> torch.Tensor:

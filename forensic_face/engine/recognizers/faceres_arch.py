@@ -74,7 +74,8 @@ class DepthwiseSeparableBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.depthwise = SameConv2d(in_channels, in_channels, 3, stride=stride, groups=in_channels, bias=False)
-        self.depthwise_affine = ChannelAffine(in_channels)
+        # nn.Identity once folded into ``depthwise`` (FaceResNet.fold_affine)
+        self.depthwise_affine: nn.Module = ChannelAffine(in_channels)
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,10 +115,10 @@ class FaceResNet(nn.Module):
         in place, after loading. Inference only: one elementwise pass less per block (about 10 % of the CPU
         time), equal to float rounding (checked against the TF.js graph in tests/test_human_models.py)."""
         for block in self.blocks:
-            affine = block.depthwise_affine
-            if not isinstance(affine, ChannelAffine):
+            if not isinstance(block, DepthwiseSeparableBlock) or not isinstance(block.depthwise_affine,
+                                                                                 ChannelAffine):
                 continue
-            conv = block.depthwise
+            affine, conv = block.depthwise_affine, block.depthwise
             folded = SameConv2d(conv.in_channels, conv.out_channels, conv.kernel_size[0], stride=conv.stride[0],
                                 groups=conv.groups, bias=True).to(conv.weight)
             folded.weight.copy_(conv.weight * affine.weight[:, None, None, None])
