@@ -172,3 +172,11 @@ def test_search_with_an_ensemble_averages_its_members_searches(lfw_test_people: 
 
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Each network's own score" in " ".join(text.split())
+
+
+def test_chips_cut_another_way_are_cached_apart(tmp_path: Path) -> None:
+    """Same weights, other padding around the template (faceres changed its padding once): other templates."""
+    engine = Engine(EngineConfig(device="cpu", recognizer="mobileface", flip_test=False), cache_dir=tmp_path)
+    before = engine.recognizer_digest()
+    engine.recognizer.template_padding = 0.25
+    assert engine.recognizer_digest() != before

@@ -95,7 +95,7 @@ class Engine:
         self._detector: MtcnnDetector | None = None
         self._recognizer: Any = None
         self._upsampler: Any = None
-        self._settings_digests: dict[tuple[str, str], str] = {}
+        self._settings_digests: dict[int, str] = {}
 
     @property
     def cache(self) -> Any:
@@ -212,27 +212,26 @@ class Engine:
     def template_settings_digest(self, member: Any = None) -> str:
         """What every cached gallery template of ``member`` (default: the recognizer) depends on besides its
         image: the network, degradations, seed."""
-        from forensic_face.engine.recognizers import template_family
-
         rec = self.recognizer if member is None else member
-        memo = (template_family(rec), rec.weights_sha256)
-        if memo not in self._settings_digests:
-            self._settings_digests[memo] = cache_key(
-                recognizer=memo[0], recognizer_sha256=memo[1],
-                canonical_px=GALLERY_CANONICAL_PX, paths=[degradations.path_label(p) for p in self.degradation_paths],
-                seed=self.config.seed,
+        # Memoised per network: a search asks once per portrait and scale.
+        if id(rec) not in self._settings_digests:
+            self._settings_digests[id(rec)] = cache_key(
+                recognizer=self.recognizer_digest(rec),
+                paths=[degradations.path_label(p) for p in self.degradation_paths], seed=self.config.seed,
             )
-        return self._settings_digests[memo]
+        return self._settings_digests[id(rec)]
 
     def recognizer_digest(self, member: Any = None) -> str:
         """What a probe's templates by ``member`` (default: the recognizer) depend on besides its crop and
         upsampler: the network and the canonical crop. Not the gallery's degradations or seed: changing the
         budget must not re-run super-resolution."""
-        from forensic_face.engine.recognizers import template_family
+        from forensic_face.engine.recognizers.base import chip_geometry, template_family
 
         rec = self.recognizer if member is None else member
+        # An ensemble is keyed by its members (each caches its own templates), so it has no chips of its own.
+        chips = chip_geometry(rec) if not getattr(rec, "members", None) else None
         return cache_key(recognizer=template_family(rec), recognizer_sha256=rec.weights_sha256,
-                         canonical_px=GALLERY_CANONICAL_PX)
+                         canonical_px=GALLERY_CANONICAL_PX, chips=chips)
 
     def gallery_cache_key(self, entry: GalleryEntry, target_px: int | None) -> tuple[str, ...]:
         """One cache key per member (:attr:`members`) for this portrait's gallery hypotheses at ``target_px``."""

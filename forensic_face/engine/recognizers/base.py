@@ -75,6 +75,13 @@ def template_family(recognizer: Recognizer) -> str:
             + ("" if precision == "fp32" else f"@{precision}"))
 
 
+def chip_geometry(recognizer: Recognizer) -> dict[str, object]:
+    """How a recognizer cuts its chips (alignment, side, padding around the template): templates of chips cut
+    another way are not comparable even with the same weights, so template caches key on it too."""
+    return {"alignment": recognizer.alignment, "input_size": int(recognizer.input_size),
+            "template_padding": float(getattr(recognizer, "template_padding", 0.0))}
+
+
 def cpu_has_native_bf16() -> bool:
     """The processor has bfloat16 instructions (AVX-512 BF16 or AMX), so oneDNN runs bfloat16 convolutions
     natively: dlib-resnet-lr embeds 2.2x faster than in float32 on such a CPU with every template's cosine to its
