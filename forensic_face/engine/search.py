@@ -140,6 +140,8 @@ class Engine:
 
     def provenance(self) -> dict[str, Any]:
         """What a report or a replay needs to know about how results were made."""
+        from forensic_face.engine.recognizers.base import chip_geometry
+
         rec = self.recognizer
         ups = self.upsampler
         return {
@@ -158,8 +160,9 @@ class Engine:
             "seed": self.config.seed,
             "recognizer": {"name": rec.name, "weights_sha256": rec.weights_sha256, "flip_test": rec.flip_test,
                            "precision": rec.precision,
-                           **({"members": [{"name": m.name, "weights_sha256": m.weights_sha256}
-                                           for m in rec.members],
+                           **({"chips": chip_geometry(rec)} if not self.member_names else {}),
+                           **({"members": [{"name": m.name, "weights_sha256": m.weights_sha256,
+                                            "chips": chip_geometry(m)} for m in rec.members],
                                "rule": self.config.ensemble_rule,
                                "weights": list(self.config.ensemble_weights) or [1.0] * len(rec.members)}
                               if self.member_names else {})},
