@@ -180,3 +180,17 @@ def test_chips_cut_another_way_are_cached_apart(tmp_path: Path) -> None:
     before = engine.recognizer_digest()
     engine.recognizer.template_padding = 0.25
     assert engine.recognizer_digest() != before
+
+
+def test_calibrations_match_the_precision_a_search_ran_in() -> None:
+    """'auto' names no arithmetic: a search is matched by the precision its recognizer ran in."""
+    from forensic_face.calibration import engine_conditions_from_provenance
+
+    def provenance(ran_in: str) -> dict[str, object]:
+        return {"config": EngineConfig(precision="auto").to_dict(),
+                "recognizer": {"weights_sha256": "a" * 64, "precision": ran_in}, "upsampler": {"weights_sha256": {}}}
+
+    assert engine_conditions_from_provenance(provenance("fp32")) == engine_conditions(EngineConfig(), "a" * 64)
+    assert engine_conditions_from_provenance(provenance("bf16")) == engine_conditions(
+        EngineConfig(precision="bf16"), "a" * 64)
+    assert engine_conditions_from_provenance(provenance("bf16")) != engine_conditions(EngineConfig(), "a" * 64)

@@ -328,14 +328,21 @@ def engine_conditions(config: Any, recognizer_sha256: str,
     return out
 
 
+def config_as_run(provenance: dict[str, Any]) -> dict[str, Any]:
+    """A search's recorded engine settings with the precision its recognizer actually ran in (``auto`` names
+    none; records made before the precision was recorded ran in the configured one)."""
+    try:
+        config = dict(provenance["config"])
+        config["precision"] = provenance["recognizer"].get("precision", config.get("precision"))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"provenance record lacks {exc}; cannot tell which calibration applies") from None
+    return config
+
+
 def engine_conditions_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     """:func:`engine_conditions` of a search's or a benchmark run's provenance record."""
     try:
-        config = dict(provenance["config"])
-        # The precision the recognizer ran in ("auto" names none); records made before it was recorded ran in
-        # the configured one.
-        config["precision"] = provenance["recognizer"].get("precision", config.get("precision"))
-        return engine_conditions(config, provenance["recognizer"]["weights_sha256"],
+        return engine_conditions(config_as_run(provenance), provenance["recognizer"]["weights_sha256"],
                                  provenance.get("upsampler", {}).get("weights_sha256") or {},
                                  provenance.get("degradation_paths"))
     except (KeyError, TypeError) as exc:
@@ -394,7 +401,7 @@ def calibration_for_result(result: Any, directory: str | Path | None = None) -> 
     if result.provenance.get("provisional") or "video" in result.provenance:
         return None
     conditions = engine_conditions_from_provenance(result.provenance)
-    return load_shipped_calibration(result.provenance["config"], conditions["recognizer_sha256"],
+    return load_shipped_calibration(config_as_run(result.provenance), conditions["recognizer_sha256"],
                                     result.probe_face.width_px,
                                     upsampler_weights_sha256=conditions["upsampler_weights_sha256"],
                                     directory=directory, scales_used=result.provenance.get("scales_used"),

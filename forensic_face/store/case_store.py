@@ -50,7 +50,7 @@ from forensic_face.store import audit
 from forensic_face.store import rows as row_hashes
 
 if TYPE_CHECKING:
-    from forensic_face.calibration import Calibration, CalibrationSet
+    from forensic_face.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -897,13 +897,13 @@ class CaseStore:
         return int(row[0])
 
     def record_search(self, result: SearchResult, config: EngineConfig, gallery: Gallery | None = None,
-                      calibration: Calibration | CalibrationSet | None = None, status: str = "complete") -> int:
+                      calibration: Calibration | None = None, status: str = "complete") -> int:
         """Store a finished search with everything needed to review, report and replay it; returns its id.
 
         The probe must already be evidence (imported by :meth:`add_evidence`; if not, it is imported here and
         its hash must still match the one the search used). ``gallery``: the searched gallery, recorded too, and
-        the source of each candidate's gallery crop. ``calibration``: converts scores to likelihood ratios (the
-        band nearest to the probe's face width is used). Gallery variants are stored with the images they carry
+        the source of each candidate's gallery crop. ``calibration``: the band that converts this search's scores
+        to likelihood ratios, chosen by the calibration module's one rule (``calibration_for_result``). Gallery variants are stored with the images they carry
         (:meth:`Engine.with_gallery_images` renders them); a variant without its image is not stored.
         """
         if result.provenance.get("provisional"):
@@ -918,12 +918,7 @@ class CaseStore:
                     raise CaseStoreError(
                         f"{result.probe_path} now hashes to {item.sha256} but the search used a file hashing to "
                         f"{result.probe_sha256}: the file changed after the search; search again") from None
-            cal = None
-            if calibration is not None:
-                from forensic_face.calibration import CalibrationSet
-
-                cal = (calibration.for_width(result.probe_face.width_px)
-                       if isinstance(calibration, CalibrationSet) else calibration)
+            cal = calibration
             crops = ({absolute_path(e.image_path): e.crop.pixels for e in gallery.entries}
                      if gallery is not None else {})
             with self._transaction() as conn:
