@@ -183,6 +183,21 @@ def test_settings_dialog_offers_every_fusion_once_default_first(qtbot, app) -> N
     assert dialog.fusion.currentText() == "S_add"
 
 
+def test_settings_dialog_offers_the_measured_ensemble_and_checks_typed_ones(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    dialog = SettingsDialog(EngineConfig())
+    qtbot.addWidget(dialog)
+    offered = [dialog.recognizer.itemText(i) for i in range(dialog.recognizer.count())]
+    assert "dlib-resnet-lr+faceres" in offered and "faceres" in offered
+    dialog.recognizer.setCurrentText("dlib-resnet-lr+mobileface")
+    dialog.accept()
+    assert dialog.config().recognizer == "dlib-resnet-lr+mobileface"
+    dialog = SettingsDialog(EngineConfig())
+    qtbot.addWidget(dialog)
+    dialog.recognizer.setCurrentText("dlib-resnet-lr+nonet")
+    dialog.accept()
+    assert dialog.result() != int(SettingsDialog.DialogCode.Accepted) and "nonet" in dialog.error.text()
+
+
 def test_settings_dialog_refuses_invalid_input(qtbot, app) -> None:  # type: ignore[no-untyped-def]
     original = EngineConfig()
     dialog = SettingsDialog(original)

@@ -31,13 +31,15 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def available_recognizers() -> list[str]:
-    """Registered recognizer names, or the default alone while the registry is not importable."""
+    """Registered recognizer names and the measured ensembles of them, or the default alone while the registry
+    is not importable. Other ensembles can be typed (names joined by '+')."""
     try:
         from forensic_face.engine.recognizers import available_recognizers as names
+        from forensic_face.engine.recognizers.ensemble import MEASURED_ENSEMBLES
     except ImportError:
         return [EngineConfig().recognizer]
     try:
-        return list(names())
+        return list(names()) + list(MEASURED_ENSEMBLES)
     except Exception:  # noqa: BLE001 - a broken optional backend must not stop the dialog from opening
         log.exception("listing recognizers failed")
         return [EngineConfig().recognizer]
@@ -84,7 +86,7 @@ class SettingsDialog(QDialog):
         self._result: EngineConfig | None = None
 
         self.device = _combo(DEVICES, config.device)
-        self.recognizer = _combo(available_recognizers(), config.recognizer)
+        self.recognizer = _combo(available_recognizers(), config.recognizer, editable=True)
         self.model_path = QLineEdit(config.recognizer_model_path or "")
         self.model_path.setPlaceholderText("shipped model (verified SHA-256)")
         browse = QPushButton("Browse…")
@@ -174,6 +176,9 @@ class SettingsDialog(QDialog):
         model = self.model_path.text().strip()
         if model and not Path(model).is_file():
             raise ConfigError(f"the recognizer model file {model} does not exist")
+        from forensic_face.engine.recognizers.registry import recognizer_members
+
+        recognizer_members(self.recognizer.currentText().strip())  # a typed ensemble names registered networks
         return self._config.replace(
             device=self.device.currentText(),
             recognizer=self.recognizer.currentText().strip(),

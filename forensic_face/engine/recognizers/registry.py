@@ -29,6 +29,17 @@ def available_recognizers() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def recognizer_members(name: str) -> list[str]:
+    """The registered networks a recognizer setting names (one, or an ensemble's members); an unknown name is a
+    :class:`ConfigError` listing the available ones."""
+    members = ensemble_members(name)
+    unknown = [m for m in members if m not in _REGISTRY]
+    if unknown:
+        raise ConfigError(f"unknown recognizer {unknown[0]!r}; available: {', '.join(sorted(_REGISTRY))}, or several "
+                          f"joined by '+'")
+    return members
+
+
 def create_recognizer(name: str, device: torch.device | str, batch_size: int = 64, model_path: str | None = None,
                       precision: str = "fp32", flip_test: bool = False) -> Recognizer:
     """Build the recognizer registered as ``name`` on ``device``, or the ensemble of the registered networks
@@ -39,11 +50,7 @@ def create_recognizer(name: str, device: torch.device | str, batch_size: int = 6
     ensemble takes none, since it would be ambiguous which member it replaces.
     ``flip_test`` makes every template the sum of the chip's and its mirror image's (see ``base``).
     """
-    members = ensemble_members(name)
-    unknown = [m for m in members if m not in _REGISTRY]
-    if unknown:
-        raise ConfigError(f"unknown recognizer {unknown[0]!r}; available: {', '.join(sorted(_REGISTRY))}, or several "
-                          f"joined by '+'")
+    members = recognizer_members(name)
     if len(members) > 1 and model_path:
         raise ConfigError(f"a model file ({model_path}) cannot be given for the ensemble {name!r}: it would be "
                           "ambiguous which member it replaces; use the shipped weights or a single recognizer")
