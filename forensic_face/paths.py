@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
@@ -72,3 +75,24 @@ def datasets_dir() -> Path:
 
 def lfw_dir() -> Path:
     return datasets_dir() / "lfw"
+
+
+@contextmanager
+def atomic_write(target: str | Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a new temporary path beside ``target`` to write; when the block ends it is renamed onto ``target`` in
+    one step (flushed to disk first when ``durable``), and if the block raises it is removed. A crash, a full disk
+    or a killed process never leaves a half-written file under the real name, two writers never share a
+    temporary name, and the file gets the ordinary mode (0666 minus the umask), not the 0600 of
+    ``tempfile.mkstemp``. The temporary name ends like ``target`` (writers such as ``numpy.savez`` add their
+    suffix otherwise). ``durable=False`` suits caches that check their entries when reading them."""
+    target = Path(target)
+    temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part{target.suffix}"
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        yield temp
+        if durable:
+            with open(temp, "rb+") as written:  # on disk before the rename makes it the target
+                os.fsync(written.fileno())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ import tomli_w
 
 from forensic_face.engine.config import EngineConfig, check_setting
 from forensic_face.engine.errors import ConfigError
-from forensic_face.paths import CONFIG_DIR_ENV, config_dir
+from forensic_face.paths import CONFIG_DIR_ENV, atomic_write, config_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,8 @@ def _update_toml(path: Path, key: str, value: Any) -> Path:
     """Set one top-level key of settings.toml, keeping everything else (other tables other tools keep there)."""
     data = _read_toml(path) if path.is_file() else {}
     data[key] = value
-    tmp = path.with_suffix(".toml.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
         tomli_w.dump(data, fh)
-    tmp.replace(path)
     return path
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from forensic_face.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,9 @@ class TemplateCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tensor = templates.detach().to("cpu", torch.float32).contiguous()
         meta = {"format": CACHE_FORMAT, "key": key, "sha256": _tensor_digest(tensor)}
-        # Write to a temporary file and rename: a crash never leaves a half-written entry under the real name.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"templates": tensor}, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # Not flushed to disk: a damaged entry fails its SHA-256 when loaded and is computed again.
+        with atomic_write(path, durable=False) as tmp:
+            save_file({"templates": tensor}, str(tmp), metadata=meta)
 
     def describe(self) -> str:
         if self.root is None:

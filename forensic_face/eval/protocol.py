@@ -42,6 +42,7 @@ from forensic_face.surveillance import (
     degrade_to_scale,
     sample_surveillance_params,
 )
+from forensic_face.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +223,8 @@ class KnownFaceCache:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"detector": self.detector_digest, "faces": self._data}, sort_keys=True))
-        tmp.replace(self.path)
+        with atomic_write(self.path) as tmp:
+            tmp.write_text(json.dumps({"detector": self.detector_digest, "faces": self._data}, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -340,9 +340,8 @@ def materialize_probes(
             with Image.open(image.path) as im:
                 original = np.asarray(im.convert("RGB"))
             probe = degrade_probe(original, known, spec.width_px, params, seed)
-            tmp = path.with_suffix(".tmp.png")
-            Image.fromarray(probe.pixels).save(tmp, format="PNG")
-            tmp.replace(path)
+            with atomic_write(path) as tmp:
+                Image.fromarray(probe.pixels).save(tmp, format="PNG")
             face, factor = probe.face, probe.factor
         else:
             # Same geometry as degrade_probe without redoing the pixels.

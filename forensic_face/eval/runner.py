@@ -53,6 +53,7 @@ from forensic_face.eval.protocol import (
     materialize_probes,
     probe_folder_name,
 )
+from forensic_face.paths import atomic_write
 
 if TYPE_CHECKING:
     from forensic_face.engine import Engine
@@ -250,9 +251,8 @@ def _detect_probes(engine: Engine, prepared: PreparedProtocol, progress: Progres
             progress(i + 1, len(prepared.probes), f"detect: {record.image.name}")
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cached))
-        tmp.replace(path)
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(cached))
 
 
 def choose_face(

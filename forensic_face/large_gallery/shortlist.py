@@ -27,8 +27,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from forensic_face.engine.results import (
     GalleryEntry,
     SearchResult,
 )
+from forensic_face.paths import atomic_write
 
 if TYPE_CHECKING:
     from forensic_face.engine import Engine, LoadedImage
@@ -268,7 +267,8 @@ class GalleryIndex:
         if hasattr(faiss, "index_gpu_to_cpu") and _is_gpu_index(index):
             index = faiss.index_gpu_to_cpu(index)
         data = faiss.serialize_index(index).tobytes()
-        _atomic_write(folder / INDEX_FILE, data)
+        with atomic_write(folder / INDEX_FILE) as tmp:
+            tmp.write_bytes(data)
         sidecar = {
             "format": INDEX_FORMAT,
             "recognizer": self.recognizer,
@@ -281,7 +281,8 @@ class GalleryIndex:
             "index_sha256": hashlib.sha256(data).hexdigest(),
             "rows": {str(i): dataclasses.asdict(r) for i, r in sorted(self.rows.items())},
         }
-        _atomic_write(folder / SIDECAR_FILE, json.dumps(sidecar, indent=1, sort_keys=True).encode())
+        with atomic_write(folder / SIDECAR_FILE) as tmp:
+            tmp.write_bytes(json.dumps(sidecar, indent=1, sort_keys=True).encode())
 
     @classmethod
     def load(cls, folder: Path, recognizer: str, weights_sha256: str) -> GalleryIndex:
@@ -344,17 +345,6 @@ def ivf_num_lists(num_rows: int) -> int:
     """
     target = 4.0 * float(np.sqrt(max(num_rows, 1)))
     return int(min(65536, max(64, 2 ** round(np.log2(target)))))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def entry_row(entry: GalleryEntry) -> IndexRow:

@@ -11,7 +11,6 @@ any failure (SIGTERM and Ctrl+C included) and renames it into place in one step,
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import stat
 import threading
@@ -22,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from forensic_face.engine.errors import OutputPathError
+from forensic_face.paths import atomic_write
 
 if TYPE_CHECKING:
     from forensic_face.store.case_store import CaseStore
@@ -119,28 +119,24 @@ def _removed_on_sigterm() -> Iterator[None]:
 @contextmanager
 def atomic_output(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` to write; on success rename it to ``target`` in one step, on any
-    failure or interruption remove it. Call :func:`check_output_path` first."""
-    parent = target.parent
+    failure or interruption (SIGTERM too) remove it (:func:`forensic_face.paths.atomic_write`), with a message
+    naming the file when the folder cannot be written or the rename fails. Call :func:`check_output_path`
+    first."""
+    stage = "create"
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        temp = parent / f".{target.name}.{secrets.token_hex(4)}.part"
-        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, e.g. 0644
-    except OSError as exc:
-        raise OutputPathError(f"cannot write {target}: the folder {parent} cannot be written to "
-                              f"({exc.strerror or exc}); choose a folder you can write to") from None
-    os.close(handle)
-    try:
-        with _removed_on_sigterm():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _removed_on_sigterm(), atomic_write(target) as temp:
+            stage = "write"
             yield temp
-            with open(temp, "rb+") as written:  # on disk before the rename makes it the target
-                os.fsync(written.fileno())
-            try:
-                os.replace(temp, target)
-            except OSError as exc:
-                raise OutputPathError(f"cannot write {target} ({exc.strerror or exc}); choose another file name "
-                                      "or folder") from None
-    finally:
-        temp.unlink(missing_ok=True)
+            stage = "rename"
+    except OSError as exc:
+        if stage == "create":
+            raise OutputPathError(f"cannot write {target}: the folder {target.parent} cannot be written to "
+                                  f"({exc.strerror or exc}); choose a folder you can write to") from None
+        if stage == "rename":
+            raise OutputPathError(f"cannot write {target} ({exc.strerror or exc}); choose another file name "
+                                  "or folder") from None
+        raise
 
 
 def write_new_file(target: Path, data: bytes, mode: int = 0o666) -> None:

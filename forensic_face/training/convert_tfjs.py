@@ -35,6 +35,7 @@ from forensic_face.engine.errors import ConfigError, ModelFileError
 from forensic_face.engine.recognizers.faceres_arch import MOBILENET_V1_BLOCKS, FaceResNet
 from forensic_face.engine.recognizers.mobileface_arch import MOBILEFACE_V3_STAGES, MobileFaceNet
 from forensic_face.engine.weights import load_safetensors_strict, sha256_of
+from forensic_face.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -405,9 +406,8 @@ def convert_network(source: str | Path, network: str, out_dir: str | Path) -> di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{network}.safetensors"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))
-    tmp.replace(target)
+    with atomic_write(target) as tmp:
+        tmp.write_bytes(save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))
     load_safetensors_strict(spec.build(), target, what=f"{network} weights")  # what the engine will do
     stored = sorted(set(graph.stored_dtypes[name] for name in graph.weights if graph.stored_dtypes[name] != "int32"))
     entry = {
@@ -443,7 +443,6 @@ def write_manifest_entry(manifest_path: str | Path, name: str, entry: dict[str, 
     manifest_path = Path(manifest_path)
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"weights": {}}
     manifest.setdefault("weights", {})[name] = entry
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(manifest_path)
+    with atomic_write(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 

@@ -38,6 +38,7 @@ import torch
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.weights import sha256_of
 from forensic_face.training import recognizer_data as rd
+from forensic_face.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +126,9 @@ def write_faces(out_dir: Path, source: rd.FaceSet, quality: int, region_enlarge:
     regions = face_regions(source.boxes, image_px, region_enlarge)
     blob, offsets = encode_regions(source.images, regions, quality)
     path = out_dir / FACES_NAME
-    tmp = out_dir / (FACES_NAME + ".partial.npz")
-    np.savez(tmp, blob=blob, offsets=offsets, regions=regions, image_px=np.int64(image_px), boxes=source.boxes,
-             landmarks=source.landmarks, identities=source.identities, names=np.array(source.names))
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        np.savez(tmp, blob=blob, offsets=offsets, regions=regions, image_px=np.int64(image_px), boxes=source.boxes,
+                 landmarks=source.landmarks, identities=source.identities, names=np.array(source.names))
     log.info("wrote %s (%.1f MiB, %d images)", path, path.stat().st_size / 2**20, len(regions))
     return path
 

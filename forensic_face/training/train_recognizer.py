@@ -47,7 +47,7 @@ from tqdm import tqdm
 from forensic_face.engine.config import resolve_device
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.weights import sha256_of
-from forensic_face.paths import cache_dir, lfw_dir
+from forensic_face.paths import atomic_write, cache_dir, lfw_dir
 from forensic_face.training import data_pack as dp
 from forensic_face.training import recognizer_data as rd
 
@@ -424,9 +424,8 @@ def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
 def _check_resume(out_dir: Path, config: RecognizerTrainConfig) -> None:
@@ -447,9 +446,8 @@ def export_student(student: torch.nn.Module, path: Path, metadata: dict[str, str
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in student.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = None,

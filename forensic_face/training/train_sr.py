@@ -35,7 +35,7 @@ from forensic_face.engine.upsamplers.face_sr import (
     save_face_sr,
 )
 from forensic_face.engine.weights import sha256_of
-from forensic_face.paths import cache_dir, lfw_dir
+from forensic_face.paths import atomic_write, cache_dir, lfw_dir
 from forensic_face.training.sr_data import (
     CAMERA_MODELS,
     DEFAULT_LR_RANGE,
@@ -239,9 +239,8 @@ def _initial_weights(config: SrTrainConfig) -> FaceSrNet:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
 def _check_resume(out_dir: Path, config: SrTrainConfig) -> None:

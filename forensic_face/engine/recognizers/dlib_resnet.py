@@ -36,6 +36,7 @@ from forensic_face.engine.recognizers.dlib_format import (
 )
 from forensic_face.engine.recognizers.registry import register_recognizer
 from forensic_face.engine.weights import sha256_of
+from forensic_face.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,9 @@ def convert_dlib_resnet(dat_path: str | Path, source_sha256: str) -> tuple[dict[
     tensors = {name: torch.from_numpy(np.ascontiguousarray(arr)) for name, arr in parsed.tensors.items()}
     tensors["input_means"] = torch.tensor(parsed.input_means, dtype=torch.float32).view(1, 3, 1, 1)
     weights_path, meta_path = _cache_paths(source_sha256)
-    tmp = weights_path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"source": "dlib_face_recognition_resnet_model_v1.dat",
-                                           "source_sha256": source_sha256, "conversion": CONVERSION_VERSION})
-    tmp.replace(weights_path)
+    with atomic_write(weights_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"source": "dlib_face_recognition_resnet_model_v1.dat",
+                                               "source_sha256": source_sha256, "conversion": CONVERSION_VERSION})
     meta = {"source_path": str(dat_path), "source_sha256": source_sha256, "conversion": CONVERSION_VERSION,
             "safetensors_sha256": sha256_of(weights_path)}
     meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
