@@ -100,7 +100,7 @@ def test_ensemble_recognizer_concatenates_its_members() -> None:
     assert isinstance(ensemble, RecognizerEnsemble)
     assert ensemble.name == "dlib-resnet+dlib-resnet-lr" and ensemble.member_dims == (128, 128)
     assert ensemble.flip_test and all(m.flip_test for m in ensemble.members)
-    assert template_family(ensemble) == "dlib-resnet+dlib-resnet-lr+flip"
+    assert template_family(ensemble) == "dlib-resnet+flip&dlib-resnet-lr+flip"
     other_order = create_recognizer("dlib-resnet-lr+dlib-resnet", CPU)
     assert other_order.weights_sha256 != ensemble.weights_sha256
     gen = torch.Generator().manual_seed(1)
@@ -194,3 +194,20 @@ def test_calibrations_match_the_precision_a_search_ran_in() -> None:
     assert engine_conditions_from_provenance(provenance("bf16")) == engine_conditions(
         EngineConfig(precision="bf16"), "a" * 64)
     assert engine_conditions_from_provenance(provenance("bf16")) != engine_conditions(EngineConfig(), "a" * 64)
+
+
+def test_a_costly_member_can_skip_the_flip_test(tmp_path: Path) -> None:
+    both = Engine(EngineConfig(device="cpu", recognizer="dlib-resnet+mobileface"), cache_dir=tmp_path)
+    one = Engine(EngineConfig(device="cpu", recognizer="dlib-resnet+mobileface", ensemble_flip_test=(True, False)),
+                 cache_dir=tmp_path)
+    assert [m.flip_test for m in one.members] == [True, False]
+    # The first member's templates are shared with the plain ensemble's; the second's are cached apart.
+    assert one.recognizer_digest(one.members[0]) == both.recognizer_digest(both.members[0])
+    assert one.recognizer_digest(one.members[1]) != both.recognizer_digest(both.members[1])
+    assert template_family(one.recognizer) == "dlib-resnet+flip&mobileface"
+    assert [m["flip_test"] for m in one.provenance()["recognizer"]["members"]] == [True, False]
+    assert engine_conditions(one.config, "c" * 64)["ensemble_flip_test"] == [True, False]
+    wrong = Engine(EngineConfig(device="cpu", recognizer="dlib-resnet", ensemble_flip_test=(True, False)),
+                   cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="one on/off per ensemble member"):
+        wrong.recognizer

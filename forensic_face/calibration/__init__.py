@@ -316,6 +316,9 @@ def engine_conditions(config: Any, recognizer_sha256: str,
         weights = [float(w) for w in data.get("ensemble_weights") or ()] or [1.0] * len(members)
         out["ensemble_rule"] = str(data.get("ensemble_rule", "mean"))
         out["ensemble_weights"] = [w / sum(weights) for w in weights]
+        flips = [bool(f) for f in data.get("ensemble_flip_test") or ()]
+        if flips:  # named only when set per member, so a calibration fitted without the setting still matches
+            out["ensemble_flip_test"] = flips
     from forensic_face.engine.fusion import SCORE_SCALE, FusionSpec
 
     out["fusion"] = FusionSpec.parse(str(out["fusion"])).name  # "S_add" and "S_add,S_add" are one fusion

@@ -93,6 +93,14 @@ def parse_weights(text: str) -> tuple[float, ...]:
     return weights
 
 
+def parse_switches(text: str) -> tuple[bool, ...]:
+    """``on,off`` -> ``(True, False)``."""
+    values = [v.strip().lower() for v in text.split(",")]
+    if any(v not in ("on", "off") for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated on/off, e.g. on,off; got {text!r}")
+    return tuple(v == "on" for v in values)
+
+
 def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
     """``--ensemble-rule`` and ``--ensemble-weights``: how a recognizer ensemble (``--recognizer a+b``) combines
     its members' scores."""
@@ -101,6 +109,9 @@ def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
                              "scores by their weighted mean (default) or z-normalise each over the gallery first")
     parser.add_argument("--ensemble-weights", type=parse_weights, metavar="W1,W2,...",
                         help="one weight per ensemble member, in the order named (default: equal)")
+    parser.add_argument("--ensemble-flip-test", type=parse_switches, metavar="on,off,...",
+                        help="the flip test per ensemble member, in the order named (default: --flip-test for all); "
+                             "e.g. on,off skips it for a costly second network")
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +153,7 @@ def engine_config_from_args(args: argparse.Namespace) -> Any:
                         ("seed", "seed"), ("hypotheses", "num_blur_hypotheses"),
                         ("video_frames", "video_frames"), ("video_fusion", "video_fusion"),
                         ("ensemble_rule", "ensemble_rule"), ("ensemble_weights", "ensemble_weights"),
+                        ("ensemble_flip_test", "ensemble_flip_test"),
                         ("precision", "precision")):
         value = getattr(args, flag, None)
         if value is not None:

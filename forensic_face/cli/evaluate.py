@@ -116,6 +116,8 @@ class EvalCommand:
             changes["ensemble_rule"] = args.ensemble_rule
         if args.ensemble_weights:
             changes["ensemble_weights"] = args.ensemble_weights
+        if args.ensemble_flip_test:
+            changes["ensemble_flip_test"] = args.ensemble_flip_test
         if args.batch_size:
             changes["batch_size"] = args.batch_size
         base = EngineConfig().replace(**changes)

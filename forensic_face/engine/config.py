@@ -105,6 +105,9 @@ class EngineConfig:
     #: ``ENSEMBLE_RULES``) and with which weights, one per member in order (empty: equal weights).
     ensemble_rule: str = field(default="mean", metadata={"choices": ENSEMBLE_RULES})
     ensemble_weights: tuple[float, ...] = field(default=(), metadata=_bounded(0.0))
+    #: The flip test per ensemble member, in order (empty: ``flip_test`` for every member). A costly member
+    #: (faceres: 4.5x dlib-resnet-lr's time per chip) can skip it.
+    ensemble_flip_test: tuple[bool, ...] = ()
     #: Every template is made from the chip and its mirror image (``create_recognizer(flip_test=...)``).
     flip_test: bool = True
     # face-sr-2-4: the face-trained networks at 2x and 4x, bicubic at 8x, where the 8x network ranks lower

@@ -114,11 +114,21 @@ class Engine:
         if self._recognizer is None:
             from forensic_face.engine.recognizers import create_recognizer
 
-            self._recognizer = create_recognizer(
+            recognizer = create_recognizer(
                 self.config.recognizer, device=self.device, batch_size=self.config.batch_size,
                 model_path=self.config.recognizer_model_path, precision=self.config.precision,
                 flip_test=self.config.flip_test,
             )
+            flips = self.config.ensemble_flip_test
+            if flips:
+                members = getattr(recognizer, "members", ())
+                if len(flips) != len(members):
+                    raise ConfigError(f"ensemble_flip_test names {len(flips)} members but the recognizer "
+                                      f"{self.config.recognizer!r} has {len(members) or 1}; give one on/off per "
+                                      "ensemble member, or none")
+                for member, flip in zip(members, flips):
+                    member.flip_test = bool(flip)
+            self._recognizer = recognizer
         return self._recognizer
 
     @property
@@ -162,7 +172,8 @@ class Engine:
                            "precision": rec.precision,
                            **({"chips": chip_geometry(rec)} if not self.member_names else {}),
                            **({"members": [{"name": m.name, "weights_sha256": m.weights_sha256,
-                                            "chips": chip_geometry(m)} for m in rec.members],
+                                            "flip_test": m.flip_test, "chips": chip_geometry(m)}
+                                           for m in rec.members],
                                "rule": self.config.ensemble_rule,
                                "weights": list(self.config.ensemble_weights) or [1.0] * len(rec.members)}
                               if self.member_names else {})},

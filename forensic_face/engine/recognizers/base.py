@@ -70,6 +70,9 @@ def template_family(recognizer: Recognizer) -> str:
     """The name under which templates are comparable: the recognizer's name, with ``+flip`` under the flip test
     and ``@bf16``/``@fp16`` when not computed in float32. Caches and shortlist indexes key on it together with
     the weights' SHA-256."""
+    members = getattr(recognizer, "members", None)
+    if members:  # an ensemble: its members' families, each with its own flip test
+        return "&".join(template_family(m) for m in members)
     precision = getattr(recognizer, "precision", "fp32")
     return (recognizer.name + ("+flip" if getattr(recognizer, "flip_test", False) else "")
             + ("" if precision == "fp32" else f"@{precision}"))
