@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
+from PySide6.QtWidgets import QToolButton
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, GalleryError
@@ -665,3 +666,127 @@ def test_search_every_face_of_a_still(qtbot, app, lfw_case, tmp_path, lfw_image)
     window.search_all_faces()  # again: the face records are reused, not added twice
     _wait_job(qtbot, window, "search-all", timeout_ms=180_000)
     assert len(panel.records) == n
+
+
+# Issue 33: the window at 1366x768 -------------------------------------------------------------------------------
+class _RenderingEngine:
+    """Renders gallery hypotheses (cheaply) and nothing else: the window's jobs without loading models."""
+
+    config, device = FAST, "cpu"
+
+    def __init__(self) -> None:
+        self.rendered: list[str] = []
+
+    def gallery_hypothesis_image(self, entry, label, target):  # type: ignore[no-untyped-def]
+        self.rendered.append(label)
+        return np.zeros((24, 24, 3), np.uint8)
+
+
+def _synthetic_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A window with a search result the size of a real one (tests/xvfb_layout_check.py) and no real engine."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from xvfb_layout_check import clip_probe, synthetic_result
+
+    from forensic_face.gui.main_window import MainWindow
+
+    window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"),
+                        engine_factory=lambda _config: _RenderingEngine())
+    window.holder.get()
+    qtbot.addWidget(window)
+    gallery, result = synthetic_result(tmp_path)
+    window.gallery = gallery
+    return window, result, clip_probe
+
+
+class _Blocking:
+    """A job that runs until released (and says so), so a test can look at the window during a job."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, _engine, progress, _cancel):  # type: ignore[no-untyped-def]
+        progress(1, 4, "a long message naming a clip, parking lot camera 3 — 2026-11-30 23.41.07.mp4, frame 400")
+        self.release.wait(30)
+        return []
+
+
+def test_banners_stay_until_dismissed(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window, _, _ = _synthetic_window(qtbot, tmp_path)
+    window.show()
+    for level in ("info", "warning"):
+        window.show_message("Searched 5 of 5 probes.", level)
+        qtbot.wait(100)
+        assert window.banner.isVisible()
+    blocking = _Blocking()
+    assert window._start("probes", blocking)  # a new job does not hide the last result either
+    qtbot.wait(200)
+    blocking.release.set()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
+    assert window.banner.isVisible() and "Searched 5 of 5" in window.banner.text()
+    # Nothing is set to hide it later (a 15 s timer once did).
+    assert not [t for t in window.banner.findChildren(QTimer) if t.isActive()]
+    window.banner.findChild(QToolButton).click()  # the ✕
+    assert not window.banner.isVisible()
+
+
+def test_down_key_in_the_probe_list_keeps_focus_there(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Browsing probes with the arrow keys shows each one's candidates but leaves the focus in the list, so the
+    next L/X/I is not taken as a decision on a candidate."""
+    window, result, clip_probe = _synthetic_window(qtbot, tmp_path)
+    window.show()
+    qtbot.waitExposed(window)
+    panel = window.probe_panel
+    records = [clip_probe(tmp_path), ProbeRecord(path=tmp_path / "still.png", image=clip_probe(tmp_path).image)]
+    records[1].result = result
+    panel.add_records(records)
+    panel.list.setCurrentRow(0)
+    window.activateWindow()
+    panel.list.setFocus()
+    qtbot.waitUntil(panel.list.hasFocus)
+    qtbot.keyClick(panel.list, Qt.Key.Key_Down)
+    assert panel.current_index() == 1 and window.candidates.rowCount() > 0  # its result is shown…
+    assert panel.list.hasFocus() and not window.candidates.hasFocus()  # …and the focus stayed
+    decisions: list[object] = []
+    window.candidates.decision_requested.connect(lambda *a: decisions.append(a))
+    qtbot.keyClick(panel.list, Qt.Key.Key_L)
+    assert decisions == []
+
+
+def test_controls_that_start_jobs_are_disabled_during_a_job(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window, _, clip_probe = _synthetic_window(qtbot, tmp_path)
+    window.probe_panel.add_records([clip_probe(tmp_path)])
+    window.state.add_recent_gallery(tmp_path)
+    window._rebuild_recent_menus()
+    controls = {"menu Open gallery": window.open_gallery_action, "menu Add probes": window.add_probe_action,
+                "menu New case": window.new_case_action, "menu Open case": window.open_case_action,
+                "menu Recent galleries": window.recent_galleries_menu,
+                "gallery panel Open gallery": window.gallery_panel.open_button,
+                "probe panel Add probes": window.probe_panel.add_button,
+                "probe panel Remove": window.probe_panel.remove_button,
+                "probe panel Frame": window.probe_panel.frame_slider}
+    assert all(c.isEnabled() for c in controls.values()), [n for n, c in controls.items() if not c.isEnabled()]
+    blocking = _Blocking()
+    assert window._start("probes", blocking)
+    try:
+        assert not [n for n, c in controls.items() if c.isEnabled()]
+    finally:
+        blocking.release.set()
+        qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
+    assert all(c.isEnabled() for c in controls.values()), [n for n, c in controls.items() if not c.isEnabled()]
+
+
+def test_heatmap_cell_clicked_during_a_job_is_rendered_after_it(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window, result, _ = _synthetic_window(qtbot, tmp_path)
+    rendered = window.holder.engine.rendered
+    blocking = _Blocking()
+    assert window._start("probes", blocking)
+    window.show_result(result)
+    heatmaps = window.heatmaps
+    heatmaps.select_cell(2, 3, 5)  # the synthetic candidate carries no image for this path: to be rendered
+    note = heatmaps.gallery_tile.image.text()
+    assert "when the running job ends" in note and heatmaps.pending_render() is not None
+    blocking.release.set()
+    qtbot.waitUntil(lambda: heatmaps.pending_render() is None and not window.runner.busy, timeout=10_000)
+    assert rendered and not heatmaps.gallery_tile.image.pixmap().isNull()

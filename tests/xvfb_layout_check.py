@@ -68,6 +68,29 @@ def synthetic_result(tmp: Path):  # type: ignore[no-untyped-def]
     return Gallery(root=tmp, entries=tuple(entries), problems=()), result
 
 
+def clip_probe(tmp: Path):  # type: ignore[no-untyped-def]
+    """A video probe as the window lists it after following a face through a clip: a track of 24 sampled faces
+    with their thumbnails, shown by its best frame (the layout a tester saw outgrow a 1366x768 screen)."""
+    from forensic_face.engine.imaging import LoadedImage
+    from forensic_face.engine.results import FaceDetection, ImageDetections
+    from forensic_face.engine.video import Track, TrackFace, VideoEvidence
+    from forensic_face.gui.probe_panel import ProbeRecord
+
+    rng = np.random.default_rng(1)
+    path = tmp / "parking lot camera 3 — 2026-11-30 23.41.07.mp4"
+    video = VideoEvidence(path, "ab" * 32, 10_000_000, 25.0, 1800, 1280, 720)
+    face = FaceDetection(box=np.array([600, 300, 628, 334], np.float32), score=0.97,
+                         landmarks=np.array([[607, 312], [621, 312], [614, 318], [608, 326], [620, 326]], np.float32))
+    track = Track(id=1, faces=[TrackFace(k * 5, k * 0.2, face, 3.0 + k % 4, "cd" * 32,
+                                         thumbnail=rng.integers(0, 255, (48, 40, 3), dtype=np.uint8))
+                               for k in range(24)])
+    pixels = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    image = LoadedImage(path, pixels, "ef" * 32, 10_000_000, "video", "RGB", 1)
+    detections = ImageDetections(source=str(path), sha256=image.sha256, width=1280, height=720, faces=(face,),
+                                 upsample_factor=1.0)
+    return ProbeRecord(path=path, image=image, video_track=(video, track), video_frame=0, detections=detections)
+
+
 def main(out_dir: str) -> int:
     from PySide6.QtCore import QPoint, QRect, Qt, QTimer
     from PySide6.QtGui import QGuiApplication

@@ -311,6 +311,9 @@ class ProbePanel(FileDropTarget, QWidget):
         self.list.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.list.setAcceptDrops(False)
         self.list.currentRowChanged.connect(self._on_row_changed)
+        # Three probes (thumbnail beside two lines of text) at least, so the list is a list at 1366x768.
+        row_px = max(THUMB_PX, 2 * self.list.fontMetrics().lineSpacing()) + 8
+        self.list.setMinimumHeight(3 * row_px + 2 * self.list.frameWidth())
 
         self.face_combo = QComboBox()
         self.face_combo.setToolTip("Which face of the probe to search with")
@@ -377,6 +380,12 @@ class ProbePanel(FileDropTarget, QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
         layout.addWidget(split, 1)
+
+    def set_editable(self, editable: bool) -> None:
+        """Allow removing probes and scrubbing a clip's frames (each of which changes what a running job's probe
+        indices point at, or starts a job) only while no job runs."""
+        self.remove_button.setEnabled(editable)
+        self.frame_slider.setEnabled(editable)
 
     # Records ----------------------------------------------------------------------------------------------
     def current_index(self) -> int:
