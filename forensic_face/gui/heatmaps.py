@@ -70,6 +70,9 @@ class CellAxis(pg.AxisItem):
 
     def __init__(self, orientation: str) -> None:
         super().__init__(orientation)
+        # The first and last cells' labels reach half a label past the axis' ends: show them anyway (pyqtgraph
+        # hides such labels, which dropped row 0 and column 0).
+        self.setStyle(hideOverlappingLabels=False)
         self.labels: list[str] = []
 
     def set_labels(self, labels: list[str]) -> None:
@@ -84,12 +87,12 @@ class CellAxis(pg.AxisItem):
         return max((metrics.horizontalAdvance(text) for text in self.labels), default=0.0)
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802,N803 - pyqtgraph override
-        if not self.labels or size <= 0 or maxVal <= minVal:
+        lo, hi = sorted((minVal, maxVal))  # an inverted axis (rows top-down) passes its range reversed
+        if not self.labels or size <= 0 or hi <= lo:
             return []
-        cell_px = size / (maxVal - minVal)
+        cell_px = size / (hi - lo)
         step = max(1, math.ceil((self._label_extent_px() + self.GAP_PX) / max(cell_px, 1e-6)))
-        return [(float(step), [k + 0.5 for k in range(0, len(self.labels), step)
-                               if minVal <= k + 0.5 <= maxVal])]
+        return [(float(step), [k + 0.5 for k in range(0, len(self.labels), step) if lo <= k + 0.5 <= hi])]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802 - pyqtgraph override
         return [self.labels[int(v)] if 0 <= int(v) < len(self.labels) else "" for v in values]
