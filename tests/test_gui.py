@@ -790,3 +790,24 @@ def test_heatmap_cell_clicked_during_a_job_is_rendered_after_it(qtbot, app, tmp_
     blocking.release.set()
     qtbot.waitUntil(lambda: heatmaps.pending_render() is None and not window.runner.busy, timeout=10_000)
     assert rendered and not heatmaps.gallery_tile.image.pixmap().isNull()
+
+
+def test_report_dialog_lists_searches_with_their_whole_probe_names(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from forensic_face.gui.report_dialog import ReportDialog
+
+    names = ["parking lot camera 3 — 2026-11-30 23.41.07.mp4", "front door still 0001 — enhanced export.png"]
+    store = SimpleNamespace(
+        info=lambda: SimpleNamespace(examiner="A. Examiner", case_number="2026-117"),
+        search_summaries=lambda: [SimpleNamespace(id=k + 1, created_utc="2026-12-01T10:00:00Z",
+                                                  probe_path=tmp_path / name, first_identity="Maria_Soledad_Alvear")
+                                  for k, name in enumerate(names)])
+    dialog = ReportDialog(store, str(tmp_path))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    searches = dialog.searches
+    assert searches.viewport().width() >= searches.sizeHintForColumn(0), (searches.viewport().width(),
+                                                                          searches.sizeHintForColumn(0))
+    assert searches.horizontalScrollBar().maximum() == 0
