@@ -464,6 +464,10 @@ def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_ca
     assert "no face found" in window.probe_panel.list.item(index).text()
     window.probe_panel.list.setCurrentRow(index)
     window.probe_panel.view.box_drawn.emit(10.0, 12.0, 50.0, 56.0)
+    # A flat grey still and a box over half of it: the window asks before using it; the examiner says yes.
+    dialog = window.probe_panel.box_dialog
+    assert dialog is not None and "more than half" in dialog.text()
+    dialog.done(int(dialog.StandardButton.Yes))
     kind, _ = _wait_job(qtbot, window, "manual")
     assert kind == "finished", window.banner.text()
     chosen = window.probe_panel.records[index].chosen_face
@@ -811,3 +815,83 @@ def test_report_dialog_lists_searches_with_their_whole_probe_names(qtbot, app, t
     assert searches.viewport().width() >= searches.sizeHintForColumn(0), (searches.viewport().width(),
                                                                           searches.sizeHintForColumn(0))
     assert searches.horizontalScrollBar().maximum() == 0
+
+
+# Looking at the probe ----------------------------------------------------------------------------------------
+def test_probe_view_zooms_and_pans(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.gui.probe_panel import ZOOM_STEP
+
+    view = FaceBoxView()
+    qtbot.addWidget(view)
+    view.resize(320, 240)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_probe(np.zeros((240, 320, 3), np.uint8), (), 0, None)
+    fitted = view.transform().m11()
+    qtbot.keyClick(view, Qt.Key.Key_Plus)
+    qtbot.keyClick(view, Qt.Key.Key_Plus)
+    assert view.zoom == pytest.approx(ZOOM_STEP ** 2) and view.transform().m11() == pytest.approx(fitted * ZOOM_STEP ** 2)
+    qtbot.keyClick(view, Qt.Key.Key_Minus)
+    assert view.zoom == pytest.approx(ZOOM_STEP)
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+
+    centre = QPointF(160, 120)
+    view.wheelEvent(QWheelEvent(centre, view.mapToGlobal(centre), QPoint(), QPoint(0, 240),
+                                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                Qt.ScrollPhase.NoScrollPhase, False))
+    assert view.zoom == pytest.approx(ZOOM_STEP ** 3)
+    # Shift-drag pans (no box is drawn).
+    drawn: list[tuple[float, ...]] = []
+    view.box_drawn.connect(lambda *b: drawn.append(b))
+    before = view.mapToScene(view.viewport().rect().center())
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(200, 150))
+    qtbot.mouseMove(view.viewport(), QPoint(120, 100))
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(120, 100))
+    after = view.mapToScene(view.viewport().rect().center())
+    assert after.x() > before.x() + 5 and after.y() > before.y() + 5 and drawn == []
+    qtbot.keyClick(view, Qt.Key.Key_0)
+    assert view.zoom == 1.0 and view.transform().m11() == pytest.approx(fitted)
+
+
+def test_display_adjustments_never_touch_the_evidence(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.engine.imaging import LoadedImage
+
+    pixels = np.random.default_rng(0).integers(0, 120, (60, 80, 3), dtype=np.uint8)
+    original = pixels.copy()
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    panel.add_records([ProbeRecord(path=tmp_path / "dark.png",
+                                   image=LoadedImage(tmp_path / "dark.png", pixels, "0" * 64, 1, "PNG", "RGB", 1))])
+    shown_before = panel.view._pixmap_item.pixmap().toImage().pixelColor(10, 10).red()
+    panel.brightness.setValue(60)
+    panel.gamma.setValue(50)
+    shown_after = panel.view._pixmap_item.pixmap().toImage().pixelColor(10, 10).red()
+    assert shown_after > shown_before  # the screen shows it brighter…
+    assert np.array_equal(panel.records[0].image.pixels, original)  # …the evidence is as it was
+    panel.reset_display()
+    assert panel.view._pixmap_item.pixmap().toImage().pixelColor(10, 10).red() == shown_before
+
+
+@pytest.mark.parametrize("box, why", [((10, 10, 15, 40), "too small"), ((0, 0, 70, 50), "more than half"),
+                                      ((40, 5, 70, 35), "no face-like detail")])
+def test_implausible_drawn_box_asks_first(qtbot, app, tmp_path, box, why) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.engine.imaging import LoadedImage
+
+    pixels = np.zeros((100, 120, 3), np.uint8)
+    pixels[:, :40] = np.random.default_rng(1).integers(0, 255, (100, 40, 3), dtype=np.uint8)  # detail on the left
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    panel.add_records([ProbeRecord(path=tmp_path / "p.png",
+                                   image=LoadedImage(tmp_path / "p.png", pixels, "0" * 64, 1, "PNG", "RGB", 1))])
+    drawn: list[tuple[int, tuple]] = []
+    panel.box_drawn.connect(lambda i, b: drawn.append((i, b)))
+    panel.view.box_drawn.emit(*map(float, box))
+    assert drawn == [] and panel.box_dialog is not None and why in panel.box_dialog.text()
+    panel.box_dialog.done(int(panel.box_dialog.StandardButton.No))
+    assert drawn == []
+    panel.view.box_drawn.emit(*map(float, box))
+    panel.box_dialog.done(int(panel.box_dialog.StandardButton.Yes))
+    assert drawn == [(0, tuple(map(float, box)))]
+    panel.view.box_drawn.emit(5.0, 20.0, 35.0, 48.0)  # a plausible box: no question
+    assert drawn[-1] == (0, (5.0, 20.0, 35.0, 48.0)) and panel.box_dialog is None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QUrl, Slot
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -438,6 +438,20 @@ class MainWindow(QMainWindow):
         screen = self.screen() or QGuiApplication.primaryScreen()
         if screen is None:
             return
+        if screen.availableGeometry().height() < SHORT_SCREEN_PX:
+            self._tab_docks()
+        width = self._clamp_to_screen()
+        if width < 1700:
+            # Narrow screens: docks a sixth of the width, the candidates 45 % of the rest.
+            self.resizeDocks([self.gallery_dock, self.probe_dock], [width // 6] * 2, Qt.Orientation.Horizontal)
+            rest = width - width // 6
+            self.splitter.setSizes([rest * 45 // 100, rest - rest * 45 // 100])
+
+    def _clamp_to_screen(self) -> int:
+        """Shrink and move the window into the screen's available area; returns its width."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return self.width()
         available = screen.availableGeometry()
         # The frame (title bar, borders) is outside the client size: leave room for it.
         frame_w = max(0, self.frameGeometry().width() - self.width()) or 16
@@ -449,17 +463,34 @@ class MainWindow(QMainWindow):
         x = min(max(self.x(), available.x()), available.right() - width - frame_w + 1)
         y = min(max(self.y(), available.y()), available.bottom() - height - frame_h + 1)
         self.move(max(available.x(), x), max(available.y(), y))
-        if available.height() < SHORT_SCREEN_PX:
-            # Stacked, the two docks need more height than a laptop screen has (a clip's filmstrip, timeline
-            # and frame slider grew the window past the screen, the status bar off it, and left each list one
-            # row): as tabs, each gets the dock area's whole height.
-            self.tabifyDockWidget(self.gallery_dock, self.probe_dock)
-            self.gallery_dock.raise_()
-        if width < 1700:
-            # Narrow screens: docks a sixth of the width, the candidates 45 % of the rest.
-            self.resizeDocks([self.gallery_dock, self.probe_dock], [width // 6] * 2, Qt.Orientation.Horizontal)
-            rest = width - width // 6
-            self.splitter.setSizes([rest * 45 // 100, rest - rest * 45 // 100])
+        return width
+
+    def _tab_docks(self) -> None:
+        """Stacked, the two docks need more height than a laptop screen has (a clip's filmstrip, timeline and
+        frame slider grew the window past the screen, the status bar off it, and left each list one row): as
+        tabs, each gets the dock area's whole height."""
+        if self.tabifiedDockWidgets(self.gallery_dock):
+            return
+        self.tabifyDockWidget(self.gallery_dock, self.probe_dock)
+        self.probe_dock.raise_() if self.probe_panel.records else self.gallery_dock.raise_()
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            # Before the layout grows the window to its new minimum size (e.g. a clip's track widgets shown).
+            self.keep_docks_on_screen()
+        return super().event(event)
+
+    def keep_docks_on_screen(self) -> None:
+        """Tab the docks when what they show would make the window taller than the screen."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        frame_h = max(0, self.frameGeometry().height() - self.height())
+        if self.minimumSizeHint().height() + frame_h > screen.availableGeometry().height() \
+                and not self.tabifiedDockWidgets(self.gallery_dock):
+            self._tab_docks()
+            # The layout may already have grown the window in this event: shrink it back once it has.
+            QTimer.singleShot(0, self._clamp_to_screen)
 
     def _restore_window(self) -> None:
         geometry = self.state.value("window/geometry")
