@@ -442,7 +442,8 @@ class ProbePanel(FileDropTarget, QWidget):
         self.face_combo = QComboBox()
         self.face_combo.setToolTip("Which face of the probe to search with")
         self.face_combo.activated.connect(self._on_face_combo)
-        hint = QLabel("Drag on the image to draw a box · drag the green box to move it, its corner to resize")
+        hint = QLabel("Drag on the image to draw a box · drag the green box to move it, its corner to resize · "
+                      "wheel or +/- zooms, 0 fits, Shift-drag pans")
         hint.setObjectName("hintLabel")
         hint.setWordWrap(True)
         self.view = FaceBoxView()
@@ -471,7 +472,10 @@ class ProbePanel(FileDropTarget, QWidget):
         display_label.setToolTip("Brightness, contrast, gamma of the view only; never written to the evidence, "
                                  "searches and reports use the original pixels")
         display_row.addWidget(display_label)
-        for slider in (self.brightness, self.contrast, self.gamma):
+        for short, slider in (("B", self.brightness), ("C", self.contrast), ("γ", self.gamma)):
+            label = QLabel(short)
+            label.setToolTip(slider.toolTip())
+            display_row.addWidget(label)
             display_row.addWidget(slider, 1)
         display_row.addWidget(self.display_reset)
         vl.addLayout(display_row)
