@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
+from PySide6.QtWidgets import QToolButton
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, GalleryError
@@ -478,6 +479,10 @@ def test_real_search_fills_candidates_heatmaps_and_screenshot(qtbot, app, lfw_ca
     assert "no face found" in window.probe_panel.list.item(index).text()
     window.probe_panel.list.setCurrentRow(index)
     window.probe_panel.view.box_drawn.emit(10.0, 12.0, 50.0, 56.0)
+    # A flat grey still and a box over half of it: the window asks before using it; the examiner says yes.
+    dialog = window.probe_panel.box_dialog
+    assert dialog is not None and "more than half" in dialog.text()
+    dialog.done(int(dialog.StandardButton.Yes))
     kind, _ = _wait_job(qtbot, window, "manual")
     assert kind == "finished", window.banner.text()
     chosen = window.probe_panel.records[index].chosen_face
@@ -680,3 +685,228 @@ def test_search_every_face_of_a_still(qtbot, app, lfw_case, tmp_path, lfw_image)
     window.search_all_faces()  # again: the face records are reused, not added twice
     _wait_job(qtbot, window, "search-all", timeout_ms=180_000)
     assert len(panel.records) == n
+
+
+# Issue 33: the window at 1366x768 -------------------------------------------------------------------------------
+class _RenderingEngine:
+    """Renders gallery hypotheses (cheaply) and nothing else: the window's jobs without loading models."""
+
+    config, device = FAST, "cpu"
+
+    def __init__(self) -> None:
+        self.rendered: list[str] = []
+
+    def gallery_hypothesis_image(self, entry, label, target):  # type: ignore[no-untyped-def]
+        self.rendered.append(label)
+        return np.zeros((24, 24, 3), np.uint8)
+
+
+def _synthetic_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A window with a search result the size of a real one (tests/xvfb_layout_check.py) and no real engine."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from xvfb_layout_check import clip_probe, synthetic_result
+
+    from forensic_face.gui.main_window import MainWindow
+
+    window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"),
+                        engine_factory=lambda _config: _RenderingEngine())
+    window.holder.get()
+    qtbot.addWidget(window)
+    gallery, result = synthetic_result(tmp_path)
+    window.gallery = gallery
+    return window, result, clip_probe
+
+
+class _Blocking:
+    """A job that runs until released (and says so), so a test can look at the window during a job."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, _engine, progress, _cancel):  # type: ignore[no-untyped-def]
+        progress(1, 4, "a long message naming a clip, parking lot camera 3 — 2026-11-30 23.41.07.mp4, frame 400")
+        self.release.wait(30)
+        return []
+
+
+def test_banners_stay_until_dismissed(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window, _, _ = _synthetic_window(qtbot, tmp_path)
+    window.show()
+    for level in ("info", "warning"):
+        window.show_message("Searched 5 of 5 probes.", level)
+        qtbot.wait(100)
+        assert window.banner.isVisible()
+    blocking = _Blocking()
+    assert window._start("probes", blocking)  # a new job does not hide the last result either
+    qtbot.wait(200)
+    blocking.release.set()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
+    assert window.banner.isVisible() and "Searched 5 of 5" in window.banner.text()
+    # Nothing is set to hide it later (a 15 s timer once did).
+    assert not [t for t in window.banner.findChildren(QTimer) if t.isActive()]
+    window.banner.findChild(QToolButton).click()  # the ✕
+    assert not window.banner.isVisible()
+
+
+def test_down_key_in_the_probe_list_keeps_focus_there(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Browsing probes with the arrow keys shows each one's candidates but leaves the focus in the list, so the
+    next L/X/I is not taken as a decision on a candidate."""
+    window, result, clip_probe = _synthetic_window(qtbot, tmp_path)
+    window.show()
+    qtbot.waitExposed(window)
+    panel = window.probe_panel
+    records = [clip_probe(tmp_path), ProbeRecord(path=tmp_path / "still.png", image=clip_probe(tmp_path).image)]
+    records[1].result = result
+    panel.add_records(records)
+    panel.list.setCurrentRow(0)
+    window.activateWindow()
+    panel.list.setFocus()
+    qtbot.waitUntil(panel.list.hasFocus)
+    qtbot.keyClick(panel.list, Qt.Key.Key_Down)
+    assert panel.current_index() == 1 and window.candidates.rowCount() > 0  # its result is shown…
+    assert panel.list.hasFocus() and not window.candidates.hasFocus()  # …and the focus stayed
+    decisions: list[object] = []
+    window.candidates.decision_requested.connect(lambda *a: decisions.append(a))
+    qtbot.keyClick(panel.list, Qt.Key.Key_L)
+    assert decisions == []
+
+
+def test_controls_that_start_jobs_are_disabled_during_a_job(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window, _, clip_probe = _synthetic_window(qtbot, tmp_path)
+    window.probe_panel.add_records([clip_probe(tmp_path)])
+    window.state.add_recent_gallery(tmp_path)
+    window._rebuild_recent_menus()
+    controls = {"menu Open gallery": window.open_gallery_action, "menu Add probes": window.add_probe_action,
+                "menu New case": window.new_case_action, "menu Open case": window.open_case_action,
+                "menu Recent galleries": window.recent_galleries_menu,
+                "gallery panel Open gallery": window.gallery_panel.open_button,
+                "probe panel Add probes": window.probe_panel.add_button,
+                "probe panel Remove": window.probe_panel.remove_button,
+                "probe panel Frame": window.probe_panel.frame_slider}
+    assert all(c.isEnabled() for c in controls.values()), [n for n, c in controls.items() if not c.isEnabled()]
+    blocking = _Blocking()
+    assert window._start("probes", blocking)
+    try:
+        assert not [n for n, c in controls.items() if c.isEnabled()]
+    finally:
+        blocking.release.set()
+        qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
+    assert all(c.isEnabled() for c in controls.values()), [n for n, c in controls.items() if not c.isEnabled()]
+
+
+def test_heatmap_cell_clicked_during_a_job_is_rendered_after_it(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window, result, _ = _synthetic_window(qtbot, tmp_path)
+    rendered = window.holder.engine.rendered
+    blocking = _Blocking()
+    assert window._start("probes", blocking)
+    window.show_result(result)
+    heatmaps = window.heatmaps
+    heatmaps.select_cell(2, 3, 5)  # the synthetic candidate carries no image for this path: to be rendered
+    note = heatmaps.gallery_tile.image.text()
+    assert "when the running job ends" in note and heatmaps.pending_render() is not None
+    blocking.release.set()
+    qtbot.waitUntil(lambda: heatmaps.pending_render() is None and not window.runner.busy, timeout=10_000)
+    assert rendered and not heatmaps.gallery_tile.image.pixmap().isNull()
+
+
+def test_report_dialog_lists_searches_with_their_whole_probe_names(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from forensic_face.gui.report_dialog import ReportDialog
+
+    names = ["parking lot camera 3 — 2026-11-30 23.41.07.mp4", "front door still 0001 — enhanced export.png"]
+    store = SimpleNamespace(
+        info=lambda: SimpleNamespace(examiner="A. Examiner", case_number="2026-117"),
+        search_summaries=lambda: [SimpleNamespace(id=k + 1, created_utc="2026-12-01T10:00:00Z",
+                                                  probe_path=tmp_path / name, first_identity="Maria_Soledad_Alvear")
+                                  for k, name in enumerate(names)])
+    dialog = ReportDialog(store, str(tmp_path))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    searches = dialog.searches
+    assert searches.viewport().width() >= searches.sizeHintForColumn(0), (searches.viewport().width(),
+                                                                          searches.sizeHintForColumn(0))
+    assert searches.horizontalScrollBar().maximum() == 0
+
+
+# Looking at the probe ----------------------------------------------------------------------------------------
+def test_probe_view_zooms_and_pans(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.gui.probe_panel import ZOOM_STEP
+
+    view = FaceBoxView()
+    qtbot.addWidget(view)
+    view.resize(320, 240)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_probe(np.zeros((240, 320, 3), np.uint8), (), 0, None)
+    fitted = view.transform().m11()
+    qtbot.keyClick(view, Qt.Key.Key_Plus)
+    qtbot.keyClick(view, Qt.Key.Key_Plus)
+    assert view.zoom == pytest.approx(ZOOM_STEP ** 2) and view.transform().m11() == pytest.approx(fitted * ZOOM_STEP ** 2)
+    qtbot.keyClick(view, Qt.Key.Key_Minus)
+    assert view.zoom == pytest.approx(ZOOM_STEP)
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+
+    centre = QPointF(160, 120)
+    view.wheelEvent(QWheelEvent(centre, view.mapToGlobal(centre), QPoint(), QPoint(0, 240),
+                                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                Qt.ScrollPhase.NoScrollPhase, False))
+    assert view.zoom == pytest.approx(ZOOM_STEP ** 3)
+    # Shift-drag pans (no box is drawn).
+    drawn: list[tuple[float, ...]] = []
+    view.box_drawn.connect(lambda *b: drawn.append(b))
+    before = view.mapToScene(view.viewport().rect().center())
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(200, 150))
+    qtbot.mouseMove(view.viewport(), QPoint(120, 100))
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(120, 100))
+    after = view.mapToScene(view.viewport().rect().center())
+    assert after.x() > before.x() + 5 and after.y() > before.y() + 5 and drawn == []
+    qtbot.keyClick(view, Qt.Key.Key_0)
+    assert view.zoom == 1.0 and view.transform().m11() == pytest.approx(fitted)
+
+
+def test_display_adjustments_never_touch_the_evidence(qtbot, app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.engine.imaging import LoadedImage
+
+    pixels = np.random.default_rng(0).integers(0, 120, (60, 80, 3), dtype=np.uint8)
+    original = pixels.copy()
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    panel.add_records([ProbeRecord(path=tmp_path / "dark.png",
+                                   image=LoadedImage(tmp_path / "dark.png", pixels, "0" * 64, 1, "PNG", "RGB", 1))])
+    shown_before = panel.view._pixmap_item.pixmap().toImage().pixelColor(10, 10).red()
+    panel.brightness.setValue(60)
+    panel.gamma.setValue(50)
+    shown_after = panel.view._pixmap_item.pixmap().toImage().pixelColor(10, 10).red()
+    assert shown_after > shown_before  # the screen shows it brighter…
+    assert np.array_equal(panel.records[0].image.pixels, original)  # …the evidence is as it was
+    panel.reset_display()
+    assert panel.view._pixmap_item.pixmap().toImage().pixelColor(10, 10).red() == shown_before
+
+
+@pytest.mark.parametrize("box, why", [((10, 10, 15, 40), "too small"), ((0, 0, 70, 50), "more than half"),
+                                      ((40, 5, 70, 35), "no face-like detail")])
+def test_implausible_drawn_box_asks_first(qtbot, app, tmp_path, box, why) -> None:  # type: ignore[no-untyped-def]
+    from forensic_face.engine.imaging import LoadedImage
+
+    pixels = np.zeros((100, 120, 3), np.uint8)
+    pixels[:, :40] = np.random.default_rng(1).integers(0, 255, (100, 40, 3), dtype=np.uint8)  # detail on the left
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    panel.add_records([ProbeRecord(path=tmp_path / "p.png",
+                                   image=LoadedImage(tmp_path / "p.png", pixels, "0" * 64, 1, "PNG", "RGB", 1))])
+    drawn: list[tuple[int, tuple]] = []
+    panel.box_drawn.connect(lambda i, b: drawn.append((i, b)))
+    panel.view.box_drawn.emit(*map(float, box))
+    assert drawn == [] and panel.box_dialog is not None and why in panel.box_dialog.text()
+    panel.box_dialog.done(int(panel.box_dialog.StandardButton.No))
+    assert drawn == []
+    panel.view.box_drawn.emit(*map(float, box))
+    panel.box_dialog.done(int(panel.box_dialog.StandardButton.Yes))
+    assert drawn == [(0, tuple(map(float, box)))]
+    panel.view.box_drawn.emit(5.0, 20.0, 35.0, 48.0)  # a plausible box: no question
+    assert drawn[-1] == (0, (5.0, 20.0, 35.0, 48.0)) and panel.box_dialog is None

@@ -76,3 +76,11 @@ def test_key_views_fit_the_window_at_laptop_sizes(tmp_path: Path, screen: str) -
     assert not layout["identity_cut"], layout
     assert layout["table_inside"], layout
     assert all(min(px) >= 31 for px in layout["views_px"].values()), layout
+    # With a clip probe listed and a job running, the status bar (time left, progress, Cancel) is on the
+    # screen and whole, and the probe list shows more than one row (issue 33).
+    assert layout["status_bar_on_screen"], layout
+    assert all(layout["status_job_widgets_inside"].values()), layout
+    assert layout["time_left"].endswith("left") and not layout["time_left_elided"], layout
+    assert layout["list_rows_visible"]["probes"] >= 2, layout
+    # Heatmap tick labels do not run into each other (measured from the label boxes pyqtgraph draws).
+    assert layout["heatmap_axes"] == 6 and not any(layout["heatmap_tick_overlaps"].values()), layout

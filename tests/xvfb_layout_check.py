@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,56 @@ def synthetic_result(tmp: Path):  # type: ignore[no-untyped-def]
     return Gallery(root=tmp, entries=tuple(entries), problems=()), result
 
 
+def clip_probe(tmp: Path):  # type: ignore[no-untyped-def]
+    """A video probe as the window lists it after following a face through a clip: a track of 24 sampled faces
+    with their thumbnails, shown by its best frame (the layout a tester saw outgrow a 1366x768 screen)."""
+    from forensic_face.engine.imaging import LoadedImage
+    from forensic_face.engine.results import FaceDetection, ImageDetections
+    from forensic_face.engine.video import Track, TrackFace, VideoEvidence
+    from forensic_face.gui.probe_panel import ProbeRecord
+
+    rng = np.random.default_rng(1)
+    path = tmp / "parking lot camera 3 — 2026-11-30 23.41.07.mp4"
+    video = VideoEvidence(path, "ab" * 32, 10_000_000, 25.0, 1800, 1280, 720)
+    face = FaceDetection(box=np.array([600, 300, 628, 334], np.float32), score=0.97,
+                         landmarks=np.array([[607, 312], [621, 312], [614, 318], [608, 326], [620, 326]], np.float32))
+    track = Track(id=1, faces=[TrackFace(k * 5, k * 0.2, face, 3.0 + k % 4, "cd" * 32,
+                                         thumbnail=rng.integers(0, 255, (48, 40, 3), dtype=np.uint8))
+                               for k in range(24)])
+    pixels = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    image = LoadedImage(path, pixels, "ef" * 32, 10_000_000, "video", "RGB", 1)
+    detections = ImageDetections(source=str(path), sha256=image.sha256, width=1280, height=720, faces=(face,),
+                                 upsample_factor=1.0)
+    return ProbeRecord(path=path, image=image, video_track=(video, track), video_frame=0, detections=detections)
+
+
+def tick_label_boxes(panel):  # type: ignore[no-untyped-def]
+    """The scene rectangles of the tick labels pyqtgraph draws on every heatmap axis, by axis."""
+    from PySide6.QtGui import QImage, QPainter
+
+    canvas = QImage(4, 4, QImage.Format.Format_ARGB32)
+    painter = QPainter(canvas)
+    boxes = {}
+    try:
+        for scale, image in panel.images.items():
+            plot = image.getViewBox().parentItem()
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                specs = axis.generateDrawSpecs(painter)
+                boxes[f"x{scale} {side}"] = [axis.mapRectToScene(rect) for rect, _flags, _text in specs[2]]
+    finally:
+        painter.end()
+    return boxes
+
+
+def overlapping_ticks(panel) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """How many neighbouring tick labels overlap on each heatmap axis (0 everywhere: readable)."""
+    out = {}
+    for name, rects in tick_label_boxes(panel).items():
+        out[name] = sum(1 for a, b in zip(rects, rects[1:]) if a.intersects(b))
+    return out
+
+
 def main(out_dir: str) -> int:
     from PySide6.QtCore import QPoint, QRect, Qt, QTimer
     from PySide6.QtGui import QGuiApplication
@@ -85,6 +137,24 @@ def main(out_dir: str) -> int:
     def inside(widget, container) -> bool:  # type: ignore[no-untyped-def]
         top_left = widget.mapTo(container, QPoint(0, 0))
         return widget.isVisible() and container.rect().contains(QRect(top_left, widget.size()))
+
+    # A clip probe listed and a job running (progress, time left, Cancel in the status bar): the state in which
+    # a tester saw the window outgrow a 1366x768 screen.
+    release = threading.Event()
+
+    def job(_engine, progress, _cancel):  # type: ignore[no-untyped-def]
+        for k in range(8):  # time left is estimated after 2 s of measured progress
+            progress(k, 10, f"Following faces in {clip.path.name}: frame {200 * k} of 1800")
+            time.sleep(0.4)
+        release.wait(30)
+        return []
+
+    clip = clip_probe(Path(out_dir))
+
+    def start() -> None:
+        window.probe_panel.add_records([clip])
+        window.runner.start("probes", job, needs_engine=False)
+        QTimer.singleShot(3500, check)
 
     def check() -> None:
         window.show_result(result)
@@ -117,20 +187,34 @@ def main(out_dir: str) -> int:
             "comparison_hscroll": comparison.horizontalScrollBar().maximum(),
             "identity_cut": identity_cut,
             "table_inside": inside(table, window),
+            "status_bar_on_screen": window.statusBar().isVisible() and screen.contains(QRect(
+                window.statusBar().mapToGlobal(QPoint(0, 0)), window.statusBar().size())),
+            "status_job_widgets_inside": {w.objectName(): w.isVisible() and inside(w, window.statusBar())
+                                          for w in (window.time_left_label, window.progress, window.cancel_button)},
+            "time_left": window.time_left_label.text(),
+            "time_left_elided": window.time_left_label.width() < window.time_left_label.sizeHint().width(),
+            "list_rows_visible": {name: lst.height() // max(1, lst.sizeHintForRow(0)) for name, lst in (
+                ("probes", window.probe_panel.list),)},
         }
         window.grab().save(str(Path(out_dir) / f"window_{screen.width()}x{screen.height()}.png"))
+        window.tabs.setCurrentWidget(window.heatmaps)
+        app.processEvents()
+        report["heatmap_tick_overlaps"] = overlapping_ticks(window.heatmaps)
+        report["heatmap_axes"] = len(tick_label_boxes(window.heatmaps))
+        window.grab().save(str(Path(out_dir) / f"heatmaps_{screen.width()}x{screen.height()}.png"))
         print("LAYOUT " + json.dumps(report), flush=True)
         finish()
 
     def finish() -> None:
         # A heatmap cell may have asked the worker to render its gallery image: let it end first.
+        release.set()
         if window.runner.busy:
             QTimer.singleShot(200, finish)
             return
         window.close()
         app.exit(0)
 
-    QTimer.singleShot(1500, check)
+    QTimer.singleShot(1500, start)
     assert QGuiApplication.platformName() == "xcb", QGuiApplication.platformName()
     return app.exec()
 

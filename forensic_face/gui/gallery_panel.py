@@ -60,6 +60,8 @@ class GalleryPanel(FileDropTarget, QWidget):
         self.identities.setUniformItemSizes(True)
         self.identities.setWordWrap(True)
         self.identities.setAcceptDrops(False)
+        # Two rows of portraits at least: a splitter may otherwise squeeze the list to one row at 1366x768.
+        self.identities.setMinimumHeight(2 * (THUMB_PX + 34) + 6)
 
         self.problems = QListWidget()
         self.problems.setObjectName("problemList")

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from forensic_face.engine.degradations import describe_path
@@ -57,6 +58,44 @@ class HeatmapImage(pg.ImageItem):
         if cell is not None:
             ev.accept()
             self.clicked.emit(*cell)
+
+
+class CellAxis(pg.AxisItem):
+    """An axis labelling heatmap cells (one label per row or column, at the cell's centre) that shows only as
+    many labels as fit: every ``step``-th cell, ``step`` chosen from the axis' length in pixels and the widest
+    (or, upright, the tallest) label. Fixed ticks (``setTicks``) ran together at laptop sizes ("12243648")."""
+
+    #: Free space between two neighbouring labels, in pixels.
+    GAP_PX = 8
+
+    def __init__(self, orientation: str) -> None:
+        super().__init__(orientation)
+        # The first and last cells' labels reach half a label past the axis' ends: show them anyway (pyqtgraph
+        # hides such labels, which dropped row 0 and column 0).
+        self.setStyle(hideOverlappingLabels=False)
+        self.labels: list[str] = []
+
+    def set_labels(self, labels: list[str]) -> None:
+        self.labels = list(labels)
+        self.picture = None  # pyqtgraph caches the drawing: redraw with the new labels
+        self.update()
+
+    def _label_extent_px(self) -> float:
+        metrics = QFontMetricsF(self.style["tickFont"] or self.font())
+        if self.orientation in ("left", "right"):
+            return metrics.height()
+        return max((metrics.horizontalAdvance(text) for text in self.labels), default=0.0)
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802,N803 - pyqtgraph override
+        lo, hi = sorted((minVal, maxVal))  # an inverted axis (rows top-down) passes its range reversed
+        if not self.labels or size <= 0 or hi <= lo:
+            return []
+        cell_px = size / (hi - lo)
+        step = max(1, math.ceil((self._label_extent_px() + self.GAP_PX) / max(cell_px, 1e-6)))
+        return [(float(step), [k + 0.5 for k in range(0, len(self.labels), step) if lo <= k + 0.5 <= hi])]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802 - pyqtgraph override
+        return [self.labels[int(v)] if 0 <= int(v) < len(self.labels) else "" for v in values]
 
 
 def shared_levels(similarity: dict[int, np.ndarray]) -> tuple[float, float]:
@@ -136,26 +175,26 @@ class HeatmapPanel(QWidget):
         scales = sorted(candidate.similarity)
         for col, scale in enumerate(scales):
             matrix = np.asarray(candidate.similarity[scale], dtype=np.float32)
-            plot = self.plots.addPlot(row=0, col=col, title=f"×{scale}")
+            left, bottom = CellAxis("left"), CellAxis("bottom")
+            plot = self.plots.addPlot(row=0, col=col, title=f"×{scale}",
+                                      axisItems={"left": left, "bottom": bottom})
             plot.invertY(True)
             plot.setMenuEnabled(False)
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
-            plot.setLabel("left", "probe hypothesis: pre-blur σ")
-            plot.setLabel("bottom", "gallery hypothesis (0 = original)")
+            # The axes mean the same in every heatmap: titled once (left of the first, below all), so that
+            # three narrow heatmaps' titles do not run into each other.
+            if col == 0:
+                plot.setLabel("left", "probe pre-blur σ")
             image = HeatmapImage()
             image.setLookupTable(lut)
             image.setImage(matrix, levels=self.levels, autoLevels=False)
             plot.addItem(image)
             plot.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0)
-            # Ticks at cell centres: sigma for the rows, the column index for the gallery hypotheses.
+            # Labels at cell centres: sigma for the rows, the column index for the gallery hypotheses.
             probes = result.probe_hypotheses.get(scale, ())
-            step = max(1, matrix.shape[0] // 8)
-            plot.getAxis("left").setTicks([[(r + 0.5, f"{probes[r].sigma:.2f}" if r < len(probes) else str(r))
-                                            for r in range(0, matrix.shape[0], step)]])
-            # About six labels per heatmap: three heatmaps side by side leave room for no more.
-            cstep = max(1, -(-matrix.shape[1] // 6))
-            plot.getAxis("bottom").setTicks([[(c + 0.5, str(c)) for c in range(0, matrix.shape[1], cstep)]])
+            left.set_labels([f"{probes[r].sigma:.2f}" if r < len(probes) else str(r) for r in range(matrix.shape[0])])
+            bottom.set_labels([str(c) for c in range(matrix.shape[1])])
             image.hovered.connect(lambda r, c, s=scale: self._on_hover(s, r, c))
             image.clicked.connect(lambda r, c, s=scale: self.select_cell(s, r, c))
             self.images[scale] = image
@@ -165,6 +204,8 @@ class HeatmapPanel(QWidget):
         self.colorbar = pg.ColorBarItem(values=self.levels, colorMap=cmap, interactive=False, label="similarity")
         self.colorbar.setImageItem(list(self.images.values()))
         self.plots.addItem(self.colorbar, row=0, col=len(scales))
+        self.axis_title = self.plots.addLabel("gallery hypothesis (column; 0 = original)", row=1, col=0,
+                                              colspan=len(scales))
         best = candidate.best_probe_hypothesis
         if best.scale in candidate.similarity:
             m = candidate.similarity[best.scale]
@@ -205,6 +246,15 @@ class HeatmapPanel(QWidget):
         else:
             self.gallery_tile.set_image(pixels, max_side=180, nearest=True)
         self.gallery_tile.caption.setText(caption)
+
+    def pending_render(self) -> tuple[int, str] | None:
+        """The ``(scale, path label)`` whose gallery image was asked for and not shown yet."""
+        return self._pending
+
+    def wait_render(self, note: str) -> None:
+        """Say why the asked-for gallery image is not shown yet, still waiting for it."""
+        if self._pending is not None:
+            self.gallery_tile.image.clear_source(note)
 
     def fail_render(self, note: str) -> None:
         if self._pending is not None:

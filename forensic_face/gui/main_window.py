@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QUrl, Slot
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -45,7 +45,7 @@ from forensic_face.gui.heatmaps import HeatmapPanel
 from forensic_face.gui.probe_panel import ProbePanel, ProbeRecord
 from forensic_face.gui.settings import WindowState
 from forensic_face.gui.settings_dialog import SettingsDialog
-from forensic_face.gui.widgets import MessageBanner
+from forensic_face.gui.widgets import ElidedLabel, MessageBanner
 from forensic_face.gui.worker import (
     EngineFactory,
     EngineHolder,
@@ -72,6 +72,9 @@ JOB_TITLES = {
 
 #: Every how many frames a video is sampled for tracks (detected, or started from a drawn box).
 VIDEO_STRIDE = 5
+
+#: Below this available screen height the gallery and probe docks are tabbed instead of stacked.
+SHORT_SCREEN_PX = 1000
 
 #: Probe crop size bins prepared by "Prepare gallery": 1.3x crops of faces about 15-31 px wide.
 WARM_SIZE_BINS = (20, 24, 28, 32, 36, 40)
@@ -375,22 +378,32 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.job_label = QLabel()
+        # The job's message gives way (elided) to the time left, the progress bar and Cancel, which always show
+        # whole: at 1366 px the message and the engine fields together are wider than the screen.
+        self.job_label = ElidedLabel()
+        self.time_left_label = QLabel()
+        self.time_left_label.setObjectName("timeLeft")
         self.progress = QProgressBar()
         self.progress.setObjectName("jobProgress")
-        self.progress.setMaximumWidth(260)
+        self.progress.setMaximumWidth(200)
         self.progress.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancelButton")
         self.cancel_button.clicked.connect(self.cancel_job)
-        for w in (self.job_label, self.progress, self.cancel_button):
+        bar.addWidget(self.job_label, 1)
+        for w in (self.time_left_label, self.progress, self.cancel_button):
             bar.addWidget(w)
+        for w in (self.job_label, self.time_left_label, self.progress, self.cancel_button):
             w.hide()
         self.device_label = QLabel()
-        self.model_label = QLabel()
-        self.cache_label = QLabel()
-        for w in (self.device_label, self.model_label, self.cache_label):
+        self.model_label = ElidedLabel()
+        self.cache_label = ElidedLabel()
+        for w, width in ((self.device_label, 0), (self.model_label, 220), (self.cache_label, 200)):
             w.setObjectName("statusField")
+            if width:
+                # Elided within these widths while a job shares the bar; the full text is in the tooltip.
+                w.setMinimumWidth(width // 2)
+                w.setMaximumWidth(width)
             bar.addPermanentWidget(w)
         self._show_config_status()
 
@@ -401,6 +414,8 @@ class MainWindow(QMainWindow):
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.notice.connect(lambda text: self.show_message(text, "warning"))
         self.runner.busy_changed.connect(self._on_busy_changed)
+        self.open_gallery_action.enabledChanged.connect(self.gallery_panel.open_button.setEnabled)
+        self.add_probe_action.enabledChanged.connect(self.probe_panel.add_button.setEnabled)
         self.gallery_panel.folder_chosen.connect(self.open_gallery)
         self.gallery_panel.open_requested.connect(self.choose_gallery)
         self.gallery_panel.message.connect(self.show_message)
@@ -423,6 +438,20 @@ class MainWindow(QMainWindow):
         screen = self.screen() or QGuiApplication.primaryScreen()
         if screen is None:
             return
+        if screen.availableGeometry().height() < SHORT_SCREEN_PX:
+            self._tab_docks()
+        width = self._clamp_to_screen()
+        if width < 1700:
+            # Narrow screens: docks a sixth of the width, the candidates 45 % of the rest.
+            self.resizeDocks([self.gallery_dock, self.probe_dock], [width // 6] * 2, Qt.Orientation.Horizontal)
+            rest = width - width // 6
+            self.splitter.setSizes([rest * 45 // 100, rest - rest * 45 // 100])
+
+    def _clamp_to_screen(self) -> int:
+        """Shrink and move the window into the screen's available area; returns its width."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return self.width()
         available = screen.availableGeometry()
         # The frame (title bar, borders) is outside the client size: leave room for it.
         frame_w = max(0, self.frameGeometry().width() - self.width()) or 16
@@ -434,11 +463,34 @@ class MainWindow(QMainWindow):
         x = min(max(self.x(), available.x()), available.right() - width - frame_w + 1)
         y = min(max(self.y(), available.y()), available.bottom() - height - frame_h + 1)
         self.move(max(available.x(), x), max(available.y(), y))
-        if width < 1700:
-            # Narrow screens: docks a sixth of the width, the candidates 45 % of the rest.
-            self.resizeDocks([self.gallery_dock, self.probe_dock], [width // 6] * 2, Qt.Orientation.Horizontal)
-            rest = width - width // 6
-            self.splitter.setSizes([rest * 45 // 100, rest - rest * 45 // 100])
+        return width
+
+    def _tab_docks(self) -> None:
+        """Stacked, the two docks need more height than a laptop screen has (a clip's filmstrip, timeline and
+        frame slider grew the window past the screen, the status bar off it, and left each list one row): as
+        tabs, each gets the dock area's whole height."""
+        if self.tabifiedDockWidgets(self.gallery_dock):
+            return
+        self.tabifyDockWidget(self.gallery_dock, self.probe_dock)
+        self.probe_dock.raise_() if self.probe_panel.records else self.gallery_dock.raise_()
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            # Before the layout grows the window to its new minimum size (e.g. a clip's track widgets shown).
+            self.keep_docks_on_screen()
+        return super().event(event)
+
+    def keep_docks_on_screen(self) -> None:
+        """Tab the docks when what they show would make the window taller than the screen."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        frame_h = max(0, self.frameGeometry().height() - self.height())
+        if self.minimumSizeHint().height() + frame_h > screen.availableGeometry().height() \
+                and not self.tabifiedDockWidgets(self.gallery_dock):
+            self._tab_docks()
+            # The layout may already have grown the window in this event: shrink it back once it has.
+            QTimer.singleShot(0, self._clamp_to_screen)
 
     def _restore_window(self) -> None:
         geometry = self.state.value("window/geometry")
@@ -469,25 +521,25 @@ class MainWindow(QMainWindow):
         for folder in self.state.recent_galleries():
             action = self.recent_galleries_menu.addAction(folder)
             action.triggered.connect(lambda _=False, f=folder: self.open_gallery(Path(f)))
-        self.recent_galleries_menu.setEnabled(bool(self.state.recent_galleries()))
+        self.recent_galleries_menu.setEnabled(bool(self.state.recent_galleries()) and not self.runner.busy)
         self.recent_cases_menu.clear()
         for case in self.state.recent_cases():
             action = self.recent_cases_menu.addAction(case)
             action.triggered.connect(lambda _=False, c=case: self.open_case(Path(c)))
-        self.recent_cases_menu.setEnabled(bool(self.state.recent_cases()))
+        self.recent_cases_menu.setEnabled(bool(self.state.recent_cases()) and not self.runner.busy)
 
     # Messages and status -----------------------------------------------------------------------------------
     @Slot(str, str)
     def show_message(self, text: str, level: str = "info") -> None:
         log.log(logging.ERROR if level == "error" else logging.INFO, "%s", text)
-        self.banner.show_message(text, level, timeout_ms=0 if level == "error" else 15_000)
+        self.banner.show_message(text, level)
 
     def _show_config_status(self) -> None:
         engine = self.holder.engine
         self.device_label.setText(f"device: {engine.device if engine is not None else self.config.device}")
         if engine is None:
             self.model_label.setText(f"model: {self.config.recognizer} · {self.config.upsampler} (not loaded)")
-        self.cache_label.setText(self.cache_label.text() or "template cache: —")
+        self.cache_label.setText(self.cache_label.full_text() or "template cache: —")
 
     def _apply_status(self, status: EngineStatus | None) -> None:
         if status is None:
@@ -508,8 +560,14 @@ class MainWindow(QMainWindow):
         self.export_report_action.setEnabled(not busy and self.case_store is not None)
         self.warm_action.setEnabled(not busy and self.gallery is not None)
         self.cancel_action.setEnabled(busy)
-        self.open_gallery_action.setEnabled(not busy)
-        self.add_probe_action.setEnabled(not busy)
+        # A job holds indices into the probe list and records into the open case: while it runs, no other job
+        # can start and neither the probes nor the case may change under it. The panels' buttons follow these
+        # actions (see _connect), so a control that cannot be used is disabled everywhere, not refused later.
+        for action in (self.open_gallery_action, self.add_probe_action, self.new_case_action,
+                       self.open_case_action):
+            action.setEnabled(not busy)
+        self.probe_panel.set_editable(not busy)
+        self._rebuild_recent_menus()
 
     # Jobs ---------------------------------------------------------------------------------------------------
     def _start(self, name: str, task: Any) -> bool:
@@ -517,19 +575,22 @@ class MainWindow(QMainWindow):
             self.show_message(f"Wait for “{JOB_TITLES.get(self.runner.job_name, self.runner.job_name)}” to finish "
                               "or cancel it (Esc).", "warning")
             return False
-        self.banner.hide()
         return self.runner.start(name, _with_status(task))
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
-        for w in (self.job_label, self.progress, self.cancel_button):
+        for w in (self.job_label, self.time_left_label, self.progress, self.cancel_button):
             w.setVisible(busy)
         if busy:
             self._time_left = TimeLeft()
+            self.time_left_label.setText("")
             self.job_label.setText(JOB_TITLES.get(self.runner.job_name, self.runner.job_name) + "…")
             self.progress.setRange(0, 0)
             self.cancel_button.setEnabled(True)
         self._update_actions()
+        pending = self.heatmaps.pending_render()
+        if not busy and pending is not None:
+            self.render_gallery_hypothesis(*pending)
 
     @Slot(str, int, int, str)
     def _on_progress(self, name: str, done: int, total: int, message: str) -> None:
@@ -537,9 +598,8 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
             self.progress.setFormat("%v / %m")
-        left = format_time_left(self._time_left.update(done, total)) if total > 0 else ""
-        text = f"{JOB_TITLES.get(name, name)}: {message}" if message else JOB_TITLES.get(name, name)
-        self.job_label.setText(f"{text} — {left}" if left else text)
+        self.time_left_label.setText(format_time_left(self._time_left.update(done, total)) if total > 0 else "")
+        self.job_label.setText(f"{JOB_TITLES.get(name, name)}: {message}" if message else JOB_TITLES.get(name, name))
 
     @Slot(str, str)
     def _on_failed(self, name: str, message: str) -> None:
@@ -572,6 +632,7 @@ class MainWindow(QMainWindow):
             self._enrolled(value)
         elif name == "probes":
             self.probe_panel.add_records(value)
+            self.probe_dock.raise_()  # tabbed on a short screen: show the probes just added
             failed = [r for r in value if r.error]
             no_face = [r for r in value if not r.error and not r.faces]
             if failed:
@@ -1021,7 +1082,8 @@ class MainWindow(QMainWindow):
                                        no_calibration_reason=self._no_calibration)
         record = self.probe_panel.current_record()
         self._show_decisions(record.search_id if record is not None and record.result is result else None)
-        self.candidates.setFocus()
+        # Focus stays where the examiner put it: moving it to the candidates here (on every probe change) made
+        # the next arrow key or L/X/I land on a candidate instead of the probe list.
 
     @Slot(int)
     def _on_candidate_selected(self, row: int) -> None:
@@ -1037,9 +1099,13 @@ class MainWindow(QMainWindow):
         """Ask the engine to re-create one gallery hypothesis image for the heatmap's clicked cell."""
         candidate, result = self.heatmaps.current_candidate(), self._result
         entry = self.gallery_entry(candidate.gallery_sha256) if candidate is not None else None
-        if result is None or entry is None or self.runner.busy:
-            self.heatmaps.set_gallery_image(scale, label, None, "image not available while another job runs"
-                                            if self.runner.busy else "portrait not in the open gallery")
+        if result is None or entry is None:
+            self.heatmaps.set_gallery_image(scale, label, None, "portrait not in the open gallery")
+            return
+        if self.runner.busy:
+            # The engine runs one job at a time: the cell's image is rendered when the running job ends
+            # (_on_busy_changed), the latest clicked cell only.
+            self.heatmaps.wait_render("rendered when the running job ends")
             return
         target = result.provenance.get("gallery_targets_px", {}).get(str(scale))
 

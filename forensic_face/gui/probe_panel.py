@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSlider,
     QSplitter,
@@ -40,6 +41,46 @@ from forensic_face.gui.images import to_pixmap, to_qimage
 THUMB_PX = 40
 #: Handle size (view pixels) for resizing a box by its corner.
 HANDLE_PX = 8
+
+
+#: Zoom limits of the probe view, relative to the fitted view (1 = the whole image fits).
+MIN_ZOOM, MAX_ZOOM = 1.0, 64.0
+#: One wheel notch or +/- key press zooms by this factor.
+ZOOM_STEP = 1.25
+#: A drawn box narrower or lower than this (image pixels) is unlikely to hold a face a search can use.
+MIN_BOX_PX = 8
+#: A drawn box whose luminance varies less than this (standard deviation, 0-255) shows no detail at all.
+MIN_BOX_DETAIL = 4.0
+
+
+def adjust_for_display(pixels: np.ndarray, brightness: float = 0.0, contrast: float = 1.0,
+                       gamma: float = 1.0) -> np.ndarray:
+    """A display copy of uint8 RGB ``pixels`` ``(H, W, 3)``: contrast about mid-grey, then brightness (added,
+    -1..1 of the full range), then gamma (> 1 brightens the shadows). The evidence array is never modified and
+    the copy is for the screen only: searches, hashes and reports use the original pixels."""
+    if brightness == 0.0 and contrast == 1.0 and gamma == 1.0:
+        return pixels
+    x = pixels.astype(np.float32) / 255.0
+    x = np.clip((x - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
+    if gamma != 1.0:
+        x = x ** (1.0 / gamma)
+    return np.ascontiguousarray((x * 255.0 + 0.5).astype(np.uint8))
+
+
+def implausible_box_reason(box: tuple[float, float, float, float], pixels: np.ndarray) -> str:
+    """Why a drawn box is unlikely to frame a usable face ("" when nothing is wrong with it): too small to
+    hold one, more than half the frame, or a region with no detail (flat: nothing face-like in it)."""
+    x1, y1, x2, y2 = box
+    height, width = pixels.shape[:2]
+    w, h = x2 - x1, y2 - y1
+    if w < MIN_BOX_PX or h < MIN_BOX_PX:
+        return f"the box is {w:.0f}×{h:.0f} px, smaller than {MIN_BOX_PX} px: too small to hold a face"
+    if w > width / 2 or h > height / 2:
+        return f"the box is {w:.0f}×{h:.0f} px, more than half of the {width}×{height} px frame"
+    crop = pixels[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))]
+    if crop.size and float(crop.astype(np.float32).mean(axis=-1).std()) < MIN_BOX_DETAIL:
+        return "the region in the box is almost uniform: it shows no face-like detail"
+    return ""
 
 
 @dataclass
@@ -121,6 +162,8 @@ class FaceBoxView(QGraphicsView):
 
     Click a box to use it. Drag on the image to draw a new box; drag inside the chosen box to move it, or at
     its corner to resize it. Every finished drag emits ``box_drawn(x1, y1, x2, y2)`` in image pixels.
+    The wheel or + / - zoom (about the mouse), 0 fits the image again; drag with the middle button, or with
+    Shift held, to pan.
     """
 
     box_drawn = Signal(float, float, float, float)
@@ -146,10 +189,60 @@ class FaceBoxView(QGraphicsView):
         self._origin_rect = QRectF()
         self._corner = 0
         self._size = (0, 0)
+        self._zoom = 1.0
+        self._pan_from: QPointF | None = None
+        self._pixels: np.ndarray | None = None
+        self._display = (0.0, 1.0, 1.0)  # brightness, contrast, gamma: the screen's copy only
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+
+    @property
+    def zoom(self) -> float:
+        """Magnification relative to the fitted view."""
+        return self._zoom
+
+    def set_zoom(self, zoom: float) -> None:
+        zoom = min(max(zoom, MIN_ZOOM), MAX_ZOOM)
+        if self._pixmap_item is None or zoom == self._zoom:
+            return
+        self.scale(zoom / self._zoom, zoom / self._zoom)
+        self._zoom = zoom
+
+    def set_display(self, brightness: float, contrast: float, gamma: float) -> None:
+        """Show the probe brighter, with more contrast or another gamma; the evidence pixels stay as they are."""
+        self._display = (brightness, contrast, gamma)
+        if self._pixmap_item is not None and self._pixels is not None:
+            from PySide6.QtGui import QPixmap
+
+            self._pixmap_item.setPixmap(QPixmap.fromImage(to_qimage(adjust_for_display(self._pixels,
+                                                                                       *self._display))))
+
+    def wheelEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt override
+        notches = event.angleDelta().y() / 120.0
+        if self._pixmap_item is None or notches == 0:
+            super().wheelEvent(event)
+            return
+        self.set_zoom(self._zoom * ZOOM_STEP ** notches)
+        event.accept()
+
+    def keyPressEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt override
+        key = event.key()
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.set_zoom(self._zoom * ZOOM_STEP)
+        elif key == Qt.Key.Key_Minus:
+            self.set_zoom(self._zoom / ZOOM_STEP)
+        elif key == Qt.Key.Key_0:
+            self.set_zoom(1.0)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
 
     def clear_image(self) -> None:
         self.scene().clear()
         self._pixmap_item = None
+        self._pixels = None
+        self._zoom = 1.0
         self._items = []
         self._temp = None
         self._boxes = []
@@ -157,10 +250,14 @@ class FaceBoxView(QGraphicsView):
 
     def set_probe(self, pixels: np.ndarray, faces: tuple[FaceDetection, ...], selected: int,
                   manual: FaceDetection | None) -> None:
+        # The same image again (a face chosen, a box refined) keeps the zoom and pan the examiner set.
+        same = pixels is self._pixels
+        zoom, centre = self._zoom, self.mapToScene(self.viewport().rect().center())
         self.clear_image()
         from PySide6.QtGui import QPixmap
 
-        item = self.scene().addPixmap(QPixmap.fromImage(to_qimage(pixels)))
+        self._pixels = pixels
+        item = self.scene().addPixmap(QPixmap.fromImage(to_qimage(adjust_for_display(pixels, *self._display))))
         item.setTransformationMode(Qt.TransformationMode.FastTransformation)
         self._pixmap_item = item
         self._size = (int(pixels.shape[1]), int(pixels.shape[0]))
@@ -187,14 +284,21 @@ class FaceBoxView(QGraphicsView):
             self.scene().addItem(label)
             self._items.append(rect_item)
         self._fit()
+        if same:
+            self.set_zoom(zoom)
+            self.centerOn(centre)
 
     def _fit(self) -> None:
+        """The whole image in view (zoom 1)."""
+        self._zoom = 1.0
         if self._pixmap_item is not None:
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
 
     def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802 - Qt override
         super().resizeEvent(event)
+        zoom = self._zoom
         self._fit()
+        self.set_zoom(zoom)
 
     def sizeHint(self) -> QSize:
         return QSize(360, 300)
@@ -203,7 +307,16 @@ class FaceBoxView(QGraphicsView):
     def _clamp(self, p: QPointF) -> QPointF:
         return QPointF(min(max(p.x(), 0.0), float(self._size[0])), min(max(p.y(), 0.0), float(self._size[1])))
 
+    def _pans(self, event: QMouseEvent) -> bool:
+        return event.button() == Qt.MouseButton.MiddleButton or (
+            event.button() == Qt.MouseButton.LeftButton
+            and bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._pixmap_item is not None and self._pans(event):
+            self._pan_from = event.position()
+            event.accept()
+            return
         if self._pixmap_item is None or event.button() != Qt.MouseButton.LeftButton:
             super().mousePressEvent(event)
             return
@@ -239,6 +352,13 @@ class FaceBoxView(QGraphicsView):
         return QRectF(self._press, p).normalized()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._pan_from is not None:
+            delta = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
+            event.accept()
+            return
         if self._press is None:
             super().mouseMoveEvent(event)
             return
@@ -253,6 +373,10 @@ class FaceBoxView(QGraphicsView):
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._pan_from is not None:
+            self._pan_from = None
+            event.accept()
+            return
         if self._press is None:
             super().mouseReleaseEvent(event)
             return
@@ -311,11 +435,15 @@ class ProbePanel(FileDropTarget, QWidget):
         self.list.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.list.setAcceptDrops(False)
         self.list.currentRowChanged.connect(self._on_row_changed)
+        # Three probes (thumbnail beside two lines of text) at least, so the list is a list at 1366x768.
+        row_px = max(THUMB_PX, 2 * self.list.fontMetrics().lineSpacing()) + 8
+        self.list.setMinimumHeight(3 * row_px + 2 * self.list.frameWidth())
 
         self.face_combo = QComboBox()
         self.face_combo.setToolTip("Which face of the probe to search with")
         self.face_combo.activated.connect(self._on_face_combo)
-        hint = QLabel("Drag on the image to draw a box · drag the green box to move it, its corner to resize")
+        hint = QLabel("Drag on the image to draw a box · drag the green box to move it, its corner to resize · "
+                      "wheel or +/- zooms, 0 fits, Shift-drag pans")
         hint.setObjectName("hintLabel")
         hint.setWordWrap(True)
         self.view = FaceBoxView()
@@ -331,6 +459,28 @@ class ProbePanel(FileDropTarget, QWidget):
         vl.addLayout(row)
         vl.addWidget(self.view, 1)
         vl.addWidget(hint)
+        # Display only: a dark CCTV frame is easier to look at brighter; the evidence is never changed.
+        self.brightness = self._display_slider("brightness", -100, 100, 0)
+        self.contrast = self._display_slider("contrast (×0.25–4)", -100, 100, 0)
+        self.gamma = self._display_slider("gamma (0.25–4)", -100, 100, 0)
+        self.display_reset = QPushButton("Reset")
+        self.display_reset.setToolTip("Show the probe as it is")
+        self.display_reset.clicked.connect(self.reset_display)
+        display_row = QHBoxLayout()
+        display_row.setSpacing(4)
+        display_label = QLabel("Display:")
+        display_label.setToolTip("Brightness, contrast, gamma of the view only; never written to the evidence, "
+                                 "searches and reports use the original pixels")
+        display_row.addWidget(display_label)
+        for short, slider in (("B", self.brightness), ("C", self.contrast), ("γ", self.gamma)):
+            label = QLabel(short)
+            label.setToolTip(slider.toolTip())
+            display_row.addWidget(label)
+            display_row.addWidget(slider, 1)
+        display_row.addWidget(self.display_reset)
+        vl.addLayout(display_row)
+        #: The confirmation asked for an implausible drawn box (None: none open).
+        self.box_dialog: QMessageBox | None = None
         # A video track's faces, frame by frame: a filmstrip and a timeline over it; the frames the last search
         # fused are highlighted.
         self.track_strip = QListWidget()
@@ -377,6 +527,37 @@ class ProbePanel(FileDropTarget, QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
         layout.addWidget(split, 1)
+
+    def _display_slider(self, name: str, low: int, high: int, value: int) -> QSlider:
+        slider = QSlider(Qt.Orientation.Horizontal)
+        slider.setObjectName(name.split()[0] + "Slider")
+        slider.setRange(low, high)
+        slider.setValue(value)
+        slider.setToolTip(f"Display {name} (view only)")
+        slider.setMinimumWidth(40)
+        slider.valueChanged.connect(self._apply_display)
+        return slider
+
+    def display_settings(self) -> tuple[float, float, float]:
+        """(brightness -1..1, contrast ×0.25..4, gamma 0.25..4) from the sliders (at 0: unchanged)."""
+        return (self.brightness.value() / 200.0, 4.0 ** (self.contrast.value() / 100.0),
+                4.0 ** (self.gamma.value() / 100.0))
+
+    def _apply_display(self) -> None:
+        self.view.set_display(*self.display_settings())
+
+    def reset_display(self) -> None:
+        for slider in (self.brightness, self.contrast, self.gamma):
+            slider.blockSignals(True)
+            slider.setValue(0)
+            slider.blockSignals(False)
+        self._apply_display()
+
+    def set_editable(self, editable: bool) -> None:
+        """Allow removing probes and scrubbing a clip's frames (each of which changes what a running job's probe
+        indices point at, or starts a job) only while no job runs."""
+        self.remove_button.setEnabled(editable)
+        self.frame_slider.setEnabled(editable)
 
     # Records ----------------------------------------------------------------------------------------------
     def current_index(self) -> int:
@@ -577,8 +758,28 @@ class ProbePanel(FileDropTarget, QWidget):
 
     def _on_box_drawn(self, x1: float, y1: float, x2: float, y2: float) -> None:
         i = self.current_index()
-        if i >= 0:
-            self.box_drawn.emit(i, (x1, y1, x2, y2))
+        record = self.current_record()
+        if record is None or record.image is None:
+            return
+        box = (x1, y1, x2, y2)
+        reason = implausible_box_reason(box, record.image.pixels)
+        if not reason:
+            self.box_drawn.emit(i, box)
+            return
+        # Asked, not refused: a face may really be that small or large; a slip of the mouse should not cost a
+        # refinement job (or a new track) without a second look. Non-blocking, like every dialog here.
+        dialog = QMessageBox(QMessageBox.Icon.Question, "Use this box?",
+                             f"Use this box as the face anyway? {reason[0].upper()}{reason[1:]}.",
+                             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        dialog.setDefaultButton(QMessageBox.StandardButton.No)
+        dialog.finished.connect(lambda code: self._box_confirmed(i, box, code))
+        self.box_dialog = dialog
+        dialog.open()
+
+    def _box_confirmed(self, index: int, box: tuple[float, float, float, float], code: int) -> None:
+        self.box_dialog = None
+        if code == int(QMessageBox.StandardButton.Yes) and index == self.current_index():
+            self.box_drawn.emit(index, box)
 
     # Drag and drop ----------------------------------------------------------------------------------------
     def handle_drop(self, mime) -> DroppedPaths:  # type: ignore[no-untyped-def]

@@ -20,6 +20,10 @@ from PySide6.QtWidgets import (
 from forensic_face.gui.case_dialog import FormDialog, safe_file_stem
 
 
+#: The search list's widest: the dialog must fit a 1366 px screen with its labels.
+MAX_LIST_PX = 1000
+
+
 class ReportDialog(FormDialog):
     def __init__(self, store: Any, default_folder: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -34,6 +38,11 @@ class ReportDialog(FormDialog):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked)
             self.searches.addItem(item)
+        # Wide enough for the longest entry (clip names carry camera, date and time), within a laptop screen; a
+        # longer one scrolls sideways rather than being cut.
+        needed = (self.searches.sizeHintForColumn(0) + 2 * self.searches.frameWidth()
+                  + self.searches.verticalScrollBar().sizeHint().width())
+        self.searches.setMinimumWidth(min(needed, MAX_LIST_PX))
         self.examiner_edit = QLineEdit(info.examiner)
         self.top_spin = QSpinBox()
         self.top_spin.setRange(0, 50)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -28,6 +29,8 @@ class FitImage(QLabel):
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(self.MIN_SIDE, self.MIN_SIDE)
+        # A note in place of the image ("rendering…", why it is missing) wraps within the tile, never clipped.
+        self.setWordWrap(True)
         self._source = QPixmap()
         self._max_side: int | None = None
         self._nearest = False
@@ -79,6 +82,43 @@ class FitImage(QLabel):
         self._refit()
 
 
+class ElidedLabel(QLabel):
+    """One line of text that takes the width it is given and elides the rest ("…"), the full text in its tooltip.
+    A plain QLabel asks for its whole text's width: a long job message or cache path in the status bar then
+    widens the window past a laptop screen or squeezes the fields beside it."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # Prefers its whole text, yields down to nothing (minimumSizeHint) when the row is short.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+        self.updateGeometry()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(0, self.width())))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._full) + margins.left() + margins.right() + 2
+        return QSize(width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(0, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._elide()
+
+
 class ImageTile(QFrame):
     """An image above a caption. ``native=True`` shows the pixels 1:1 (no resampling at all)."""
 
@@ -120,7 +160,9 @@ class ImageTile(QFrame):
 
 
 class MessageBanner(QFrame):
-    """Errors, warnings and notices inside the window (never a modal traceback dialog)."""
+    """Errors, warnings and notices inside the window (never a modal traceback dialog). A message stays until the
+    examiner dismisses it (or a newer one replaces it): a result or warning that vanished on a timer while they
+    looked elsewhere would be a result they never saw."""
 
     LEVELS = ("error", "warning", "info")
 
@@ -140,12 +182,9 @@ class MessageBanner(QFrame):
         layout.addWidget(self.label, 1)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.level = "info"
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.hide)
         self.hide()
 
-    def show_message(self, text: str, level: str = "info", timeout_ms: int = 0) -> None:
+    def show_message(self, text: str, level: str = "info") -> None:
         if level not in self.LEVELS:
             level = "info"
         self.level = level
@@ -155,9 +194,6 @@ class MessageBanner(QFrame):
         prefix = {"error": "Error: ", "warning": "Warning: ", "info": ""}[level]
         self.label.setText(prefix + text)
         self.show()
-        self._timer.stop()
-        if timeout_ms > 0:
-            self._timer.start(timeout_ms)
 
     def text(self) -> str:
         return self.label.text()
