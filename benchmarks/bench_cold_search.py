@@ -9,7 +9,8 @@ alike. The table gives seconds per probe and the ratio to the first setting (tod
     .venv/bin/python benchmarks/bench_cold_search.py --people 20 --probes 2 \\
         --settings "default;recognizer=dlib-resnet-lr+faceres;precision=auto;recognizer=dlib-resnet-lr+faceres,precision=auto"
 
-A setting is ``default`` or comma-separated ``field=value`` changes of the default EngineConfig.
+A setting is ``default`` or comma-separated ``field=value`` changes of the default EngineConfig (a per-member
+flip test as ``ensemble_flip_test=on/off``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def parse_setting(text: str, base: EngineConfig) -> EngineConfig:
     changes: dict[str, Any] = {}
     for part in text.split(","):
         field, _, value = part.partition("=")
-        changes[field.strip()] = value.strip()
+        value = value.strip()
+        # A list setting is written with '/': ensemble_flip_test=on/off.
+        changes[field.strip()] = ([v == "on" for v in value.split("/")] if "/" in value and "flip" in field
+                                  else value)
     return EngineConfig.from_dict({**base.to_dict(), **changes})
 
 
