@@ -26,9 +26,9 @@ from forensic_face.engine.recognizers.base import Recognizer
 #: Joins member names in an ensemble's recognizer setting.
 ENSEMBLE_SEPARATOR = "+"
 
-#: Ensembles measured in the full method and offered beside the single networks: on the first 50 LFW-XRes people
-#: (24 px, fast budget, bf16, 4 blur hypotheses) dlib-resnet-lr + faceres ranked the true person first for 84.4 %
-#: of probes (znorm rule; 81.0 % with mean) against 71.6 % for dlib-resnet-lr alone (docs/accuracy.md).
+#: Ensembles measured in the full method and offered beside the single networks: on the first 200 LFW-XRes people
+#: (24 px, fast budget, bf16, 4 blur hypotheses) dlib-resnet-lr + faceres ranked the true person first for 66.7 %
+#: of probes (znorm rule; 59.3 % with mean) against 53.8 % for dlib-resnet-lr alone (docs/accuracy.md).
 MEASURED_ENSEMBLES: tuple[str, ...] = ("dlib-resnet-lr+faceres",)
 
 
