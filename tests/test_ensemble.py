@@ -122,9 +122,9 @@ def test_calibration_conditions_name_the_ensemble_rule_only_for_ensembles() -> N
     single = engine_conditions(EngineConfig(), "a" * 64)
     assert "ensemble_rule" not in single and "ensemble_weights" not in single
     ens = engine_conditions(EngineConfig(recognizer="dlib-resnet-lr+faceres", ensemble_weights=(2.0, 1.0)), "b" * 64)
-    assert ens["ensemble_rule"] == "mean" and ens["ensemble_weights"] == pytest.approx([2 / 3, 1 / 3])
-    assert engine_conditions(EngineConfig(recognizer="dlib-resnet-lr+faceres", ensemble_rule="znorm"),
-                             "b" * 64) != ens
+    assert ens["ensemble_rule"] == "znorm" and ens["ensemble_weights"] == pytest.approx([2 / 3, 1 / 3])
+    assert engine_conditions(EngineConfig(recognizer="dlib-resnet-lr+faceres", ensemble_rule="mean",
+                                          ensemble_weights=(2.0, 1.0)), "b" * 64) != ens
 
 
 def test_search_with_an_ensemble_averages_its_members_searches(lfw_test_people: list[tuple[str, int]], lfw_image,
@@ -138,7 +138,7 @@ def test_search_with_an_ensemble_averages_its_members_searches(lfw_test_people: 
                         top_k=3, flip_test=False)
     probe = load_image(lfw_image(people[0], 2))
     cache = tmp_path / "templates"
-    ensemble = Engine(base.replace(recognizer="dlib-resnet+dlib-resnet-lr"), cache_dir=cache)
+    ensemble = Engine(base.replace(recognizer="dlib-resnet+dlib-resnet-lr", ensemble_rule="mean"), cache_dir=cache)
     gallery = ensemble.enroll(gallery_dir)
     singles = [dict(Engine(base.replace(recognizer=name), cache_dir=cache).search(probe, gallery).ranking)
                for name in ("dlib-resnet", "dlib-resnet-lr")]

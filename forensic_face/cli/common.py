@@ -105,8 +105,10 @@ def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
     """``--ensemble-rule`` and ``--ensemble-weights``: how a recognizer ensemble (``--recognizer a+b``) combines
     its members' scores."""
     parser.add_argument("--ensemble-rule", choices=list(ENSEMBLE_RULES),
-                        help="for a recognizer ensemble (e.g. dlib-resnet-lr+faceres): combine the members' fused "
-                             "scores by their weighted mean (default) or z-normalise each over the gallery first")
+                        help="for a recognizer ensemble (e.g. dlib-resnet-lr+faceres): z-normalise each member's "
+                             "fused scores over the gallery, then average (znorm, the default: ranks best), or "
+                             "average them as they are (mean: a score that does not depend on the rest of the "
+                             "gallery)")
     parser.add_argument("--ensemble-weights", type=parse_weights, metavar="W1,W2,...",
                         help="one weight per ensemble member, in the order named (default: equal)")
     parser.add_argument("--ensemble-flip-test", type=parse_switches, metavar="on,off,...",
