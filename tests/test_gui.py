@@ -107,6 +107,45 @@ def test_drop_files_and_folder_on_probe_panel(qtbot, app, probe_files) -> None: 
     assert all(p.exists() for p in blocker.args[0])
 
 
+def test_drops_are_copies_never_moves(qtbot, app, probe_files) -> None:  # type: ignore[no-untyped-def]
+    """A drop proposed as a move (Shift held, as a file manager does) is accepted as a copy: the source
+    application must not delete the evidence."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QDragEnterEvent
+
+    _, paths = probe_files
+    panel = ProbePanel()
+    qtbot.addWidget(panel)
+    mime = _mime([paths[0]])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.MoveAction | Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier)
+    assert enter.proposedAction() == Qt.DropAction.MoveAction
+    panel.dragEnterEvent(enter)
+    assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.MoveAction | Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier)
+    with qtbot.waitSignal(panel.paths_dropped):
+        panel.dropEvent(drop)
+    assert drop.isAccepted() and drop.dropAction() == Qt.DropAction.CopyAction
+    assert paths[0].exists()
+
+
+def test_a_report_with_no_pdf_viewer_says_so(tmp_path: Path, qtbot, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from forensic_face.gui import main_window
+    from forensic_face.gui.main_window import JobResult, MainWindow
+
+    window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
+    qtbot.addWidget(window)
+    monkeypatch.setattr(main_window.QDesktopServices, "openUrl", lambda url: False)
+    report = SimpleNamespace(path=tmp_path / "r.pdf", num_pages=3, sha256="0" * 64,
+                             verification=SimpleNamespace(ok=True))
+    window.open_reports = True
+    window._on_finished("report", JobResult(report, None))
+    assert "no PDF viewer could be opened" in window.banner.text()
+
+
 def test_non_image_drop_is_rejected_with_a_message(qtbot, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     notes = tmp_path / "notes ü.txt"
     notes.write_text("not an image")

@@ -689,8 +689,9 @@ class MainWindow(QMainWindow):
                               f"{value.sha256[:16]}…); case verification "
                               f"{'intact' if value.verification.ok else 'NOT INTACT'}.",
                               "info" if value.verification.ok else "warning")
-            if self.open_reports:
-                QDesktopServices.openUrl(QUrl.fromLocalFile(str(value.path)))
+            if self.open_reports and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(value.path))):
+                self.show_message(f"Report written to {value.path}, but no PDF viewer could be opened for it; "
+                                  "open the file with a PDF viewer of your choice.", "warning")
         elif name == "render":
             scale, label, pixels = value
             self.heatmaps.set_gallery_image(scale, label, pixels)
