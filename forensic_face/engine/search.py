@@ -8,6 +8,7 @@ holds the models; the work itself is done by the stage functions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import platform
 from collections.abc import Callable, Sequence
@@ -195,11 +196,11 @@ class Engine:
                               progress=progress, should_cancel=should_cancel)
 
     # -- embeddings ---------------------------------------------------------------------------------------
-    def embed(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """Align/resize for the recognizer and embed, chunked, shrinking chunks on GPU out-of-memory."""
-        rec = self.recognizer
-        return map_chunks(rec.embed_faces, (images, landmarks),
-                          self.config.batch_size)
+    def embed(self, images: torch.Tensor, landmarks: torch.Tensor, recognizer: Any = None) -> torch.Tensor:
+        """Align/resize for the recognizer (or ``recognizer``, e.g. some members of an ensemble) and embed,
+        chunked, shrinking chunks on GPU out-of-memory."""
+        rec = self.recognizer if recognizer is None else recognizer
+        return map_chunks(rec.embed_faces, (images, landmarks), self.config.batch_size)
 
     def face_templates(self, image: LoadedImage, faces: Sequence[FaceDetection]) -> np.ndarray:
         """The recognizer's template ``(n, D)`` of each face of ``image`` as it is (1.3x crop, aligned by its
@@ -265,8 +266,10 @@ class Engine:
         from forensic_face.engine.recognizers.ensemble import RecognizerEnsemble
 
         chosen = [self.members[m] for m in members]
+        if len(chosen) == len(self.members):
+            return self.embed
         rec = chosen[0] if len(chosen) == 1 else RecognizerEnsemble(chosen)
-        return lambda images, landmarks: map_chunks(rec.embed_faces, (images, landmarks), self.config.batch_size)
+        return functools.partial(self.embed, recognizer=rec)
 
     def _fill_missing(self, parts: list[list[torch.Tensor | None]], keys: Sequence[Sequence[str]],
                       rows: Sequence[int], compute: Callable[[Callable[..., torch.Tensor]], torch.Tensor]) -> None:
