@@ -26,10 +26,11 @@ from typing import Any
 import torch
 
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.imaging import load_image
 from forensic_face.eval.protocol import ProbeSpec, XResSplit, lfw_xres_split, materialize_probes
-from forensic_face.eval.runner import build_gallery_folder, choose_face
+from forensic_face.eval.runner import build_gallery_folder
 from forensic_face.paths import lfw_dir
+
+from bench_search import detected_probes  # the sibling benchmark: scripts run from benchmarks/ are on sys.path
 
 
 def parse_setting(text: str, base: EngineConfig) -> EngineConfig:
@@ -69,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         gallery_dir = build_gallery_folder(split, work / "gallery")
         first = Engine(settings[0][1], cache_dir=work / "enroll-cache")
         gallery = first.enroll(gallery_dir)
-        probes = []
-        for record in records:
-            loaded = load_image(record.path)
-            face, _ = choose_face(first.detect(loaded).faces, record.face)
-            if face is not None:
-                probes.append((loaded, face))
+        probes = detected_probes(first, records)
         seconds = [0.0] * len(settings)
         precisions = [""] * len(settings)
         for p, (loaded, face) in enumerate(probes):

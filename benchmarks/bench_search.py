@@ -109,6 +109,18 @@ def recognizer_only_rate(config: EngineConfig, num: int = 1024) -> float:
         return num / (time.perf_counter() - t0)
 
 
+def detected_probes(engine, records) -> list:  # type: ignore[no-untyped-def]
+    """``(LoadedImage, face)`` of each materialised probe whose face the engine detects, as the benchmark's
+    runner chooses it (``choose_face``); probes without one are left out."""
+    probes = []
+    for record in records:
+        loaded = load_image(record.path)
+        face, _ = choose_face(engine.detect(loaded).faces, record.face)
+        if face is not None:
+            probes.append((loaded, face))
+    return probes
+
+
 def bench_size(size: int, num_probes: int, config: EngineConfig, lfw_root: Path, work: Path) -> list[Stage]:
     from forensic_face.engine import Engine
 
@@ -123,12 +135,7 @@ def bench_size(size: int, num_probes: int, config: EngineConfig, lfw_root: Path,
     t0 = time.perf_counter()
     gallery = engine.enroll(gallery_dir)
     enroll_s = time.perf_counter() - t0
-    probes = []
-    for record in records:
-        loaded = load_image(record.path)
-        face, _ = choose_face(engine.detect(loaded).faces, record.face)
-        if face is not None:
-            probes.append((loaded, face))
+    probes = detected_probes(engine, records)
     if not probes:
         raise NoFaceDetected(f"first {num_probes} probes of the {size}-identity subset")
     stages = [Stage("enroll (total s)", enroll_s, float("nan"), _rss_mb(), float("nan"))]
