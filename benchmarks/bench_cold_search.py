@@ -43,7 +43,7 @@ def parse_setting(text: str, base: EngineConfig) -> EngineConfig:
         value = value.strip()
         # A list setting is written with '/': ensemble_flip_test=on/off.
         changes[field.strip()] = ([v == "on" for v in value.split("/")] if "/" in value and "flip" in field
-                                  else value)
+                                  else int(value) if value.isdigit() else value)
     return EngineConfig.from_dict({**base.to_dict(), **changes})
 
 
