@@ -54,7 +54,8 @@ class EvalCommand:
         add_flip_test_argument(parser, default="on" if EngineConfig().flip_test else "off")
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
-        parser.add_argument("--hypotheses", type=int, default=16, help="blur hypotheses per scale (default 16)")
+        parser.add_argument("--hypotheses", type=int, default=EngineConfig().num_blur_hypotheses,
+                            help=f"blur hypotheses per scale (default: the engine's, {EngineConfig().num_blur_hypotheses})")
         parser.add_argument("--fusion", default=None, help=f"fusion of a single run (default: the engine's, {EngineConfig().fusion})")
         parser.add_argument("--ablation", action="store_true", help="run the rows of the paper's Table 2")
         parser.add_argument("--rows", default=None,
@@ -342,7 +343,8 @@ class EvalVideoCommand:
         parser.add_argument("--out", type=Path, required=True, help="output folder")
         parser.add_argument("--budget", choices=list(BUDGETS), default="fast")
         parser.add_argument("--scales", default=None, help="comma list of magnifications (default: the engine's)")
-        parser.add_argument("--hypotheses", type=int, default=16)
+        parser.add_argument("--hypotheses", type=int, default=None,
+                            help="blur hypotheses per scale (default: the engine's)")
         parser.add_argument("--recognizer", default=None)
         add_flip_test_argument(parser)
         parser.add_argument("--upsampler", default=None)
@@ -370,8 +372,9 @@ class EvalVideoCommand:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget,
-                                   "num_blur_hypotheses": args.hypotheses, "top_k": 1}
+        changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget, "top_k": 1}
+        if args.hypotheses:
+            changes["num_blur_hypotheses"] = args.hypotheses
         if args.scales:
             changes["scales"] = parse_scales(args.scales)
         if args.recognizer:
