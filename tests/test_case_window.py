@@ -95,7 +95,8 @@ def gallery_and_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
     return root, write_image(tmp_path / "probe.png")
 
 
-def _searched_and_closed(qtbot, tmp_path: Path, gallery: Path, probe: Path) -> tuple[Path, int, int]:  # type: ignore[no-untyped-def]
+def _searched_and_closed(qtbot, tmp_path: Path, gallery: Path,  # type: ignore[no-untyped-def]
+                         probe: Path) -> tuple[Path, int, int]:
     """In one window: a case, the gallery, a probe searched, two decisions, searched again; closed."""
     from forensic_face.gui.candidates import DECISION_COLUMN
 
@@ -168,8 +169,12 @@ def test_the_reported_search_chosen_in_the_window_is_kept_and_a_review_is_record
     assert reported_search_ids(window.case_store) == [first]
     assert window.case_store.audit_entries()[-1].action == "report_choice"
     # A second examiner's review of the shown search, from the dialog; the examiner who ran it is refused.
-    window.choose_review()
+    window.review_action.trigger()  # the menu's action: the shown search
+    assert window.review_dialog.search_label.text().startswith(f"#{first} ")
+    window.review_dialog.reject()
+    window.history_panel.review_button.click()  # the History tab's button: the selected search (the same)
     dialog = window.review_dialog
+    assert dialog.search_label.text().startswith(f"#{first} ")
     assert dialog.reviewer.text() == ""  # the saved name is the searching examiner's: not offered
     dialog.reviewer.setText("Ann Examiner")
     dialog.accept()

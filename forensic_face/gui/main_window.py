@@ -361,7 +361,8 @@ class MainWindow(QMainWindow):
                                             "Create a case file: searches, decisions and the report are kept in it")
         self.open_case_action = self._action("Open &case…", self.choose_case, [QKeySequence("Ctrl+Shift+O")],
                                              "Open a case file")
-        self.review_action = self._action("Re&view shown search…", self.choose_review, [QKeySequence("Ctrl+Shift+V")],
+        self.review_action = self._action("Re&view shown search…", lambda: self.choose_review(),
+                                          [QKeySequence("Ctrl+Shift+V")],
                                           "Record a second examiner's review (agree / disagree / inconclusive) of "
                                           "the shown search's decisions")
         self.report_choice_action = self._action("Use shown search for the &report",
@@ -1435,10 +1436,10 @@ class MainWindow(QMainWindow):
                           + (" (its latest)." if latest else "; its other searches go to the annex."), "info")
         return True
 
-    @Slot()
+    @Slot(int)
     def choose_review(self, search_id: int | None = None) -> None:
         """Ask a second examiner's review of the shown search (or ``search_id``), without blocking the window."""
-        search_id = search_id if isinstance(search_id, int) else self._shown_search_id
+        search_id = self._shown_search_id if search_id is None else search_id
         history = self.case_session.history(search_id)
         if history is None or search_id is None:
             self.show_message("Show a search of the open case first: a review is about one recorded search.",

@@ -1151,8 +1151,9 @@ class CaseStore:
         """Record a second examiner's verification of a search's decisions (ACE-V's verification step).
 
         The reviewer must be someone other than every examiner whose decision stands on the search (carried
-        ones included) and than the examiner who ran it: an examiner cannot verify their own work. The decisions reviewed are stored with the
-        review, so a later change of a decision does not silently change what was verified.
+        ones included) and than the examiner who ran it: an examiner cannot verify their own work. The decisions
+        reviewed are stored with the review, so a later change of a decision does not silently change what was
+        verified.
         """
         if verdict not in VERDICTS:
             raise CaseStoreError(f"a review's verdict must be one of {VERDICTS}, got {verdict!r}")
