@@ -1175,12 +1175,11 @@ class MainWindow(QMainWindow):
         of the case keeps the one recorded with it; a new result gets the shipped one that matches its settings
         and face width."""
         entry = self.case_session.search(search_id) if search_id is not None else None
-        if entry is not None:
-            recorded = entry.search.calibration
-            return (Calibration.from_json(recorded), "") if recorded is not None else (
-                None, "no calibration was recorded with this search")
+        if entry is not None and entry.search.calibration is not None:
+            return Calibration.from_json(entry.search.calibration), ""
         try:
-            calibration = calibration_for_result(result)
+            # A recorded search without a calibration had none then: say why, do not look for one now.
+            calibration = None if entry is not None else calibration_for_result(result)
             return calibration, why_no_calibration(result) if calibration is None else ""
         except ForensicFaceError as exc:
             return None, str(exc)
