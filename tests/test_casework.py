@@ -177,7 +177,11 @@ def test_window_shows_carried_decisions_and_asks_the_examiner_once(
     monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path / "config"))
     (tmp_path / "config").mkdir()
     path, one, two = researched
-    window = MainWindow(config=EngineConfig(device="cpu"), state=WindowState(tmp_path / "state.ini"))
+    from test_case_window import FolderEngine
+
+    # The opened case's gallery folder is enrolled again: by an engine that loads no models.
+    window = MainWindow(config=EngineConfig(device="cpu"), state=WindowState(tmp_path / "state.ini"),
+                        engine_factory=lambda _config: FolderEngine())
     qtbot.addWidget(window)
     assert window.open_case(path)
     assert window.examiner_dialog.isVisible()  # no name saved: asked, without blocking the window
@@ -192,7 +196,8 @@ def test_window_shows_carried_decisions_and_asks_the_examiner_once(
     assert window.candidates.item(1, decision_column).text() == "possible lead (carried)"
     assert f"carried from search #{one}, rank 1" in window.candidates.item(1, decision_column).toolTip()
     assert window.candidates.item(0, decision_column).text() == ""
-    again = MainWindow(config=EngineConfig(device="cpu"), state=WindowState(tmp_path / "state.ini"))
+    again = MainWindow(config=EngineConfig(device="cpu"), state=WindowState(tmp_path / "state.ini"),
+                       engine_factory=lambda _config: FolderEngine())
     qtbot.addWidget(again)
     assert again.open_case(path) and not hasattr(again, "examiner_dialog")  # asked once, kept
     assert again.case_store.examiner == "Rita Reviewer"

@@ -218,9 +218,11 @@ class CaseCommand:
             box = ", ".join(f"{v:.0f}" for v in probe.latest.search.face.box)
             _out(f"  Probe {printable(probe.evidence.path.name)} (evidence #{probe.evidence.id}, face [{box}]): "
                  f"{len(probe.searches)} searches")
+            reported = probe.chosen().search.id
             for h in reversed(probe.searches):
                 s = h.search
-                _out(f"    #{s.id} {s.created_utc} by {printable(h.examiner)}, settings {h.settings_digest[:12]}"
+                _out(f"    #{s.id}{' (reported)' if s.id == reported else ''} {s.created_utc} by "
+                     f"{printable(h.examiner)}, settings {h.settings_digest[:12]}"
                      + ("" if h.change is None else f"; {printable(h.change.describe())}"))
                 for c in s.candidates[:3]:
                     d = c.decision

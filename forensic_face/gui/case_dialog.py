@@ -1,10 +1,12 @@
-"""New-case dialog (case number, title, examiner, file). The case store itself lives in forensic_face.store."""
+"""New-case dialog (case number, title, examiner, file) and a second examiner's review dialog. The case store
+itself lives in forensic_face.store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -100,3 +102,36 @@ class NewCaseDialog(FormDialog):
     def values(self) -> tuple[Path, str, str, str]:
         return (Path(self.file.text().strip()), self.case_number.text().strip(), self.title.text().strip(),
                 self.examiner.text().strip())
+
+
+class ReviewDialog(FormDialog):
+    """A second examiner's review of one search: who reviews, agree / disagree / inconclusive, and a note. The
+    store refuses a reviewer who ran the search or made its decisions (``CaseStore.record_review``)."""
+
+    def __init__(self, search_text: str, reviewer: str, verdicts: tuple[str, ...],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Review search")
+        self.reviewer = QLineEdit(reviewer)
+        self.reviewer.setPlaceholderText("the second examiner's name")
+        self.verdict = QComboBox()
+        self.verdict.addItems(list(verdicts))
+        self.note = QLineEdit()
+        self.note.setPlaceholderText("what was checked, why")
+        self.search_label = QLabel(search_text)
+        self.search_label.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Search", self.search_label)
+        form.addRow("Reviewer", self.reviewer)
+        form.addRow("Verdict", self.verdict)
+        form.addRow("Note", self.note)
+        self._finish(form)
+
+    def accept(self) -> None:
+        if not self.reviewer.text().strip():
+            self._refuse("A review needs the reviewer's name: the audit trail records who verified the search.")
+            return
+        super().accept()
+
+    def values(self) -> tuple[str, str, str]:
+        return self.reviewer.text().strip(), self.verdict.currentText(), self.note.text().strip()

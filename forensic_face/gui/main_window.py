@@ -38,10 +38,19 @@ from forensic_face.engine.errors import Cancelled, ForensicFaceError
 from forensic_face.engine.imaging import IMAGE_SUFFIXES, load_image
 from forensic_face.engine.results import Gallery, GalleryEntry, SearchResult
 from forensic_face.gui.candidates import CandidateTable
+from forensic_face.gui.case_session import (
+    CaseSession,
+    RestoredCase,
+    gallery_for_view,
+    gallery_matches,
+    restore_case,
+    search_line,
+)
 from forensic_face.gui.comparison import ComparisonView
 from forensic_face.gui.eta import TimeLeft, format_time_left
 from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.heatmaps import HeatmapPanel
+from forensic_face.gui.history_panel import HistoryPanel
 from forensic_face.gui.probe_panel import ProbePanel, ProbeRecord
 from forensic_face.gui.settings import WindowState
 from forensic_face.gui.settings_dialog import SettingsDialog
@@ -68,6 +77,7 @@ JOB_TITLES = {
     "warm": "Preparing the gallery for small probes",
     "frame": "Decoding a video frame",
     "video-track": "Following the drawn face through the video",
+    "case": "Opening the case",
 }
 
 #: Every how many frames a video is sampled for tracks (detected, or started from a drawn box).
@@ -88,6 +98,8 @@ class SearchOutcome:
     result: SearchResult | None
     warning: str
     search_id: int | None
+    #: The probe's searches in the case, this one included (None: not recorded).
+    history: Any = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,12 @@ class MainWindow(QMainWindow):
         self._result: SearchResult | None = None
         self._calibration: Calibration | None = None
         self.case_store: Any | None = None
+        #: The open case's probe histories (:mod:`forensic_face.gui.case_session`).
+        self.case_session = CaseSession()
+        #: The case's search shown now (an earlier one of the probe is shown read-only); None: not recorded.
+        self._shown_search_id: int | None = None
+        #: The case's gallery folder, opened again when the running job ends.
+        self._reopen_gallery: Path | None = None
         self._case_offered = False
         self._time_left = TimeLeft()
         self._no_calibration = ""
@@ -246,6 +264,7 @@ class MainWindow(QMainWindow):
         self.candidates = CandidateTable()
         self.comparison = ComparisonView()
         self.heatmaps = HeatmapPanel()
+        self.history_panel = HistoryPanel()
         self._build_central()
         self._build_docks()
         self._build_actions()
@@ -262,6 +281,7 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("resultTabs")
         self.tabs.addTab(self.comparison, "Comparison")
         self.tabs.addTab(self.heatmaps, "Score heatmaps")
+        self.tabs.addTab(self.history_panel, "History")
         self.candidates_title = QLabel("Candidates")
         self.candidates_title.setWordWrap(True)
         self.candidates_title.setObjectName("sectionLabel")
@@ -341,6 +361,16 @@ class MainWindow(QMainWindow):
                                             "Create a case file: searches, decisions and the report are kept in it")
         self.open_case_action = self._action("Open &case…", self.choose_case, [QKeySequence("Ctrl+Shift+O")],
                                              "Open a case file")
+        self.review_action = self._action("Re&view shown search…", lambda: self.choose_review(),
+                                          [QKeySequence("Ctrl+Shift+V")],
+                                          "Record a second examiner's review (agree / disagree / inconclusive) of "
+                                          "the shown search's decisions")
+        self.report_choice_action = self._action("Use shown search for the &report",
+                                                 lambda: self.choose_report_search(self._shown_search_id),
+                                                 tip="The case report shows the shown search for its probe (the "
+                                                     "latest by default); the others go to its annex")
+        self.history_action = self._action("Search &history", lambda: self.tabs.setCurrentWidget(self.history_panel),
+                                           [QKeySequence("Ctrl+H")], "Show the selected probe's searches")
 
         menu = self.menuBar().addMenu("&File")
         menu.addAction(self.open_gallery_action)
@@ -361,6 +391,9 @@ class MainWindow(QMainWindow):
         search_menu.addAction(self.search_faces_action)
         search_menu.addAction(self.warm_action)
         search_menu.addAction(self.cancel_action)
+        case_menu = self.menuBar().addMenu("&Case")
+        for action in (self.history_action, self.report_choice_action, self.review_action):
+            case_menu.addAction(action)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.gallery_dock.toggleViewAction())
         view_menu.addAction(self.probe_dock.toggleViewAction())
@@ -430,6 +463,9 @@ class MainWindow(QMainWindow):
         self.candidates.decision_requested.connect(self._on_decision_requested)
         self.runner.partial.connect(self._on_partial)
         self.heatmaps.render_requested.connect(self.render_gallery_hypothesis)
+        self.history_panel.search_selected.connect(self.show_stored_search)
+        self.history_panel.report_chosen.connect(self.choose_report_search)
+        self.history_panel.review_requested.connect(self.choose_review)
 
     # Window state -------------------------------------------------------------------------------------------
     def fit_to_screen(self) -> None:
@@ -514,6 +550,7 @@ class MainWindow(QMainWindow):
             log.warning("the background job did not stop within 10 s of closing the window")
         if self.case_store is not None and hasattr(self.case_store, "close"):
             self.case_store.close()
+            self.case_store = None  # a second close event (the window closed again) finds no case to close
         super().closeEvent(event)
 
     def _rebuild_recent_menus(self) -> None:
@@ -558,6 +595,9 @@ class MainWindow(QMainWindow):
         self.search_all_action.setEnabled(not busy and self.gallery is not None and any(
             r.searchable for r in self.probe_panel.records))
         self.export_report_action.setEnabled(not busy and self.case_store is not None)
+        shown = self.case_session.history(self._shown_search_id)
+        self.review_action.setEnabled(shown is not None)
+        self.report_choice_action.setEnabled(shown is not None and shown.chosen().search.id != self._shown_search_id)
         self.warm_action.setEnabled(not busy and self.gallery is not None)
         self.cancel_action.setEnabled(busy)
         # A job holds indices into the probe list and records into the open case: while it runs, no other job
@@ -588,6 +628,10 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 0)
             self.cancel_button.setEnabled(True)
         self._update_actions()
+        if not busy and self._reopen_gallery is not None:  # first: a pending render waits for the enrollment
+            folder, self._reopen_gallery = self._reopen_gallery, None
+            self.open_gallery(folder)
+            return
         pending = self.heatmaps.pending_render()
         if not busy and pending is not None:
             self.render_gallery_hypothesis(*pending)
@@ -697,6 +741,8 @@ class MainWindow(QMainWindow):
             self.heatmaps.set_gallery_image(scale, label, pixels)
         elif name == "about":
             self._show_about_text(value)
+        elif name == "case":
+            self._apply_restored_case(value)
         self._update_actions()
 
     @Slot()
@@ -735,8 +781,17 @@ class MainWindow(QMainWindow):
         self.state.add_recent_gallery(gallery.root)
         self._rebuild_recent_menus()
         for record in self.probe_panel.records:
-            record.result = None
-        self.show_result(None)
+            if record.search_id is None:  # a search recorded in the case stays: it is the case's record
+                record.result = None
+        current = self.probe_panel.current_record()
+        self.show_result(current.result if current is not None else None)
+        check = self.case_session.gallery
+        if check is not None and check.record is not None and not gallery_matches(gallery, check):
+            self.show_message(f"The gallery {gallery.root} is not the one the case's latest search used "
+                              f"({check.record.root}, {check.record.num_images} portraits, recorded "
+                              f"{check.record.recorded_utc}): the stored searches are shown as they were; new "
+                              "searches use the gallery now open.", "warning")
+            return
         msg = (f"Enrolled {len(gallery.entries)} portraits from {gallery.root.name}. Search > Prepare gallery "
                "(Ctrl+P) computes their templates for small probes now, so first searches are fast.")
         if gallery.problems:
@@ -744,12 +799,11 @@ class MainWindow(QMainWindow):
         self.show_message(msg, "warning" if gallery.problems else "info")
 
     def gallery_entry(self, sha256: str) -> GalleryEntry | None:
-        if self.gallery is None:
-            return None
-        for entry in self.gallery.entries:
+        """The open gallery's portrait, else the crop stored with the case's searches (None: neither)."""
+        for entry in self.gallery.entries if self.gallery is not None else ():
             if entry.sha256 == sha256:
                 return entry
-        return None
+        return self.case_session.gallery_entries.get(sha256)
 
     # Probes -------------------------------------------------------------------------------------------------
     @Slot()
@@ -880,7 +934,15 @@ class MainWindow(QMainWindow):
             result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
         result = engine.with_gallery_images(result, gallery)
         warning, search_id = self.record_in_case(result, engine.config, gallery)
-        return SearchOutcome(index, result, warning, search_id)
+        history = None
+        if search_id is not None and self.case_store is not None:
+            from forensic_face.store.history import probe_history
+
+            try:
+                history = probe_history(self.case_store, search_id)
+            except ForensicFaceError as exc:
+                warning = f"The search was recorded as #{search_id} but its history cannot be read: {exc}"
+        return SearchOutcome(index, result, warning, search_id, history)
 
     @Slot()
     def warm_gallery(self) -> bool:
@@ -955,6 +1017,8 @@ class MainWindow(QMainWindow):
             return
         record = self.probe_panel.records[outcome.index]
         record.result, record.search_id = outcome.result, outcome.search_id
+        if outcome.history is not None:
+            self.case_session.update(outcome.history)
         self.probe_panel.update_record(outcome.index)
         if outcome.index == self.probe_panel.current_index():
             self.show_result(outcome.result)
@@ -997,6 +1061,11 @@ class MainWindow(QMainWindow):
             self.show_message("Decisions are kept in a case: create or open a case (Ctrl+N) and search again, "
                               "so the decision is recorded with the search it is about.", "warning")
             return False
+        if self._shown_search_id != record.search_id:
+            self.show_message(f"Search #{self._shown_search_id} is an earlier search of this probe, shown read-only: "
+                              f"decide on its latest search (#{record.search_id}); decisions carry forward to each "
+                              "re-search.", "info")
+            return False
         candidate = self.candidates.candidates[row]
         try:
             self.case_store.set_decision(record.search_id, candidate.rank, decision, note)
@@ -1007,6 +1076,8 @@ class MainWindow(QMainWindow):
         return True
 
     def _show_decisions(self, search_id: int | None) -> None:
+        self._shown_search_id = search_id
+        self.history_panel.set_history(self.case_session.history(search_id), search_id)
         if self.case_store is None or search_id is None:
             self.candidates.set_decisions({})
             return
@@ -1028,7 +1099,10 @@ class MainWindow(QMainWindow):
             return
         from forensic_face.gui.report_dialog import ReportDialog
 
-        dialog = ReportDialog(self.case_store, self._last_dir("reports"), self)
+        from forensic_face.store.history import reported_search_ids
+
+        dialog = ReportDialog(self.case_store, self._last_dir("reports"), self,
+                              reported=reported_search_ids(self.case_store))
         dialog.setModal(True)
         dialog.accepted.connect(lambda: self.export_report(dialog.out_path(), dialog.search_ids(),
                                                            dialog.examiner(), dialog.top(),
@@ -1060,7 +1134,9 @@ class MainWindow(QMainWindow):
     def current_result(self) -> SearchResult | None:
         return self._result
 
-    def show_result(self, result: SearchResult | None) -> None:
+    def show_result(self, result: SearchResult | None, search_id: int | None = None) -> None:
+        """Show ``result``: the selected probe's search (``search_id`` None) or, read-only, the case's search
+        ``search_id``."""
         self._result = result
         self._calibration = None
         if result is None:
@@ -1068,6 +1144,9 @@ class MainWindow(QMainWindow):
             self.comparison.clear()
             self.heatmaps.clear()
             self.candidates_title.setText("Candidates")
+            record = self.probe_panel.current_record()
+            self._show_decisions(None)
+            self.history_panel.set_history(self.case_session.history(record.search_id if record else None))
             return
         top_n = self.holder.config.top_k
         if result.provenance.get("provisional"):
@@ -1076,15 +1155,34 @@ class MainWindow(QMainWindow):
         else:
             self.candidates_title.setText(f"Candidates for {result.probe_path.name} "
                                           f"(top {min(top_n, len(result.candidates))})")
-        # Likelihood ratios only where a shipped calibration matches these settings and face width.
-        self._calibration = calibration_for_result(result)
-        self._no_calibration = why_no_calibration(result) if self._calibration is None else ""
-        self.candidates.set_candidates(result.candidates, self.gallery, top_n, calibration=self._calibration,
-                                       no_calibration_reason=self._no_calibration)
         record = self.probe_panel.current_record()
-        self._show_decisions(record.search_id if record is not None and record.result is result else None)
+        if search_id is None and record is not None and record.result is result:
+            search_id = record.search_id
+        self._calibration, self._no_calibration = self._calibration_of(result, search_id)
+        self.candidates.set_candidates(result.candidates, gallery_for_view(self.gallery,
+                                                                           self.case_session.gallery_entries),
+                                       top_n, calibration=self._calibration,
+                                       no_calibration_reason=self._no_calibration)
+        if record is not None and search_id is not None and search_id != record.search_id:
+            self.candidates_title.setText(f"Earlier search #{search_id} of {result.probe_path.name} (read-only; "
+                                          f"the latest is #{record.search_id})")
+        self._show_decisions(search_id)
         # Focus stays where the examiner put it: moving it to the candidates here (on every probe change) made
         # the next arrow key or L/X/I land on a candidate instead of the probe list.
+
+    def _calibration_of(self, result: SearchResult, search_id: int | None) -> tuple[Calibration | None, str]:
+        """The calibration that turns ``result``'s scores into likelihood ratios, and why there is none: a search
+        of the case keeps the one recorded with it; a new result gets the shipped one that matches its settings
+        and face width."""
+        entry = self.case_session.search(search_id) if search_id is not None else None
+        if entry is not None and entry.search.calibration is not None:
+            return Calibration.from_json(entry.search.calibration), ""
+        try:
+            # A recorded search without a calibration had none then: say why, do not look for one now.
+            calibration = None if entry is not None else calibration_for_result(result)
+            return calibration, why_no_calibration(result) if calibration is None else ""
+        except ForensicFaceError as exc:
+            return None, str(exc)
 
     @Slot(int)
     def _on_candidate_selected(self, row: int) -> None:
@@ -1265,12 +1363,122 @@ class MainWindow(QMainWindow):
         self._set_case(store)
         if not examiner:
             self._ask_examiner()
+        self.restore_case()
+        return True
+
+    def restore_case(self) -> bool:
+        """Read the open case back into the window on the worker thread (no engine, nothing searched again):
+        its probes with their latest searches and decisions, every probe's history, and its gallery."""
+        store = self.case_store
+        if store is None:
+            return False
+        if self.runner.busy:
+            self.show_message("The case is open, but its probes and searches can be shown only when the running "
+                              "job ends: open it again then.", "warning")
+            return False
+        return self.runner.start("case", _with_status(lambda _e, _p, _c: restore_case(store)), needs_engine=False)
+
+    def _apply_restored_case(self, restored: RestoredCase) -> None:
+        self.case_session = CaseSession(restored.histories, restored.gallery, restored.gallery_entries)
+        self.probe_panel.set_records(list(restored.records))
+        self.probe_dock.raise_()
+        check = restored.gallery
+        if check.reopenable and check.record is not None and not (
+                self.gallery is not None and gallery_matches(self.gallery, check)):
+            self._reopen_gallery = check.record.root  # enrolled when this job has ended (one job at a time)
+        if not check.reopenable:
+            self.gallery_panel.summary.setText(check.describe())
+        searches = sum(len(h.searches) for h in restored.histories)
+        problems = [r for r in restored.records if r.error]
+        text = (f"Case restored: {len(restored.histories)} probe(s), {searches} search(es); each probe shows its "
+                "latest search, the History tab (Ctrl+H) its earlier ones.")
+        if not check.reopenable and check.record is not None:
+            text += " " + check.describe()
+        if problems:
+            text += f" {problems[0].path.name}: {problems[0].error}."
+        self.show_message(text, "warning" if problems or not check.reopenable and check.record is not None
+                          else "info")
+
+    @Slot(int)
+    def show_stored_search(self, search_id: int) -> None:
+        """Show the case's search ``search_id`` of the selected probe (read-only when it is an earlier one)."""
+        entry = self.case_session.search(search_id)
+        if entry is None or search_id == self._shown_search_id:
+            return
+        record = self.probe_panel.current_record()
+        if record is not None and search_id == record.search_id and record.result is not None:
+            self.show_result(record.result)
+        else:
+            self.show_result(entry.search.to_search_result(), search_id)
+        self._update_actions()
+
+    @Slot(int)
+    def choose_report_search(self, search_id: int | None) -> bool:
+        """The report shows ``search_id`` for its probe (recorded in the case's audit trail)."""
+        history = self.case_session.history(search_id)
+        if self.case_store is None or history is None or search_id is None:
+            return False
+        from dataclasses import replace
+
+        from forensic_face.store.history import choose_reported_search
+
+        latest = search_id == history.latest.search.id
+        try:
+            choose_reported_search(self.case_store, search_id, latest=latest)
+        except ForensicFaceError as exc:
+            self.show_message(str(exc), "error")
+            return False
+        self.case_session.update(replace(history, reported=None if latest else search_id))
+        self._show_decisions(self._shown_search_id)
+        self._update_actions()
+        self.show_message(f"The report shows search #{search_id} for {history.evidence.path.name}"
+                          + (" (its latest)." if latest else "; its other searches go to the annex."), "info")
+        return True
+
+    @Slot(int)
+    def choose_review(self, search_id: int | None = None) -> None:
+        """Ask a second examiner's review of the shown search (or ``search_id``), without blocking the window."""
+        search_id = self._shown_search_id if search_id is None else search_id
+        history = self.case_session.history(search_id)
+        if history is None or search_id is None:
+            self.show_message("Show a search of the open case first: a review is about one recorded search.",
+                              "warning")
+            return
+        from forensic_face.gui.case_dialog import ReviewDialog
+        from forensic_face.store.case_store import VERDICTS
+
+        entry = self.case_session.search(search_id)
+        reviewer = self._saved_examiner()
+        dialog = ReviewDialog(search_line(history, entry), "" if reviewer == entry.examiner else reviewer,
+                              VERDICTS, self)
+        dialog.accepted.connect(lambda: self.record_review(search_id, *dialog.values()))
+        dialog.open()
+        self.review_dialog = dialog
+
+    def record_review(self, search_id: int, reviewer: str, verdict: str, note: str = "") -> bool:
+        """Record the review in the case (the store refuses the examiner who ran or decided the search)."""
+        if self.case_store is None:
+            return False
+        from forensic_face.store.history import probe_history
+
+        try:
+            review = self.case_store.record_review(search_id, reviewer, verdict, note)
+            self.case_session.update(probe_history(self.case_store, search_id))
+        except ForensicFaceError as exc:
+            self.show_message(str(exc), "error")
+            return False
+        self._show_decisions(self._shown_search_id)
+        self.show_message(f"Review of search #{search_id} by {review.reviewer} recorded: {review.verdict}.", "info")
         return True
 
     def _set_case(self, store: Any) -> None:
         if self.case_store is not None:
             self.case_store.close()
         self.case_store = store
+        self.case_session = CaseSession()
+        for record in self.probe_panel.records:
+            record.search_id = None  # a search of the case closed now is no search of this one
+        self._show_decisions(None)
         info = store.info()
         self.state.add_recent_case(store.path)
         self.state.set_value("dirs/cases", str(Path(store.path).parent))

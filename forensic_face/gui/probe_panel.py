@@ -116,8 +116,10 @@ class ProbeRecord:
 
     @property
     def searchable(self) -> bool:
-        """A face to search: a video track (whatever frame is shown), or a still's chosen face."""
-        return self.track is not None or (self.image is not None and self.chosen_face is not None)
+        """A face to search: a video track (whatever frame is shown), or a still's chosen face (not one restored
+        from a case with a problem, e.g. a clip shown by the frame its search used)."""
+        return self.track is not None or (self.image is not None and self.chosen_face is not None
+                                          and not self.error)
 
     @property
     def faces(self) -> tuple[FaceDetection, ...]:
@@ -606,6 +608,16 @@ class ProbePanel(FileDropTarget, QWidget):
         self._update_summary()
         if added:
             self.list.setCurrentRow(len(self.records) - added)
+
+    def set_records(self, records: list[ProbeRecord]) -> None:
+        """Show ``records`` instead of the probes listed now (an opened case's probes)."""
+        self.records.clear()
+        self.list.clear()
+        self.view.clear_image()
+        self.face_combo.clear()
+        self.add_records(records)
+        if records:
+            self.list.setCurrentRow(0)
 
     def update_record(self, index: int) -> None:
         self._refresh_item(index)

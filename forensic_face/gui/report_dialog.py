@@ -3,6 +3,7 @@ save. The report itself is :func:`forensic_face.report.pdf.write_case_report`, r
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,25 @@ MAX_LIST_PX = 1000
 
 
 class ReportDialog(FormDialog):
-    def __init__(self, store: Any, default_folder: str, parent: QWidget | None = None) -> None:
+    """``reported``: the search the report uses per probe (``forensic_face.store.history.reported_search_ids``):
+    those are checked, a probe's other searches are listed unchecked (the report's annex lists them anyway);
+    None checks every search."""
+
+    def __init__(self, store: Any, default_folder: str, parent: QWidget | None = None,
+                 reported: Collection[int] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export case report")
         info = store.info()
         self.searches = QListWidget()
         self.searches.setObjectName("reportSearches")
         for summary in store.search_summaries():
+            shown = reported is None or summary.id in reported
             item = QListWidgetItem(f"#{summary.id}  {summary.created_utc}  {summary.probe_path.name}  "
-                                   f"(first: {summary.first_identity.replace('_', ' ') or '-'})")
+                                   f"(first: {summary.first_identity.replace('_', ' ') or '-'})"
+                                   + ("" if shown else "  — earlier search, in the annex"))
             item.setData(Qt.ItemDataRole.UserRole, summary.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked)
+            item.setCheckState(Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
             self.searches.addItem(item)
         # Wide enough for the longest entry (clip names carry camera, date and time), within a laptop screen; a
         # longer one scrolls sideways rather than being cut.

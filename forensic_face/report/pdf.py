@@ -310,11 +310,11 @@ class ReportedProbe:
 
 
 def choose_reported_probes(probes: Sequence[ProbeHistory], search_ids: Sequence[int] | None) -> list[ReportedProbe]:
-    """Every probe with its latest search; with ``search_ids``, only the probes of those searches, each with the
-    latest of the given searches. An id that is no search of the case is an error (a typo must not silently
-    report another search)."""
+    """Every probe with the search the examiner chose for it (the latest unless chosen otherwise); with
+    ``search_ids``, only the probes of those searches, each with the latest of the given searches. An id that is
+    no search of the case is an error (a typo must not silently report another search)."""
     if not search_ids:
-        return [ReportedProbe(p, p.latest) for p in probes]
+        return [ReportedProbe(p, p.chosen()) for p in probes]
     known = {h.search.id for p in probes for h in p.searches}
     unknown = sorted(set(search_ids) - known)
     if unknown:
@@ -703,8 +703,8 @@ def write_case_report(case_path: str | Path, out: str | Path, search_ids: Sequen
     """Verify the case, render its report to ``out`` (PDF) and log the export. Returns pages, hash, verification.
 
     ``search_ids``: the search to report for each probe (:func:`choose_reported_probes`; default every probe
-    with its latest search; the other searches of a reported probe are listed in an annex); ``top``: candidates
-    shown with images and heatmaps per probe;
+    with the search the examiner chose for it, the latest by default; the other searches of a reported probe are
+    listed in an annex); ``top``: candidates shown with images and heatmaps per probe;
     ``examiner``: who signs this report (default: the case's examiner), recorded in the export's audit entry;
     ``force``: replace an existing file at ``out``. Evidence, gallery images, the case file (and its SQLite
     companions), other case files and folders are never replaced (:func:`check_output_path`).

@@ -29,6 +29,7 @@ GENESIS_HASH = "0" * 64
 ACTIONS = frozenset({
     "create", "migrate", "import", "detect", "manual_box", "enroll", "enroll_progress", "gallery", "search",
     "decision", "review", "calibration", "export", "verify", "replay", "note", "seal",
+    "report_choice",
 })
 
 AUDIT_SCHEMA = """

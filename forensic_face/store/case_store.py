@@ -1030,6 +1030,13 @@ class CaseStore:
         with self._lock:
             return [int(r[0]) for r in self._conn.execute("SELECT id FROM searches ORDER BY id")]
 
+    def search_faces(self) -> list[tuple[int, int, tuple[float, ...]]]:
+        """(search id, probe evidence id, face box) of every search, oldest first: what tells the searches of one
+        probe apart (:func:`same_probe_face`), read without loading any image."""
+        with self._lock:
+            rows = self._conn.execute("SELECT id, evidence_id, face_json FROM searches ORDER BY id").fetchall()
+        return [(int(r[0]), int(r[1]), tuple(float(v) for v in json.loads(r[2])["box"])) for r in rows]
+
     def search_summaries(self) -> list[SearchSummary]:
         """Each stored search's number, time, probe file and first-ranked identity, without loading its
         candidates' images and matrices (for lists of searches)."""
@@ -1144,8 +1151,9 @@ class CaseStore:
         """Record a second examiner's verification of a search's decisions (ACE-V's verification step).
 
         The reviewer must be someone other than every examiner whose decision stands on the search (carried
-        ones included): an examiner cannot verify their own work. The decisions reviewed are stored with the
-        review, so a later change of a decision does not silently change what was verified.
+        ones included) and than the examiner who ran it: an examiner cannot verify their own work. The decisions
+        reviewed are stored with the review, so a later change of a decision does not silently change what was
+        verified.
         """
         if verdict not in VERDICTS:
             raise CaseStoreError(f"a review's verdict must be one of {VERDICTS}, got {verdict!r}")
@@ -1164,6 +1172,12 @@ class CaseStore:
                     f"{reviewer} made decisions on search {search_id} and cannot review them: a review is the "
                     f"verification by a second examiner; it must be recorded by someone other than "
                     f"{', '.join(examiners)}")
+            searched_by = next((e.actor for e in audit.read_entries(conn)
+                                if e.action == "search" and e.details.get("search_id") == search_id), "")
+            if reviewer.strip().casefold() == searched_by.strip().casefold():
+                raise CaseStoreError(
+                    f"{reviewer} ran search {search_id} and cannot review it: a review is the verification by a "
+                    "second examiner, someone other than the one who searched and decided")
             reviewed = {str(rank): d.to_json() for rank, d in sorted(decisions.items())}
             utc = audit.utc_now()
             cursor = conn.execute(
