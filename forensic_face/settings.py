@@ -12,7 +12,7 @@ from typing import Any
 
 import tomli_w
 
-from forensic_face.engine.config import EngineConfig, check_setting
+from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import ConfigError
 from forensic_face.paths import CONFIG_DIR_ENV, atomic_write, config_dir
 
@@ -90,14 +90,3 @@ def save_examiner(name: str, path: Path | None = None) -> Path:
     if not name.strip():
         raise ConfigError("the examiner's name is empty; give the name the audit trail should record")
     return _update_toml(path or settings_path(), "examiner", name.strip())
-
-
-def parse_scales(text: str) -> tuple[int, ...]:
-    """``"2, 4 8"`` -> ``(2, 4, 8)``; raises ConfigError with a readable message."""
-    parts = [p for p in text.replace(",", " ").split() if p]
-    try:
-        scales = tuple(sorted({int(p) for p in parts}))
-    except ValueError:
-        raise ConfigError(f"scales must be whole numbers such as '2, 4, 8', got {text!r}") from None
-    check_setting(EngineConfig, "scales", scales)
-    return scales

@@ -145,3 +145,57 @@ def test_cli_flip_test_flag_sets_the_engine_setting(tmp_path: Path, monkeypatch:
     add_engine_arguments(parser)
     assert engine_config_from_args(parser.parse_args(["--flip-test", "on"])).flip_test is True
     assert engine_config_from_args(parser.parse_args(["--flip-test", "off"])).flip_test is False
+
+
+def test_every_user_setting_flag_sets_its_engine_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flags are generated from USER_SETTINGS and read back from it: each one given changes its field."""
+    import argparse
+
+    from forensic_face.cli.common import add_setting_arguments, engine_config_from_args
+    from forensic_face.engine.config import USER_SETTINGS, EngineConfig
+
+    monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path))
+    given = {"count": ("3", 3), "whole": ("7", 7), "scales": ("4,2", (2, 4)), "weights": ("2,1", (2.0, 1.0)),
+             "switches": ("on,off", (True, False)), "file": ("model.pt", "model.pt")}
+    names = {"recognizer": "dlib-resnet", "upsampler": "bicubic", "fusion": "S_add,S_add"}
+    parser = argparse.ArgumentParser()
+    add_setting_arguments(parser, [s.name for s in USER_SETTINGS])
+    defaults = EngineConfig()
+    for setting in USER_SETTINGS:
+        default = getattr(defaults, setting.name)
+        if setting.entry == "choice":
+            text, expected = next((c, c) for c in setting.choices if c != default)
+        elif setting.entry == "on-off":
+            text, expected = ("off", False) if default else ("on", True)
+        elif setting.entry == "name":
+            text = expected = names[setting.name]
+        else:
+            text, expected = given.get(setting.entry, (None, False))  # off-flag: given alone, it turns it off
+        argv = [setting.flag] if text is None else [setting.flag, text]
+        config = engine_config_from_args(parser.parse_args(argv))
+        assert getattr(config, setting.name) == expected != default, setting.name
+        assert config.replace(**{setting.name: default}) == defaults, setting.name  # nothing else changed
+
+
+def test_face_record_is_exact_and_reads_old_rounded_records() -> None:
+    """One face codec: a detected (float32) face comes back bit for bit; the record is the one cases have always
+    stored in their hash chain; records rounded to 0.01 px by older eval caches and shortlist indexes still read."""
+    import json
+
+    from forensic_face.engine.results import FaceDetection
+
+    rng = np.random.default_rng(0)
+    face = FaceDetection(box=rng.uniform(0, 500, 4).astype(np.float32), score=float(np.float32(0.987654321)),
+                         landmarks=rng.uniform(0, 500, (5, 2)).astype(np.float32))
+    back = FaceDetection.from_json(json.loads(json.dumps(face.to_json())))
+    assert back.box.dtype == back.landmarks.dtype == np.float32
+    assert back.box.tobytes() == face.box.tobytes() and back.landmarks.tobytes() == face.landmarks.tobytes()
+    assert (back.score, back.manual) == (face.score, False)
+    drawn = FaceDetection(box=np.array([1.5, 2.25, 30.125, 40.0], np.float32), score=0.0,
+                          landmarks=np.full((5, 2), 0.1, np.float32), manual=True)
+    x = float(np.float32(0.1))  # a case stores the float32's exact value, not the decimal it was typed as
+    assert drawn.to_json() == {"box": [1.5, 2.25, 30.125, 40.0], "score": 0.0, "landmarks": [[x, x]] * 5,
+                               "manual": True}
+    old = {"box": [10.12, 20.5, 40.0, 60.99], "score": 0.99999, "landmarks": [[15.01, 30.0]] * 5}
+    read = FaceDetection.from_json(old)
+    assert np.array_equal(read.box, np.float32(old["box"])) and read.landmarks.shape == (5, 2) and not read.manual

@@ -182,6 +182,14 @@ def test_two_stage_equals_exhaustive_restricted_on_lfw(lfw_root: Path, lfw_test_
     gallery = engine.enroll(folder)
     index, report = sync_index(engine, gallery, tmp_path / "idx")
     assert report.rebuilt and index.num_rows == len(gallery.entries)
+    # A row keeps its portrait's face exactly: re-cropped from the row, it is the enrollment's crop to the bit.
+    from forensic_face.large_gallery.shortlist import row_entry
+
+    by_sha = {e.sha256: e for e in gallery.entries}
+    for row in index.rows.values():
+        crop, enrolled = row_entry(row, engine.config.detector.crop_enlarge).crop, by_sha[row.sha256].crop
+        assert crop.face.box.tobytes() == enrolled.face.box.tobytes()
+        assert np.array_equal(crop.pixels, enrolled.pixels) and np.array_equal(crop.landmarks, enrolled.landmarks)
     np.testing.assert_allclose(index.index.index.reconstruct_n(0, index.num_rows),
                                centre_normalise(plain_templates(engine, gallery.entries)), atol=1e-5)
     probe = load_image(lfw_image(people[0], 2))

@@ -31,7 +31,7 @@ class CalibrateCommand:
         parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
-        from forensic_face.settings import parse_scales
+        from forensic_face.engine.config import parse_scales
 
         scales_used = parse_scales(args.scales_used) if args.scales_used else None
         data = load_probe_scores(list(args.scores), args.band, scales_used)

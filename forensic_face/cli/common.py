@@ -9,11 +9,11 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.config import BUDGETS, ENSEMBLE_RULES, PRECISION_SETTINGS, EngineConfig
+from forensic_face.engine.config import USER_SETTINGS, EngineConfig, UserSetting, parse_scales, user_setting
 from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
 from forensic_face.engine.imaging import DEFAULT_MAX_PIXELS
 from forensic_face.faults import printable
@@ -68,19 +68,6 @@ def enroll_with_progress(engine: Any, folder: Any) -> Any:
         bar.close()
 
 
-def add_flip_test_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """``--flip-test on|off`` (:func:`flip_test_choice` reads it); ``None`` keeps the settings' value."""
-    parser.add_argument("--flip-test", choices=["on", "off"], default=default,
-                        help="templates of each face and its mirror image, summed (twice the recognizer time)"
-                             + (f"; default {default}" if default else ""))
-
-
-def flip_test_choice(args: argparse.Namespace) -> bool | None:
-    """The ``--flip-test`` choice as the engine setting, ``None`` when not given."""
-    choice = getattr(args, "flip_test", None)
-    return None if choice is None else choice == "on"
-
-
 def parse_weights(text: str) -> tuple[float, ...]:
     """``--ensemble-weights 2,1`` -> ``(2.0, 1.0)``: finite, non-negative, not all zero."""
     try:
@@ -101,74 +88,62 @@ def parse_switches(text: str) -> tuple[bool, ...]:
     return tuple(v == "on" for v in values)
 
 
-def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--ensemble-rule`` and ``--ensemble-weights``: how a recognizer ensemble (``--recognizer a+b``) combines
-    its members' scores."""
-    parser.add_argument("--ensemble-rule", choices=list(ENSEMBLE_RULES),
-                        help="for a recognizer ensemble (e.g. dlib-resnet-lr+faceres): z-normalise each member's "
-                             "fused scores over the gallery, then average (znorm, the default: ranks best), or "
-                             "average them as they are (mean: a score that does not depend on the rest of the "
-                             "gallery)")
-    parser.add_argument("--ensemble-weights", type=parse_weights, metavar="W1,W2,...",
-                        help="one weight per ensemble member, in the order named (default: equal)")
-    parser.add_argument("--ensemble-flip-test", type=parse_switches, metavar="on,off,...",
-                        help="the flip test per ensemble member, in the order named (default: --flip-test for all); "
-                             "e.g. on,off skips it for a costly second network")
+def _flag_options(setting: UserSetting) -> dict[str, Any]:
+    """The argparse options of a setting's flag, by how the setting is written (``UserSetting.entry``)."""
+    entry = setting.entry
+    if entry == "choice":
+        return {"choices": list(setting.choices)}
+    if entry == "on-off":
+        return {"choices": ["on", "off"]}
+    if entry == "off-flag":  # stores False, or None when not given (the settings' value stays)
+        return {"action": "store_const", "const": False}
+    return {"count": {"type": positive_int}, "whole": {"type": int},
+            "weights": {"type": parse_weights, "metavar": "W1,W2,..."},
+            "switches": {"type": parse_switches, "metavar": "on,off,..."}}.get(entry, {})
 
 
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    """``--precision``: the recognizer's arithmetic."""
-    parser.add_argument("--precision", choices=list(PRECISION_SETTINGS),
-                        help="recognizer arithmetic: fp32, bf16 (CUDA, or a CPU with AVX-512 BF16/AMX: about twice "
-                             "as fast), fp16 (CUDA), auto (bf16 where the CPU has it, else fp32)")
+def add_setting_arguments(parser: argparse.ArgumentParser, names: Iterable[str] | None = None,
+                          defaults: Mapping[str, str] | None = None) -> None:
+    """The flags of the user settings ``names`` (default: every setting whose flag is not a command's own), as
+    :data:`USER_SETTINGS` words them; :func:`settings_from_args` reads them back. A flag not given leaves the
+    setting as it is, unless ``defaults`` gives it a value (as typed on the command line; shown in its help)."""
+    chosen = [user_setting(n) for n in names] if names is not None else [
+        s for s in USER_SETTINGS if not s.command_flag]
+    defaults = defaults or {}
+    for setting in chosen:
+        default = defaults.get(setting.name)
+        help_text = setting.help + (f"; default {default}" if default else "")
+        parser.add_argument(setting.flag, dest=setting.flag_dest, default=default, help=help_text,
+                            **_flag_options(setting))
+
+
+def settings_from_args(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The user settings (field -> value) whose flags were given (or have a default), from ``names`` (default:
+    all of :data:`USER_SETTINGS`)."""
+    chosen = [user_setting(n) for n in names] if names is not None else USER_SETTINGS
+    changes: dict[str, Any] = {}
+    for setting in chosen:
+        value = getattr(args, setting.flag_dest, None)
+        if value is None:
+            continue
+        if setting.entry == "scales":
+            value = parse_scales(value)
+        elif setting.entry == "on-off":
+            value = value == "on"
+        changes[setting.name] = value
+    return changes
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Engine settings shared by search-like commands; unset flags keep the user's saved settings."""
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: auto)")
-    parser.add_argument("--budget", choices=list(BUDGETS),
-                        help="gallery degradation budget: none, fast (11 paths), standard, paper (all 1,463)")
-    parser.add_argument("--scales", help="comma-separated probe magnifications, e.g. 2,4,8")
-    parser.add_argument("--hypotheses", type=positive_int, help="blur hypotheses per scale (paper: 16)")
-    parser.add_argument("--fusion", help=f"fusion, e.g. {EngineConfig().fusion} (default), S_max,S_add (the paper's), S_add,S_add, T_add")
-    parser.add_argument("--upsampler", help="probe upsampler: face-sr or bicubic")
-    parser.add_argument("--recognizer", help="face recognizer, e.g. dlib-resnet, or an ensemble such as "
-                                             "dlib-resnet-lr+faceres")
-    parser.add_argument("--recognizer-model", help="model file for recognizers that need one")
-    add_ensemble_arguments(parser)
-    add_flip_test_argument(parser)
-    parser.add_argument("--no-resolution-matching", action="store_true",
-                        help="compare gallery hypotheses at their own size (ablation)")
-    parser.add_argument("--batch-size", type=positive_int, help="images per batch on the device")
-    add_precision_argument(parser)
-    parser.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    add_setting_arguments(parser)
 
 
-def engine_config_from_args(args: argparse.Namespace) -> Any:
-    from forensic_face.settings import load_settings, parse_scales
+def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
+    """The user's saved settings with the flags given on the command line applied."""
+    from forensic_face.settings import load_settings
 
-    config = load_settings()
-    changes: dict[str, Any] = {}
-    for flag, field in (("device", "device"), ("budget", "budget"), ("fusion", "fusion"),
-                        ("upsampler", "upsampler"), ("recognizer", "recognizer"),
-                        ("recognizer_model", "recognizer_model_path"), ("batch_size", "batch_size"),
-                        ("seed", "seed"), ("hypotheses", "num_blur_hypotheses"),
-                        ("video_frames", "video_frames"), ("video_fusion", "video_fusion"),
-                        ("ensemble_rule", "ensemble_rule"), ("ensemble_weights", "ensemble_weights"),
-                        ("ensemble_flip_test", "ensemble_flip_test"),
-                        ("precision", "precision")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            changes[field] = value
-    if getattr(args, "scales", None):
-        changes["scales"] = parse_scales(args.scales)
-    if flip_test_choice(args) is not None:
-        changes["flip_test"] = flip_test_choice(args)
-    if getattr(args, "no_resolution_matching", False):
-        changes["resolution_matching"] = False
-    if getattr(args, "top", None):
-        changes["top_k"] = args.top
-    return config.replace(**changes)
+    return load_settings().replace(**settings_from_args(args))
 
 
 def finite_float(text: str) -> float:

@@ -12,13 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forensic_face.cli.common import (
-    ProgressBar,
-    add_ensemble_arguments,
-    add_flip_test_argument,
-    add_precision_argument,
-    flip_test_choice,
-)
+from forensic_face.cli.common import ProgressBar, add_setting_arguments, settings_from_args
 from forensic_face.engine.config import BUDGETS, EngineConfig
 from forensic_face.engine.errors import ConfigError
 from forensic_face.eval.protocol import (
@@ -28,6 +22,10 @@ from forensic_face.eval.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The user settings ``eval`` takes as flags, as the search commands word them (its other engine flags have the
+#: benchmark's defaults).
+EVAL_SETTINGS = ("ensemble_rule", "ensemble_weights", "ensemble_flip_test", "precision", "flip_test")
 
 
 class EvalCommand:
@@ -49,9 +47,7 @@ class EvalCommand:
                             help=f"face recognizer (default: the engine's, {EngineConfig().recognizer})")
         parser.add_argument("--recognizer-model", default=None,
                             help="model file for the recognizer (e.g. a train-recognizer run's export)")
-        add_ensemble_arguments(parser)
-        add_precision_argument(parser)
-        add_flip_test_argument(parser, default="on" if EngineConfig().flip_test else "off")
+        add_setting_arguments(parser, EVAL_SETTINGS, defaults={"flip_test": "on" if EngineConfig().flip_test else "off"})
         parser.add_argument("--scales", default=None,
                             help="comma list of magnifications for a single run, e.g. 2 or 2,4,8 (default: the engine's)")
         parser.add_argument("--hypotheses", type=int, default=EngineConfig().num_blur_hypotheses,
@@ -110,15 +106,7 @@ class EvalCommand:
         changes: dict[str, Any] = {"device": args.device, "seed": args.seed, "budget": args.budget,
                                    "upsampler": args.upsampler, "num_blur_hypotheses": args.hypotheses,
                                    "recognizer": args.recognizer, "recognizer_model_path": args.recognizer_model,
-                                   "flip_test": flip_test_choice(args), "top_k": 1}
-        if args.precision:
-            changes["precision"] = args.precision
-        if args.ensemble_rule:
-            changes["ensemble_rule"] = args.ensemble_rule
-        if args.ensemble_weights:
-            changes["ensemble_weights"] = args.ensemble_weights
-        if args.ensemble_flip_test:
-            changes["ensemble_flip_test"] = args.ensemble_flip_test
+                                   "top_k": 1, **settings_from_args(args, EVAL_SETTINGS)}
         if args.batch_size:
             changes["batch_size"] = args.batch_size
         base = EngineConfig().replace(**changes)
@@ -346,7 +334,7 @@ class EvalVideoCommand:
         parser.add_argument("--hypotheses", type=int, default=None,
                             help="blur hypotheses per scale (default: the engine's)")
         parser.add_argument("--recognizer", default=None)
-        add_flip_test_argument(parser)
+        add_setting_arguments(parser, ["flip_test"])
         parser.add_argument("--upsampler", default=None)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", default="auto")
@@ -368,7 +356,7 @@ class EvalVideoCommand:
             walk_settings_json,
         )
         from forensic_face.paths import lfw_dir
-        from forensic_face.settings import parse_scales
+        from forensic_face.engine.config import parse_scales
 
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -381,8 +369,7 @@ class EvalVideoCommand:
             changes["recognizer"] = args.recognizer
         if args.upsampler:
             changes["upsampler"] = args.upsampler
-        if flip_test_choice(args) is not None:
-            changes["flip_test"] = flip_test_choice(args)
+        changes.update(settings_from_args(args, ["flip_test"]))
         engine = Engine(EngineConfig().replace(**changes))
         split = lfw_xres_split(args.lfw or lfw_dir(), subset=args.subset)
         started = time.perf_counter()

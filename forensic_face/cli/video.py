@@ -13,6 +13,7 @@ from forensic_face.cli.common import (
     ProgressBar,
     add_engine_arguments,
     add_examiner_argument,
+    add_setting_arguments,
     engine_config_from_args,
     enroll_with_progress,
     positive_int,
@@ -21,7 +22,6 @@ from forensic_face.cli.common import (
     run_with_case,
     seconds,
 )
-from forensic_face.engine.config import VIDEO_FUSIONS
 from forensic_face.faults import printable
 
 
@@ -37,12 +37,7 @@ class SearchVideoCommand:
         parser.add_argument("--start", type=seconds, default=0.0, help="start time in seconds")
         parser.add_argument("--end", type=seconds, default=None, help="end time in seconds (default: the end)")
         parser.add_argument("--max-frames", type=positive_int, default=2000, help="at most this many sampled frames")
-        parser.add_argument("--frames", dest="video_frames", type=positive_int, default=None,
-                            help="best frames of the track to search and fuse (default: the settings' video_frames, 5)")
-        parser.add_argument("--video-fusion", choices=VIDEO_FUSIONS, default=None,
-                            help="score-mean: each frame searched, scores averaged; template-mean: the frames' "
-                                 "templates averaged and searched once (both weighted by face quality; "
-                                 "default: the settings' video_fusion)")
+        add_setting_arguments(parser, ["video_frames", "video_fusion"])
         parser.add_argument("--track", type=positive_int, default=1,
                             help="track to search (1: the longest; see the list)")
         parser.add_argument("--top", type=positive_int, default=20, help="identities to list")

@@ -168,6 +168,122 @@ class EngineConfig:
         return dataclasses.replace(self, **changes)
 
 
+# -- the settings the examiner chooses: one table that the command line and the Settings dialog are built from -----
+
+#: Devices offered by name (``cuda:N`` can still be written in settings.toml).
+DEVICES: tuple[str, ...] = get_args(DeviceName)
+
+#: How a user setting is written. ``choice``: one of the setting's ``choices``; ``name``: a registered name (the
+#: dialog lists the registry); ``count``: a whole number of 1 or more; ``whole``: any whole number; ``scales``:
+#: magnifications such as "2, 4, 8" (:func:`parse_scales`); ``weights``: numbers such as "2,1"; ``switches``:
+#: on/off per ensemble member such as "on,off"; ``on-off``: one switch; ``off-flag``: a flag that turns the setting
+#: off; ``file``: a file name (the dialog offers Browse).
+SettingEntry = Literal["choice", "name", "count", "whole", "scales", "weights", "switches", "on-off", "off-flag",
+                       "file"]
+
+
+@dataclass(frozen=True)
+class UserSetting:
+    """One :class:`EngineConfig` field the examiner chooses, and how each front end offers it. Its settings.toml
+    key is ``name`` (the ``[engine]`` table is :meth:`EngineConfig.to_dict`)."""
+
+    name: str
+    entry: SettingEntry
+    #: Command-line flag and its help; ``dest`` when the flag's value is stored under another name.
+    flag: str
+    help: str
+    dest: str | None = None
+    #: The flag is added by the commands it belongs to (search-video's ``--frames``; ``--top``, whose default and
+    #: help each command words), not by ``add_engine_arguments``; all read it back the same way.
+    command_flag: bool = False
+    #: The Settings dialog's row; ``None``: the setting is not in the dialog.
+    label: str | None = None
+    tooltip: str = ""
+    #: A switch's text beside its check box; a file's placeholder.
+    hint: str = ""
+    choices: tuple[str, ...] = ()
+    #: The largest number the dialog's spin box offers for a ``count``.
+    most: int = 0
+
+    @property
+    def flag_dest(self) -> str:
+        """Where argparse stores the flag's value."""
+        return self.dest or self.flag.removeprefix("--").replace("-", "_")
+
+
+#: The user-settable engine settings, in the order the Settings dialog shows them; the rest of :class:`EngineConfig`
+#: is set in settings.toml or by the benchmarks only.
+USER_SETTINGS: tuple[UserSetting, ...] = (
+    UserSetting("device", "choice", "--device", "compute device (default: auto)", choices=DEVICES, label="Device"),
+    UserSetting("recognizer", "name", "--recognizer",
+                "face recognizer, e.g. dlib-resnet, or an ensemble such as dlib-resnet-lr+faceres", label="Recognizer"),
+    UserSetting("recognizer_model_path", "file", "--recognizer-model", "model file for recognizers that need one",
+                dest="recognizer_model", label="Recognizer model file", hint="shipped model (verified SHA-256)"),
+    UserSetting("flip_test", "on-off", "--flip-test",
+                "templates of each face and its mirror image, summed (twice the recognizer time)", label="Flip test",
+                hint="Also read each face mirrored (flip test; twice the recognizer time)"),
+    UserSetting("upsampler", "name", "--upsampler", "probe upsampler: face-sr or bicubic", label="Upsampler"),
+    UserSetting("budget", "choice", "--budget",
+                "gallery degradation budget: none, fast (11 paths), standard, paper (all 1,463)", choices=BUDGETS,
+                label="Gallery degradation budget"),
+    UserSetting("scales", "scales", "--scales", "comma-separated probe magnifications, e.g. 2,4,8", label="Scales",
+                tooltip="Magnification factors of the probe, e.g. 2, 4, 8"),
+    UserSetting("fusion", "name", "--fusion",
+                f"fusion, e.g. {EngineConfig.fusion} (default), S_max,S_add (the paper's), S_add,S_add, T_add",
+                label="Fusion"),
+    UserSetting("num_blur_hypotheses", "count", "--hypotheses", "blur hypotheses per scale (paper: 16)",
+                label="Blur hypotheses per scale", most=64,
+                tooltip="Probe hypotheses per scale: Gaussian pre-blur sigma from 0 to the maximum"),
+    UserSetting("batch_size", "count", "--batch-size", "images per batch on the device", label="Batch size", most=4096),
+    UserSetting("top_k", "count", "--top", "candidates to list", dest="top", command_flag=True,
+                label="Candidates shown (top-N)", most=1000),
+    UserSetting("video_frames", "count", "--frames",
+                "best frames of the track to search and fuse (default: the settings' video_frames, 5)",
+                dest="video_frames", command_flag=True, label="Video: frames fused per track", most=50,
+                tooltip="A video track is searched with this many of its best frames (by face quality)"),
+    UserSetting("video_fusion", "choice", "--video-fusion",
+                "score-mean: each frame searched, scores averaged; template-mean: the frames' templates averaged and "
+                "searched once (both weighted by face quality; default: the settings' video_fusion)",
+                choices=VIDEO_FUSIONS, command_flag=True, label="Video: frame fusion",
+                tooltip="score-mean: each frame searched, scores averaged; template-mean: the frames' templates "
+                        "averaged, searched once (both weighted by face quality)"),
+    UserSetting("ensemble_rule", "choice", "--ensemble-rule",
+                "for a recognizer ensemble (e.g. dlib-resnet-lr+faceres): z-normalise each member's fused scores over "
+                "the gallery, then average (znorm, the default: ranks best), or average them as they are (mean: a "
+                "score that does not depend on the rest of the gallery)", choices=ENSEMBLE_RULES),
+    UserSetting("ensemble_weights", "weights", "--ensemble-weights",
+                "one weight per ensemble member, in the order named (default: equal)"),
+    UserSetting("ensemble_flip_test", "switches", "--ensemble-flip-test",
+                "the flip test per ensemble member, in the order named (default: --flip-test for all); e.g. on,off "
+                "skips it for a costly second network"),
+    UserSetting("resolution_matching", "off-flag", "--no-resolution-matching",
+                "compare gallery hypotheses at their own size (ablation)"),
+    UserSetting("precision", "choice", "--precision",
+                "recognizer arithmetic: fp32, bf16 (CUDA, or a CPU with AVX-512 BF16/AMX: about twice as fast), fp16 "
+                "(CUDA), auto (bf16 where the CPU has it, else fp32)", choices=PRECISION_SETTINGS),
+    UserSetting("seed", "whole", "--seed", "seed of every random choice (default 0)"),
+)
+
+
+def user_setting(name: str) -> UserSetting:
+    """The :data:`USER_SETTINGS` entry of field ``name``."""
+    for setting in USER_SETTINGS:
+        if setting.name == name:
+            return setting
+    raise KeyError(f"{name!r} is not a user setting; known: {', '.join(s.name for s in USER_SETTINGS)}")
+
+
+def parse_scales(text: str) -> tuple[int, ...]:
+    """``"2, 4 8"`` -> ``(2, 4, 8)``; raises ConfigError with a readable message."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        scales = tuple(sorted({int(p) for p in parts}))
+    except ValueError:
+        raise ConfigError(f"scales must be whole numbers such as '2, 4, 8', got {text!r}") from None
+    check_setting(EngineConfig, "scales", scales)
+    return scales
+
+
 # -- the checks every config field gets from its type and metadata ------------------------------------------------
 
 _TYPE_WORDS: dict[Any, str] = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}

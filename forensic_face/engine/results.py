@@ -7,6 +7,7 @@ right eye, nose, left mouth corner, right mouth corner (MTCNN's order).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,20 @@ class FaceDetection:
         return float(self.box[2] - self.box[0])
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "box": [round(float(v), 2) for v in self.box],
-            "score": round(float(self.score), 5),
-            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
-            "manual": self.manual,
-        }
+        """The face's record, exact (cases, their hash chain, eval caches, shortlist indexes keep it; replaying
+        a search and re-cropping a face need the very coordinates): :meth:`from_json` reads it back bit for bit."""
+        return {"box": [float(v) for v in np.asarray(self.box).reshape(-1)], "score": float(self.score),
+                "landmarks": [[float(x), float(y)] for x, y in np.asarray(self.landmarks).reshape(-1, 2)],
+                "manual": bool(self.manual)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FaceDetection:
+        """The face of a :meth:`to_json` record, in float32 (the detector's type, so a detected face comes back
+        bit for bit). Older records are read too: those rounded to 0.01 px (eval caches and shortlist indexes
+        written before the record was exact) and those without ``manual`` (a detected face)."""
+        return cls(box=np.asarray(data["box"], dtype=np.float32), score=float(data["score"]),
+                   landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(-1, 2),
+                   manual=bool(data.get("manual", False)))
 
 
 @dataclass(frozen=True)

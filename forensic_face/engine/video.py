@@ -626,9 +626,7 @@ class FusedVideoResult:
             "fusion": self.fusion,
             # Exactly what each frame's search used (box, landmarks, quality weight), so it can be replayed.
             "frames": [{"index": f.frame_index, "time_s": round(f.time_s, 6), "quality": float(f.quality),
-                        "frame_sha256": sha, "box": [float(v) for v in f.face.box],
-                        "landmarks": np.asarray(f.face.landmarks, np.float64).tolist(),
-                        "score": float(f.face.score), "manual": bool(f.face.manual)}
+                        "frame_sha256": sha, **f.face.to_json()}
                        for f, sha in zip(self.frames, self.frame_sha256s())],
             "ranking": [{"rank": k, "identity": i, "score": round(s, 6)}
                         for k, (i, s) in enumerate(self.ranking[:top], start=1)],

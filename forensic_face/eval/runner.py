@@ -65,6 +65,11 @@ log = logging.getLogger(__name__)
 #: of the known face's centre (LFW images often show other people too).
 MATCH_CENTRE_FRACTION = 0.5
 
+#: The format of the probe detection cache (``<cache>/detections/<detector digest>-v<N>.json``). 2: faces as
+#: ``FaceDetection.to_json`` writes them, exact; 1 (no suffix) rounded them to 0.01 px, so its files are left
+#: unread rather than mixed with exact faces.
+DETECTIONS_CACHE_VERSION = 2
+
 
 @dataclass(frozen=True)
 class EvalSettings:
@@ -178,11 +183,6 @@ def _faces_to_arrays(faces: tuple[FaceDetection, ...]) -> tuple[np.ndarray, np.n
     return np.stack([f.box for f in faces]), np.stack([f.landmarks for f in faces])
 
 
-def _face_from_json(data: dict[str, Any]) -> FaceDetection:
-    return FaceDetection(box=np.asarray(data["box"], dtype=np.float64), score=float(data["score"]),
-                         landmarks=np.asarray(data["landmarks"], dtype=np.float64), manual=bool(data["manual"]))
-
-
 def build_gallery_folder(split: XResSplit, folder: Path) -> Path:
     """A folder of symlinks ``<identity>/<image>.jpg`` to the gallery originals (no image is copied)."""
     for image in split.gallery:
@@ -237,7 +237,8 @@ def _tagged(progress: Progress, stage: str) -> Progress:
 
 def _detect_probes(engine: Engine, prepared: PreparedProtocol, progress: Progress) -> None:
     """Run the engine's detector on every probe once (cached on disk by probe SHA-256)."""
-    path = prepared.settings.cache_dir / "detections" / f"{prepared.detector_digest[:16]}.json"
+    path = (prepared.settings.cache_dir / "detections"
+            / f"{prepared.detector_digest[:16]}-v{DETECTIONS_CACHE_VERSION}.json")
     cached: dict[str, list[dict[str, Any]]] = json.loads(path.read_text()) if path.is_file() else {}
     changed = False
     for i, record in enumerate(prepared.probes):
@@ -246,7 +247,7 @@ def _detect_probes(engine: Engine, prepared: PreparedProtocol, progress: Progres
             detections = engine.detect(load_image(record.path))
             cached[sha] = [f.to_json() for f in detections.faces]
             changed = True
-        prepared.detections[record.image.name] = tuple(_face_from_json(f) for f in cached[sha])
+        prepared.detections[record.image.name] = tuple(FaceDetection.from_json(f) for f in cached[sha])
         if progress is not None:
             progress(i + 1, len(prepared.probes), f"detect: {record.image.name}")
     if changed:

@@ -1,9 +1,12 @@
-"""The Settings dialog: edits an EngineConfig, validated before it is accepted."""
+"""The Settings dialog: edits an EngineConfig, validated before it is accepted. Its rows are generated from
+:data:`forensic_face.engine.config.USER_SETTINGS`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -21,13 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from forensic_face.engine.config import BUDGETS, VIDEO_FUSIONS, EngineConfig
+from forensic_face.engine.config import USER_SETTINGS, EngineConfig, UserSetting, parse_scales
 from forensic_face.engine.errors import ConfigError
-from forensic_face.settings import parse_scales
 
 log = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def available_recognizers() -> list[str]:
@@ -75,8 +75,89 @@ def _combo(items: list[str] | tuple[str, ...], current: str, editable: bool = Fa
     return combo
 
 
+#: Where the registered names a ``name`` setting offers come from, and whether other values can be typed (an
+#: ensemble of recognizers: names joined by '+').
+NAME_LISTS: dict[str, tuple[Callable[[], list[str]], bool]] = {
+    "recognizer": (available_recognizers, True),
+    "upsampler": (available_upsamplers, False),
+    "fusion": (available_fusions, False),
+}
+
+
+class SettingEditor:
+    """The widget of one :class:`UserSetting` in the dialog: shows a value and reads the edited one back, the way
+    its ``entry`` says. ``row`` is what the form shows (the widget, or the widget with a Browse button)."""
+
+    def __init__(self, setting: UserSetting, value: Any, parent: QWidget) -> None:
+        self.setting = setting
+        self.widget: QWidget
+        self.row: QWidget | QHBoxLayout
+        entry = setting.entry
+        if entry in ("choice", "name"):
+            items, editable = ((setting.choices, False) if entry == "choice" else
+                               (NAME_LISTS[setting.name][0](), NAME_LISTS[setting.name][1]))
+            self.widget = _combo(items, value, editable=editable)
+        elif entry == "count":
+            spin = QSpinBox()
+            spin.setRange(1, setting.most)
+            self.widget = spin
+        elif entry == "on-off":
+            self.widget = QCheckBox(setting.hint)
+        elif entry in ("scales", "file"):
+            line = QLineEdit()
+            line.setPlaceholderText(setting.hint)
+            self.widget = line
+        else:
+            raise TypeError(f"the Settings dialog cannot show a {entry!r} setting ({setting.name})")
+        self.widget.setObjectName(setting.name)
+        self.widget.setToolTip(setting.tooltip)
+        self.row = self.widget
+        if entry == "file":
+            browse = QPushButton("Browse…")
+            browse.clicked.connect(lambda: self._browse(parent))
+            self.row = QHBoxLayout()
+            self.row.addWidget(self.widget, 1)
+            self.row.addWidget(browse)
+        self.show(value)
+
+    def show(self, value: Any) -> None:
+        widget = self.widget
+        if isinstance(widget, QComboBox):
+            widget.setCurrentText(value)
+        elif isinstance(widget, QSpinBox):
+            widget.setValue(value)
+        elif isinstance(widget, QCheckBox):
+            widget.setChecked(value)
+        elif isinstance(widget, QLineEdit):
+            widget.setText(", ".join(str(s) for s in value) if self.setting.entry == "scales" else value or "")
+
+    def value(self) -> Any:
+        """The edited value; raises ConfigError with a readable message for invalid input."""
+        widget = self.widget
+        if isinstance(widget, QComboBox):
+            return widget.currentText().strip()
+        if isinstance(widget, QSpinBox):
+            return widget.value()
+        if isinstance(widget, QCheckBox):
+            return widget.isChecked()
+        if not isinstance(widget, QLineEdit):
+            raise TypeError(f"no value of a {type(widget).__name__}")  # the constructor makes no other widget
+        if self.setting.entry == "scales":
+            return parse_scales(widget.text())
+        path = widget.text().strip()
+        if path and not Path(path).is_file():
+            raise ConfigError(f"the {(self.setting.label or self.setting.name).lower()} {path} does not exist")
+        return path or None
+
+    def _browse(self, parent: QWidget) -> None:
+        path, _ = QFileDialog.getOpenFileName(parent, self.setting.label or self.setting.name, "",
+                                              "Models (*.onnx *.pt *.pth *.safetensors *.dat);;All files (*)")
+        if path:
+            self.show(path)
+
+
 class SettingsDialog(QDialog):
-    """Device, recognizer and model file, upsampler, budget, scales, fusion, blur hypotheses, batch, top-N."""
+    """The :data:`USER_SETTINGS` that have a dialog row, one editor each, in the table's order."""
 
     def __init__(self, config: EngineConfig, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -85,55 +166,15 @@ class SettingsDialog(QDialog):
         self._config = config
         self._result: EngineConfig | None = None
 
-        self.device = _combo(DEVICES, config.device)
-        self.recognizer = _combo(available_recognizers(), config.recognizer, editable=True)
-        self.model_path = QLineEdit(config.recognizer_model_path or "")
-        self.model_path.setPlaceholderText("shipped model (verified SHA-256)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_model)
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_path, 1)
-        model_row.addWidget(browse)
-        self.flip_test = QCheckBox("Also read each face mirrored (flip test; twice the recognizer time)")
-        self.flip_test.setObjectName("flipTestCheck")
-        self.flip_test.setChecked(config.flip_test)
-        self.upsampler = _combo(available_upsamplers(), config.upsampler)
-        self.budget = _combo(BUDGETS, config.budget)
-        self.scales = QLineEdit(", ".join(str(s) for s in config.scales))
-        self.scales.setToolTip("Magnification factors of the probe, e.g. 2, 4, 8")
-        self.fusion = _combo(available_fusions(), config.fusion)
-        self.blur = QSpinBox()
-        self.blur.setRange(1, 64)
-        self.blur.setValue(config.num_blur_hypotheses)
-        self.blur.setToolTip("Probe hypotheses per scale: Gaussian pre-blur sigma from 0 to the maximum")
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 4096)
-        self.batch.setValue(config.batch_size)
-        self.top_n = QSpinBox()
-        self.top_n.setRange(1, 1000)
-        self.top_n.setValue(config.top_k)
-        self.video_frames = QSpinBox()
-        self.video_frames.setRange(1, 50)
-        self.video_frames.setValue(config.video_frames)
-        self.video_frames.setToolTip("A video track is searched with this many of its best frames (by face quality)")
-        self.video_fusion = _combo(VIDEO_FUSIONS, config.video_fusion)
-        self.video_fusion.setToolTip("score-mean: each frame searched, scores averaged; template-mean: the frames' "
-                                     "templates averaged, searched once (both weighted by face quality)")
-
+        #: field name -> its editor, in the order shown
+        self.editors: dict[str, SettingEditor] = {}
         form = QFormLayout()
-        form.addRow("Device", self.device)
-        form.addRow("Recognizer", self.recognizer)
-        form.addRow("Recognizer model file", model_row)
-        form.addRow("Flip test", self.flip_test)
-        form.addRow("Upsampler", self.upsampler)
-        form.addRow("Gallery degradation budget", self.budget)
-        form.addRow("Scales", self.scales)
-        form.addRow("Fusion", self.fusion)
-        form.addRow("Blur hypotheses per scale", self.blur)
-        form.addRow("Batch size", self.batch)
-        form.addRow("Candidates shown (top-N)", self.top_n)
-        form.addRow("Video: frames fused per track", self.video_frames)
-        form.addRow("Video: frame fusion", self.video_fusion)
+        for setting in USER_SETTINGS:
+            if setting.label is None:
+                continue
+            editor = SettingEditor(setting, getattr(config, setting.name), self)
+            self.editors[setting.name] = editor
+            form.addRow(setting.label, editor.row)
 
         self.error = QLabel()
         self.error.setObjectName("errorLabel")
@@ -149,51 +190,18 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error)
         layout.addWidget(buttons)
 
-    def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Recognizer model file", "",
-                                              "Models (*.onnx *.pt *.pth *.safetensors *.dat);;All files (*)")
-        if path:
-            self.model_path.setText(path)
-
     def _restore_defaults(self) -> None:
-        d = EngineConfig()
-        self.device.setCurrentText(d.device)
-        self.recognizer.setCurrentText(d.recognizer)
-        self.model_path.setText("")
-        self.flip_test.setChecked(d.flip_test)
-        self.upsampler.setCurrentText(d.upsampler)
-        self.budget.setCurrentText(d.budget)
-        self.scales.setText(", ".join(str(s) for s in d.scales))
-        self.fusion.setCurrentText(d.fusion)
-        self.blur.setValue(d.num_blur_hypotheses)
-        self.batch.setValue(d.batch_size)
-        self.top_n.setValue(d.top_k)
-        self.video_frames.setValue(d.video_frames)
-        self.video_fusion.setCurrentText(d.video_fusion)
+        defaults = EngineConfig()
+        for name, editor in self.editors.items():
+            editor.show(getattr(defaults, name))
 
     def build_config(self) -> EngineConfig:
         """The edited config; raises ConfigError with a readable message for invalid input."""
-        model = self.model_path.text().strip()
-        if model and not Path(model).is_file():
-            raise ConfigError(f"the recognizer model file {model} does not exist")
+        changes = {name: editor.value() for name, editor in self.editors.items()}
         from forensic_face.engine.recognizers.registry import recognizer_members
 
-        recognizer_members(self.recognizer.currentText().strip())  # a typed ensemble names registered networks
-        return self._config.replace(
-            device=self.device.currentText(),
-            recognizer=self.recognizer.currentText().strip(),
-            recognizer_model_path=model or None,
-            flip_test=self.flip_test.isChecked(),
-            upsampler=self.upsampler.currentText().strip(),
-            budget=self.budget.currentText(),
-            scales=parse_scales(self.scales.text()),
-            fusion=self.fusion.currentText().strip(),
-            num_blur_hypotheses=self.blur.value(),
-            batch_size=self.batch.value(),
-            top_k=self.top_n.value(),
-            video_frames=self.video_frames.value(),
-            video_fusion=self.video_fusion.currentText(),
-        )
+        recognizer_members(changes["recognizer"])  # a typed ensemble names registered networks
+        return self._config.replace(**changes)
 
     def accept(self) -> None:
         try:

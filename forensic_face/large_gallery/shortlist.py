@@ -362,11 +362,8 @@ def row_entry(row: IndexRow, crop_enlarge: float) -> GalleryEntry:
     image = load_image(row.image_path)
     if image.sha256 != row.sha256:
         raise IndexMismatchError(f"{row.image_path}: the portrait changed since it was indexed; run 'index update'")
-    face = FaceDetection(box=np.asarray(row.face["box"], dtype=np.float64), score=float(row.face["score"]),
-                         landmarks=np.asarray(row.face["landmarks"], dtype=np.float64),
-                         manual=bool(row.face.get("manual", False)))
     return GalleryEntry(identity=row.identity, image_path=Path(row.image_path), sha256=row.sha256,
-                        crop=crop_face(image.pixels, face, crop_enlarge), note=row.note)
+                        crop=crop_face(image.pixels, FaceDetection.from_json(row.face), crop_enlarge), note=row.note)
 
 
 def gallery_from_index(index: GalleryIndex, identities: Sequence[str], root: Path, crop_enlarge: float) -> Gallery:

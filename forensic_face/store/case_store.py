@@ -448,19 +448,6 @@ def decode_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def face_to_json(face: FaceDetection) -> dict[str, Any]:
-    """Full-precision face record (``FaceDetection.to_json`` rounds for display; replay needs exact values)."""
-    return {"box": [float(v) for v in np.asarray(face.box).reshape(-1)], "score": float(face.score),
-            "landmarks": [[float(x), float(y)] for x, y in np.asarray(face.landmarks).reshape(-1, 2)],
-            "manual": bool(face.manual)}
-
-
-def face_from_json(data: dict[str, Any]) -> FaceDetection:
-    return FaceDetection(box=np.asarray(data["box"], dtype=np.float32), score=float(data["score"]),
-                         landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(-1, 2),
-                         manual=bool(data.get("manual", False)))
-
-
 def _encode_hypotheses(hyps: dict[int, tuple[ProbeHypothesis, ...]]) -> bytes:
     arrays: dict[str, np.ndarray] = {}
     for scale, items in hyps.items():
@@ -816,7 +803,7 @@ class CaseStore:
         if detections.sha256 != item.sha256:
             raise CaseStoreError(f"detections were computed on a file with SHA-256 {detections.sha256}, but "
                                  f"evidence {evidence_id} has {item.sha256}")
-        data = {**detections.to_json(), "faces": [face_to_json(f) for f in detections.faces]}
+        data = detections.to_json()
         with self._transaction() as conn:
             cursor = conn.execute("INSERT INTO detections (evidence_id, utc, detections_json) VALUES (?, ?, ?)",
                                   (evidence_id, audit.utc_now(), audit.canonical_json(data)))
@@ -828,7 +815,7 @@ class CaseStore:
         """Log a face box the examiner drew by hand."""
         self.evidence(evidence_id)
         with self._transaction() as conn:
-            self._append(conn, "manual_box", {"evidence_id": evidence_id, "face": face_to_json(face)})
+            self._append(conn, "manual_box", {"evidence_id": evidence_id, "face": face.to_json()})
 
     # ---- galleries
     def _record_gallery(self, conn: sqlite3.Connection, gallery: Gallery) -> int:
@@ -846,7 +833,7 @@ class CaseStore:
             "INSERT INTO gallery_images (gallery_id, identity, image_path, sha256, note, face_json, crop_box_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(gallery_id, e.identity, absolute_path(e.image_path), e.sha256, e.note,
-              audit.canonical_json(face_to_json(e.crop.face)),
+              audit.canonical_json(e.crop.face.to_json()),
               json.dumps([float(v) for v in e.crop.crop_box])) for e in gallery.entries])
         conn.executemany("INSERT INTO gallery_problems (gallery_id, image_path, reason) VALUES (?, ?, ?)",
                          [(gallery_id, absolute_path(p.image_path), p.reason) for p in gallery.problems])
@@ -930,7 +917,7 @@ class CaseStore:
                     "face_json, face_manual, seed, status, ranking_json, calibration_json, probe_crop_png, "
                     "probe_crop_box_json, probe_hypotheses_npz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (audit.utc_now(), evidence_id, gallery_id, config.to_json(), audit.canonical_json(provenance),
-                     audit.canonical_json(face_to_json(result.probe_face)), int(result.probe_face.manual), config.seed,
+                     audit.canonical_json(result.probe_face.to_json()), int(result.probe_face.manual), config.seed,
                      status, json.dumps([[i, float(s)] for i, s in result.ranking]),
                      None if cal is None else json.dumps(cal.to_json(), sort_keys=True),
                      encode_png(result.probe_crop.pixels),
@@ -963,7 +950,7 @@ class CaseStore:
                 carried = self._carry_decisions(conn, search_id, evidence_id, result)
                 self._append(conn, "search", {
                     "search_id": search_id, "probe_evidence_id": evidence_id, "probe_sha256": result.probe_sha256,
-                    "gallery_id": gallery_id, "face": face_to_json(result.probe_face), "config": config.to_dict(),
+                    "gallery_id": gallery_id, "face": result.probe_face.to_json(), "config": config.to_dict(),
                     "config_digest": config.digest(), "provenance": provenance, "seed": config.seed,
                     "calibration_band_px": None if cal is None else cal.band_px,
                     "candidates": [[c.rank, c.identity, c.gallery_sha256, round(float(c.score), 6)]
@@ -986,7 +973,7 @@ class CaseStore:
         re-search never silently drops the examiner's work. A decision whose identity is not among the new
         candidates is listed as not carried. "not reviewed" is nothing to carry.
         """
-        box = face_to_json(result.probe_face)["box"]
+        box = result.probe_face.to_json()["box"]
         earlier = [int(r[0]) for r in conn.execute(
             "SELECT id, face_json FROM searches WHERE evidence_id = ? AND id < ? ORDER BY id",
             (evidence_id, search_id)) if same_probe_face(json.loads(r[1])["box"], box)]
@@ -1108,7 +1095,8 @@ class CaseStore:
             probe_hypotheses = stored("probe hypotheses (searches)", row[10], _decode_hypotheses)
         return StoredSearch(
             id=int(row[0]), created_utc=row[1], status=row[2], config=EngineConfig.from_record(json.loads(row[3])),
-            provenance=json.loads(row[4]), probe=probe, face=face_from_json(json.loads(row[6])), seed=int(row[7]),
+            provenance=json.loads(row[4]), probe=probe, face=FaceDetection.from_json(json.loads(row[6])),
+            seed=int(row[7]),
             probe_crop=probe_crop, probe_crop_box=np.asarray(json.loads(row[9]), dtype=np.float32),
             probe_hypotheses=probe_hypotheses,
             ranking=tuple((str(i), float(s)) for i, s in json.loads(row[11])), candidates=tuple(candidates),
@@ -1242,7 +1230,7 @@ class CaseStore:
                 "INSERT OR REPLACE INTO enrollment_items (enrollment_id, image_path, identity, sha256, status, "
                 "face_json, crop_box_json, reason, utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(enrollment_id, str(i.image_path), i.identity, i.sha256, i.status,
-                  None if i.face is None else audit.canonical_json(face_to_json(i.face)),
+                  None if i.face is None else audit.canonical_json(i.face.to_json()),
                   None if i.crop_box is None else json.dumps([float(v) for v in i.crop_box]), i.reason, now)
                  for i in items])
             self._append(conn, "enroll_progress", {
@@ -1260,7 +1248,8 @@ class CaseStore:
             if row is None:
                 raise CaseStoreError(f"{self.path}: no enrollment {enrollment_id}")
             items = tuple(
-                EnrollmentItem(Path(r[0]), r[1], r[2], r[3], None if r[4] is None else face_from_json(json.loads(r[4])),
+                EnrollmentItem(Path(r[0]), r[1], r[2], r[3],
+                               None if r[4] is None else FaceDetection.from_json(json.loads(r[4])),
                                None if r[5] is None else np.asarray(json.loads(r[5]), dtype=np.float32), r[6])
                 for r in self._conn.execute(
                     "SELECT image_path, identity, sha256, status, face_json, crop_box_json, reason FROM "

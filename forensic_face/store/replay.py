@@ -94,10 +94,9 @@ def _stored_frame_face(engine: Any, image: Any, frame: dict[str, Any]) -> FaceDe
     from forensic_face.engine.detect import manual_face
     from forensic_face.engine.video import box_iou
 
-    box = np.asarray(frame["box"], np.float32)
     if "landmarks" in frame:
-        return FaceDetection(box=box, score=float(frame.get("score", 1.0)),
-                             landmarks=np.asarray(frame["landmarks"], np.float32), manual=bool(frame.get("manual")))
+        return FaceDetection.from_json({"score": 1.0, **frame})
+    box = np.asarray(frame["box"], np.float32)
     if not frame.get("manual"):
         for face in engine.detector.detect([image.pixels])[0]:
             if box_iou(np.asarray(face.box), box) > 0.9:

