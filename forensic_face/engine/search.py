@@ -22,7 +22,7 @@ import torch
 import forensic_face
 from forensic_face.engine import degradations
 from forensic_face.engine.batching import map_chunks
-from forensic_face.engine.cache import cache_key
+from forensic_face.engine.cache import TemplateCache, cache_key
 from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
 from forensic_face.engine.config import EngineConfig, resolve_device
 from forensic_face.engine.detect import (
@@ -69,7 +69,9 @@ from forensic_face.engine.templates import (
     probe_template_key,
     render_gallery_hypotheses,
 )
+from forensic_face.engine.recognizers.base import Recognizer
 from forensic_face.engine.upsamplers import create_upsampler
+from forensic_face.engine.upsamplers.base import Upsampler
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +96,12 @@ class Engine:
             cache_dir = default_cache_dir() / "templates"
         self.templates = TemplateStore(cache_dir)
         self._detector: MtcnnDetector | None = None
-        self._recognizer: Any = None
-        self._upsampler: Any = None
+        self._recognizer: Recognizer | None = None
+        self._upsampler: Upsampler | None = None
         self._settings_digests: dict[int, str] = {}
 
     @property
-    def cache(self) -> Any:
+    def cache(self) -> TemplateCache:
         """The on-disk template cache (hit and miss counts for provenance and tests)."""
         return self.templates.disk
 
@@ -111,7 +113,7 @@ class Engine:
         return self._detector
 
     @property
-    def recognizer(self) -> Any:
+    def recognizer(self) -> Recognizer:
         if self._recognizer is None:
             from forensic_face.engine.recognizers import create_recognizer
 
@@ -133,7 +135,7 @@ class Engine:
         return self._recognizer
 
     @property
-    def upsampler(self) -> Any:
+    def upsampler(self) -> Upsampler:
         if self._upsampler is None:
             self._upsampler = create_upsampler(self.config.upsampler, self.device, self.config.batch_size)
         return self._upsampler
@@ -196,7 +198,8 @@ class Engine:
                               progress=progress, should_cancel=should_cancel)
 
     # -- embeddings ---------------------------------------------------------------------------------------
-    def embed(self, images: torch.Tensor, landmarks: torch.Tensor, recognizer: Any = None) -> torch.Tensor:
+    def embed(self, images: torch.Tensor, landmarks: torch.Tensor, recognizer: Recognizer | None = None
+              ) -> torch.Tensor:
         """Align/resize for the recognizer (or ``recognizer``, e.g. some members of an ensemble) and embed,
         chunked, shrinking chunks on GPU out-of-memory."""
         rec = self.recognizer if recognizer is None else recognizer
@@ -218,13 +221,13 @@ class Engine:
         return canonical_crops(entries, self.device)
 
     @property
-    def members(self) -> tuple[Any, ...]:
+    def members(self) -> tuple[Recognizer, ...]:
         """The networks that embed every face: a recognizer ensemble's members, or the one recognizer. Each
         keeps its own templates in the cache, so an ensemble reuses what its members computed alone."""
         rec = self.recognizer
         return tuple(getattr(rec, "members", (rec,)))
 
-    def template_settings_digest(self, member: Any = None) -> str:
+    def template_settings_digest(self, member: Recognizer | None = None) -> str:
         """What every cached gallery template of ``member`` (default: the recognizer) depends on besides its
         image: the network, degradations, seed."""
         rec = self.recognizer if member is None else member
@@ -236,7 +239,7 @@ class Engine:
             )
         return self._settings_digests[id(rec)]
 
-    def recognizer_digest(self, member: Any = None) -> str:
+    def recognizer_digest(self, member: Recognizer | None = None) -> str:
         """What a probe's templates by ``member`` (default: the recognizer) depend on besides its crop and
         upsampler: the network and the canonical crop. Not the gallery's degradations or seed: changing the
         budget must not re-run super-resolution."""

@@ -14,14 +14,18 @@ import hashlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
-from forensic_face.engine.config import VIDEO_FUSIONS, EngineConfig
+from forensic_face.engine.config import VIDEO_FUSIONS
 from forensic_face.engine.errors import ConfigError, ImageLoadError, NoFaceDetected
 from forensic_face.engine.imaging import LoadedImage, open_regular_file, sha256_file
 from forensic_face.engine.results import Candidate, FaceDetection, Gallery, SearchResult
+
+if TYPE_CHECKING:  # the engine calls into this module; only the type is needed here
+    from forensic_face.engine.search import Engine
 
 #: Height of the face thumbnails kept per track face (a two-hour clip sampled every 5th frame keeps ~1 MB/1000).
 THUMBNAIL_PX = 48
@@ -671,13 +675,13 @@ def fuse_rankings(results: Sequence[SearchResult], weights: Sequence[float] | No
     return tuple(sorted(((i, round(s, 12)) for i, s in fused.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
-def search_track(engine: object, video: VideoEvidence, track: Track, gallery: object, num_frames: int | None = None,
+def search_track(engine: Engine, video: VideoEvidence, track: Track, gallery: Gallery, num_frames: int | None = None,
                  progress: Progress = None, should_cancel: ShouldCancel = None,
                  fusion: str | None = None) -> FusedVideoResult:
     """Search the ``num_frames`` best faces of ``track`` with the full method and fuse them, quality-weighted,
     by ``fusion`` (one of :data:`~forensic_face.engine.config.VIDEO_FUSIONS`); both default to the engine's
     configuration (``video_frames``, ``video_fusion``)."""
-    config: EngineConfig = engine.config  # type: ignore[attr-defined]
+    config = engine.config
     num_frames = num_frames or config.video_frames
     fusion = fusion or config.video_fusion
     if fusion not in VIDEO_FUSIONS:
@@ -689,7 +693,7 @@ def search_track(engine: object, video: VideoEvidence, track: Track, gallery: ob
         check_cancel(should_cancel)
         images.append(frame_image(video, item.frame_index, item.frame_sha256))
     if fusion == "template-mean":
-        result = engine.search_views([(image, item.face) for image, item in zip(images, chosen)],  # type: ignore[attr-defined]
+        result = engine.search_views([(image, item.face) for image, item in zip(images, chosen)],
                                      gallery, weights=qualities, progress=progress, should_cancel=should_cancel)
         return FusedVideoResult(video=video, track_id=track.id, frames=tuple(chosen), results=(result,),
                                 ranking=result.ranking, fusion=fusion)
@@ -700,7 +704,7 @@ def search_track(engine: object, video: VideoEvidence, track: Track, gallery: ob
             if progress is not None:
                 progress(done, total, f"frame {n}/{len(chosen)} (#{item.frame_index}): {message}")
 
-        results.append(engine.search(image, gallery, face=item.face, progress=frame_progress,  # type: ignore[attr-defined]
+        results.append(engine.search(image, gallery, face=item.face, progress=frame_progress,
                                      should_cancel=should_cancel))
     return FusedVideoResult(video=video, track_id=track.id, frames=tuple(chosen), results=tuple(results),
                             ranking=fuse_rankings(results, qualities), fusion=fusion)
