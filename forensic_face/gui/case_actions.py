@@ -20,6 +20,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog
 
 from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.engine.results import Gallery, SearchResult
 from forensic_face.gui import jobs
 from forensic_face.gui.candidates import CandidateTable
 from forensic_face.gui.case_session import CaseSession, RestoredCase, gallery_matches, search_line
@@ -27,6 +28,7 @@ from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.history_panel import HistoryPanel
 from forensic_face.gui.probe_panel import ProbePanel
 from forensic_face.gui.settings import WindowState
+from forensic_face.gui.worker import JobRunner
 from forensic_face.settings import load_examiner, save_examiner
 
 log = logging.getLogger(__name__)
@@ -45,13 +47,13 @@ class CaseActions:
     candidates: CandidateTable
     history_panel: HistoryPanel
     probe_dock: QDockWidget
-    runner: Any
-    gallery: Any
+    runner: JobRunner
+    gallery: Gallery | None
     open_reports: bool
     _shown_search_id: int | None
     _reopen_gallery: Path | None
     _case_offered: bool
-    _result: Any
+    _result: SearchResult | None
 
     # Case store (optional) ----------------------------------------------------------------------------------
     @Slot()
