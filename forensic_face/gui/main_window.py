@@ -840,6 +840,7 @@ class MainWindow(CaseActions, QMainWindow):
         if outcome.index == self.probe_panel.current_index():
             self.show_result(outcome.result)
 
+    # Result views ------------------------------------------------------------------------------------------
     def current_result(self) -> SearchResult | None:
         return self._result
 
