@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
 
     from forensic_face.engine import Engine
-    from forensic_face.gui.main_window import WARM_SIZE_BINS
+    from forensic_face.gui.jobs import WARM_SIZE_BINS
 
     config = EngineConfig(device=args.device)
     if args.budget:

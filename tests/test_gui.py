@@ -20,7 +20,9 @@ from forensic_face.gui.drops import paths_from_mime
 from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.candidates import DECISION_COLUMN
 from forensic_face.gui.images import enlarge_nearest, to_qimage
-from forensic_face.gui.probe_panel import FaceBoxView, ProbePanel, ProbeRecord
+from forensic_face.gui.probe_canvas import FaceBoxView
+from forensic_face.gui.probe_panel import ProbePanel
+from forensic_face.gui.probe_records import ProbeRecord
 from forensic_face.gui.settings import WindowState
 from forensic_face.gui.settings_dialog import SettingsDialog
 from forensic_face.gui.worker import EngineHolder, JobRunner, fallback_configs
@@ -132,16 +134,16 @@ def test_drops_are_copies_never_moves(qtbot, app, probe_files) -> None:  # type:
 def test_a_report_with_no_pdf_viewer_says_so(tmp_path: Path, qtbot, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from types import SimpleNamespace
 
-    from forensic_face.gui import main_window
-    from forensic_face.gui.main_window import JobResult, MainWindow
+    from forensic_face.gui import case_actions
+    from forensic_face.gui.main_window import MainWindow
 
     window = MainWindow(config=FAST, state=WindowState(tmp_path / "state.ini"))
     qtbot.addWidget(window)
-    monkeypatch.setattr(main_window.QDesktopServices, "openUrl", lambda url: False)
+    monkeypatch.setattr(case_actions.QDesktopServices, "openUrl", lambda url: False)
     report = SimpleNamespace(path=tmp_path / "r.pdf", num_pages=3, sha256="0" * 64,
                              verification=SimpleNamespace(ok=True))
     window.open_reports = True
-    window._on_finished("report", JobResult(report, None))
+    window.report_written(report)
     assert "no PDF viewer could be opened" in window.banner.text()
 
 
@@ -888,7 +890,7 @@ def test_report_dialog_lists_searches_with_their_whole_probe_names(qtbot, app, t
 
 # Looking at the probe ----------------------------------------------------------------------------------------
 def test_probe_view_zooms_and_pans(qtbot, app) -> None:  # type: ignore[no-untyped-def]
-    from forensic_face.gui.probe_panel import ZOOM_STEP
+    from forensic_face.gui.probe_canvas import ZOOM_STEP
 
     view = FaceBoxView()
     qtbot.addWidget(view)

@@ -76,7 +76,7 @@ def clip_probe(tmp: Path):  # type: ignore[no-untyped-def]
     from forensic_face.engine.imaging import LoadedImage
     from forensic_face.engine.results import FaceDetection, ImageDetections
     from forensic_face.engine.video import Track, TrackFace, VideoEvidence
-    from forensic_face.gui.probe_panel import ProbeRecord
+    from forensic_face.gui.probe_records import ProbeRecord
 
     rng = np.random.default_rng(1)
     path = tmp / "parking lot camera 3 — 2026-11-30 23.41.07.mp4"

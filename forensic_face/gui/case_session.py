@@ -24,7 +24,7 @@ from forensic_face.engine.results import (
     GalleryEntry,
     ImageDetections,
 )
-from forensic_face.gui.probe_panel import ProbeRecord
+from forensic_face.gui.probe_records import ProbeRecord
 from forensic_face.store.case_store import (
     CaseStore,
     EvidenceItem,

@@ -1,25 +1,30 @@
-"""The investigator's main window."""
+"""The investigator's main window: its layout, the gallery, probes and searches, and the views of a result.
+
+Background work is started with :meth:`MainWindow._start` as a function of :mod:`forensic_face.gui.jobs` with
+its arguments bound, together with the handler that shows its value; the case, decision and report actions are
+the :class:`~forensic_face.gui.case_actions.CaseActions` mixin.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl, Slot
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDesktopServices,
     QGuiApplication,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -34,24 +39,20 @@ from PySide6.QtWidgets import (
 import forensic_face
 from forensic_face.calibration import Calibration, calibration_for_result, why_no_calibration
 from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import Cancelled, ForensicFaceError
-from forensic_face.engine.imaging import IMAGE_SUFFIXES, load_image
-from forensic_face.engine.results import Gallery, GalleryEntry, SearchResult
+from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.engine.imaging import IMAGE_SUFFIXES, LoadedImage
+from forensic_face.engine.results import FaceDetection, Gallery, GalleryEntry, SearchResult
+from forensic_face.gui import jobs
 from forensic_face.gui.candidates import CandidateTable
-from forensic_face.gui.case_session import (
-    CaseSession,
-    RestoredCase,
-    gallery_for_view,
-    gallery_matches,
-    restore_case,
-    search_line,
-)
+from forensic_face.gui.case_actions import CaseActions
+from forensic_face.gui.case_session import CaseSession, gallery_for_view, gallery_matches
 from forensic_face.gui.comparison import ComparisonView
 from forensic_face.gui.eta import TimeLeft, format_time_left
 from forensic_face.gui.gallery_panel import GalleryPanel
 from forensic_face.gui.heatmaps import HeatmapPanel
 from forensic_face.gui.history_panel import HistoryPanel
-from forensic_face.gui.probe_panel import ProbePanel, ProbeRecord
+from forensic_face.gui.probe_panel import ProbePanel
+from forensic_face.gui.probe_records import ProbeRecord
 from forensic_face.gui.settings import WindowState
 from forensic_face.gui.settings_dialog import SettingsDialog
 from forensic_face.gui.widgets import ElidedLabel, MessageBanner
@@ -59,9 +60,10 @@ from forensic_face.gui.worker import (
     EngineFactory,
     EngineHolder,
     JobRunner,
+    Task,
     default_engine_factory,
 )
-from forensic_face.settings import load_examiner, save_examiner, save_settings
+from forensic_face.settings import save_settings
 
 log = logging.getLogger(__name__)
 
@@ -80,156 +82,30 @@ JOB_TITLES = {
     "case": "Opening the case",
 }
 
-#: Every how many frames a video is sampled for tracks (detected, or started from a drawn box).
-VIDEO_STRIDE = 5
-
 #: Below this available screen height the gallery and probe docks are tabbed instead of stacked.
 SHORT_SCREEN_PX = 1000
 
-#: Probe crop size bins prepared by "Prepare gallery": 1.3x crops of faces about 15-31 px wide.
-WARM_SIZE_BINS = (20, 24, 28, 32, 36, 40)
+
+def _nothing_to_show(_value: Any) -> None:
+    """A job whose outcome no view shows (tests start such jobs)."""
 
 
 @dataclass(frozen=True)
-class SearchOutcome:
-    """One probe's search as the worker hands it back: where it goes, the result, and its case record."""
+class RunningJob:
+    """How the window shows the outcome of the job it started: each job carries its own handlers, so adding a job
+    adds none to a switch."""
 
-    index: int
-    result: SearchResult | None
-    warning: str
-    search_id: int | None
-    #: The probe's searches in the case, this one included (None: not recorded).
-    history: Any = None
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """A "search all probes" job: the searches done (all of them unless it was cancelled)."""
-
-    searches: tuple[SearchOutcome, ...]
-    total: int
-    cancelled: bool
+    name: str
+    done: Callable[[Any], None] = _nothing_to_show
+    #: Shows the failure's message (and undoes what the job's start showed); None: the message as an error.
+    failed: Callable[[str], None] | None = None
+    #: Says the job was cancelled (and undoes what its start showed); None: "<job title> cancelled."
+    cancelled: Callable[[], None] | None = None
+    #: Shows an intermediate value the job hands over while it runs (the provisional ranking of a search).
+    partial: Callable[[Any], None] = _nothing_to_show
 
 
-@dataclass(frozen=True)
-class EngineStatus:
-    """What the status bar shows about the engine; computed on the worker thread."""
-
-    device: str
-    model: str
-    cache: str
-
-
-@dataclass(frozen=True)
-class JobResult:
-    value: Any
-    status: EngineStatus | None
-
-
-def engine_status(engine: Any) -> EngineStatus:
-    """Read the engine's device, models and cache state (may touch the disk: call it off the GUI thread)."""
-    device = str(getattr(engine, "device", "?"))
-    # The configured names: touching engine.recognizer here would load the model as a side effect.
-    recognizer, upsampler = engine.config.recognizer, engine.config.upsampler
-    cache = getattr(engine, "cache", None)
-    try:
-        cache_text = cache.describe() if cache is not None and hasattr(cache, "describe") else "template cache: n/a"
-    except OSError as exc:
-        cache_text = f"template cache unreadable ({exc.strerror or exc})"
-    return EngineStatus(device=device, model=f"{recognizer} · {upsampler}", cache=cache_text)
-
-
-def _with_status(fn: Any) -> Any:
-    def task(engine: Any, progress: Any, should_cancel: Any) -> JobResult:
-        value = fn(engine, progress, should_cancel)
-        return JobResult(value=value, status=engine_status(engine) if engine is not None else None)
-
-    return task
-
-
-#: Tracks of a video listed as probes (longest first); how many best frames a search fuses is a setting
-#: (``EngineConfig.video_frames``).
-MAX_VIDEO_TRACKS = 5
-
-
-def load_video_probes(path: Path, engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
-    """A video becomes one probe per face track (``forensic_face.engine.video``): its image is the track's best
-    frame and its face that frame's; a search of it fuses the track's best frames."""
-    from forensic_face.engine.errors import NoFaceDetected
-    from forensic_face.engine.video import find_tracks, frame_image, open_video
-
-    record = ProbeRecord(path=path)
-    try:
-        video = open_video(path)
-        tracks = find_tracks(video, lambda image: engine.detector.detect([image.pixels])[0], VIDEO_STRIDE,
-                             progress=lambda d, t, m: progress(d, t, f"Following faces in {path.name}: {m}"),
-                             should_cancel=should_cancel, embed=engine.face_templates)
-    except Cancelled:
-        raise
-    except NoFaceDetected:
-        # Not an error: the examiner scrubs to a frame and draws the face the detector missed.
-        image = frame_image(video, 0)
-        return [ProbeRecord(path=path, image=image, video_track=(video, None), video_frame=0,
-                            detections=_frame_detections(path, image, ()))]
-    except ForensicFaceError as exc:
-        record.error = str(exc)
-        return [record]
-    return [video_track_record(path, video, track) for track in tracks[:MAX_VIDEO_TRACKS]]
-
-
-def _frame_detections(path: Path, image: Any, faces: tuple[Any, ...]) -> Any:
-    from forensic_face.engine.results import ImageDetections
-
-    return ImageDetections(source=str(path), sha256=image.sha256, width=image.width, height=image.height,
-                           faces=faces, upsample_factor=1.0)
-
-
-def video_track_record(path: Path, video: Any, track: Any) -> ProbeRecord:
-    """The probe of one track: shown by its best frame, with that frame's face."""
-    from forensic_face.engine.video import frame_image
-
-    best = track.best(1)[0]
-    image = frame_image(video, best.frame_index, best.frame_sha256)
-    return ProbeRecord(path=path, image=image, video_track=(video, track), video_frame=best.frame_index,
-                       detections=_frame_detections(path, image, (best.face,)))
-
-
-def drawn_track_text(track: Any) -> str:
-    """What following a drawn face gave, counted as it is (one frame is one frame)."""
-    first, last = track.faces[0].frame_index, track.last.frame_index
-    if len(track.faces) == 1:
-        return f"the drawn face was found on 1 sampled frame only (frame {first}): nothing to fuse it with"
-    return f"the drawn face followed on {len(track.faces)} sampled frames (frames {first}–{last})"
-
-
-def load_probes(paths: list[Path], engine: Any, progress: Any, should_cancel: Any) -> list[ProbeRecord]:
-    """Load each still (hashing its bytes) and detect its faces, or follow the faces of each video; per-file
-    problems go into the record."""
-    from forensic_face.engine.video import is_video_path
-
-    records = []
-    total = len(paths)
-    for i, path in enumerate(paths):
-        if should_cancel():
-            raise Cancelled()
-        if is_video_path(path):
-            records.extend(load_video_probes(path, engine, progress, should_cancel))
-            continue
-        progress(i, total, f"Detecting faces in {path.name}")
-        record = ProbeRecord(path=path)
-        try:
-            record.image = load_image(path)
-            record.detections = engine.detect(record.image)
-        except Cancelled:
-            raise
-        except ForensicFaceError as exc:
-            record.error = str(exc)
-        records.append(record)
-    progress(total, total, "Faces detected")
-    return records
-
-
-class MainWindow(QMainWindow):
+class MainWindow(CaseActions, QMainWindow):
     """Gallery and probe panels (docks), the ranked candidates, the comparison view and the heatmaps."""
 
     def __init__(self, config: EngineConfig | None = None, engine_factory: EngineFactory = default_engine_factory,
@@ -255,6 +131,8 @@ class MainWindow(QMainWindow):
         self._case_offered = False
         self._time_left = TimeLeft()
         self._no_calibration = ""
+        #: The running job's handlers (None: no job runs).
+        self._job: RunningJob | None = None
         #: Open a written report in the system's PDF viewer (tests turn it off).
         self.open_reports = True
 
@@ -578,7 +456,7 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"model: {self.config.recognizer} · {self.config.upsampler} (not loaded)")
         self.cache_label.setText(self.cache_label.full_text() or "template cache: —")
 
-    def _apply_status(self, status: EngineStatus | None) -> None:
+    def _apply_status(self, status: jobs.EngineStatus | None) -> None:
         if status is None:
             return
         self.device_label.setText(f"device: {status.device}")
@@ -610,12 +488,28 @@ class MainWindow(QMainWindow):
         self._rebuild_recent_menus()
 
     # Jobs ---------------------------------------------------------------------------------------------------
-    def _start(self, name: str, task: Any) -> bool:
+    def _start(self, name: str, task: Task, *, on_done: Callable[[Any], None] = _nothing_to_show,
+               on_failed: Callable[[str], None] | None = None, on_cancelled: Callable[[], None] | None = None,
+               on_partial: Callable[[Any], None] = _nothing_to_show, needs_engine: bool = True) -> bool:
+        """Run ``task`` (a :mod:`forensic_face.gui.jobs` function with its arguments bound) as the job ``name``;
+        ``on_done`` shows its value. A failure is shown as an error and a cancel as such unless ``on_failed`` /
+        ``on_cancelled`` say otherwise."""
         if self.runner.busy:
             self.show_message(f"Wait for “{JOB_TITLES.get(self.runner.job_name, self.runner.job_name)}” to finish "
                               "or cancel it (Esc).", "warning")
             return False
-        return self.runner.start(name, _with_status(task))
+        self._job = RunningJob(name, on_done, on_failed, on_cancelled, on_partial)
+        return self.runner.start(name, jobs.with_status(task), needs_engine=needs_engine)
+
+    def _handlers(self, name: str) -> RunningJob:
+        """The handlers of the job ``name`` that the window started (the defaults for one it did not)."""
+        return self._job if self._job is not None and self._job.name == name else RunningJob(name)
+
+    def _show_failure(self, message: str) -> None:
+        self.show_message(message, "error")
+
+    def _show_cancelled(self, name: str) -> None:
+        self.show_message(f"{JOB_TITLES.get(name, name)} cancelled.", "info")
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
@@ -627,6 +521,8 @@ class MainWindow(QMainWindow):
             self.job_label.setText(JOB_TITLES.get(self.runner.job_name, self.runner.job_name) + "…")
             self.progress.setRange(0, 0)
             self.cancel_button.setEnabled(True)
+        else:
+            self._job = None
         self._update_actions()
         if not busy and self._reopen_gallery is not None:  # first: a pending render waits for the enrollment
             folder, self._reopen_gallery = self._reopen_gallery, None
@@ -647,102 +543,24 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str)
     def _on_failed(self, name: str, message: str) -> None:
-        if name == "render":
-            self.heatmaps.fail_render("could not render this hypothesis")
-        if name == "enroll":
-            self.gallery_panel.summary.setText("Enrollment failed — see the message above")
-        hint = ""
-        if name == "search" and "no face" in message.lower():
-            hint = " Drag on the probe image to draw the face box, then search again."
-        self.show_message(message + hint, "error")
+        (self._handlers(name).failed or self._show_failure)(message)
 
     @Slot(str, str)
-    def _on_cancelled(self, name: str, message: str) -> None:
-        if name == "render":
-            self.heatmaps.fail_render("cancelled")
-            return
-        if name == "enroll":
-            self.gallery_panel.summary.setText("Enrollment cancelled" if self.gallery is None
-                                               else self.gallery_panel.summary.text())
-            if self.gallery is not None:
-                self.gallery_panel.set_gallery(self.gallery)
-        self.show_message(f"{JOB_TITLES.get(name, name)} cancelled.", "info")
+    def _on_cancelled(self, name: str, _message: str) -> None:
+        cancelled = self._handlers(name).cancelled
+        if cancelled is None:
+            self._show_cancelled(name)
+        else:
+            cancelled()
 
     @Slot(str, object)
-    def _on_finished(self, name: str, outcome: JobResult) -> None:
+    def _on_partial(self, name: str, value: Any) -> None:
+        self._handlers(name).partial(value)
+
+    @Slot(str, object)
+    def _on_finished(self, name: str, outcome: jobs.JobResult) -> None:
         self._apply_status(outcome.status)
-        value = outcome.value
-        if name == "enroll":
-            self._enrolled(value)
-        elif name == "probes":
-            self.probe_panel.add_records(value)
-            self.probe_dock.raise_()  # tabbed on a short screen: show the probes just added
-            failed = [r for r in value if r.error]
-            no_face = [r for r in value if not r.error and not r.faces]
-            if failed:
-                self.show_message(f"{len(failed)} probe(s) could not be loaded: " + failed[0].error, "warning")
-            elif no_face:
-                self.show_message(f"No face found in {', '.join(r.path.name for r in no_face[:3])}: drag on the "
-                                  "image to draw the face box.", "warning")
-        elif name == "manual":
-            index, face = value
-            if 0 <= index < len(self.probe_panel.records):
-                record = self.probe_panel.records[index]
-                record.manual_face = face
-                record.face_index = -1
-                record.result = None
-                self.probe_panel.update_record(index)
-                self._on_probe_changed(index)
-        elif name == "frame":
-            index, frame_index, image = value
-            if 0 <= index < len(self.probe_panel.records):
-                record = self.probe_panel.records[index]
-                faces = tuple(f.face for f in (record.track.faces if record.track is not None else ())
-                              if f.frame_index == frame_index)
-                record.image, record.video_frame = image, frame_index
-                record.detections = _frame_detections(record.path, image, faces)
-                record.face_index = 0
-                self.probe_panel.update_record(index)
-        elif name == "video-track":
-            index, new = value
-            records = self.probe_panel.records
-            if 0 <= index < len(records) and records[index].track is None and records[index].path == new.path:
-                records[index] = new  # the clip had no track: the drawn one replaces it
-                self.probe_panel.update_record(index)
-                self._on_probe_changed(index)
-            else:
-                self.probe_panel.add_records([new])
-            self.show_message(f"Track {new.track.id}: {drawn_track_text(new.track)}.", "info")
-        elif name == "search":
-            self._apply_search(value)
-            if value.warning:
-                self.show_message(value.warning, "warning")
-        elif name == "search-all":
-            for outcome in value.searches:
-                self._apply_search(outcome)
-            warnings = [o.warning for o in value.searches if o.warning]
-            searched = sum(o.result is not None for o in value.searches)
-            text = (f"Searched {searched} of {value.total} probes" + (" before the cancel" if value.cancelled else "")
-                    + "." + (f" {len(warnings)} problem(s): {warnings[0]}" if warnings else ""))
-            self.show_message(text, "warning" if warnings or value.cancelled else "info")
-        elif name == "warm":
-            self.show_message(f"Gallery prepared: {value} portrait x size template stacks for 15-30 px faces; "
-                              "searches of such probes now start from the cache.", "info")
-        elif name == "report":
-            self.show_message(f"Report written: {value.path} ({value.num_pages} pages, SHA-256 "
-                              f"{value.sha256[:16]}…); case verification "
-                              f"{'intact' if value.verification.ok else 'NOT INTACT'}.",
-                              "info" if value.verification.ok else "warning")
-            if self.open_reports and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(value.path))):
-                self.show_message(f"Report written to {value.path}, but no PDF viewer could be opened for it; "
-                                  "open the file with a PDF viewer of your choice.", "warning")
-        elif name == "render":
-            scale, label, pixels = value
-            self.heatmaps.set_gallery_image(scale, label, pixels)
-        elif name == "about":
-            self._show_about_text(value)
-        elif name == "case":
-            self._apply_restored_case(value)
+        self._handlers(name).done(outcome.value)
         self._update_actions()
 
     @Slot()
@@ -768,7 +586,8 @@ class MainWindow(QMainWindow):
         if not folder.is_dir():
             self.show_message(f"The gallery folder {folder} does not exist or is not a folder.", "error")
             return False
-        if not self._start("enroll", lambda eng, p, c: eng.enroll(folder, progress=p, should_cancel=c)):
+        if not self._start("enroll", functools.partial(jobs.enroll_gallery, folder=folder), on_done=self._enrolled,
+                           on_failed=self._enroll_failed, on_cancelled=self._enroll_cancelled):
             return False
         self._pending_gallery = folder
         self.gallery_panel.set_enrolling(folder)
@@ -798,6 +617,17 @@ class MainWindow(QMainWindow):
             msg += f" {len(gallery.problems)} image(s) could not be enrolled; see the Problems list."
         self.show_message(msg, "warning" if gallery.problems else "info")
 
+    def _enroll_failed(self, message: str) -> None:
+        self.gallery_panel.summary.setText("Enrollment failed — see the message above")
+        self._show_failure(message)
+
+    def _enroll_cancelled(self) -> None:
+        self.gallery_panel.summary.setText("Enrollment cancelled" if self.gallery is None
+                                           else self.gallery_panel.summary.text())
+        if self.gallery is not None:
+            self.gallery_panel.set_gallery(self.gallery)
+        self._show_cancelled("enroll")
+
     def gallery_entry(self, sha256: str) -> GalleryEntry | None:
         """The open gallery's portrait, else the crop stored with the case's searches (None: neither)."""
         for entry in self.gallery.entries if self.gallery is not None else ():
@@ -824,7 +654,18 @@ class MainWindow(QMainWindow):
         if not new:
             return False
         self.state.set_value("dirs/probes", str(new[0].parent))
-        return self._start("probes", lambda eng, p, c: load_probes(new, eng, p, c))
+        return self._start("probes", functools.partial(jobs.load_probes, paths=new), on_done=self._probes_loaded)
+
+    def _probes_loaded(self, records: list[ProbeRecord]) -> None:
+        self.probe_panel.add_records(records)
+        self.probe_dock.raise_()  # tabbed on a short screen: show the probes just added
+        failed = [r for r in records if r.error]
+        no_face = [r for r in records if not r.error and not r.faces]
+        if failed:
+            self.show_message(f"{len(failed)} probe(s) could not be loaded: " + failed[0].error, "warning")
+        elif no_face:
+            self.show_message(f"No face found in {', '.join(r.path.name for r in no_face[:3])}: drag on the "
+                              "image to draw the face box.", "warning")
 
     @Slot(int, tuple)
     def refine_box(self, index: int, box: tuple[float, float, float, float]) -> bool:
@@ -833,49 +674,57 @@ class MainWindow(QMainWindow):
             return False
         if record.video is not None:
             return self.track_drawn_face(index, box)
-        pixels = record.image.pixels
+        return self._start("manual", functools.partial(jobs.refine_drawn_box, pixels=record.image.pixels, box=box),
+                           on_done=functools.partial(self._face_refined, index))
 
-        def task(engine: Any, _progress: Any, _cancel: Any) -> tuple[int, Any]:
-            from forensic_face.engine.detect import manual_face
-
-            return index, manual_face(pixels, box, engine.detector)
-
-        return self._start("manual", task)
+    def _face_refined(self, index: int, face: FaceDetection) -> None:
+        if 0 <= index < len(self.probe_panel.records):
+            record = self.probe_panel.records[index]
+            record.manual_face = face
+            record.face_index = -1
+            record.result = None
+            self.probe_panel.update_record(index)
+            self._on_probe_changed(index)
 
     def track_drawn_face(self, index: int, box: tuple[float, float, float, float]) -> bool:
         """A box drawn on a video frame starts a track there (``engine.video.track_from_box``), followed backwards
         and forwards by detections and by the face patch; it becomes a probe of its own (or the clip's first
         track)."""
         record = self.probe_panel.records[index]
-        video, frame_index = record.video, record.video_frame
         used = {r.track.id for r in self.probe_panel.records if r.path == record.path and r.track is not None}
-        track_id = max(used, default=0) + 1
+        task = functools.partial(jobs.track_drawn_face, path=record.path, video=record.video,
+                                 frame_index=record.video_frame, box=box, track_id=max(used, default=0) + 1)
+        return self._start("video-track", task, on_done=functools.partial(self._track_followed, index))
 
-        def task(engine: Any, progress: Any, cancel: Any) -> tuple[int, ProbeRecord]:
-            from forensic_face.engine.detect import manual_face
-            from forensic_face.engine.video import track_from_box
-
-            track = track_from_box(video, frame_index, box, lambda pixels, b: manual_face(pixels, b, engine.detector),
-                                   detect=lambda image: engine.detector.detect([image.pixels])[0],
-                                   stride=VIDEO_STRIDE, track_id=track_id, progress=progress, should_cancel=cancel)
-            return index, video_track_record(record.path, video, track)
-
-        return self._start("video-track", task)
+    def _track_followed(self, index: int, new: ProbeRecord) -> None:
+        records = self.probe_panel.records
+        if 0 <= index < len(records) and records[index].track is None and records[index].path == new.path:
+            records[index] = new  # the clip had no track: the drawn one replaces it
+            self.probe_panel.update_record(index)
+            self._on_probe_changed(index)
+        else:
+            self.probe_panel.add_records([new])
+        self.show_message(f"Track {new.track.id}: {jobs.drawn_track_text(new.track)}.", "info")
 
     @Slot(int, int)
     def show_video_frame(self, index: int, frame_index: int) -> bool:
         """Decode frame ``frame_index`` of the video probe ``index`` and show it (to draw on)."""
         record = self.probe_panel.records[index]
-        video = record.video
-        if video is None:
+        if record.video is None:
             return False
+        return self._start("frame", functools.partial(jobs.decode_video_frame, video=record.video,
+                                                      frame_index=frame_index),
+                           on_done=functools.partial(self._frame_decoded, index, frame_index))
 
-        def task(_engine: Any, _progress: Any, _cancel: Any) -> tuple[int, int, Any]:
-            from forensic_face.engine.video import frame_image
-
-            return index, frame_index, frame_image(video, frame_index)
-
-        return self._start("frame", task)
+    def _frame_decoded(self, index: int, frame_index: int, image: LoadedImage) -> None:
+        if 0 <= index < len(self.probe_panel.records):
+            record = self.probe_panel.records[index]
+            faces = tuple(f.face for f in (record.track.faces if record.track is not None else ())
+                          if f.frame_index == frame_index)
+            record.image, record.video_frame = image, frame_index
+            record.detections = jobs.frame_detections(record.path, image, faces)
+            record.face_index = 0
+            self.probe_panel.update_record(index)
 
     @Slot(int)
     def _on_probe_changed(self, index: int) -> None:
@@ -898,51 +747,27 @@ class MainWindow(QMainWindow):
                               "warning")
             return False
         self._offer_case()
-        index = self.probe_panel.current_index()
-        image, gallery, face, video_track = record.image, self.gallery, record.chosen_face, record.video_track
-        video, track = record.video, record.track
+        probe = jobs.ProbeSearch(self.probe_panel.current_index(), record.image, record.chosen_face,
+                                 record.video_track)
+        task = functools.partial(jobs.search_probe, probe=probe, gallery=self.gallery, case_store=self.case_store,
+                                 show_provisional=functools.partial(self.runner.partial.emit, "search"))
+        return self._start("search", task, on_done=self._searched, on_failed=self._search_failed,
+                           on_partial=self._show_provisional)
 
-        def task(engine: Any, progress: Any, cancel: Any) -> SearchOutcome:
-            # A first ranking within seconds; the full method then refines it (minutes on a new gallery).
-            progress(0, 1, "provisional ranking")
-            try:
-                first_image, first_face = image, face
-                if track is not None:  # the track's best frame, whatever frame is shown
-                    from forensic_face.engine.video import frame_image
+    def _searched(self, outcome: jobs.SearchOutcome) -> None:
+        self._apply_search(outcome)
+        if outcome.warning:
+            self.show_message(outcome.warning, "warning")
 
-                    best = track.best(1)[0]
-                    first_image, first_face = frame_image(video, best.frame_index, best.frame_sha256), best.face
-                self.runner.partial.emit("search", (index, engine.provisional_search(first_image, gallery,
-                                                                                      first_face)))
-            except ForensicFaceError as exc:
-                log.warning("no provisional ranking: %s", exc)
-            return self._search_one(engine, index, image, gallery, face, progress, cancel, video_track)
+    def _search_failed(self, message: str) -> None:
+        hint = " Drag on the probe image to draw the face box, then search again." if "no face" in message.lower() \
+            else ""
+        self._show_failure(message + hint)
 
-        return self._start("search", task)
-
-    def _search_one(self, engine: Any, index: int, image: Any, gallery: Gallery, face: Any, progress: Any,
-                    cancel: Any, video_track: Any = None) -> SearchOutcome:
-        """One probe's search on the worker thread, its gallery variants rendered for the views (one batch per
-        degradation path) and recorded in the open case. A video track's best frames are searched and fused."""
-        if video_track is not None:
-            from forensic_face.engine.video import fused_search_result, search_track
-
-            video, track = video_track
-            fused = search_track(engine, video, track, gallery, progress=progress, should_cancel=cancel)
-            result = fused_search_result(fused, gallery, engine.config.top_k)
-        else:
-            result = engine.search(image, gallery, face=face, progress=progress, should_cancel=cancel)
-        result = engine.with_gallery_images(result, gallery)
-        warning, search_id = self.record_in_case(result, engine.config, gallery)
-        history = None
-        if search_id is not None and self.case_store is not None:
-            from forensic_face.store.history import probe_history
-
-            try:
-                history = probe_history(self.case_store, search_id)
-            except ForensicFaceError as exc:
-                warning = f"The search was recorded as #{search_id} but its history cannot be read: {exc}"
-        return SearchOutcome(index, result, warning, search_id, history)
+    def _show_provisional(self, value: tuple[int, SearchResult]) -> None:
+        index, result = value
+        if index == self.probe_panel.current_index():
+            self.show_result(result)
 
     @Slot()
     def warm_gallery(self) -> bool:
@@ -950,12 +775,12 @@ class MainWindow(QMainWindow):
         if self.gallery is None:
             self.show_message("Open a gallery first (Ctrl+G).", "warning")
             return False
-        entries = self.gallery.entries
+        return self._start("warm", functools.partial(jobs.warm_gallery, entries=self.gallery.entries),
+                           on_done=self._gallery_warmed)
 
-        def task(engine: Any, progress: Any, cancel: Any) -> int:
-            return engine.warm_gallery(entries, WARM_SIZE_BINS, progress=progress, should_cancel=cancel)
-
-        return self._start("warm", task)
+    def _gallery_warmed(self, num_stacks: int) -> None:
+        self.show_message(f"Gallery prepared: {num_stacks} portrait x size template stacks for 15-30 px faces; "
+                          "searches of such probes now start from the cache.", "info")
 
     @Slot()
     def search_all(self) -> bool:
@@ -988,31 +813,23 @@ class MainWindow(QMainWindow):
     def _search_batch(self, indices: list[int]) -> bool:
         """Search the probes ``indices`` as one queued job (see :meth:`search_all`)."""
         records = self.probe_panel.records
-        todo = [(k, records[k].image, records[k].chosen_face,
-                 records[k].video_track if records[k].track is not None else None) for k in indices]
+        probes = tuple(jobs.ProbeSearch(k, records[k].image, records[k].chosen_face,
+                                        records[k].video_track if records[k].track is not None else None)
+                       for k in indices)
         self._offer_case()
-        gallery = self.gallery
+        task = functools.partial(jobs.search_probes, probes=probes, gallery=self.gallery, case_store=self.case_store)
+        return self._start("search-all", task, on_done=self._batch_searched)
 
-        def task(engine: Any, progress: Any, cancel: Any) -> BatchOutcome:
-            done: list[SearchOutcome] = []
-            for n, (index, image, face, video_track) in enumerate(todo, start=1):
-                name = image.path.name
+    def _batch_searched(self, batch: jobs.BatchOutcome) -> None:
+        for outcome in batch.searches:
+            self._apply_search(outcome)
+        warnings = [o.warning for o in batch.searches if o.warning]
+        searched = sum(o.result is not None for o in batch.searches)
+        text = (f"Searched {searched} of {batch.total} probes" + (" before the cancel" if batch.cancelled else "")
+                + "." + (f" {len(warnings)} problem(s): {warnings[0]}" if warnings else ""))
+        self.show_message(text, "warning" if warnings or batch.cancelled else "info")
 
-                def probe_progress(d: int, t: int, message: str, n: int = n, name: str = name) -> None:
-                    progress(d, t, f"probe {n}/{len(todo)} ({name}): {message}")
-
-                try:
-                    done.append(self._search_one(engine, index, image, gallery, face, probe_progress, cancel,
-                                                 video_track))
-                except Cancelled:
-                    return BatchOutcome(tuple(done), len(todo), cancelled=True)
-                except ForensicFaceError as exc:
-                    done.append(SearchOutcome(index, None, f"{name}: {exc}", None))
-            return BatchOutcome(tuple(done), len(todo), cancelled=False)
-
-        return self._start("search-all", task)
-
-    def _apply_search(self, outcome: SearchOutcome) -> None:
+    def _apply_search(self, outcome: jobs.SearchOutcome) -> None:
         if not 0 <= outcome.index < len(self.probe_panel.records) or outcome.result is None:
             return
         record = self.probe_panel.records[outcome.index]
@@ -1023,114 +840,7 @@ class MainWindow(QMainWindow):
         if outcome.index == self.probe_panel.current_index():
             self.show_result(outcome.result)
 
-    @Slot(str, object)
-    def _on_partial(self, name: str, value: Any) -> None:
-        if name != "search":
-            return
-        index, result = value
-        if index == self.probe_panel.current_index():
-            self.show_result(result)
-
-    def _offer_case(self) -> None:
-        if self.case_store is None and not self._case_offered:
-            self._case_offered = True
-            self.show_message("No case is open, so this search is not recorded: create one (Ctrl+N) or open one "
-                              "to keep searches, decisions and the report.", "info")
-
-    # Decisions --------------------------------------------------------------------------------------------------
-    @Slot(int, str, bool)
-    def _on_decision_requested(self, row: int, decision: str, with_note: bool) -> None:
-        note = ""
-        if with_note:
-            text, ok = QInputDialog.getText(self, "Examiner's note", f"{decision.capitalize()}: why?")
-            if not ok:
-                return
-            note = text
-        self.decide(row, decision, note)
-
-    def decide(self, row: int, decision: str, note: str = "") -> bool:
-        """Record the examiner's decision on the candidate in ``row`` of the shown search, in the open case."""
-        record = self.probe_panel.current_record()
-        if self._result is not None and self._result.provenance.get("provisional"):
-            self.show_message("This is the provisional ranking: decide on the full search's candidates when it "
-                              "finishes.", "info")
-            return False
-        if not 0 <= row < len(self.candidates.candidates) or record is None or record.result is None:
-            return False
-        if self.case_store is None or record.search_id is None:
-            self.show_message("Decisions are kept in a case: create or open a case (Ctrl+N) and search again, "
-                              "so the decision is recorded with the search it is about.", "warning")
-            return False
-        if self._shown_search_id != record.search_id:
-            self.show_message(f"Search #{self._shown_search_id} is an earlier search of this probe, shown read-only: "
-                              f"decide on its latest search (#{record.search_id}); decisions carry forward to each "
-                              "re-search.", "info")
-            return False
-        candidate = self.candidates.candidates[row]
-        try:
-            self.case_store.set_decision(record.search_id, candidate.rank, decision, note)
-        except ForensicFaceError as exc:
-            self.show_message(str(exc), "error")
-            return False
-        self._show_decisions(record.search_id)
-        return True
-
-    def _show_decisions(self, search_id: int | None) -> None:
-        self._shown_search_id = search_id
-        self.history_panel.set_history(self.case_session.history(search_id), search_id)
-        if self.case_store is None or search_id is None:
-            self.candidates.set_decisions({})
-            return
-        self.candidates.set_decisions({
-            rank: (d.decision, d.note, "" if not d.carried else
-                   f"carried from search #{d.carried_from_search}, rank {d.carried_from_rank} "
-                   f"({d.examiner}, {d.utc})")
-            for rank, d in self.case_store.decisions(search_id).items()})
-
-    # Report -----------------------------------------------------------------------------------------------------
-    @Slot()
-    def choose_report(self) -> None:
-        if self.case_store is None:
-            self.show_message("Open a case first: the report is the case's record.", "warning")
-            return
-        searches = self.case_store.search_ids()
-        if not searches:
-            self.show_message("The case has no searches yet: search a probe first.", "warning")
-            return
-        from forensic_face.gui.report_dialog import ReportDialog
-
-        from forensic_face.store.history import reported_search_ids
-
-        dialog = ReportDialog(self.case_store, self._last_dir("reports"), self,
-                              reported=reported_search_ids(self.case_store))
-        dialog.setModal(True)
-        dialog.accepted.connect(lambda: self.export_report(dialog.out_path(), dialog.search_ids(),
-                                                           dialog.examiner(), dialog.top(),
-                                                           force=dialog.replace_existing()))
-        dialog.open()
-        self.report_dialog = dialog
-
-    def export_report(self, out: Path, search_ids: list[int] | None = None, examiner: str | None = None,
-                      top: int = 5, force: bool = False) -> bool:
-        """Write the case report on the worker thread; the PDF opens when done (unless
-        :attr:`open_reports` is off). ``force``: replace an existing file the examiner confirmed."""
-        if self.case_store is None:
-            self.show_message("Open a case first: the report is the case's record.", "warning")
-            return False
-        case_path = Path(self.case_store.path)
-        self.state.set_value("dirs/reports", str(Path(out).parent))
-
-        def task(_engine: Any, progress: Any, _cancel: Any) -> Any:
-            from forensic_face.report.pdf import write_case_report
-
-            progress(0, 1, "verifying the case and writing the report")
-            outcome = write_case_report(case_path, out, search_ids=search_ids or None, top=top, examiner=examiner,
-                                        force=force)
-            progress(1, 1, "report written")
-            return outcome
-
-        return self._start("report", task)
-
+    # Result views ------------------------------------------------------------------------------------------
     def current_result(self) -> SearchResult | None:
         return self._result
 
@@ -1206,12 +916,15 @@ class MainWindow(QMainWindow):
             # (_on_busy_changed), the latest clicked cell only.
             self.heatmaps.wait_render("rendered when the running job ends")
             return
-        target = result.provenance.get("gallery_targets_px", {}).get(str(scale))
+        task = functools.partial(jobs.render_gallery_hypothesis, entry=entry, label=label,
+                                 target_px=result.provenance.get("gallery_targets_px", {}).get(str(scale)))
+        self._start("render", task, on_done=functools.partial(self.heatmaps.set_gallery_image, scale, label),
+                    on_failed=self._render_failed,
+                    on_cancelled=functools.partial(self.heatmaps.fail_render, "cancelled"))
 
-        def task(engine: Any, _p: Any, _c: Any) -> tuple[int, str, Any]:
-            return scale, label, engine.gallery_hypothesis_image(entry, label, target)
-
-        self.runner.start("render", _with_status(task))
+    def _render_failed(self, message: str) -> None:
+        self.heatmaps.fail_render("could not render this hypothesis")
+        self._show_failure(message)
 
     # Settings and About -------------------------------------------------------------------------------------
     @Slot()
@@ -1248,7 +961,7 @@ class MainWindow(QMainWindow):
         if self.holder.engine is not None:
             self._show_about_text(self.holder.engine.provenance())
         else:
-            self._start("about", lambda eng, _p, _c: eng.provenance())
+            self._start("about", jobs.read_provenance, on_done=self._show_about_text)
 
     def about_text(self, provenance: dict[str, Any]) -> str:
         import numpy
@@ -1276,230 +989,6 @@ class MainWindow(QMainWindow):
         box.setModal(True)
         box.open()
         self.about_box = box
-
-    # Case store (optional) ----------------------------------------------------------------------------------
-    @Slot()
-    def new_case(self) -> None:
-        try:
-            from forensic_face.store.case_store import CASE_SUFFIX, default_case_path
-        except ImportError as exc:
-            self.show_message(f"Case files are not available in this installation ({exc}).", "warning")
-            return
-        from forensic_face.gui.case_dialog import NewCaseDialog
-
-        dialog = NewCaseDialog(default_case_path("x").parent, CASE_SUFFIX, self)
-        dialog.examiner.setText(self._saved_examiner())
-        dialog.finished.connect(lambda code: self._new_case_closed(dialog, code))
-        dialog.open()
-        self.case_dialog = dialog
-
-    def _new_case_closed(self, dialog: Any, code: int) -> None:
-        if code != 1:
-            return
-        path, number, title, examiner = dialog.values()
-        self.create_case(path, number, title, examiner)
-
-    def create_case(self, path: Path, case_number: str, title: str, examiner: str) -> bool:
-        from forensic_face.store.case_store import CaseStore
-
-        try:
-            store = CaseStore.create(path, case_number, title, examiner)
-            if not self._saved_examiner():
-                save_examiner(examiner)  # asked once: the New case dialog's examiner is who works here
-        except (ForensicFaceError, OSError) as exc:
-            self.show_message(str(exc), "error")
-            return False
-        self._set_case(store)
-        return True
-
-    def _saved_examiner(self) -> str:
-        """The examiner's name in settings.toml ("" when none is saved, or it cannot be read: said once)."""
-        try:
-            return load_examiner()
-        except ForensicFaceError as exc:
-            self.show_message(str(exc), "error")
-            return ""
-
-    def _ask_examiner(self) -> None:
-        """Ask, without blocking the window, who works on the open case; the answer is kept in settings.toml and
-        names the actor of every audit entry written from then on (until then: the case's examiner)."""
-        dialog = QInputDialog(self)
-        dialog.setWindowTitle("Examiner")
-        dialog.setLabelText("Your name, as the audit trail of every case you work on should record it:")
-        dialog.textValueSelected.connect(self.set_examiner)
-        dialog.open()
-        self.examiner_dialog = dialog
-
-    def set_examiner(self, name: str) -> bool:
-        """Work as ``name`` from now on (saved in settings.toml; the open case's audit actor)."""
-        try:
-            save_examiner(name)
-        except (ForensicFaceError, OSError) as exc:
-            self.show_message(str(exc), "error")
-            return False
-        if self.case_store is not None:
-            self.case_store.examiner = name.strip()
-        return True
-
-    @Slot()
-    def choose_case(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open case", self._last_dir("cases"),
-                                              "Cases (*.ffcase);;All files (*)")
-        if path:
-            self.open_case(Path(path))
-
-    def open_case(self, path: Path) -> bool:
-        try:
-            from forensic_face.store.case_store import open_case
-        except ImportError as exc:
-            self.show_message(f"Case files are not available in this installation ({exc}).", "warning")
-            return False
-        examiner = self._saved_examiner()
-        try:
-            store = open_case(path, examiner or None)
-        except ForensicFaceError as exc:
-            self.show_message(str(exc), "error")
-            return False
-        self._set_case(store)
-        if not examiner:
-            self._ask_examiner()
-        self.restore_case()
-        return True
-
-    def restore_case(self) -> bool:
-        """Read the open case back into the window on the worker thread (no engine, nothing searched again):
-        its probes with their latest searches and decisions, every probe's history, and its gallery."""
-        store = self.case_store
-        if store is None:
-            return False
-        if self.runner.busy:
-            self.show_message("The case is open, but its probes and searches can be shown only when the running "
-                              "job ends: open it again then.", "warning")
-            return False
-        return self.runner.start("case", _with_status(lambda _e, _p, _c: restore_case(store)), needs_engine=False)
-
-    def _apply_restored_case(self, restored: RestoredCase) -> None:
-        self.case_session = CaseSession(restored.histories, restored.gallery, restored.gallery_entries)
-        self.probe_panel.set_records(list(restored.records))
-        self.probe_dock.raise_()
-        check = restored.gallery
-        if check.reopenable and check.record is not None and not (
-                self.gallery is not None and gallery_matches(self.gallery, check)):
-            self._reopen_gallery = check.record.root  # enrolled when this job has ended (one job at a time)
-        if not check.reopenable:
-            self.gallery_panel.summary.setText(check.describe())
-        searches = sum(len(h.searches) for h in restored.histories)
-        problems = [r for r in restored.records if r.error]
-        text = (f"Case restored: {len(restored.histories)} probe(s), {searches} search(es); each probe shows its "
-                "latest search, the History tab (Ctrl+H) its earlier ones.")
-        if not check.reopenable and check.record is not None:
-            text += " " + check.describe()
-        if problems:
-            text += f" {problems[0].path.name}: {problems[0].error}."
-        self.show_message(text, "warning" if problems or not check.reopenable and check.record is not None
-                          else "info")
-
-    @Slot(int)
-    def show_stored_search(self, search_id: int) -> None:
-        """Show the case's search ``search_id`` of the selected probe (read-only when it is an earlier one)."""
-        entry = self.case_session.search(search_id)
-        if entry is None or search_id == self._shown_search_id:
-            return
-        record = self.probe_panel.current_record()
-        if record is not None and search_id == record.search_id and record.result is not None:
-            self.show_result(record.result)
-        else:
-            self.show_result(entry.search.to_search_result(), search_id)
-        self._update_actions()
-
-    @Slot(int)
-    def choose_report_search(self, search_id: int | None) -> bool:
-        """The report shows ``search_id`` for its probe (recorded in the case's audit trail)."""
-        history = self.case_session.history(search_id)
-        if self.case_store is None or history is None or search_id is None:
-            return False
-        from dataclasses import replace
-
-        from forensic_face.store.history import choose_reported_search
-
-        latest = search_id == history.latest.search.id
-        try:
-            choose_reported_search(self.case_store, search_id, latest=latest)
-        except ForensicFaceError as exc:
-            self.show_message(str(exc), "error")
-            return False
-        self.case_session.update(replace(history, reported=None if latest else search_id))
-        self._show_decisions(self._shown_search_id)
-        self._update_actions()
-        self.show_message(f"The report shows search #{search_id} for {history.evidence.path.name}"
-                          + (" (its latest)." if latest else "; its other searches go to the annex."), "info")
-        return True
-
-    @Slot(int)
-    def choose_review(self, search_id: int | None = None) -> None:
-        """Ask a second examiner's review of the shown search (or ``search_id``), without blocking the window."""
-        search_id = self._shown_search_id if search_id is None else search_id
-        history = self.case_session.history(search_id)
-        if history is None or search_id is None:
-            self.show_message("Show a search of the open case first: a review is about one recorded search.",
-                              "warning")
-            return
-        from forensic_face.gui.case_dialog import ReviewDialog
-        from forensic_face.store.case_store import VERDICTS
-
-        entry = self.case_session.search(search_id)
-        reviewer = self._saved_examiner()
-        dialog = ReviewDialog(search_line(history, entry), "" if reviewer == entry.examiner else reviewer,
-                              VERDICTS, self)
-        dialog.accepted.connect(lambda: self.record_review(search_id, *dialog.values()))
-        dialog.open()
-        self.review_dialog = dialog
-
-    def record_review(self, search_id: int, reviewer: str, verdict: str, note: str = "") -> bool:
-        """Record the review in the case (the store refuses the examiner who ran or decided the search)."""
-        if self.case_store is None:
-            return False
-        from forensic_face.store.history import probe_history
-
-        try:
-            review = self.case_store.record_review(search_id, reviewer, verdict, note)
-            self.case_session.update(probe_history(self.case_store, search_id))
-        except ForensicFaceError as exc:
-            self.show_message(str(exc), "error")
-            return False
-        self._show_decisions(self._shown_search_id)
-        self.show_message(f"Review of search #{search_id} by {review.reviewer} recorded: {review.verdict}.", "info")
-        return True
-
-    def _set_case(self, store: Any) -> None:
-        if self.case_store is not None:
-            self.case_store.close()
-        self.case_store = store
-        self.case_session = CaseSession()
-        for record in self.probe_panel.records:
-            record.search_id = None  # a search of the case closed now is no search of this one
-        self._show_decisions(None)
-        info = store.info()
-        self.state.add_recent_case(store.path)
-        self.state.set_value("dirs/cases", str(Path(store.path).parent))
-        self._rebuild_recent_menus()
-        self.setWindowTitle(f"forensic_face — case {info.case_number}" + (f": {info.title}" if info.title else ""))
-        self.show_message(f"Case {info.case_number} open; every search is recorded in {Path(store.path).name}.",
-                          "info")
-
-    def record_in_case(self, result: SearchResult, config: EngineConfig, gallery: Gallery) -> tuple[str, int | None]:
-        """Store a finished search in the open case (called on the worker thread); returns ``(warning or "",
-        search id or None)``."""
-        store = self.case_store
-        if store is None:
-            return "", None
-        try:
-            search_id = store.record_search(result, config, gallery=gallery,
-                                            calibration=calibration_for_result(result))
-        except ForensicFaceError as exc:
-            return f"The search finished but could not be recorded in the case: {exc}", None
-        log.info("search recorded in %s as #%s", store.path, search_id)
-        return "", search_id
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
