@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from forensic_face.engine import degradations as D
+from forensic_face.engine.degradations import bank
 from forensic_face.engine.errors import Cancelled, ConfigError, ShapeError
 
 NAMES = [
@@ -411,5 +412,5 @@ def test_a_registered_degradation_joins_the_chains_of_every_budget() -> None:
         assert [o.path for o in outputs] == fast
         assert D.settings_record()["names"][-1] == "invert_test"
     finally:
-        D._REGISTRY.pop("invert_test")
+        bank._REGISTRY.pop("invert_test")
     assert {budget: D.select_paths(budget) for budget in ("none", "fast", "standard")} == before
