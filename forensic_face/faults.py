@@ -19,7 +19,7 @@ import shutil
 import unicodedata
 from pathlib import Path
 
-from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.engine import ForensicFaceError
 
 try:
     import resource
@@ -108,7 +108,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """True when memory ran out: MemoryError, the engine's :class:`~forensic_face.engine.batching.OutOfMemory`
     (what ``map_chunks`` raises once even single items do not fit on the GPU), and the RuntimeErrors an
     allocator raises (torch.cuda.OutOfMemoryError among them), on the CPU or the GPU."""
-    from forensic_face.engine.batching import OutOfMemory
+    from forensic_face.engine import OutOfMemory
 
     if isinstance(exc, (MemoryError, OutOfMemory)):
         return True

@@ -12,8 +12,7 @@ from typing import Any
 
 import tomli_w
 
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError, EngineConfig
 from forensic_face.paths import CONFIG_DIR_ENV, atomic_write, config_dir
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from forensic_face.engine.errors import ConfigError, ShapeError
+from forensic_face.engine import ConfigError, ShapeError
 
 DownsampleName = Literal["area", "bicubic"]
 

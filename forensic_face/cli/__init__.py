@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import NoReturn, Protocol
 
 from forensic_face import __version__
-from forensic_face.engine.errors import Cancelled
+from forensic_face.engine import Cancelled
 from forensic_face.faults import describe_failure, printable
 from forensic_face.paths import keep_matplotlib_in_cache
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from forensic_face.cli.common import add_examiner_argument, examiner_from_args, utf8_path, utf8_text
-from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.engine import ForensicFaceError
 from forensic_face.faults import printable
 
 log = logging.getLogger(__name__)

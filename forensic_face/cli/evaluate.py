@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forensic_face.cli.common import ProgressBar, add_setting_arguments, settings_from_args
-from forensic_face.engine.config import BUDGETS, EngineConfig
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import BUDGETS, ConfigError, EngineConfig
 from forensic_face.eval.protocol import (
     DEFAULT_PROBE_WIDTH_PX,
     PROBE_WIDTHS_PX,
@@ -344,7 +343,7 @@ class EvalVideoCommand:
     def run(self, args: argparse.Namespace) -> int:
         import torch
 
-        from forensic_face.engine import Engine
+        from forensic_face.engine import Engine, parse_scales
         from forensic_face.eval.protocol import lfw_xres_split
         from forensic_face.eval.runner import build_gallery_folder
         from forensic_face.eval.video_protocol import (
@@ -356,7 +355,6 @@ class EvalVideoCommand:
             walk_settings_json,
         )
         from forensic_face.paths import lfw_dir
-        from forensic_face.engine.config import parse_scales
 
         if args.threads:
             torch.set_num_threads(args.threads)

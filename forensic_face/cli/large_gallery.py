@@ -22,9 +22,9 @@ from forensic_face.cli.common import (
     parse_box,
     search_probes,
 )
-from forensic_face.engine.errors import ConfigError, ForensicFaceError
+from forensic_face.engine import ConfigError, ForensicFaceError
 from forensic_face.faults import printable
-from forensic_face.engine.recognizers.base import template_family
+from forensic_face.engine.recognizers import template_family
 
 log = logging.getLogger(__name__)
 

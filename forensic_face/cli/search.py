@@ -21,7 +21,7 @@ from forensic_face.cli.common import (
     run_with_case,
     search_probes,
 )
-from forensic_face.engine.errors import ForensicFaceError
+from forensic_face.engine import ForensicFaceError
 from forensic_face.faults import printable
 
 
@@ -38,9 +38,7 @@ class DetectCommand:
     def run(self, args: argparse.Namespace) -> int:
         import dataclasses
 
-        from forensic_face.engine import Engine
-        from forensic_face.engine.config import DetectorConfig, EngineConfig
-        from forensic_face.engine.imaging import load_image
+        from forensic_face.engine import DetectorConfig, Engine, EngineConfig, load_image
 
         config = EngineConfig(device=args.device, detector=dataclasses.replace(DetectorConfig(),
                                                                                   min_face_px=args.min_face))

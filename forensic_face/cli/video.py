@@ -52,9 +52,9 @@ class SearchVideoCommand:
         return run_with_case(args, self._search)
 
     def _search(self, args: argparse.Namespace, store: Any) -> int:
-        from forensic_face.engine import Engine
-        from forensic_face.engine.errors import ConfigError
-        from forensic_face.engine.video import (
+        from forensic_face.engine import (
+            ConfigError,
+            Engine,
             find_tracks,
             frames_searched_text,
             open_video,
@@ -82,7 +82,7 @@ class SearchVideoCommand:
             bar.close()
         record = fused.to_json(top=args.top)
         if store is not None:
-            from forensic_face.engine.video import fused_search_result
+            from forensic_face.engine import fused_search_result
 
             _, recorded = record_search_in_case(store, engine, fused_search_result(fused, gallery, engine.config.top_k),
                                                 gallery)

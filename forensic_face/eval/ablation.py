@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import ConfigError, ForensicFaceError
+from forensic_face.engine import ConfigError, EngineConfig, ForensicFaceError
 from forensic_face.eval.cmc import plot_cmc
 from forensic_face.eval.runner import (
     EvalSettings,

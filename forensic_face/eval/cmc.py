@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forensic_face.engine.errors import ShapeError
+from forensic_face.engine import ShapeError
 
 #: Rank value of a probe that was never ranked (failed detection / identity not enrolled).
 UNRANKED = 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError
 from forensic_face.eval.cmc import mated_ranks
 
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from forensic_face.engine.errors import ConfigError, GalleryError
+from forensic_face.engine import ConfigError, GalleryError
 from forensic_face.surveillance import (
     DEFAULT_SURVEILLANCE,
     SurveillanceParams,

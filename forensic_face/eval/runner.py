@@ -27,14 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forensic_face.engine.cache import cache_key
-from forensic_face.engine.callbacks import Progress
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import NoFaceDetected
-from forensic_face.engine.fusion import SCORE_SCALE
-from forensic_face.engine.imaging import load_image
-from forensic_face.engine.results import FaceDetection, Gallery
-from forensic_face.engine.weights import sha256_of
+from forensic_face.engine import (
+    SCORE_SCALE,
+    EngineConfig,
+    FaceDetection,
+    Gallery,
+    NoFaceDetected,
+    Progress,
+    cache_key,
+    load_image,
+    sha256_of,
+)
 from forensic_face.eval.cmc import (
     cmc_curve,
     mated_ranks,
@@ -275,7 +278,7 @@ def fallback_face(engine: Engine, pixels: np.ndarray, known: KnownFace) -> FaceD
     refined inside the box by the engine (as for a box the user draws) when only the nominal box is known."""
     if known.landmarks is not None:
         return FaceDetection(box=known.box.copy(), score=0.0, landmarks=known.landmarks.copy(), manual=True)
-    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine import manual_face
 
     return manual_face(pixels, known.box, engine.detector)
 

@@ -38,16 +38,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from forensic_face.engine.callbacks import Progress
-from forensic_face.engine.detect import manual_face
-from forensic_face.engine.errors import NoFaceDetected
-from forensic_face.engine.imaging import LoadedImage
-from forensic_face.engine.results import FaceDetection
-from forensic_face.engine.video import (
+from forensic_face.engine import (
+    FaceDetection,
+    LoadedImage,
+    NoFaceDetected,
+    Progress,
     box_iou,
     face_quality,
     find_tracks,
     fuse_rankings,
+    manual_face,
     open_video,
     search_track,
     track_from_box,

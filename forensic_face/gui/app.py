@@ -11,7 +11,7 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 import forensic_face
-from forensic_face.engine.config import EngineConfig
+from forensic_face.engine import EngineConfig
 from forensic_face.faults import describe_failure
 from forensic_face.paths import RESOURCES_DIR, keep_matplotlib_in_cache
 from forensic_face.settings import load_settings

@@ -19,8 +19,7 @@ from PySide6.QtCore import QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog
 
-from forensic_face.engine.errors import ForensicFaceError
-from forensic_face.engine.results import Gallery, SearchResult
+from forensic_face.engine import ForensicFaceError, Gallery, SearchResult
 from forensic_face.gui import jobs
 from forensic_face.gui.candidates import CandidateTable
 from forensic_face.gui.case_session import CaseSession, RestoredCase, gallery_matches, search_line

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from forensic_face.engine.errors import ForensicFaceError
-from forensic_face.engine.imaging import LoadedImage, load_image, sha256_file
-from forensic_face.engine.results import (
+from forensic_face.engine import (
     FaceCrop,
     FaceDetection,
+    ForensicFaceError,
     Gallery,
     GalleryEntry,
     ImageDetections,
+    LoadedImage,
+    load_image,
+    sha256_file,
 )
 from forensic_face.gui.probe_records import ProbeRecord
 from forensic_face.store.case_store import (
@@ -145,7 +147,7 @@ def _evidence_image(store: CaseStore, evidence: EvidenceItem,
     path, _ = store.locate_recorded_file(evidence.path)
     try:
         if evidence.format == "video":
-            from forensic_face.engine.video import frame_image, open_video
+            from forensic_face.engine import frame_image, open_video
 
             frames = (search.provenance.get("video") or {}).get("frames") or [{}]
             video = open_video(path)

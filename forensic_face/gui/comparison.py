@@ -20,7 +20,7 @@ from forensic_face.calibration import (
     lr_record,
 )
 from forensic_face.engine.degradations import describe_path
-from forensic_face.engine.results import Candidate, GalleryEntry, SearchResult
+from forensic_face.engine import Candidate, GalleryEntry, SearchResult
 from forensic_face.gui.images import enlarge_nearest
 from forensic_face.gui.widgets import ImageTile
 

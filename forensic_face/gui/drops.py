@@ -8,8 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-from forensic_face.engine.imaging import is_image_path
-from forensic_face.engine.video import is_video_path
+from forensic_face.engine import is_image_path, is_video_path
 
 
 @dataclass

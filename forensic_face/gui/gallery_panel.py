@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from forensic_face.engine.results import Gallery
+from forensic_face.engine import Gallery
 from forensic_face.gui.drops import FileDropTarget, paths_from_mime
 from forensic_face.gui.images import to_pixmap
 

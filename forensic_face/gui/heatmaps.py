@@ -11,12 +11,7 @@ from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from forensic_face.engine.degradations import describe_path
-from forensic_face.engine.results import (
-    Candidate,
-    GalleryHypothesis,
-    ProbeHypothesis,
-    SearchResult,
-)
+from forensic_face.engine import Candidate, GalleryHypothesis, ProbeHypothesis, SearchResult
 from forensic_face.gui.widgets import ImageTile
 
 COLORMAP = "viridis"

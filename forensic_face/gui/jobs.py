@@ -18,11 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from forensic_face.calibration import calibration_for_result
-from forensic_face.engine.callbacks import CancelCallback, ProgressCallback
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import Cancelled, ForensicFaceError
-from forensic_face.engine.imaging import LoadedImage, load_image
-from forensic_face.engine.results import FaceDetection, Gallery, GalleryEntry, ImageDetections, SearchResult
+from forensic_face.engine import (
+    CancelCallback,
+    Cancelled,
+    EngineConfig,
+    FaceDetection,
+    ForensicFaceError,
+    Gallery,
+    GalleryEntry,
+    ImageDetections,
+    LoadedImage,
+    ProgressCallback,
+    SearchResult,
+    load_image,
+)
 from forensic_face.gui.case_session import RestoredCase, restore_case
 from forensic_face.gui.probe_records import ProbeRecord
 
@@ -112,7 +121,7 @@ def frame_detections(path: Path, image: LoadedImage, faces: tuple[FaceDetection,
 
 def video_track_record(path: Path, video: Any, track: Any) -> ProbeRecord:
     """The probe of one track: shown by its best frame, with that frame's face."""
-    from forensic_face.engine.video import frame_image
+    from forensic_face.engine import frame_image
 
     best = track.best(1)[0]
     image = frame_image(video, best.frame_index, best.frame_sha256)
@@ -132,8 +141,7 @@ def load_video_probes(engine: Any, progress: ProgressCallback, should_cancel: Ca
                       path: Path) -> list[ProbeRecord]:
     """A video becomes one probe per face track (``forensic_face.engine.video``): its image is the track's best
     frame and its face that frame's; a search of it fuses the track's best frames."""
-    from forensic_face.engine.errors import NoFaceDetected
-    from forensic_face.engine.video import find_tracks, frame_image, open_video
+    from forensic_face.engine import NoFaceDetected, find_tracks, frame_image, open_video
 
     record = ProbeRecord(path=path)
     try:
@@ -158,7 +166,7 @@ def load_probes(engine: Any, progress: ProgressCallback, should_cancel: CancelCa
                 paths: list[Path]) -> list[ProbeRecord]:
     """Load each still (hashing its bytes) and detect its faces, or follow the faces of each video; per-file
     problems go into the record."""
-    from forensic_face.engine.video import is_video_path
+    from forensic_face.engine import is_video_path
 
     records = []
     total = len(paths)
@@ -185,7 +193,7 @@ def load_probes(engine: Any, progress: ProgressCallback, should_cancel: CancelCa
 def refine_drawn_box(engine: Any, _progress: ProgressCallback, _should_cancel: CancelCallback, *,
                      pixels: Any, box: Box) -> FaceDetection:
     """The face in a box drawn on a still: its landmarks found by the detector within the box."""
-    from forensic_face.engine.detect import manual_face
+    from forensic_face.engine import manual_face
 
     return manual_face(pixels, box, engine.detector)
 
@@ -194,8 +202,7 @@ def track_drawn_face(engine: Any, progress: ProgressCallback, should_cancel: Can
                      video: Any, frame_index: int, box: Box, track_id: int) -> ProbeRecord:
     """A box drawn on a video frame starts a track there (``engine.video.track_from_box``), followed backwards
     and forwards by detections and by the face patch; the probe record of that track."""
-    from forensic_face.engine.detect import manual_face
-    from forensic_face.engine.video import track_from_box
+    from forensic_face.engine import manual_face, track_from_box
 
     track = track_from_box(video, frame_index, box, lambda pixels, b: manual_face(pixels, b, engine.detector),
                            detect=lambda image: engine.detector.detect([image.pixels])[0],
@@ -206,7 +213,7 @@ def track_drawn_face(engine: Any, progress: ProgressCallback, should_cancel: Can
 def decode_video_frame(_engine: Any, _progress: ProgressCallback, _should_cancel: CancelCallback, *, video: Any,
                        frame_index: int) -> LoadedImage:
     """Frame ``frame_index`` of a video probe (to show and draw on)."""
-    from forensic_face.engine.video import frame_image
+    from forensic_face.engine import frame_image
 
     return frame_image(video, frame_index)
 
@@ -269,7 +276,7 @@ def search_one(engine: Any, probe: ProbeSearch, gallery: Gallery, case_store: An
     """One probe's search, its gallery variants rendered for the views (one batch per degradation path) and
     recorded in the open case. A video track's best frames are searched and fused."""
     if probe.video_track is not None:
-        from forensic_face.engine.video import fused_search_result, search_track
+        from forensic_face.engine import fused_search_result, search_track
 
         video, track = probe.video_track
         fused = search_track(engine, video, track, gallery, progress=progress, should_cancel=should_cancel)
@@ -300,7 +307,7 @@ def search_probe(engine: Any, progress: ProgressCallback, should_cancel: CancelC
         first_image, first_face = probe.image, probe.face
         track = probe.video_track[1] if probe.video_track is not None else None
         if track is not None:  # the track's best frame, whatever frame is shown
-            from forensic_face.engine.video import frame_image
+            from forensic_face.engine import frame_image
 
             best = track.best(1)[0]
             first_image, first_face = frame_image(probe.video_track[0], best.frame_index, best.frame_sha256), \

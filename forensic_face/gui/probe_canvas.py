@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from forensic_face.engine.results import FaceDetection
+from forensic_face.engine import FaceDetection
 from forensic_face.gui.images import to_qimage
 
 #: Handle size (view pixels) for resizing a box by its corner.

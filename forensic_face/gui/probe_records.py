@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.imaging import LoadedImage
-from forensic_face.engine.results import FaceDetection, ImageDetections, SearchResult
+from forensic_face.engine import FaceDetection, ImageDetections, LoadedImage, SearchResult
 
 
 @dataclass

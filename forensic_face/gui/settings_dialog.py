@@ -24,8 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from forensic_face.engine.config import USER_SETTINGS, EngineConfig, UserSetting, parse_scales
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import USER_SETTINGS, ConfigError, EngineConfig, UserSetting, parse_scales
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,7 @@ def available_recognizers() -> list[str]:
     """Registered recognizer names and the measured ensembles of them, or the default alone while the registry
     is not importable. Other ensembles can be typed (names joined by '+')."""
     try:
-        from forensic_face.engine.recognizers import available_recognizers as names
-        from forensic_face.engine.recognizers.ensemble import MEASURED_ENSEMBLES
+        from forensic_face.engine.recognizers import MEASURED_ENSEMBLES, available_recognizers as names
     except ImportError:
         return [EngineConfig().recognizer]
     try:
@@ -48,7 +46,7 @@ def available_recognizers() -> list[str]:
 def available_fusions() -> list[str]:
     """The engine's fusions (the paper's Figure 4 / Table 3), the engine's default first; an alias saved in the
     settings is still shown, as the combo adds the current value."""
-    from forensic_face.engine.fusion import canonical_fusions
+    from forensic_face.engine import canonical_fusions
 
     default = EngineConfig().fusion
     return [default] + [name for name in canonical_fusions() if name != default]
@@ -198,7 +196,7 @@ class SettingsDialog(QDialog):
     def build_config(self) -> EngineConfig:
         """The edited config; raises ConfigError with a readable message for invalid input."""
         changes = {name: editor.value() for name, editor in self.editors.items()}
-        from forensic_face.engine.recognizers.registry import recognizer_members
+        from forensic_face.engine.recognizers import recognizer_members
 
         recognizer_members(changes["recognizer"])  # a typed ensemble names registered networks
         return self._config.replace(**changes)

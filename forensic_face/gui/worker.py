@@ -25,9 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from forensic_face.engine.callbacks import CancelCallback, ProgressCallback
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import Cancelled, ForensicFaceError
+from forensic_face.engine import CancelCallback, Cancelled, EngineConfig, ForensicFaceError, ProgressCallback
 from forensic_face.faults import describe_failure, is_out_of_memory
 
 log = logging.getLogger(__name__)

@@ -23,16 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from forensic_face.engine.callbacks import check_cancel
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import Cancelled, ConfigError
-from forensic_face.engine.gallery import (
+from forensic_face.engine import (
+    Cancelled,
+    ConfigError,
+    EngineConfig,
+    Gallery,
+    GalleryEntry,
+    GalleryProblem,
     assemble_gallery,
+    check_cancel,
     list_gallery_images,
     require_faces,
 )
-from forensic_face.engine.recognizers.base import template_family
-from forensic_face.engine.results import Gallery, GalleryEntry, GalleryProblem
+from forensic_face.engine.recognizers import template_family
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def enroll_items(
     items: Sequence[tuple[str, Path]], engine: Any, chunk_size: int = 16
 ) -> tuple[list[GalleryEntry], list[GalleryProblem]]:
     """Enroll ``(identity, path)`` pairs with the engine's detector and settings (the engine's own loop)."""
-    from forensic_face.engine.gallery import enroll_items as enroll_with_detector
+    from forensic_face.engine import enroll_items as enroll_with_detector
 
     det_cfg = engine.config.detector
     return enroll_with_detector(items, engine.detector, det_cfg.crop_enlarge, det_cfg.gallery_min_face_px,
@@ -233,8 +236,7 @@ def index_gallery_folder(
     changed are removed. An index of another recognizer, weights or format, or a corrupt one, is rebuilt from
     scratch (also with ``rebuild=True``).
     """
-    from forensic_face.engine import Engine
-    from forensic_face.engine.imaging import sha256_file
+    from forensic_face.engine import Engine, sha256_file
     from forensic_face.large_gallery.shortlist import (
         GalleryIndex,
         IndexMismatchError,

@@ -36,15 +36,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from forensic_face.engine.callbacks import Progress, ShouldCancel, check_cancel
-from forensic_face.engine.errors import ConfigError, ForensicFaceError
-from forensic_face.engine.recognizers.base import template_family
-from forensic_face.engine.results import (
+from forensic_face.engine import (
+    ConfigError,
     FaceDetection,
+    ForensicFaceError,
     Gallery,
     GalleryEntry,
+    Progress,
     SearchResult,
+    ShouldCancel,
+    check_cancel,
 )
+from forensic_face.engine.recognizers import template_family
 from forensic_face.paths import atomic_write
 
 if TYPE_CHECKING:
@@ -113,8 +116,7 @@ def plain_templates(engine: Engine, entries: Sequence[GalleryEntry], should_canc
 def probe_query(engine: Engine, probe: LoadedImage, face: FaceDetection) -> np.ndarray:
     """The stage-1 query ``(1,D)``: the mean of the probe's hypothesis templates (all sigmas, all scales),
     the search's own (:meth:`Engine.crop_probe_templates`, cached: the stage-2 search embeds them no more)."""
-    from forensic_face.engine.detect import crop_face
-    from forensic_face.engine.matching import probe_plan
+    from forensic_face.engine import crop_face, probe_plan
 
     cfg = engine.config
     crop = crop_face(probe.pixels, face, cfg.detector.crop_enlarge)
@@ -354,8 +356,7 @@ def entry_row(entry: GalleryEntry) -> IndexRow:
 
 def row_entry(row: IndexRow, crop_enlarge: float) -> GalleryEntry:
     """Re-create a gallery entry from its row: load the portrait, check its SHA-256, crop the stored face."""
-    from forensic_face.engine.detect import crop_face
-    from forensic_face.engine.imaging import load_image
+    from forensic_face.engine import crop_face, load_image
 
     if row.face is None:
         raise IndexMismatchError(f"{row.image_path}: the index row has no face position; rebuild the index")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensic_face.engine.errors import CaseStoreError
+from forensic_face.engine import CaseStoreError
 from forensic_face.store.case_store import (
     CarriedDecisions,
     CaseStore,

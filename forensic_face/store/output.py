@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from forensic_face.engine.errors import OutputPathError
+from forensic_face.engine import OutputPathError
 from forensic_face.paths import atomic_write
 
 if TYPE_CHECKING:

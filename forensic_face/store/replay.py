@@ -6,9 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensic_face.engine.errors import CaseStoreError, ConfigError
-from forensic_face.engine.imaging import load_image
-from forensic_face.engine.results import FaceDetection, SearchResult
+from forensic_face.engine import CaseStoreError, ConfigError, FaceDetection, SearchResult, load_image
 from forensic_face.store.case_store import CaseStore, absolute_path
 
 log = logging.getLogger(__name__)
@@ -69,7 +67,7 @@ def _replay_video(engine: Any, path: Any, sha256: str, record: dict[str, Any], g
                   top_k: int) -> SearchResult:
     """A fused video search again: the same frames of the same file (each must decode to the pixels it had), the
     same faces, qualities and fusion."""
-    from forensic_face.engine.video import Track, TrackFace, frame_image, fused_search_result, open_video, search_track
+    from forensic_face.engine import Track, TrackFace, frame_image, fused_search_result, open_video, search_track
 
     clip = open_video(path)
     if clip.sha256 != sha256:
@@ -91,8 +89,7 @@ def _stored_frame_face(engine: Any, image: Any, frame: dict[str, Any]) -> FaceDe
     landmarks were kept, the detection on the frame at the recorded box (a drawn box is refined again)."""
     import numpy as np
 
-    from forensic_face.engine.detect import manual_face
-    from forensic_face.engine.video import box_iou
+    from forensic_face.engine import box_iou, manual_face
 
     if "landmarks" in frame:
         return FaceDetection.from_json({"score": 1.0, **frame})
@@ -112,9 +109,8 @@ def replay_search(store: CaseStore, search_id: int, device: str | None = None) -
     A fused video search is replayed from the same frames of the video (each must decode to the pixels it had).
     Writes a ``replay`` audit entry with the outcome.
     """
-    from forensic_face.engine import Engine
+    from forensic_face.engine import Engine, manual_face
     from forensic_face.engine.degradations import parse_path_label, select_paths
-    from forensic_face.engine.detect import manual_face
 
     stored = store.search(search_id)
     if stored.gallery_id is None:

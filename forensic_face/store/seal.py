@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from forensic_face.engine.errors import SealError
+from forensic_face.engine import SealError
 from forensic_face.store import audit
 
 SEAL_FORMAT = "forensic_face case seal 1"

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from forensic_face.engine.errors import ShapeError
+from forensic_face.engine import ShapeError
 
 SamplingName = Literal["area", "bilinear", "bicubic", "nearest"]
 SAMPLING_METHODS: tuple[SamplingName, ...] = ("area", "bilinear", "bicubic", "nearest")

@@ -31,10 +31,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from forensic_face.engine.errors import ConfigError, ModelFileError
-from forensic_face.engine.recognizers.faceres_arch import MOBILENET_V1_BLOCKS, FaceResNet
-from forensic_face.engine.recognizers.mobileface_arch import MOBILEFACE_V3_STAGES, MobileFaceNet
-from forensic_face.engine.weights import load_safetensors_strict, sha256_of
+from forensic_face.engine import ConfigError, ModelFileError, load_safetensors_strict, sha256_of
+from forensic_face.engine.recognizers import MOBILEFACE_V3_STAGES, MOBILENET_V1_BLOCKS, FaceResNet, MobileFaceNet
 from forensic_face.paths import atomic_write
 
 log = logging.getLogger(__name__)

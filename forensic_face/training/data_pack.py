@@ -35,8 +35,7 @@ import cv2
 import numpy as np
 import torch
 
-from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.weights import sha256_of
+from forensic_face.engine import ConfigError, sha256_of
 from forensic_face.training import recognizer_data as rd
 from forensic_face.paths import atomic_write
 

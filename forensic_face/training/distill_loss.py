@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError
 
 
 def identity_prototypes(targets: torch.Tensor, identities: np.ndarray, rows: np.ndarray,

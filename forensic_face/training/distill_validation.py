@@ -56,7 +56,7 @@ class ValidationSet:
 def validation_set(faces: rd.FaceSet, split: Split, error: rd.LandmarkError, seed: int) -> ValidationSet:
     """Held-out people: portraits at full resolution, probes at each validation width through a family camera,
     single hypothesis (no blur), bicubic at the largest scale the engine would use."""
-    from forensic_face.engine.upsamplers.base import BicubicUpsampler
+    from forensic_face.engine.upsamplers import BicubicUpsampler
 
     g, p = split.val_gallery_rows, split.val_probe_rows
     gallery = rd.full_resolution_chips(faces, g, [False] * len(g))

@@ -27,10 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from forensic_face.engine.config import resolve_device
-from forensic_face.engine.errors import ConfigError, ShapeError
-from forensic_face.engine.upsamplers import create_upsampler
-from forensic_face.engine.upsamplers.base import Upsampler
+from forensic_face.engine import ConfigError, ShapeError, resolve_device
+from forensic_face.engine.upsamplers import Upsampler, create_upsampler
 from forensic_face.eval.compare import sign_test_p
 from forensic_face.paths import cache_dir, lfw_dir
 from forensic_face.training.sr_data import (
@@ -115,7 +113,7 @@ def evaluation_faces(root: Path, num_faces: int, seed: int) -> list[Path]:
 def crop_landmarks(paths: Sequence[Path], device: torch.device) -> tuple[list[int], np.ndarray]:
     """MTCNN landmarks of the best face in each LFW image, in the coordinates of the centred ``CROP_PX``
     square. Returns the indices of the images where a face was found and their ``(K,5,2)`` landmarks."""
-    from forensic_face.engine.detect import MtcnnDetector
+    from forensic_face.engine import MtcnnDetector
 
     detector = MtcnnDetector(device)
     images = []
@@ -231,7 +229,7 @@ def hypotheses_figure(
     Each face gets one block: the LR input, then per scale a row of the 16 hypotheses, all shown at the 8x
     size so the rows line up (the 2x and 4x results are enlarged with nearest-neighbour for display only).
     """
-    from forensic_face.engine.probe import probe_hypotheses
+    from forensic_face.engine import probe_hypotheses
 
     root = data_root or lfw_dir()
     paths = evaluation_faces(root, num_faces, seed)
@@ -274,11 +272,8 @@ def run_eval(args: argparse.Namespace) -> int:
     upsampler: Upsampler
     if args.upsampler == "face-sr":
         # Load only the evaluated scales (each through its verified shipped file).
-        from forensic_face.engine.upsamplers.face_sr import (
-            FaceSrUpsampler,
-            weights_name,
-        )
-        from forensic_face.engine.weights import verified_path
+        from forensic_face.engine.upsamplers import FaceSrUpsampler, weights_name
+        from forensic_face.engine import verified_path
 
         upsampler = FaceSrUpsampler(device, weights={s: verified_path(weights_name(s)) for s in args.scales})
     else:

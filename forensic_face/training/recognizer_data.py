@@ -33,17 +33,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from forensic_face.engine.align import (
+from forensic_face.engine import (
     DLIB_CHIP_PADDING,
     DLIB_TEMPLATE_UNIT,
+    MAX_HYPOTHESIS_PX,
+    ConfigError,
+    blur_sigmas,
+    crop_square,
+    gaussian_blur_per_sample,
     warp_to_template,
 )
-from forensic_face.engine.detect import crop_square
-from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.matching import MAX_HYPOTHESIS_PX
-from forensic_face.engine.probe import blur_sigmas, gaussian_blur_per_sample
-from forensic_face.engine.recognizers.dlib_format import INPUT_SIZE
-from forensic_face.engine.upsamplers.base import Upsampler
+from forensic_face.engine.recognizers import INPUT_SIZE
+from forensic_face.engine.upsamplers import Upsampler
 from forensic_face.training.camera_family import apply_camera, sample_camera
 
 log = logging.getLogger(__name__)

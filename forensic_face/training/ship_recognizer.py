@@ -20,12 +20,8 @@ from typing import Any
 
 import torch
 
-from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.recognizers.dlib_resnet import (
-    LR_WEIGHTS_NAME,
-    load_dlib_resnet_lr,
-)
-from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR
+from forensic_face.engine import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, ConfigError
+from forensic_face.engine.recognizers import LR_WEIGHTS_NAME, load_dlib_resnet_lr
 from forensic_face.training.distill_nets import student_network
 from forensic_face.training.shipping import ship_weights
 from forensic_face.training.shipping import training_command as shipped_training_command

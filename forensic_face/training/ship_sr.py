@@ -18,14 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.upsamplers.face_sr import (
-    FaceSrNet,
-    count_parameters,
-    load_face_sr,
-    weights_name,
-)
-from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR
+from forensic_face.engine import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, ConfigError
+from forensic_face.engine.upsamplers import FaceSrNet, count_parameters, load_face_sr, weights_name
 from forensic_face.training.shipping import ship_weights
 from forensic_face.training.shipping import training_command as shipped_training_command
 from forensic_face.training.train_sr import CONFIG_NAME, METRICS_NAME, SrTrainConfig

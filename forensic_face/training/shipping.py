@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.weights import sha256_of
+from forensic_face.engine import sha256_of
 from forensic_face.paths import atomic_write
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from forensic_face.engine.errors import ConfigError, GalleryError
+from forensic_face.engine import ConfigError, GalleryError
 from forensic_face.training.camera_family import CameraParams, apply_camera, sample_camera
 from forensic_face.surveillance import (
     SurveillanceParams,

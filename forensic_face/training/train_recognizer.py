@@ -43,9 +43,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from forensic_face.engine.config import resolve_device
-from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.weights import sha256_of
+from forensic_face.engine import ConfigError, resolve_device, sha256_of
 from forensic_face.paths import atomic_write, cache_dir, lfw_dir
 from forensic_face.training import data_pack as dp
 from forensic_face.training import recognizer_data as rd
@@ -136,7 +134,7 @@ def learning_rate_at(config: RecognizerTrainConfig, iteration: int) -> float:
 
 
 def load_faces(config: RecognizerTrainConfig) -> rd.FaceSet:
-    from forensic_face.engine.detect import MtcnnDetector
+    from forensic_face.engine import MtcnnDetector
     from forensic_face.training.sr_data import lfw_image_paths
 
     root = Path(config.data_root) if config.data_root else lfw_dir()
@@ -189,7 +187,7 @@ def write_data_pack(out_dir: Path, config: RecognizerTrainConfig, quality: int =
                     region_enlarge: float = dp.DEFAULT_REGION_ENLARGE) -> dict[str, Any]:
     """Pack the faces and the teacher's outputs a run with ``config``'s seed and held-out people reads, for a
     machine without LFW or the teacher's weights (:mod:`forensic_face.training.data_pack`); return ``pack.json``."""
-    from forensic_face.engine.detect import MtcnnDetector
+    from forensic_face.engine import MtcnnDetector
 
     source = load_faces(config)
     split = split_rows(source, config.val_people, config.max_images)
@@ -268,7 +266,7 @@ def train_recognizer(config: RecognizerTrainConfig, faces: rd.FaceSet | None = N
     elif pack is not None:
         error = pack.landmark_error
     else:
-        from forensic_face.engine.detect import MtcnnDetector
+        from forensic_face.engine import MtcnnDetector
 
         error = rd.measure_landmark_error(faces, split.train_rows, MtcnnDetector(torch.device("cpu")),
                                           np.random.default_rng([config.seed, 7]))

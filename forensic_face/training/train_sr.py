@@ -27,14 +27,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from forensic_face.engine.config import resolve_device
-from forensic_face.engine.errors import ConfigError
-from forensic_face.engine.upsamplers.face_sr import (
-    FaceSrNet,
-    count_parameters,
-    save_face_sr,
-)
-from forensic_face.engine.weights import sha256_of
+from forensic_face.engine import ConfigError, resolve_device, sha256_of
+from forensic_face.engine.upsamplers import FaceSrNet, count_parameters, save_face_sr
 from forensic_face.paths import atomic_write, cache_dir, lfw_dir
 from forensic_face.training.sr_data import (
     CAMERA_MODELS,
@@ -180,8 +174,8 @@ def _evaluate(net: FaceSrNet, lr: torch.Tensor, hr: torch.Tensor, device: torch.
 
 def identity_network(device: torch.device, name: str = "dlib-resnet") -> torch.nn.Module:
     """A recognizer's network (``dlib-resnet`` or the shipped ``dlib-resnet-lr``), frozen, for the identity loss."""
-    from forensic_face.engine.recognizers.dlib_resnet import LR_WEIGHTS_NAME, load_dlib_resnet, load_dlib_resnet_lr
-    from forensic_face.engine.weights import shipped_weights
+    from forensic_face.engine.recognizers import LR_WEIGHTS_NAME, load_dlib_resnet, load_dlib_resnet_lr
+    from forensic_face.engine import shipped_weights
 
     if name == "dlib-resnet-lr":
         entry = shipped_weights(LR_WEIGHTS_NAME)
@@ -200,7 +194,7 @@ def identity_loss(recognizer: torch.nn.Module, output: torch.Tensor, target: tor
     """Mean ``1 - cos`` between ``recognizer``'s templates of ``output`` and ``reference_recognizer``'s (default:
     the same network) of ``target`` (both ``(N,3,S,S)`` face squares in [0,1], resized to the recognizer's
     150 px). Gradients flow into ``output`` only."""
-    from forensic_face.engine.recognizers.dlib_format import INPUT_SIZE
+    from forensic_face.engine.recognizers import INPUT_SIZE
 
     def chips(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
@@ -228,7 +222,7 @@ def _evaluate_identity(net: FaceSrNet, recognizer: torch.nn.Module | None, lr: t
 
 
 def _initial_weights(config: SrTrainConfig) -> FaceSrNet:
-    from forensic_face.engine.upsamplers.face_sr import load_face_sr
+    from forensic_face.engine.upsamplers import load_face_sr
 
     net = load_face_sr(config.init_from, expected_sha256=config.init_from_sha256 or None)
     arch = {"scale": config.scale, "n_feats": config.n_feats, "n_blocks": config.n_blocks,
