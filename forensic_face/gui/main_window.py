@@ -37,7 +37,7 @@ from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import Cancelled, ForensicFaceError
 from forensic_face.engine.imaging import IMAGE_SUFFIXES, load_image
 from forensic_face.engine.results import Gallery, GalleryEntry, SearchResult
-from forensic_face.gui.candidates import CandidateTable
+from forensic_face.gui.candidates import CandidateTable, OpenSetLabel
 from forensic_face.gui.comparison import ComparisonView
 from forensic_face.gui.eta import TimeLeft, format_time_left
 from forensic_face.gui.gallery_panel import GalleryPanel
@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
         self.gallery_panel = GalleryPanel()
         self.probe_panel = ProbePanel()
         self.candidates = CandidateTable()
+        self.open_set = OpenSetLabel()
         self.comparison = ComparisonView()
         self.heatmaps = HeatmapPanel()
         self._build_central()
@@ -269,6 +270,7 @@ class MainWindow(QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(6, 6, 0, 6)
         ll.addWidget(self.candidates_title)
+        ll.addWidget(self.open_set)
         ll.addWidget(self.candidates, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("centralSplitter")
@@ -1065,6 +1067,7 @@ class MainWindow(QMainWindow):
         self._calibration = None
         if result is None:
             self.candidates.clear_candidates()
+            self.open_set.clear_cue()
             self.comparison.clear()
             self.heatmaps.clear()
             self.candidates_title.setText("Candidates")
@@ -1081,6 +1084,7 @@ class MainWindow(QMainWindow):
         self._no_calibration = why_no_calibration(result) if self._calibration is None else ""
         self.candidates.set_candidates(result.candidates, self.gallery, top_n, calibration=self._calibration,
                                        no_calibration_reason=self._no_calibration)
+        self.open_set.show_result(result)
         record = self.probe_panel.current_record()
         self._show_decisions(record.search_id if record is not None and record.result is result else None)
         # Focus stays where the examiner put it: moving it to the candidates here (on every probe change) made
