@@ -176,7 +176,10 @@ def open_set_cue(result: Any, directory: str | Path | None = None) -> OpenSetCue
         return not_available("the ranking covers a shortlist of the gallery, not every identity, and the cue is "
                              "calibrated on whole-gallery rankings", len(result.ranking))
     folder = OPEN_SET_CALIBRATION_DIR if directory is None else Path(directory)
-    calibration = calibration_for_result(result, directory=folder)
+    try:
+        calibration = calibration_for_result(result, directory=folder)
+    except ConfigError as exc:  # a record too old or incomplete to tell its settings
+        return not_available(str(exc), len(result.ranking))
     if calibration is None:
         reason = why_no_calibration(result, directory=folder) or "no open-set calibration matches this search"
         # why_no_calibration speaks of likelihood ratios of scores; here only its cause matters.
