@@ -310,7 +310,7 @@ def search_probes(
     bar = ProgressBar()
     for path in args.probes:
         record: dict[str, Any] = {"probe": str(path), "sha256": None, "face": None, "error": None,
-                                  "candidates": [], "calibration": None}
+                                  "candidates": [], "calibration": None, "open_set": None}
         try:
             probe = load_image(path)
             record["sha256"] = probe.sha256
