@@ -77,7 +77,7 @@ def test_fit_on_separable_scores_separates_present_from_absent(tmp_path: Path, s
     assert meta["heldout"]["num_present"] == meta["heldout"]["num_absent"] == outcome.heldout_present.size
     assert meta["heldout"]["absent_lr_at_least_1000_strong"] == 0.0
     assert meta["heldout"]["present_may_be_absent"] < 0.2
-    assert set(meta["heldout_by_gallery_size"]) == {"30"}  # 100 is larger than this 40-identity gallery
+    assert set(meta["heldout_by_gallery_size"]) == {"10", "30"}  # 100 is larger than this 40-identity gallery
     assert float(np.median(outcome.heldout_present)) > float(np.median(outcome.heldout_absent))
 
 
@@ -106,7 +106,7 @@ def test_cue_says_may_not_be_in_gallery_only_when_the_lr_favours_absence() -> No
     assert "may not be in the gallery" in absent.text and "H2 (the person is not in the gallery)" in absent.text
     present = cue_from_ranking(_ranking(3.5), cal)
     assert not present.may_be_absent and present.lr == pytest.approx(10 ** 2.5, rel=1e-4)
-    assert "stands out" in present.text and "may not" not in present.text
+    assert "typical of searches whose person is in the gallery" in present.text and "may not" not in present.text
     assert "moderately strong support for H1 (the person is in the gallery)" in present.text
     small = cue_from_ranking(_ranking(3.5, num=5), cal)
     assert not small.available and "5 identities" in small.text
@@ -119,10 +119,17 @@ def _search(config: EngineConfig, ranking: tuple[tuple[str, float], ...]) -> Sim
     return SimpleNamespace(provenance=_provenance(config), probe_face=SimpleNamespace(width_px=24.0), ranking=ranking)
 
 
+def _ship(folder: Path, config: EngineConfig, gallery_size: int = 20, intercept: float = -1.0) -> None:
+    """An open-set calibration for ``config`` fitted (as it were) on galleries of ``gallery_size`` identities."""
+    (folder / f"gallery_{gallery_size}").mkdir(parents=True, exist_ok=True)
+    CalibrationSet((_open_set_calibration(intercept=intercept),),
+                   {"engine": engine_conditions(config, RECOGNIZER_SHA)}).save(
+        folder / f"gallery_{gallery_size}" / "open_set_w24.json")
+
+
 def test_cue_is_matched_to_settings_and_says_when_unavailable(tmp_path: Path) -> None:
     config = EngineConfig()
-    CalibrationSet((_open_set_calibration(),), {"engine": engine_conditions(config, RECOGNIZER_SHA)}).save(
-        tmp_path / "open_set_w24.json")
+    _ship(tmp_path, config)
     assert open_set_cue(_search(config, _ranking(0.0)), directory=tmp_path).may_be_absent
     other = open_set_cue(_search(config.replace(fusion="T_add"), _ranking(0.0)), directory=tmp_path)
     assert not other.available and other.lr is None
@@ -139,8 +146,7 @@ def test_cue_is_matched_to_settings_and_says_when_unavailable(tmp_path: Path) ->
 def test_search_record_states_the_cue_or_its_absence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     config = EngineConfig()
-    CalibrationSet((_open_set_calibration(),), {"engine": engine_conditions(config, RECOGNIZER_SHA)}).save(
-        tmp_path / "open_set_w24.json")
+    _ship(tmp_path, config)
     monkeypatch.setattr(open_set_module, "OPEN_SET_CALIBRATION_DIR", tmp_path)
     record = {"probe": "p.png", "error": None, "calibration": None,
               "candidates": [{"rank": 1, "identity": "Alice", "image": "a.jpg", "score": 0.2}]}
@@ -149,7 +155,7 @@ def test_search_record_states_the_cue_or_its_absence(tmp_path: Path, monkeypatch
     assert cue["available"] and cue["may_be_absent"] and cue["lr"] < 1 and cue["statistic"] == "top1"
     assert cue["calibration"]["band_px"] == 24 and "not which candidate" in cue["calibration"]["caveat"]
     print_search_record(record)
-    assert "Open set: The best candidate does not stand out" in capsys.readouterr().out
+    assert "Open set: The person may not be in the gallery" in capsys.readouterr().out
     monkeypatch.setattr(open_set_module, "OPEN_SET_CALIBRATION_DIR", tmp_path / "none")
     add_likelihood_ratios(record, _search(config, _ranking(0.2)))
     assert record["open_set"]["available"] is False and record["open_set"]["lr"] is None
@@ -184,3 +190,29 @@ def test_shipped_open_set_calibrations_are_valid() -> None:
         assert cal_set.metadata["kind"] == "open-set", path
         assert all(c.slope > 0 and 0.0 < c.cllr < 1.0 and statistic_of(c) == cal_set.metadata["statistic"]
                    for c in cal_set.calibrations), path
+
+
+def test_a_gallery_uses_the_smallest_fitted_size_at_least_as_large(tmp_path: Path) -> None:
+    """A calibration fitted on a larger gallery is cautious on a smaller one; one fitted on a smaller gallery
+    would overstate presence, so it serves galleries at most 1.25 times its size."""
+    config = EngineConfig()
+    for size, intercept in ((10, -0.5), (30, -1.0), (100, -1.5)):
+        _ship(tmp_path, config, size, intercept)  # log10 LR = top1 + intercept; the rank-1 score is 0
+    def lr_for(num: int) -> float | None:
+        return open_set_cue(_search(config, _ranking(0.0, num=num)), directory=tmp_path).log10_lr
+
+    assert [lr_for(n) for n in (10, 11, 30, 31, 100, 125)] == [-0.5, -1.0, -1.0, -1.5, -1.5, -1.5]
+    too_large = open_set_cue(_search(config, _ranking(0.0, num=126)), directory=tmp_path)
+    assert not too_large.available and "126 identities" in too_large.text and "up to 100" in too_large.text
+
+
+def test_fit_on_random_galleries_of_a_given_size(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", separation=5.0, num_people=40, per_person=3)
+    data = load_probe_scores([run], band=24)
+    outcome = calibrate_open_set(data, 24, 0.5, seed=1, gallery_size=10)
+    meta = outcome.metadata
+    assert meta["num_gallery_identities"] == 10 and meta["benchmark_gallery_identities"] == 40
+    assert set(meta["heldout_by_gallery_size"]) == {"30", "40"}  # the other sizes, and the whole gallery
+    assert "random 10-identity galleries drawn from the 40" in outcome.calibration.conditions
+    with pytest.raises(ConfigError, match="--gallery-size"):
+        calibrate_open_set(data, 24, 0.5, seed=1, gallery_size=40)

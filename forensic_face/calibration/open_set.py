@@ -1,23 +1,27 @@
-"""Open-set cue: does the best candidate stand out from the rest of the gallery, or may the person be absent?
+"""Open-set cue: is the top of a ranking typical of a person in the gallery, or may the person be absent?
 
 A search always returns a rank-1 candidate, also when the person is not in the gallery, and a candidate's LR
-(:mod:`forensic_face.calibration`) weighs one comparison at a time. The open-set cue weighs the whole ranking:
-a statistic of how far the rank-1 fused score stands out from the other gallery scores, turned into a likelihood
-ratio for
+(:mod:`forensic_face.calibration`) weighs one comparison at a time, as if that candidate had not been selected as
+the best of many. The open-set cue weighs the top of the whole ranking: a statistic of the gallery scores (by
+default the rank-1 score; :data:`STATISTICS`), turned into a likelihood ratio for
 
     H1: the person in the probe is in the gallery (as some candidate, not necessarily rank 1)
     H2: the person is not in the gallery
 
 with the same logistic calibration and ELUB bounds as the candidate LRs (:func:`fit_calibration`). It is fitted
-on benchmark runs by simulating absence: each probe gives one H1 sample (its scores against the whole gallery)
+on benchmark runs by simulating absence: each probe gives one H1 sample (its scores against the gallery)
 and one H2 sample (the same scores with its own identity's column removed, i.e. its person left out of the
 gallery). Probes are split by identity (:func:`~forensic_face.calibration.fit.split_by_identity`): fitted on one
 half, measured on the people of the other half (``forensic-face calibrate --open-set``).
 
-Open-set calibrations are :class:`~forensic_face.calibration.CalibrationSet` files in their own folder
-(:data:`OPEN_SET_CALIBRATION_DIR`, so a score-to-LR lookup never finds them), matched to a search by the same
-rule as the candidate LRs (:func:`~forensic_face.calibration.calibration_for_result`: engine conditions, scales
-used, face-width band). No match means no cue, said in words; the cue is never guessed.
+The best score of a gallery depends on how many people it holds (the maximum of more non-mated scores is
+higher), so a calibration is fitted per gallery size, on random galleries of that many identities drawn from the
+benchmark's. Open-set calibrations are :class:`~forensic_face.calibration.CalibrationSet` files in their own
+folder, one sub-folder ``gallery_<N>`` per gallery size (:data:`OPEN_SET_CALIBRATION_DIR`, so a score-to-LR
+lookup never finds them). A search uses the smallest fitted gallery size at least as large as its own
+(:func:`gallery_size_folders`), and within it the calibration matched by the same rule as the candidate LRs
+(:func:`~forensic_face.calibration.calibration_for_result`: engine conditions, scales used, face-width band).
+No match means no cue, said in words; the cue is never guessed.
 """
 
 from __future__ import annotations
@@ -53,11 +57,15 @@ H2_ABSENT = "H2 (the person is not in the gallery)"
 MIN_GALLERY_IDENTITIES = 10
 
 OPEN_SET_CAVEAT = (
-    "The open-set LR weighs how far the rank-1 score stands out from the other gallery scores, calibrated on "
-    "reference data (LFW-XRes) with people left out of the gallery; it says whether the person is likely in the "
-    "gallery, not which candidate is the person, and a gallery of another size or population than the "
-    "calibration's may change it."
+    "The open-set LR weighs the top of the ranking, calibrated on reference data (LFW-XRes) with people left out "
+    "of galleries of about this size; it says whether the person is likely in the gallery, not which candidate is "
+    "the person, and a gallery of another population, or imaging conditions unlike the calibration's, may change it."
 )
+
+#: Sub-folders of the open-set calibrations: ``gallery_<N>`` holds those fitted on galleries of N identities.
+GALLERY_FOLDER_PREFIX = "gallery_"
+#: A calibration fitted on N identities serves galleries of up to this many times N (see gallery_size_folders).
+GALLERY_SIZE_TOLERANCE = 1.25
 
 #: Marks a calibration's ``method`` as an open-set one; the statistic's name follows.
 METHOD_PREFIX = "open-set statistic "
@@ -89,7 +97,7 @@ def _gap_z(s: np.ndarray) -> float:
 #: --statistic``; docs/calibration.md compares them): the rank-1 score, the rank-1 minus rank-2 gap, the rank-1
 #: score z-normalised by the mean and spread of the others, and the gap so normalised.
 STATISTICS: dict[str, Callable[[np.ndarray], float]] = {"top1": _top1, "gap": _gap, "z": _z, "gap-z": _gap_z}
-DEFAULT_STATISTIC = "z"
+DEFAULT_STATISTIC = "top1"
 
 
 def open_set_statistic(scores: Sequence[float] | np.ndarray, statistic: str = DEFAULT_STATISTIC) -> float:
@@ -158,11 +166,11 @@ def cue_from_ranking(ranking: Sequence[tuple[str, float]], calibration: Calibrat
     lr = 10.0 ** log10_lr
     verbal = verbal_equivalent(lr, H1_PRESENT, H2_ABSENT)
     if lr < 1.0:
-        text = (f"The best candidate does not stand out from the rest of the gallery: the person may not be in the "
-                f"gallery (open-set LR {format_lr(lr)}, {verbal}).")
+        text = (f"The person may not be in the gallery: the top of this ranking is more typical of searches whose "
+                f"person is absent (open-set LR {format_lr(lr)}, {verbal}).")
     else:
-        text = (f"The best candidate stands out from the rest of the gallery: open-set LR {format_lr(lr)}, {verbal}; "
-                "it does not say which candidate is the person.")
+        text = (f"The top of this ranking is more typical of searches whose person is in the gallery: open-set LR "
+                f"{format_lr(lr)}, {verbal}; it does not say which candidate is the person.")
     return OpenSetCue(available=True, text=text, statistic=statistic, value=value, lr=float(f"{lr:.6g}"),
                       log10_lr=round(log10_lr, 4), verbal=verbal, may_be_absent=lr < 1.0,
                       num_gallery_identities=num, calibration=calibration)
@@ -175,17 +183,40 @@ def open_set_cue(result: Any, directory: str | Path | None = None) -> OpenSetCue
     if "shortlist" in result.provenance:
         return not_available("the ranking covers a shortlist of the gallery, not every identity, and the cue is "
                              "calibrated on whole-gallery rankings", len(result.ranking))
-    folder = OPEN_SET_CALIBRATION_DIR if directory is None else Path(directory)
+    num = len(result.ranking)
+    root = OPEN_SET_CALIBRATION_DIR if directory is None else Path(directory)
+    folders = gallery_size_folders(root, num)
+    if not folders:
+        sizes = sorted(int(f.name.removeprefix(GALLERY_FOLDER_PREFIX)) for f in root.glob(f"{GALLERY_FOLDER_PREFIX}*")
+                       if f.name.removeprefix(GALLERY_FOLDER_PREFIX).isdigit()) if root.is_dir() else []
+        return not_available(f"the gallery has {num} identities, more than the open-set calibrations were fitted for "
+                             f"(galleries of up to {sizes[-1]})" if sizes else "no open-set calibration is installed",
+                             num)
     try:
-        calibration = calibration_for_result(result, directory=folder)
+        for _, folder in folders:
+            calibration = calibration_for_result(result, directory=folder)
+            if calibration is not None:
+                return cue_from_ranking(result.ranking, calibration)
+        reason = why_no_calibration(result, directory=folders[0][1]) or "no open-set calibration matches this search"
     except ConfigError as exc:  # a record too old or incomplete to tell its settings
-        return not_available(str(exc), len(result.ranking))
-    if calibration is None:
-        reason = why_no_calibration(result, directory=folder) or "no open-set calibration matches this search"
-        # why_no_calibration speaks of likelihood ratios of scores; here only its cause matters.
-        reason = reason.split("; scores rank candidates")[0].replace("likelihood ratios come", "the cue comes")
-        return not_available(reason, len(result.ranking))
-    return cue_from_ranking(result.ranking, calibration)
+        return not_available(str(exc), num)
+    # why_no_calibration speaks of likelihood ratios of scores; here only its cause matters.
+    return not_available(reason.split("; scores rank candidates")[0].replace("likelihood ratios come", "the cue comes"),
+                         num)
+
+
+def gallery_size_folders(directory: Path, num_identities: int) -> list[tuple[int, Path]]:
+    """The ``gallery_<N>`` sub-folders of ``directory`` that may serve a gallery of ``num_identities``, as
+    ``(N, folder)``, best first: the smallest N at least as large, then the larger ones. A calibration fitted on
+    a larger gallery is cautious on a smaller one (its people-left-out best scores came from more identities, so
+    it asks more of a score before it supports presence); one fitted on a smaller gallery would overstate
+    presence, so it serves only galleries up to :data:`GALLERY_SIZE_TOLERANCE` times its size."""
+    folders = []
+    for folder in directory.glob(f"{GALLERY_FOLDER_PREFIX}*") if directory.is_dir() else []:
+        size = folder.name.removeprefix(GALLERY_FOLDER_PREFIX)
+        if folder.is_dir() and size.isdigit() and num_identities <= int(size) * GALLERY_SIZE_TOLERANCE:
+            folders.append((int(size), folder))
+    return sorted(folders, key=lambda f: (f[0] < num_identities, f[0] if f[0] >= num_identities else -f[0]))
 
 
 # -- fitting on benchmark runs ---------------------------------------------------------------------------------
@@ -248,54 +279,70 @@ class OpenSetOutcome:
     heldout_absent: np.ndarray
 
 
-#: Gallery sizes at which the held-out behaviour is also measured (random identities per probe): a case gallery
-#: is often far smaller than the benchmark's.
-CHECK_GALLERY_SIZES = (30, 100)
+#: Gallery sizes at which the held-out behaviour of a calibration is also measured (random identities per probe),
+#: besides the whole benchmark gallery: what a calibration for one size does on galleries of another.
+CHECK_GALLERY_SIZES = (10, 30, 100)
 
 
 def calibrate_open_set(data: Any, band: int, heldout_fraction: float, seed: int,
-                       statistic: str = DEFAULT_STATISTIC) -> OpenSetOutcome:
+                       statistic: str = DEFAULT_STATISTIC, gallery_size: int | None = None) -> OpenSetOutcome:
     """Fit the open-set calibration on one identity-disjoint half of ``data`` (a
-    :class:`~forensic_face.calibration.fit.ProbeScores`) and measure it on the other (:func:`cue_rates`, on
-    the whole gallery and on random galleries of :data:`CHECK_GALLERY_SIZES` identities). The returned
-    calibration's ``cllr``/``cllr_min`` are the held-out values."""
+    :class:`~forensic_face.calibration.fit.ProbeScores`) and measure it on the other (:func:`cue_rates`).
+    ``gallery_size``: fit and measure on a random gallery of that many identities per probe (seeded) instead of
+    the whole benchmark gallery. The held-out rates are also measured at the other :data:`CHECK_GALLERY_SIZES`
+    and on the whole gallery. The returned calibration's ``cllr``/``cllr_min`` are the held-out values."""
     from forensic_face.calibration.fit import conditions_text, run_metadata, split_by_identity
 
     if statistic not in STATISTICS:
         raise ConfigError(f"unknown open-set statistic {statistic!r}; choose one of {sorted(STATISTICS)}")
+    num_columns = int(data.scores.shape[1])
+    if gallery_size is not None and not 3 <= gallery_size < num_columns:
+        raise ConfigError(f"--gallery-size must lie between 3 and {num_columns - 1} (the benchmark gallery has "
+                          f"{num_columns} identities; leave it out to use them all)")
     fit_rows, heldout_rows = split_by_identity(data.identity, heldout_fraction, seed)
-    num_gallery = int(data.scores.shape[1])
-    fit_present, fit_absent = present_absent_statistics(data.scores[fit_rows], data.mated_column[fit_rows],
-                                                        statistic)
-    test_present, test_absent = present_absent_statistics(data.scores[heldout_rows],
-                                                          data.mated_column[heldout_rows], statistic)
-    fitted = fit_calibration(fit_present, fit_absent, band=band)
-    filled = np.where(np.isfinite(data.scores), data.scores, -np.inf)
-    rank1_correct = np.argmax(filled, axis=1) == data.mated_column
-    heldout = cue_rates(fitted, test_present, test_absent, rank1_correct[heldout_rows])
-    fit = cue_rates(fitted, fit_present, fit_absent, rank1_correct[fit_rows])
     rng = np.random.default_rng(seed)
+
+    def statistics(rows: np.ndarray, size: int | None) -> tuple[np.ndarray, np.ndarray]:
+        return present_absent_statistics(data.scores[rows], data.mated_column[rows], statistic, size, rng)
+
+    fit_present, fit_absent = statistics(fit_rows, gallery_size)
+    test_present, test_absent = statistics(heldout_rows, gallery_size)
+    fitted = fit_calibration(fit_present, fit_absent, band=band)
+    # Rank 1 of a sampled gallery is not recorded: the rank-1 rates are those of the whole gallery only.
+    filled = np.where(np.isfinite(data.scores), data.scores, -np.inf)
+    whole = gallery_size is None
+    rank1_correct = (np.argmax(filled, axis=1) == data.mated_column) if whole else np.zeros(len(filled), bool)
+
+    def rates(present: np.ndarray, absent: np.ndarray, correct: np.ndarray, with_rank1: bool) -> dict[str, Any]:
+        out = cue_rates(fitted, present, absent, correct)
+        if not with_rank1:
+            out.pop("present_rank1_correct_may_be_absent"), out.pop("present_rank1_correct")
+        return out
+
+    heldout = rates(test_present, test_absent, rank1_correct[heldout_rows], whole)
+    fit = rates(fit_present, fit_absent, rank1_correct[fit_rows], whole)
     by_size = {}
-    for size in CHECK_GALLERY_SIZES:
-        if size < num_gallery - 1:
-            present, absent = present_absent_statistics(data.scores[heldout_rows], data.mated_column[heldout_rows],
-                                                        statistic, gallery_size=size, rng=rng)
-            picked_correct = np.zeros(present.size, dtype=bool)  # rank 1 depends on the sampled gallery
-            rates = cue_rates(fitted, present, absent, picked_correct)
-            rates.pop("present_rank1_correct_may_be_absent"), rates.pop("present_rank1_correct")
-            by_size[str(size)] = rates
+    for size in (*CHECK_GALLERY_SIZES, None):
+        if size != gallery_size and (size is None or size < num_columns):
+            present, absent = statistics(heldout_rows, size)
+            correct = np.argmax(filled, axis=1) == data.mated_column
+            by_size[str(size or num_columns)] = rates(present, absent, correct[heldout_rows], size is None)
+    num_gallery = gallery_size or num_columns
     metadata = run_metadata(data, band, heldout_fraction, seed, fit_rows, heldout_rows)
     split = metadata["split"]
+    sampled = f"random {gallery_size}-identity galleries drawn from the {num_columns}" if gallery_size else \
+        f"the whole {num_columns}-identity gallery"
     text = (
-        f"{conditions_text(metadata)}; open-set statistic {statistic} of a {num_gallery}-identity gallery, "
-        f"H1 the person is in the gallery / H2 left out; fitted on {fit_present.size} probes of "
-        f"{len(split['fit_identities'])} people; Cllr {heldout['cllr']:.3f} measured on {test_present.size} probes "
-        f"of {len(split['heldout_identities'])} other people, present and left out."
+        f"{conditions_text(metadata)}; open-set statistic {statistic} on {sampled}, H1 the person is in the "
+        f"gallery / H2 left out; fitted on {fit_present.size} probes of {len(split['fit_identities'])} people; Cllr "
+        f"{heldout['cllr']:.3f} measured on {test_present.size} probes of {len(split['heldout_identities'])} other "
+        f"people, present and left out."
     )
     calibration = dataclasses.replace(
         fitted, cllr=heldout["cllr"], cllr_min=heldout["cllr_min"], conditions=text,
         method=f"{METHOD_PREFIX}{statistic}; lir.algorithms.logistic_regression.LogitCalibrator + lir ELUB bounds")
     metadata.update({"kind": "open-set", "statistic": statistic, "num_gallery_identities": num_gallery,
+                     "benchmark_gallery_identities": num_columns,
                      "hypotheses": {"H1": H1_PRESENT, "H2": H2_ABSENT}, "fit": fit, "heldout": heldout,
                      "heldout_by_gallery_size": by_size})
     return OpenSetOutcome(calibration, metadata, test_present, test_absent)

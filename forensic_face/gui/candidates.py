@@ -168,8 +168,8 @@ class CandidateTable(QTableWidget):
 
 
 class OpenSetLabel(QLabel):
-    """One or two lines above the candidates: does the best candidate stand out from the rest of the gallery, or
-    may the person not be in it (:func:`~forensic_face.calibration.open_set.open_set_cue`)? Without a matching
+    """One or two lines above the candidates: does the top of the ranking support that the person is in the
+    gallery, or may the person not be in it (:func:`~forensic_face.calibration.open_set.open_set_cue`)? Without a matching
     open-set calibration it says there is no cue; the full statement, its calibration and caveat are in the
     tooltip."""
 
@@ -191,13 +191,14 @@ class OpenSetLabel(QLabel):
             self.setStyleSheet("color: palette(mid);")
             self.setToolTip(cue.text)
             return
+        phrase = (cue.verbal or "").split(" for ")[0]  # the ENFSI level, without the proposition's name
         if cue.may_be_absent:
-            self.setText(f"\u26a0 The person may not be in the gallery: rank 1 does not stand out "
-                         f"(open-set LR {format_lr(cue.lr)}).")
+            self.setText(f"\u26a0 The person may not be in the gallery: open-set LR {format_lr(cue.lr)}, {phrase} "
+                         "that they are not.")
             self.setStyleSheet("color: #b35900; font-weight: bold;")
         else:
-            self.setText(f"Rank 1 stands out from the gallery (open-set LR {format_lr(cue.lr)}, "
-                         f"{cue.verbal.split(' for ')[0] if cue.verbal else ''} that the person is in it).")
+            self.setText(f"Open set: LR {format_lr(cue.lr)}, {phrase} that the person is in the gallery (not "
+                         "which candidate).")
             self.setStyleSheet("")
         cal = cue.calibration
         self.setToolTip(f"{cue.text}\n\nStatistic {cue.statistic} = {cue.value:.4g} over "
