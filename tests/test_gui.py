@@ -979,6 +979,6 @@ def test_open_set_cue_is_shown_above_the_candidates(qtbot, app, tmp_path, monkey
         window.show_result(result)
         assert expected in label.text(), label.text()
         assert "held-out Cllr" in label.toolTip() and "not which candidate" in label.toolTip()
-    assert "open-set LR 1e+03, moderately strong support" in label.text(), label.text()
+    assert "Open set: LR 1e+03, moderately strong support" in label.text(), label.text()
     window.show_result(None)
     assert not label.isVisibleTo(window)
