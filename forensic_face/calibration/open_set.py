@@ -154,12 +154,16 @@ def not_available(reason: str, num_identities: int = 0) -> OpenSetCue:
                            "gallery.")
 
 
+def too_small_gallery(num_identities: int) -> OpenSetCue:
+    return not_available(f"the gallery has {num_identities} identities; the cue needs at least "
+                         f"{MIN_GALLERY_IDENTITIES}", num_identities)
+
+
 def cue_from_ranking(ranking: Sequence[tuple[str, float]], calibration: Calibration) -> OpenSetCue:
     """The cue of a ranking (every gallery identity with its fused score) under an open-set ``calibration``."""
     num = len(ranking)
     if num < MIN_GALLERY_IDENTITIES:
-        return not_available(f"the gallery has {num} identities; the cue needs at least {MIN_GALLERY_IDENTITIES} "
-                             "to tell whether the best one stands out", num)
+        return too_small_gallery(num)
     statistic = statistic_of(calibration)
     value = open_set_statistic([score for _, score in ranking], statistic)
     log10_lr = float(calibration.log10_lr([value])[0])
@@ -184,6 +188,8 @@ def open_set_cue(result: Any, directory: str | Path | None = None) -> OpenSetCue
         return not_available("the ranking covers a shortlist of the gallery, not every identity, and the cue is "
                              "calibrated on whole-gallery rankings", len(result.ranking))
     num = len(result.ranking)
+    if num < MIN_GALLERY_IDENTITIES:
+        return too_small_gallery(num)
     root = OPEN_SET_CALIBRATION_DIR if directory is None else Path(directory)
     folders = gallery_size_folders(root, num)
     if not folders:
