@@ -185,9 +185,10 @@ def test_calibrate_open_set_command_writes_a_calibration_lr_lookups_never_use(tm
 def test_shipped_open_set_calibrations_are_valid() -> None:
     from forensic_face.calibration.open_set import OPEN_SET_CALIBRATION_DIR
 
-    for path in sorted(OPEN_SET_CALIBRATION_DIR.glob("*.json")):
+    for path in sorted(OPEN_SET_CALIBRATION_DIR.glob("gallery_*/*.json")):
         cal_set = CalibrationSet.load(path)
         assert cal_set.metadata["kind"] == "open-set", path
+        assert path.parent.name == f"gallery_{cal_set.metadata['num_gallery_identities']}", path
         assert all(c.slope > 0 and 0.0 < c.cllr < 1.0 and statistic_of(c) == cal_set.metadata["statistic"]
                    for c in cal_set.calibrations), path
 
