@@ -970,7 +970,8 @@ def test_open_set_cue_is_shown_above_the_candidates(qtbot, app, tmp_path, monkey
     folder = tmp_path / "open_set"
     (folder / "gallery_30").mkdir(parents=True)
     conditions = engine_conditions_from_provenance(result.provenance)
-    for intercept, expected in ((-10.0, "may not be in the gallery"), (-6.0, "support that the person is in the gallery")):
+    for intercept, expected in ((-10.0, "may not be in the gallery"),
+                                (-6.0, "support that the person is in the gallery")):
         # log10 LR = 10 * rank-1 score + intercept; the synthetic rank 1 scores 0.9
         cal = dataclasses.replace(base, slope=10.0, intercept=intercept, lower_log10_lr=-2.0, upper_log10_lr=3.0,
                                   method=f"{open_set.METHOD_PREFIX}top1; test")

@@ -169,9 +169,9 @@ class CandidateTable(QTableWidget):
 
 class OpenSetLabel(QLabel):
     """One or two lines above the candidates: does the top of the ranking support that the person is in the
-    gallery, or may the person not be in it (:func:`~forensic_face.calibration.open_set.open_set_cue`)? Without a matching
-    open-set calibration it says there is no cue; the full statement, its calibration and caveat are in the
-    tooltip."""
+    gallery, or may the person not be in it (:func:`~forensic_face.calibration.open_set.open_set_cue`)? Without
+    a matching open-set calibration it says there is no cue; the full statement, its calibration and caveat are
+    in the tooltip."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
