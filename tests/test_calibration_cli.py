@@ -108,7 +108,7 @@ def test_calibrate_rejects_wrong_band_and_flat_scores(tmp_path: Path) -> None:
 
 
 def _result(config: EngineConfig, width_px: float) -> SimpleNamespace:
-    return SimpleNamespace(provenance=_provenance(config), probe_face=SimpleNamespace(width_px=width_px))
+    return SimpleNamespace(provenance=_provenance(config), probe_face=SimpleNamespace(width_px=width_px), ranking=())
 
 
 def test_shipped_calibration_matches_settings_and_band(tmp_path: Path) -> None:

@@ -69,6 +69,10 @@ def test_bundle_layout(built: Path) -> None:
     assert sorted(p.name for p in models.iterdir()) == ["dlib_face_recognition_resnet_model_v1.dat"]
     shipped_calibrations = sorted(p.name for p in (PROJECT_ROOT / "resources" / "calibration").glob("*.json"))
     assert sorted(p.name for p in (internal / "resources" / "calibration").glob("*.json")) == shipped_calibrations
+    open_set = PROJECT_ROOT / "resources" / "calibration" / "open_set"
+    bundled = internal / "resources" / "calibration" / "open_set"
+    assert sorted(p.relative_to(bundled) for p in bundled.glob("gallery_*/*.json")) == sorted(
+        p.relative_to(open_set) for p in open_set.glob("gallery_*/*.json"))
     if (PROJECT_ROOT / "resources" / "weights" / "manifest.json").is_file():
         assert (internal / "resources" / "weights" / "manifest.json").is_file()
     # Every shipped weights file and the licence texts of the third-party ones.

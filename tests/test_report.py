@@ -138,3 +138,49 @@ def test_case_commands(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatc
     from forensic_face.paths import data_dir
 
     assert (data_dir() / "cases" / "named-case.ffcase").is_file()
+
+
+@needs_poppler
+def test_report_states_the_open_set_cue_or_that_there_is_none(case_with_search: tuple[Path, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from test_calibration_cli import RECOGNIZER_SHA, _provenance
+
+    from forensic_face.calibration import CalibrationSet, engine_conditions
+    from forensic_face.calibration import open_set
+
+    monkeypatch.setattr(open_set, "OPEN_SET_CALIBRATION_DIR", tmp_path / "none")
+    path, probe = case_with_search
+    write_case_report(path, tmp_path / "plain.pdf")
+    squashed = " ".join(_text(tmp_path / "plain.pdf").split())
+    assert "Open set: Open-set cue not available" in squashed and "in the gallery" in squashed
+
+    # A search of a 12-identity gallery whose rank 1 does not stand out, under settings with an open-set fit.
+    config = EngineConfig(scales=(2, 4))
+    gallery = make_gallery(tmp_path / "gallery2")
+    result = make_search_result(probe, gallery)
+    result = dataclasses.replace(result, ranking=result.ranking + tuple((f"Other_{k}", 0.1) for k in range(9)),
+                                 provenance={**_provenance(config), "seed": 0, "scales_used": [2, 4]})
+    rng = np.random.default_rng(0)
+    cal = dataclasses.replace(fit_calibration(rng.normal(3, 1, 50), rng.normal(0, 1, 50), band=9),
+                              slope=1.0, intercept=-3.0, lower_log10_lr=-2.0, upper_log10_lr=3.0,
+                              method=f"{open_set.METHOD_PREFIX}top1; test", conditions="Synthetic open-set fit.")
+    conditions = {**engine_conditions(config, RECOGNIZER_SHA), "scales": [2, 4]}
+    (tmp_path / "gallery_30").mkdir()
+    CalibrationSet((cal,), {"engine": conditions}).save(tmp_path / "gallery_30" / "open_set.json")
+    monkeypatch.setattr(open_set, "OPEN_SET_CALIBRATION_DIR", tmp_path)
+    case = tmp_path / "open.ffcase"
+    with CaseStore.create(case, "2026-0043", "Open set", "Jana Nováková") as store:
+        store.add_evidence(probe, "probe")
+        store.record_search(result, config, gallery=gallery)
+    write_case_report(case, tmp_path / "open.pdf")
+    squashed = " ".join(_text(tmp_path / "open.pdf").split())
+    # log10 LR = 0.9 - 3, bounded to -2: in the leads summary (a table cell, wrapped) and in the probe's section,
+    # with its calibration and caveat
+    assert "none. Open set: the person may not" in squashed and "(open-set LR 0.01)" in squashed
+    assert ("Open set: The person may not be in the gallery: the top of this ranking is more typical of searches "
+            "whose person is absent (open-set LR 0.01, moderate support for H2 (the person is not in the gallery))"
+            ) in squashed
+    assert "Synthetic open-set fit." in squashed
+    assert "not which candidate is the person" in squashed and "Statistic top1 = 0.9" in squashed

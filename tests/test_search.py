@@ -155,6 +155,10 @@ def test_cli_search_json(gallery_dir: Path, people: list[str], lfw_image, tmp_pa
     assert ok["candidates"][0]["identity"] == people[2]
     assert set(ok["candidates"][0]) >= {"rank", "identity", "image", "score"}
     assert bad["error"] and "does not exist" in bad["error"] and bad["candidates"] == []
+    # The open-set cue is stated, here as not available: no open-set calibration is fitted for these settings.
+    assert not ok["open_set"]["available"] and ok["open_set"]["lr"] is None and bad["open_set"] is None
+    assert ok["open_set"]["text"].startswith("Open-set cue not available: ")
+    assert ok["open_set"]["num_gallery_identities"] == len(people)
 
 
 def test_cli_search_records_into_a_case(gallery_dir: Path, people: list[str], lfw_image, tmp_path: Path,

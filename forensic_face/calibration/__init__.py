@@ -48,10 +48,11 @@ VERBAL_SCALE: tuple[tuple[float, float, str], ...] = (
 )
 
 
-def verbal_equivalent(lr: float) -> str:
+def verbal_equivalent(lr: float, h1: str = "H1 (same person)", h2: str = "H2 (different persons)") -> str:
     """ENFSI (2015) verbal equivalent of a likelihood ratio, symmetric for LR < 1.
 
-    ``H1`` is "the probe and the candidate show the same person", ``H2`` "different persons".
+    ``h1``/``h2`` name the propositions; by default those of a candidate's LR: "the probe and the candidate
+    show the same person" and "different persons".
     """
     if not math.isfinite(lr) and lr != math.inf:
         raise ConfigError(f"likelihood ratio must be a number, got {lr}")
@@ -59,8 +60,7 @@ def verbal_equivalent(lr: float) -> str:
         raise ConfigError(f"likelihood ratio must be >= 0, got {lr}")
     if lr == 1.0:
         return "no support for either proposition (LR = 1)"
-    value, proposition = (lr, "H1 (same person)") if lr > 1.0 else ((math.inf if lr == 0 else 1.0 / lr),
-                                                                      "H2 (different persons)")
+    value, proposition = (lr, h1) if lr > 1.0 else ((math.inf if lr == 0 else 1.0 / lr), h2)
     for low, high, phrase in VERBAL_SCALE:
         if low < value <= high or (high == math.inf and value > low):
             return f"{phrase} for {proposition}"

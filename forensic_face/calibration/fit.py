@@ -183,6 +183,45 @@ class CalibrationOutcome:
     heldout_nonmated: np.ndarray
 
 
+def run_metadata(data: ProbeScores, band: int, heldout_fraction: float, seed: int, fit_rows: np.ndarray,
+                 heldout_rows: np.ndarray) -> dict[str, Any]:
+    """What a calibration fitted on ``data`` records about its data: protocol, band, benchmark settings, the
+    engine conditions it is matched by (``engine``), the engine config, the source runs and the identity split."""
+    result = data.result
+    provenance = result.get("provenance", {})
+    conditions = engine_conditions_from_provenance(provenance) if provenance else {}
+    if data.scales_used is not None and conditions:
+        # Looked up by searches that used exactly these scales (load_shipped_calibration's scales_used).
+        conditions = {**conditions, "scales": list(data.scales_used)}
+    return {
+        "protocol": result.get("protocol"),
+        "band_px": band,
+        "settings": result.get("settings", {}),
+        "engine": conditions,
+        # Set when the calibration is for probes searched with fewer scales than configured.
+        "scales_used": None if data.scales_used is None else list(data.scales_used),
+        "engine_config_digest": result.get("config_digest") or provenance.get("config_sha256"),
+        "engine_config": provenance.get("config", result.get("config")),
+        "sources": list(data.sources),
+        "split": {"by": "probe identity", "heldout_fraction": heldout_fraction, "seed": seed,
+                  "fit_identities": sorted(set(data.identity[fit_rows].astype(str))),
+                  "heldout_identities": sorted(set(data.identity[heldout_rows].astype(str)))},
+    }
+
+
+def conditions_text(metadata: dict[str, Any]) -> str:
+    """The data and engine settings of a calibration, in words (the start of its ``conditions`` text)."""
+    settings, conditions = metadata["settings"], metadata["engine"]
+    return (
+        f"{metadata.get('protocol') or 'benchmark'} probes, {metadata['band_px']} px face-width band "
+        f"(camera {settings.get('camera', '?')}, face width from {settings.get('face_width_source', '?')}); "
+        f"recognizer {conditions.get('recognizer', '?')} (weights SHA-256 "
+        f"{str(conditions.get('recognizer_sha256', '?'))[:12]}...), upsampler {conditions.get('upsampler', '?')}, "
+        f"scales {conditions.get('scales', '?')}, budget {conditions.get('budget', '?')}, fusion "
+        f"{conditions.get('fusion', '?')}"
+    )
+
+
 def calibrate(data: ProbeScores, band: int, heldout_fraction: float, seed: int) -> CalibrationOutcome:
     """Fit on one identity-disjoint half, measure Cllr / Cllr_min on the other; the returned calibration's
     ``cllr``/``cllr_min`` are the HELD-OUT values (the fit-half values are in the metadata)."""
@@ -193,48 +232,25 @@ def calibrate(data: ProbeScores, band: int, heldout_fraction: float, seed: int) 
                       ("fit non-mated", fit_nonmated), ("held-out non-mated", test_nonmated)):
         if arr.size < 2:
             raise ConfigError(f"only {arr.size} {name} scores; use more probes or another --heldout-fraction")
-    result = data.result
-    settings = result.get("settings", {})
-    provenance = result.get("provenance", {})
-    conditions = engine_conditions_from_provenance(provenance) if provenance else {}
-    if data.scales_used is not None and conditions:
-        # Looked up by searches that used exactly these scales (load_shipped_calibration's scales_used).
-        conditions = {**conditions, "scales": list(data.scales_used)}
+    metadata = run_metadata(data, band, heldout_fraction, seed, fit_rows, heldout_rows)
     fitted = fit_calibration(fit_mated, fit_nonmated, band=band)
     labels = np.concatenate([np.ones(test_mated.size), np.zeros(test_nonmated.size)]).astype(np.int64)
     test_scores = np.concatenate([test_mated, test_nonmated])
     raw = fitted.slope * test_scores + fitted.intercept
     heldout_cllr = cllr(fitted.log10_lr(test_scores), labels)
     heldout_cllr_min = cllr_min(raw, labels)
-    fit_people = sorted(set(data.identity[fit_rows].astype(str)))
-    heldout_people = sorted(set(data.identity[heldout_rows].astype(str)))
     text = (
-        f"{result.get('protocol', 'benchmark')} probes, {band} px face-width band "
-        f"(camera {settings.get('camera', '?')}, face width from {settings.get('face_width_source', '?')}); "
-        f"recognizer {conditions.get('recognizer', '?')} (weights SHA-256 "
-        f"{str(conditions.get('recognizer_sha256', '?'))[:12]}...), upsampler {conditions.get('upsampler', '?')}, "
-        f"scales {conditions.get('scales', '?')}, budget {conditions.get('budget', '?')}, fusion "
-        f"{conditions.get('fusion', '?')}; fitted on {fit_mated.size} mated / {fit_nonmated.size} non-mated scores "
-        f"of {len(fit_people)} people; Cllr {heldout_cllr:.3f} and Cllr_min {heldout_cllr_min:.3f} measured on "
-        f"{test_mated.size} mated / {test_nonmated.size} non-mated scores of {len(heldout_people)} other people."
+        f"{conditions_text(metadata)}; fitted on {fit_mated.size} mated / {fit_nonmated.size} non-mated scores "
+        f"of {len(metadata['split']['fit_identities'])} people; Cllr {heldout_cllr:.3f} and Cllr_min "
+        f"{heldout_cllr_min:.3f} measured on {test_mated.size} mated / {test_nonmated.size} non-mated scores of "
+        f"{len(metadata['split']['heldout_identities'])} other people."
     )
     calibration = dataclasses.replace(fitted, cllr=heldout_cllr, cllr_min=heldout_cllr_min, conditions=text)
-    metadata = {
-        "protocol": result.get("protocol"),
-        "band_px": band,
-        "settings": settings,
-        "engine": conditions,
-        # Set when the calibration is for probes searched with fewer scales than configured.
-        "scales_used": None if data.scales_used is None else list(data.scales_used),
-        "engine_config_digest": result.get("config_digest") or provenance.get("config_sha256"),
-        "engine_config": provenance.get("config", result.get("config")),
-        "sources": list(data.sources),
-        "split": {"by": "probe identity", "heldout_fraction": heldout_fraction, "seed": seed,
-                  "fit_identities": fit_people, "heldout_identities": heldout_people},
+    metadata.update({
         "fit": {"num_mated": int(fit_mated.size), "num_nonmated": int(fit_nonmated.size),
                 "cllr": fitted.cllr, "cllr_min": fitted.cllr_min},
         "heldout": {"num_mated": int(test_mated.size), "num_nonmated": int(test_nonmated.size),
                     "cllr": heldout_cllr, "cllr_min": heldout_cllr_min},
         "num_scores": int(fit_mated.size + fit_nonmated.size + test_mated.size + test_nonmated.size),
-    }
+    })
     return CalibrationOutcome(calibration, metadata, test_mated, test_nonmated)

@@ -285,7 +285,7 @@ def search_probes(
     bar = ProgressBar()
     for path in args.probes:
         record: dict[str, Any] = {"probe": str(path), "sha256": None, "face": None, "error": None,
-                                  "candidates": [], "calibration": None}
+                                  "candidates": [], "calibration": None, "open_set": None}
         try:
             probe = load_image(path)
             record["sha256"] = probe.sha256
@@ -328,6 +328,8 @@ def print_search_record(record: dict[str, Any]) -> None:
         print(f"   No likelihood ratios: {reason}.")
     else:
         print(f"   LRs: {cal['band_px']} px calibration (held-out Cllr {cal['cllr']:.3f}). {cal['caveat']}")
+    if record.get("open_set"):
+        print(f"   Open set: {record['open_set']['text']}")
     print_case_line(record)
     if record.get("shortlist"):
         sl = record["shortlist"]
@@ -337,7 +339,8 @@ def print_search_record(record: dict[str, Any]) -> None:
 
 def add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:
     """Add ``lr``/``log10_lr``/``verbal`` to each candidate of ``record`` and a ``calibration`` summary, from the
-    shipped calibration matching the search's settings and face width; all ``None`` when none matches."""
+    shipped calibration matching the search's settings and face width; all ``None`` when none matches. Add the
+    open-set cue (``open_set``: may the person not be in the gallery?), or why there is none."""
     from forensic_face.calibration import (
         CALIBRATION_CAVEAT,
         calibration_for_result,
@@ -352,3 +355,6 @@ def add_likelihood_ratios(record: dict[str, Any], result: Any) -> None:
     record["calibration"] = None if cal is None else {
         "band_px": cal.band_px, "cllr": round(cal.cllr, 4), "cllr_min": round(cal.cllr_min, 4),
         "conditions": cal.conditions, "caveat": CALIBRATION_CAVEAT}
+    from forensic_face.calibration.open_set import open_set_cue
+
+    record["open_set"] = open_set_cue(result).to_json()

@@ -8,6 +8,7 @@ from PySide6.QtGui import QContextMenuEvent, QIcon, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
+    QLabel,
     QMenu,
     QTableWidget,
     QTableWidgetItem,
@@ -20,7 +21,8 @@ from forensic_face.calibration import (
     format_lr,
     lr_record,
 )
-from forensic_face.engine.results import Candidate, Gallery
+from forensic_face.calibration.open_set import OPEN_SET_CAVEAT, OpenSetCue, open_set_cue
+from forensic_face.engine.results import Candidate, Gallery, SearchResult
 from forensic_face.gui.images import to_pixmap
 
 THUMB_PX = 48
@@ -163,3 +165,48 @@ class CandidateTable(QTableWidget):
     def _on_current_changed(self, row: int, _col: int, prev_row: int, _prev_col: int) -> None:
         if row != prev_row and 0 <= row < len(self.candidates):
             self.candidate_selected.emit(row)
+
+
+class OpenSetLabel(QLabel):
+    """One or two lines above the candidates: does the top of the ranking support that the person is in the
+    gallery, or may the person not be in it (:func:`~forensic_face.calibration.open_set.open_set_cue`)? Without
+    a matching open-set calibration it says there is no cue; the full statement, its calibration and caveat are
+    in the tooltip."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("openSetCue")
+        self.setWordWrap(True)
+        self.cue: OpenSetCue | None = None
+        self.clear_cue()
+
+    def show_result(self, result: SearchResult) -> None:
+        self.show_cue(open_set_cue(result))
+
+    def show_cue(self, cue: OpenSetCue) -> None:
+        self.cue = cue
+        self.setVisible(True)
+        if not cue.available or cue.lr is None or cue.calibration is None:
+            self.setText("No open-set cue: nothing here says whether the person is in the gallery.")
+            self.setStyleSheet("color: palette(mid);")
+            self.setToolTip(cue.text)
+            return
+        phrase = (cue.verbal or "").split(" for ")[0]  # the ENFSI level, without the proposition's name
+        if cue.may_be_absent:
+            self.setText(f"\u26a0 The person may not be in the gallery: open-set LR {format_lr(cue.lr)}, {phrase} "
+                         "that they are not.")
+            self.setStyleSheet("color: #b35900; font-weight: bold;")
+        else:
+            self.setText(f"Open set: LR {format_lr(cue.lr)}, {phrase} that the person is in the gallery (not "
+                         "which candidate).")
+            self.setStyleSheet("")
+        cal = cue.calibration
+        self.setToolTip(f"{cue.text}\n\nStatistic {cue.statistic} = {cue.value:.4g} over "
+                        f"{cue.num_gallery_identities} gallery identities; {cal.band_px} px open-set calibration, "
+                        f"held-out Cllr {cal.cllr:.3f}.\n{cal.conditions}\n{OPEN_SET_CAVEAT}")
+
+    def clear_cue(self) -> None:
+        self.cue = None
+        self.setText("")
+        self.setToolTip("")
+        self.setVisible(False)

@@ -43,7 +43,7 @@ from forensic_face.engine.errors import ForensicFaceError
 from forensic_face.engine.imaging import IMAGE_SUFFIXES, LoadedImage
 from forensic_face.engine.results import FaceDetection, Gallery, GalleryEntry, SearchResult
 from forensic_face.gui import jobs
-from forensic_face.gui.candidates import CandidateTable
+from forensic_face.gui.candidates import CandidateTable, OpenSetLabel
 from forensic_face.gui.case_actions import CaseActions
 from forensic_face.gui.case_session import CaseSession, gallery_for_view, gallery_matches
 from forensic_face.gui.comparison import ComparisonView
@@ -140,6 +140,7 @@ class MainWindow(CaseActions, QMainWindow):
         self.gallery_panel = GalleryPanel()
         self.probe_panel = ProbePanel()
         self.candidates = CandidateTable()
+        self.open_set = OpenSetLabel()
         self.comparison = ComparisonView()
         self.heatmaps = HeatmapPanel()
         self.history_panel = HistoryPanel()
@@ -167,6 +168,7 @@ class MainWindow(CaseActions, QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(6, 6, 0, 6)
         ll.addWidget(self.candidates_title)
+        ll.addWidget(self.open_set)
         ll.addWidget(self.candidates, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("centralSplitter")
@@ -851,6 +853,7 @@ class MainWindow(CaseActions, QMainWindow):
         self._calibration = None
         if result is None:
             self.candidates.clear_candidates()
+            self.open_set.clear_cue()
             self.comparison.clear()
             self.heatmaps.clear()
             self.candidates_title.setText("Candidates")
@@ -865,6 +868,7 @@ class MainWindow(CaseActions, QMainWindow):
         else:
             self.candidates_title.setText(f"Candidates for {result.probe_path.name} "
                                           f"(top {min(top_n, len(result.candidates))})")
+        self.open_set.show_result(result)
         record = self.probe_panel.current_record()
         if search_id is None and record is not None and record.result is result:
             search_id = record.search_id

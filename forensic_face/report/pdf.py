@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image as PILImage
 
 import forensic_face
-from forensic_face.calibration import CALIBRATION_CAVEAT, verbal_equivalent
+from forensic_face.calibration import CALIBRATION_CAVEAT, format_lr, verbal_equivalent
+from forensic_face.calibration.open_set import OPEN_SET_CAVEAT, OpenSetCue, open_set_cue
 from forensic_face.engine.degradations import describe_path
 from forensic_face.engine.errors import CaseStoreError
 from forensic_face.engine.video import frames_searched_text
@@ -346,6 +347,7 @@ class _ReportBuilder:
         self.s = _Styles()
         self.width = 0.0
         self._section = 0
+        self._open_set_cues: dict[int, OpenSetCue] = {}
 
     def _h1(self, title: str) -> Any:
         """A numbered section heading (numbers follow the order sections are built in)."""
@@ -471,6 +473,9 @@ class _ReportBuilder:
             lead_text = "; ".join(f"rank {c.candidate.rank} {c.candidate.identity}"
                                   + (f" (LR {_lr_text(c)})" if c.log10_lr is not None else "")
                                   + (" (carried)" if c.decision.carried else "") for c in leads) or "none"
+            cue = self._open_set(search)
+            if cue.may_be_absent:
+                lead_text += f". Open set: the person may not be in the gallery (open-set LR {format_lr(cue.lr or 0)})"
             reviews = "; ".join(f"{r.reviewer}: {r.verdict}" for r in probe.chosen.reviews) or "not reviewed"
             used = (f"#{search.id}, {search.created_utc[:16].replace('T', ' ')}"
                     + (f" ({len(probe.superseded)} earlier in annex)" if probe.superseded else ""))
@@ -553,6 +558,7 @@ class _ReportBuilder:
         else:
             out.append(_p("No likelihood ratios: no calibration was applied to this search. Scores are "
                           "similarities for ranking only and do not express evidential strength.", s.small))
+        out += self._open_set_paragraphs(search)
         for c in probe.chosen.carried.not_carried:
             out.append(_p(f"Not carried to this search: the decision '{c['decision']}' on {c['identity']} (search "
                           f"#{c['from_search_id']}, rank {c['from_rank']}; {c['examiner']}, {c['decided_utc']}): "
@@ -649,6 +655,25 @@ class _ReportBuilder:
             out += [Spacer(1, 3), Image(io.BytesIO(png), width=shown_width, height=shown_width * aspect),
                     _p("Similarity of every probe hypothesis (rows) with every degraded gallery hypothesis "
                        "(columns), per scale.", s.small)]
+        return out
+
+    def _open_set(self, search: StoredSearch) -> OpenSetCue:
+        """The search's open-set cue, from its stored ranking and the shipped open-set calibration matching it."""
+        if search.id not in self._open_set_cues:
+            self._open_set_cues[search.id] = open_set_cue(search.to_search_result())
+        return self._open_set_cues[search.id]
+
+    def _open_set_paragraphs(self, search: StoredSearch) -> list[Any]:
+        s = self.s
+        cue = self._open_set(search)
+        out = [_p(f"Open set: {cue.text}", s.body)]
+        cal = cue.calibration
+        if cal is not None and cue.value is not None:
+            out.append(_p((
+                f"Statistic {cue.statistic} = {cue.value:.4g} over the {cue.num_gallery_identities} ranked "
+                f"identities; open-set calibration for the {cal.band_px} px band (held-out Cllr {cal.cllr:.3f}, "
+                f"bounded to log10 LR in [{cal.lower_log10_lr:.2f}, {cal.upper_log10_lr:.2f}]): {cal.conditions} "
+                f"{OPEN_SET_CAVEAT} Worked out for this report from the stored ranking."), s.small))
         return out
 
     def _method(self) -> list[Any]:
