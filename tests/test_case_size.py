@@ -68,6 +68,7 @@ def test_an_image_shown_by_two_searches_is_stored_once_and_reads_back_the_same(t
     assert len(_images(one)) == len(_images(two)) > 20
     for a, b in zip(_images(one), _images(two)):
         np.testing.assert_array_equal(a, b)
+    assert [c.candidate.gallery_paths for c in one.candidates] == [c.candidate.gallery_paths for c in two.candidates]
     # Lossless: what was recorded is what reads back.
     recorded = make_search_result(tmp_path / "probe.png", make_gallery(tmp_path / "gallery"))
     np.testing.assert_array_equal(one.probe_crop, recorded.probe_crop.pixels)
@@ -91,8 +92,11 @@ def test_a_case_of_schema_3_migrates_verifies_reads_and_stores_new_searches_once
     with CaseStore.open(old) as store, CaseStore.open(path) as new:
         migrate = [e for e in store.audit_entries() if e.action == "migrate"]
         assert [(e.details["from"], e.details["to"]) for e in migrate] == [(3, 4)]
-        for a, b in zip(_images(store.search(first)), _images(new.search(first))):
+        migrated, written = store.search(first), new.search(first)
+        for a, b in zip(_images(migrated), _images(written)):
             np.testing.assert_array_equal(a, b)
+        assert [c.candidate.gallery_paths for c in migrated.candidates] == [
+            c.candidate.gallery_paths for c in written.candidates] and written.candidates[0].candidate.gallery_paths
         gallery = make_gallery(tmp_path / "gallery")
         probe = tmp_path / "probe.png"
         third = store.record_search(make_search_result(probe, gallery), EngineConfig(), gallery=gallery)
@@ -108,7 +112,8 @@ def test_a_case_of_schema_3_migrates_verifies_reads_and_stores_new_searches_once
     assert code == 0, text
 
 
-def test_an_edited_or_deleted_stored_image_is_found_by_verify(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_an_edited_or_deleted_stored_image_is_found_by_verify(
+        tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     path, _, _ = _case_with_two_searches(tmp_path)
     raw = sqlite3.connect(path)
     crop = raw.execute("SELECT probe_crop_png FROM searches WHERE id = 1").fetchone()[0]

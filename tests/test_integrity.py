@@ -455,7 +455,9 @@ def _downgrade(new: Path, old: Path, schema: int, relative_gallery_to: Path | No
     target.execute("PRAGMA application_id = 1179009861")
     target.execute(f"PRAGMA user_version = {schema}")
     tables = {r[0] for r in target.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'audit'")}
-    blobs = dict(source.execute("SELECT sha256, data FROM blobs").fetchall()) if "blobs" not in tables else {}
+    blobs = {digest: data.decode() if kind == "json" else data  # labels were JSON text, images bytes
+             for digest, kind, data in source.execute("SELECT sha256, format, data FROM blobs")
+             } if "blobs" not in tables else {}
     for table in sorted(tables):
         columns = [r[1] for r in target.execute(f"PRAGMA table_info({table})")]
         rows = source.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()

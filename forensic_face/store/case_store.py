@@ -234,8 +234,9 @@ BEGIN SELECT RAISE(ABORT, 'reviews rows cannot be deleted'); END;
 #: Version 4: stored images and matrices are content-addressed. Each is one row of ``blobs``, keyed by the SHA-256
 #: of its bytes, so an image shared by several searches (a gallery portrait, a probe's hypotheses searched again,
 #: the best hypothesis of many candidates) is stored once; the columns of :data:`BLOB_COLUMNS` hold that SHA-256
-#: (TEXT). Rows written before keep their bytes in those columns (BLOB): they are read as they are and never
-#: rewritten, so migrating changes no stored row and no row hash.
+#: (TEXT). Rows written before keep their values in those columns (image bytes as BLOB, the similarity matrices'
+#: column labels as JSON text): they are read as they are and never rewritten, so migrating changes no stored row
+#: and no row hash.
 _SCHEMA_V4 = """CREATE TABLE blobs (
     sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
     format TEXT NOT NULL,
@@ -252,14 +253,18 @@ _RESULTS_OF_SEARCH = "result_id IN (SELECT id FROM results WHERE search_id = ?)"
 
 #: Schema migrations; ``PRAGMA user_version`` = number applied. Append, never edit, released entries.
 MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
-#: The columns that hold stored images and matrices: the SHA-256 of a ``blobs`` row (schema 4 on), or in rows
-#: written before, the bytes themselves.
+#: The columns whose values are stored once in ``blobs``: the stored images and matrices, and the similarity
+#: matrices' column labels (the gallery degradation paths, the same list for every candidate of a search). A value
+#: is the SHA-256 of a ``blobs`` row (:func:`is_blob_reference`; schema 4 on), or in rows written before, the value
+#: itself.
 BLOB_COLUMNS: dict[str, tuple[str, ...]] = {
     "searches": ("probe_crop_png", "probe_hypotheses_npz"),
     "results": ("best_probe_png", "gallery_crop_png"),
     "result_variants": ("png",),
-    "result_similarity": ("matrix_npy",),
+    "result_similarity": ("matrix_npy", "gallery_paths_json"),
 }
+#: SQL condition true when ``{column}`` holds a reference to a ``blobs`` row (:func:`is_blob_reference`).
+BLOB_REFERENCE_SQL = "(typeof({column}) = 'text' AND length({column}) = 64 AND {column} NOT GLOB '*[^0-9a-f]*')"
 #: Digests bound to one ``IN (...)`` selection when a write hashes the blobs rows it added (SQLite's limit on
 #: bound parameters is 999 in older builds).
 _DIGESTS_PER_SELECTION = 500
@@ -521,6 +526,17 @@ def _decode_hypotheses(data: bytes) -> dict[int, tuple[ProbeHypothesis, ...]]:
                 images = [decode_png(npz[f"png_{scale}_{index:03d}"].tobytes()) for index in range(len(sigmas))]
             out[scale] = tuple(ProbeHypothesis(scale, float(s), img) for s, img in zip(sigmas, images))
     return dict(sorted(out.items()))
+
+
+def _decode_labels(data: bytes) -> tuple[str, ...]:
+    """A similarity matrix's column labels (JSON list of gallery degradation paths)."""
+    return tuple(str(label) for label in json.loads(data))
+
+
+def is_blob_reference(value: Any) -> bool:
+    """Whether a :data:`BLOB_COLUMNS` value names a ``blobs`` row (64 lowercase hex digits) rather than holding
+    the value itself (bytes, or JSON text, which never looks like that)."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _blob_selections(digests: set[str]) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -1010,7 +1026,7 @@ class CaseStore:
                         "INSERT INTO result_similarity (result_id, scale, matrix_npy, gallery_paths_json) "
                         "VALUES (?, ?, ?, ?)",
                         [(result_id, int(scale), blob(encode_npy(np.asarray(matrix, dtype=np.float32)), "npy"),
-                          json.dumps(list(cand.gallery_paths.get(scale, ()))))
+                          blob(json.dumps(list(cand.gallery_paths.get(scale, ()))).encode("utf-8"), "json"))
                          for scale, matrix in cand.similarity.items()])
                 carried = self._carry_decisions(conn, search_id, evidence_id, result)
                 self._append(conn, "search", {
@@ -1148,7 +1164,8 @@ class CaseStore:
                         "ORDER BY scale", (res[0],)):
                     similarity[int(scale)] = stored(f"similarity matrix x{scale} of rank {res[1]} (result_similarity)",
                                                     matrix, decode_npy)
-                    gallery_paths[int(scale)] = tuple(json.loads(paths))
+                    gallery_paths[int(scale)] = stored(f"gallery hypothesis labels x{scale} of rank {res[1]} "
+                                                       "(result_similarity)", paths, _decode_labels)
                 candidate = Candidate(
                     rank=int(res[1]), identity=res[2], image_path=Path(res[3]), gallery_sha256=res[4],
                     score=float(res[5]), per_scale_scores={int(k): float(v) for k, v in json.loads(res[6]).items()},
@@ -1173,10 +1190,10 @@ class CaseStore:
             calibration=None if row[13] is None else json.loads(row[13]))
 
     def _stored_bytes(self, value: Any) -> bytes:
-        """The bytes of a :data:`BLOB_COLUMNS` value: the ``blobs`` row its SHA-256 names, or the bytes a row
-        written before schema 4 holds itself."""
-        if not isinstance(value, str):
-            return bytes(value)
+        """The bytes of a :data:`BLOB_COLUMNS` value: the ``blobs`` row its SHA-256 names, or the value a row
+        written before schema 4 holds itself (text as UTF-8)."""
+        if not is_blob_reference(value):
+            return value.encode("utf-8") if isinstance(value, str) else bytes(value)
         row = self._conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (value,)).fetchone()
         if row is None:
             raise ValueError(f"its stored bytes (SHA-256 {value}) are missing from the case's blobs table")
