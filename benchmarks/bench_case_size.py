@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         case_path, search_ids, seconds = build_case(work, config, args.gallery, args.probes, args.rounds)
-        one = work / "report-one-search.pdf"
-        whole = work / "report-whole-case.pdf"
+        one = work / f"{case_path.stem}-report-one-search.pdf"
+        whole = work / f"{case_path.stem}-report-whole-case.pdf"
         one_outcome = write_case_report(case_path, one, search_ids=search_ids[:1], check_galleries=False)
         whole_outcome = write_case_report(case_path, whole, check_galleries=False)
         print(f"{len(search_ids)} searches of {args.probes} probes against {args.gallery} identities "
