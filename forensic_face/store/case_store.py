@@ -263,8 +263,6 @@ BLOB_COLUMNS: dict[str, tuple[str, ...]] = {
     "result_variants": ("png",),
     "result_similarity": ("matrix_npy", "gallery_paths_json"),
 }
-#: SQL condition true when ``{column}`` holds a reference to a ``blobs`` row (:func:`is_blob_reference`).
-BLOB_REFERENCE_SQL = "(typeof({column}) = 'text' AND length({column}) = 64 AND {column} NOT GLOB '*[^0-9a-f]*')"
 #: Digests bound to one ``IN (...)`` selection when a write hashes the blobs rows it added (SQLite's limit on
 #: bound parameters is 999 in older builds).
 _DIGESTS_PER_SELECTION = 500

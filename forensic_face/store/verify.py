@@ -17,7 +17,7 @@ from typing import Any
 from forensic_face.engine.errors import CaseStoreError, SealError
 from forensic_face.engine.imaging import sha256_file
 from forensic_face.store import audit
-from forensic_face.store.case_store import BLOB_COLUMNS, BLOB_REFERENCE_SQL, CaseStore, open_case
+from forensic_face.store.case_store import BLOB_COLUMNS, CaseStore, is_blob_reference, open_case
 from forensic_face.store.rows import COVERED_TABLES, RowCheck, check_rows
 from forensic_face.store.seal import SealCheck, check_seal
 
@@ -214,13 +214,15 @@ def _cross_check_candidates(conn: sqlite3.Connection, entries: list[audit.AuditE
 
 def _cross_check_blobs(conn: sqlite3.Connection) -> list[str]:
     """Every stored image's bytes hash to the SHA-256 that keys them, and every reference to one (a
-    :data:`BLOB_COLUMNS` value that is a digest, :data:`BLOB_REFERENCE_SQL`) finds it. The row hashes already
-    catch an edited ``blobs`` row; this names what it means (the image a search shows is no longer the one it
-    recorded) and catches a reference left dangling."""
+    :data:`BLOB_COLUMNS` value that :func:`is_blob_reference`) finds it. The row hashes already catch an edited
+    ``blobs`` row; this names what it means (the image a search shows is no longer the one it recorded) and
+    catches a reference left dangling."""
     if "blobs" not in {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}:
         return []
     problems = []
+    stored: set[str] = set()
     for digest, data in conn.execute("SELECT sha256, data FROM blobs ORDER BY sha256"):
+        stored.add(str(digest))
         actual = hashlib.sha256(bytes(data) if data is not None else b"").hexdigest()
         if actual != digest:
             problems.append(f"stored image {digest} now holds bytes hashing to {actual}: it was edited outside the "
@@ -228,13 +230,12 @@ def _cross_check_blobs(conn: sqlite3.Connection) -> list[str]:
     for table, columns in BLOB_COLUMNS.items():
         keys = COVERED_TABLES[table]
         for column in columns:
-            for row in conn.execute(
-                    f"SELECT {', '.join(keys)}, {column} FROM {table} WHERE "
-                    f"{BLOB_REFERENCE_SQL.format(column=column)} AND {column} NOT IN (SELECT sha256 FROM blobs) "
-                    f"ORDER BY {', '.join(keys)}"):
-                where = ", ".join(f"{k}={v}" for k, v in zip(keys, row))
-                problems.append(f"{table} row {where}: its {column} is stored image {row[-1]}, which is missing "
-                                "from the case: deleted outside the program")
+            for *key, value in conn.execute(f"SELECT {', '.join(keys)}, {column} FROM {table} WHERE typeof({column}) "
+                                            f"= 'text' ORDER BY {', '.join(keys)}"):
+                if is_blob_reference(value) and value not in stored:
+                    where = ", ".join(f"{k}={v}" for k, v in zip(keys, key))
+                    problems.append(f"{table} row {where}: its {column} is stored image {value}, which is missing "
+                                    "from the case: deleted outside the program")
     return problems
 
 
