@@ -105,7 +105,7 @@ def test_case_of_schema_2_opens_migrates_and_verifies(researched: tuple[Path, in
     assert code == 0, text
     with CaseStore.open(old) as store:
         migrate = [e for e in store.audit_entries() if e.action == "migrate"]
-        assert [(e.details["from"], e.details["to"]) for e in migrate] == [(2, 3)]
+        assert [(e.details["from"], e.details["to"]) for e in migrate] == [(2, 3), (3, 4)]
         assert list(migrate[0].details["rows"]) == ["decisions"]
         assert store.search(1).candidates[0].decision.decision == "possible lead"
 

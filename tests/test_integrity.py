@@ -26,7 +26,7 @@ from forensic_face.report.pdf import write_case_report
 from forensic_face.store import CaseStore, verify_case
 from forensic_face.store import rows as row_hashes
 from forensic_face.store.audit import canonical_json, entry_hash
-from forensic_face.store.case_store import MIGRATIONS
+from forensic_face.store.case_store import BLOB_COLUMNS, MIGRATIONS
 
 needs_pdftotext = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) missing")
 
@@ -111,6 +111,15 @@ def test_intact_case_prints_head_hash_and_row_count(populated: tuple[Path, Path,
 
 
 # ------------------------------------------------------------------------------------ item 3: stored images
+def _stored(path: Path, query: str) -> tuple[str, bytes]:
+    """The SHA-256 a column of the first row of ``query`` holds and the stored bytes it names."""
+    raw = sqlite3.connect(path)
+    digest = raw.execute(query).fetchone()[0]
+    blob = raw.execute("SELECT data FROM blobs WHERE sha256 = ?", (digest,)).fetchone()[0]
+    raw.close()
+    return digest, blob
+
+
 def _zeroed(blob: bytes, start: int, length: int) -> bytes:
     return blob[:start] + bytes(length) + blob[start + length:]
 
@@ -118,12 +127,11 @@ def _zeroed(blob: bytes, start: int, length: int) -> bytes:
 def test_zeroed_stored_probe_hypotheses_fail_verification_and_give_clear_errors(
         populated: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path, _, _ = populated
-    raw = sqlite3.connect(path)
-    blob = raw.execute("SELECT probe_hypotheses_npz FROM searches WHERE id = 1").fetchone()[0]
-    raw.close()
-    tamper(path, "UPDATE searches SET probe_hypotheses_npz = ? WHERE id = 1", params=(_zeroed(blob, 0, 40),))
+    digest, blob = _stored(path, "SELECT probe_hypotheses_npz FROM searches WHERE id = 1")
+    tamper(path, f"UPDATE blobs SET data = ? WHERE sha256 = '{digest}'", params=(_zeroed(blob, 0, 40),))
     code, text = verify_cli(path, capsys)
-    assert code == 1 and "searches row id=1 differs" in text
+    assert code == 1 and f"blobs row sha256='{digest}' differs" in text
+    assert f"stored image {digest} now holds bytes hashing to" in text
     for argv in (["case", "show", str(path)], ["report", str(path), "--out", str(tmp_path / "r.pdf")],
                  ["replay", str(path), "1"]):
         capsys.readouterr()
@@ -138,19 +146,17 @@ def test_byte_flips_inside_the_case_file_fail_verification(populated: tuple[Path
                                                            capsys: pytest.CaptureFixture) -> None:
     """200 flipped bytes in the middle of a stored PNG (found in the file's pages): SQLite's own checks pass."""
     path, _, _ = populated
-    raw = sqlite3.connect(path)
-    blob = raw.execute("SELECT best_probe_png FROM results WHERE rank = 1").fetchone()[0]
-    raw.close()
+    _, blob = _stored(path, "SELECT best_probe_png FROM results WHERE rank = 1")
     data = bytearray(path.read_bytes())
     chunk = blob[len(blob) // 2 - 100: len(blob) // 2 + 100]
     offset = data.find(chunk)
-    assert offset > 0  # (every candidate of the synthetic search carries the same PNG: any of them may be hit)
+    assert offset > 0  # (the same PNG is also inside the search's hypotheses record: either may be hit)
     rng = np.random.default_rng(0)
     for k in range(200):
         data[offset + k] ^= int(rng.integers(1, 256))
     path.write_bytes(bytes(data))
     code, text = verify_cli(path, capsys)
-    assert code == 1 and "results row id=" in text and "edited outside the program" in text, text
+    assert code == 1 and "blobs row sha256=" in text and "edited outside the program" in text, text
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -440,7 +446,8 @@ def test_relative_gallery_paths_are_recorded_absolute(tmp_path: Path, monkeypatc
 def _downgrade(new: Path, old: Path, schema: int, relative_gallery_to: Path | None = None) -> None:
     """Write ``old`` as the program at ``schema`` would have: its tables and columns only; at schema 1 no row
     hashes in the audit details, at schema 2 the row hashes of those columns (and, with ``relative_gallery_to``,
-    gallery image paths relative to that folder, as a relative gallery argument gave)."""
+    gallery image paths relative to that folder, as a relative gallery argument gave); before schema 4 every
+    stored image in its row, not in ``blobs``."""
     source = sqlite3.connect(new)
     target = sqlite3.connect(old)
     for script in MIGRATIONS[:schema]:
@@ -448,9 +455,16 @@ def _downgrade(new: Path, old: Path, schema: int, relative_gallery_to: Path | No
     target.execute("PRAGMA application_id = 1179009861")
     target.execute(f"PRAGMA user_version = {schema}")
     tables = {r[0] for r in target.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'audit'")}
+    blobs = {digest: data.decode() if kind == "json" else data  # labels were JSON text, images bytes
+             for digest, kind, data in source.execute("SELECT sha256, format, data FROM blobs")
+             } if "blobs" not in tables else {}
     for table in sorted(tables):
         columns = [r[1] for r in target.execute(f"PRAGMA table_info({table})")]
         rows = source.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+        if blobs:
+            inline = [k for k, c in enumerate(columns) if c in BLOB_COLUMNS.get(table, ())]
+            rows = [tuple(blobs[v] if k in inline and isinstance(v, str) else v for k, v in enumerate(row))
+                    for row in rows]
         if rows:
             target.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows)
     if relative_gallery_to is not None:
@@ -466,7 +480,8 @@ def _downgrade(new: Path, old: Path, schema: int, relative_gallery_to: Path | No
             details.pop(added_later, None)
         recorded = details.pop("rows", None)
         if schema >= 2 and recorded is not None:
-            details["rows"] = {table: {key: current[table][key] for key in keys} for table, keys in recorded.items()}
+            details["rows"] = {table: {key: current[table][key] for key in keys} for table, keys in recorded.items()
+                               if table in tables}
         digest = entry_hash(prev, seq, utc, actor, action, software, details)
         target.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (seq, utc, actor, action, software, canonical_json(details), prev, digest))
@@ -488,7 +503,7 @@ def test_old_case_verifies_and_says_what_it_lacks(populated: tuple[Path, Path, P
     assert "relative to an unknown working folder" in text
     with CaseStore.open(old) as store:
         migrate = [e for e in store.audit_entries() if e.action == "migrate"]
-    assert [e.details["to"] for e in migrate] == [2, 3] and migrate[0].details["rows"]["decisions"]
+    assert [e.details["to"] for e in migrate] == [2, 3, 4] and migrate[0].details["rows"]["decisions"]
 
 
 def test_old_case_forged_before_migration_is_caught_for_decisions_and_candidates(

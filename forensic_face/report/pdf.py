@@ -14,6 +14,8 @@ import dataclasses
 import hashlib
 import io
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -188,13 +190,52 @@ def embedded_pixels(pixels: np.ndarray, width_pt: float, nearest: bool = True) -
     return pixels
 
 
-def _image(pixels: np.ndarray, width_pt: float, nearest: bool = True) -> Any:
-    """A reportlab image of ``pixels`` shown ``width_pt`` wide (see :func:`embedded_pixels`)."""
+#: JPEG quality of the images a report may embed lossy (see :func:`encoded_for_report`); chroma is not subsampled.
+JPEG_QUALITY = 90
+#: Width at which the enhanced hypotheses are shown in the probe panel; a candidate's best hypothesis (shown
+#: smaller) is embedded for this width too, so a hypothesis shown in both places is embedded once.
+HYPOTHESIS_SHOWN_PT = 90.0
+
+
+def encoded_for_report(pixels: np.ndarray, lossless: bool) -> bytes:
+    """How an image is embedded: PNG (lossless) for the probe crop, which is evidence, and for any image enlarged
+    by pixel replication (its pixels are the point, and replicated pixels compress well); JPEG at
+    :data:`JPEG_QUALITY` for photographs and renderings shown at print resolution (gallery portraits, enhanced
+    hypotheses labelled as investigative leads, degraded gallery variants), about a fifth of the bytes."""
+    if lossless:
+        return encode_png(pixels)
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(pixels)).convert("RGB").save(
+        buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return buffer.getvalue()
+
+
+def _image(pixels: np.ndarray, width_pt: float, nearest: bool = True, lossless: bool = False,
+           embed_width_pt: float | None = None) -> Any:
+    """A reportlab image of ``pixels`` shown ``width_pt`` wide, embedded (:func:`embedded_pixels`) for
+    ``embed_width_pt`` (default ``width_pt``). Identical embedded pixels are stored once in the PDF (reportlab
+    keys its image objects by their pixels), so an image shown in several sections costs its bytes once."""
     from reportlab.platypus import Image
 
     height, width = pixels.shape[:2]
-    pixels = embedded_pixels(pixels, width_pt, nearest)
-    return Image(io.BytesIO(encode_png(pixels)), width=width_pt, height=width_pt * height / width)
+    shown = embedded_pixels(pixels, embed_width_pt or width_pt, nearest)
+    replicated = shown.shape[1] > width
+    return Image(io.BytesIO(encoded_for_report(shown, lossless or replicated)), width=width_pt,
+                 height=width_pt * height / width)
+
+
+@contextmanager
+def _binary_streams() -> Iterator[None]:
+    """Streams (images, pages) written as binary, not ASCII85 text, which is a quarter larger: reportlab's
+    switch is the process-wide ``rl_config.useA85``, set for the build and restored."""
+    from reportlab import rl_config
+
+    before = rl_config.useA85
+    rl_config.useA85 = 0
+    try:
+        yield
+    finally:
+        rl_config.useA85 = before
 
 
 def _figure_png(figure: Any) -> bytes:
@@ -375,7 +416,8 @@ class _ReportBuilder:
         story += self._log()
         story += self._signoff()
         story += self._annex()
-        doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
+        with _binary_streams():
+            doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
         return int(doc.page)
 
     def _decorate(self, canvas: Any, doc: Any) -> None:
@@ -597,7 +639,8 @@ class _ReportBuilder:
     def _probe_panel(self, search: StoredSearch) -> list[Any]:
         s = self.s
         crop = search.probe_crop
-        cells = [_image(crop, float(crop.shape[1]), nearest=False), _image(crop, 110.0)]
+        cells = [_image(crop, float(crop.shape[1]), nearest=False, lossless=True),
+                 _image(crop, 110.0, lossless=True)]
         captions = [f"probe crop, native size\n{crop.shape[1]} x {crop.shape[0]} px",
                     "probe crop enlarged\n(nearest neighbour, no enhancement)"]
         best = search.candidates[0].candidate if search.candidates else None
@@ -608,7 +651,7 @@ class _ReportBuilder:
             if best is not None and scale in best.similarity and best.similarity[scale].shape[0] == len(hyps):
                 index = int(np.argmax(best.similarity[scale].max(axis=1)))
             hyp = hyps[index]
-            cells.append(_image(hyp.image, 90.0, nearest=False))
+            cells.append(_image(hyp.image, HYPOTHESIS_SHOWN_PT, nearest=False))
             captions.append(f"x{scale}, sigma {hyp.sigma:.2f}\n{ENHANCED_LABEL}")
         cells = cells[:6]
         captions = captions[:6]
@@ -633,7 +676,8 @@ class _ReportBuilder:
         if stored.gallery_crop is not None:
             cells.append(_image(stored.gallery_crop, 76.0, nearest=False))
             captions.append("gallery portrait (crop)")
-        cells.append(_image(cand.best_probe_hypothesis.image, 76.0, nearest=False))
+        cells.append(_image(cand.best_probe_hypothesis.image, 76.0, nearest=False,
+                            embed_width_pt=HYPOTHESIS_SHOWN_PT))
         captions.append(f"best probe hypothesis x{cand.best_probe_hypothesis.scale}\n{ENHANCED_LABEL}")
         for hyp in cand.best_gallery_hypotheses[:4]:
             cells.append(_image(hyp.image, 76.0))

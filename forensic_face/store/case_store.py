@@ -9,7 +9,8 @@ Integrity rules:
 - The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` brings older case files up to date (each
   migration in its own transaction, logged). ``PRAGMA application_id`` marks the file as a forensic_face case.
 - Everything a report needs (probe crop, best hypotheses, degraded gallery variants, similarity matrices) is
-  stored as PNG/NPY blobs, so reports need no recomputation.
+  stored as PNG/NPY blobs, so reports need no recomputation; each blob once, keyed by its SHA-256 (``blobs``,
+  schema 4), however many searches and candidates show it.
 """
 
 from __future__ import annotations
@@ -230,11 +231,41 @@ CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
 BEGIN SELECT RAISE(ABORT, 'reviews rows cannot be deleted'); END;
 """
 
+#: Version 4: stored images and matrices are content-addressed. Each is one row of ``blobs``, keyed by the SHA-256
+#: of its bytes, so an image shared by several searches (a gallery portrait, a probe's hypotheses searched again,
+#: the best hypothesis of many candidates) is stored once; the columns of :data:`BLOB_COLUMNS` hold that SHA-256
+#: (TEXT). Rows written before keep their values in those columns (image bytes as BLOB, the similarity matrices'
+#: column labels as JSON text): they are read as they are and never rewritten, so migrating changes no stored row
+#: and no row hash.
+_SCHEMA_V4 = """CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    format TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+BEGIN SELECT RAISE(ABORT, 'blobs rows cannot be changed; record a new one instead'); END;
+CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
+BEGIN SELECT RAISE(ABORT, 'blobs rows cannot be deleted'); END;
+"""
+
 #: Selects the rows of a search's candidates (result_variants, result_similarity) for row hashing.
 _RESULTS_OF_SEARCH = "result_id IN (SELECT id FROM results WHERE search_id = ?)"
 
 #: Schema migrations; ``PRAGMA user_version`` = number applied. Append, never edit, released entries.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+#: The columns whose values are stored once in ``blobs``: the stored images and matrices, and the similarity
+#: matrices' column labels (the gallery degradation paths, the same list for every candidate of a search). A value
+#: is the SHA-256 of a ``blobs`` row (:func:`is_blob_reference`; schema 4 on), or in rows written before, the value
+#: itself.
+BLOB_COLUMNS: dict[str, tuple[str, ...]] = {
+    "searches": ("probe_crop_png", "probe_hypotheses_npz"),
+    "results": ("best_probe_png", "gallery_crop_png"),
+    "result_variants": ("png",),
+    "result_similarity": ("matrix_npy", "gallery_paths_json"),
+}
+#: Digests bound to one ``IN (...)`` selection when a write hashes the blobs rows it added (SQLite's limit on
+#: bound parameters is 999 in older builds).
+_DIGESTS_PER_SELECTION = 500
 #: Tables whose rows a migration changes (a new column enters every row hash): its migrate entry records their
 #: new hashes, or verify would report every such row as edited.
 REHASHED_BY_MIGRATION: dict[int, tuple[str, ...]] = {3: ("decisions",)}
@@ -449,26 +480,55 @@ def decode_npy(data: bytes) -> np.ndarray:
 
 
 def _encode_hypotheses(hyps: dict[int, tuple[ProbeHypothesis, ...]]) -> bytes:
+    """A search's probe hypotheses: each image as a PNG (``png_<scale>_<index>``, lossless, less than half the
+    size of the deflated arrays older cases hold as ``images_<scale>``) and the blur sigmas of each scale, in an
+    uncompressed NPZ. The same hypotheses give the same bytes, so a probe searched again stores them once."""
     arrays: dict[str, np.ndarray] = {}
     for scale, items in hyps.items():
         if not items:
             continue
-        arrays[f"images_{scale}"] = np.stack([np.asarray(h.image, dtype=np.uint8) for h in items])
+        for index, hyp in enumerate(items):
+            png = encode_png(np.asarray(hyp.image, dtype=np.uint8))
+            arrays[f"png_{scale}_{index:03d}"] = np.frombuffer(png, dtype=np.uint8)
         arrays[f"sigmas_{scale}"] = np.asarray([h.sigma for h in items], dtype=np.float64)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 
 def _decode_hypotheses(data: bytes) -> dict[int, tuple[ProbeHypothesis, ...]]:
+    """:func:`_encode_hypotheses`'s record, or the stacked arrays of a search recorded before schema 4."""
     out: dict[int, tuple[ProbeHypothesis, ...]] = {}
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         for key in npz.files:
-            if key.startswith("images_"):
-                scale = int(key.split("_", 1)[1])
-                images, sigmas = npz[key], npz[f"sigmas_{scale}"]
-                out[scale] = tuple(ProbeHypothesis(scale, float(s), img) for s, img in zip(sigmas, images))
+            if not key.startswith("sigmas_"):
+                continue
+            scale = int(key.split("_", 1)[1])
+            sigmas = npz[key]
+            if f"images_{scale}" in npz.files:
+                images = list(npz[f"images_{scale}"])
+            else:
+                images = [decode_png(npz[f"png_{scale}_{index:03d}"].tobytes()) for index in range(len(sigmas))]
+            out[scale] = tuple(ProbeHypothesis(scale, float(s), img) for s, img in zip(sigmas, images))
     return dict(sorted(out.items()))
+
+
+def _decode_labels(data: bytes) -> tuple[str, ...]:
+    """A similarity matrix's column labels (JSON list of gallery degradation paths)."""
+    return tuple(str(label) for label in json.loads(data))
+
+
+def is_blob_reference(value: Any) -> bool:
+    """Whether a :data:`BLOB_COLUMNS` value names a ``blobs`` row (64 lowercase hex digits) rather than holding
+    the value itself (bytes, or JSON text, which never looks like that)."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _blob_selections(digests: set[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Row-hash selections (:func:`rows.hash_rows`) of the ``blobs`` rows with these digests."""
+    ordered = sorted(digests)
+    chunks = [tuple(ordered[k:k + _DIGESTS_PER_SELECTION]) for k in range(0, len(ordered), _DIGESTS_PER_SELECTION)]
+    return [("blobs", f"sha256 IN ({', '.join('?' * len(chunk))})", chunk) for chunk in chunks]
 
 
 def _jsonable(value: Any) -> Any:
@@ -912,6 +972,11 @@ class CaseStore:
                 evidence_id = self._probe_evidence(conn, result)
                 gallery_id = self._record_gallery(conn, gallery) if gallery is not None else None
                 provenance = _jsonable(result.provenance)
+                added: set[str] = set()  # digests of the blobs this search adds (the others are stored already)
+
+                def blob(data: bytes, fmt: str) -> str:
+                    return self._store_blob(conn, data, fmt, added)
+
                 cursor = conn.execute(
                     "INSERT INTO searches (created_utc, evidence_id, gallery_id, config_json, provenance_json, "
                     "face_json, face_manual, seed, status, ranking_json, calibration_json, probe_crop_png, "
@@ -920,9 +985,9 @@ class CaseStore:
                      audit.canonical_json(result.probe_face.to_json()), int(result.probe_face.manual), config.seed,
                      status, json.dumps([[i, float(s)] for i, s in result.ranking]),
                      None if cal is None else json.dumps(cal.to_json(), sort_keys=True),
-                     encode_png(result.probe_crop.pixels),
+                     blob(encode_png(result.probe_crop.pixels), "png"),
                      json.dumps([float(v) for v in result.probe_crop.crop_box]),
-                     _encode_hypotheses(result.probe_hypotheses)))
+                     blob(_encode_hypotheses(result.probe_hypotheses), "hypotheses-npz")))
                 search_id = int(cursor.lastrowid or 0)
                 lrs = cal.log10_lr([c.score for c in result.candidates]) if cal is not None else None
                 for index, cand in enumerate(result.candidates):
@@ -934,18 +999,19 @@ class CaseStore:
                         (search_id, cand.rank, cand.identity, absolute_path(cand.image_path), cand.gallery_sha256,
                          float(cand.score), json.dumps({str(k): float(v) for k, v in cand.per_scale_scores.items()}),
                          None if lrs is None else float(lrs[index]), cand.best_probe_hypothesis.scale,
-                         float(cand.best_probe_hypothesis.sigma), encode_png(cand.best_probe_hypothesis.image),
-                         None if crop is None else encode_png(crop)))
+                         float(cand.best_probe_hypothesis.sigma),
+                         blob(encode_png(cand.best_probe_hypothesis.image), "png"),
+                         None if crop is None else blob(encode_png(crop), "png")))
                     result_id = int(cursor.lastrowid or 0)
                     conn.executemany(
                         "INSERT INTO result_variants (result_id, ord, scale, path, score, png) VALUES (?, ?, ?, ?, ?, ?)",
-                        [(result_id, k, g.scale, g.path, float(g.score), encode_png(g.image))
+                        [(result_id, k, g.scale, g.path, float(g.score), blob(encode_png(g.image), "png"))
                          for k, g in enumerate(cand.best_gallery_hypotheses) if g.image is not None])
                     conn.executemany(
                         "INSERT INTO result_similarity (result_id, scale, matrix_npy, gallery_paths_json) "
                         "VALUES (?, ?, ?, ?)",
-                        [(result_id, int(scale), encode_npy(np.asarray(matrix, dtype=np.float32)),
-                          json.dumps(list(cand.gallery_paths.get(scale, ()))))
+                        [(result_id, int(scale), blob(encode_npy(np.asarray(matrix, dtype=np.float32)), "npy"),
+                          blob(json.dumps(list(cand.gallery_paths.get(scale, ()))).encode("utf-8"), "json"))
                          for scale, matrix in cand.similarity.items()])
                 carried = self._carry_decisions(conn, search_id, evidence_id, result)
                 self._append(conn, "search", {
@@ -960,9 +1026,21 @@ class CaseStore:
                         ("searches", "id = ?", (search_id,)), ("results", "search_id = ?", (search_id,)),
                         ("result_variants", _RESULTS_OF_SEARCH, (search_id,)),
                         ("result_similarity", _RESULTS_OF_SEARCH, (search_id,)),
-                        ("decisions", "search_id = ?", (search_id,))])})
-        log.info("stored search %d (%d candidates)", search_id, len(result.candidates))
+                        ("decisions", "search_id = ?", (search_id,)), *_blob_selections(added)])})
+        log.info("stored search %d (%d candidates, %d new stored images)", search_id, len(result.candidates),
+                 len(added))
         return search_id
+
+    @staticmethod
+    def _store_blob(conn: sqlite3.Connection, data: bytes, fmt: str, added: set[str]) -> str:
+        """Store ``data`` once (:data:`BLOB_COLUMNS`); its SHA-256, which the referring column holds. A digest new
+        to the case goes into ``added``, so the write's audit entry records that ``blobs`` row's hash."""
+        digest = hashlib.sha256(data).hexdigest()
+        cursor = conn.execute("INSERT OR IGNORE INTO blobs (sha256, format, data) VALUES (?, ?, ?)",
+                              (digest, fmt, data))
+        if cursor.rowcount:
+            added.add(digest)
+        return digest
 
     def _carry_decisions(self, conn: sqlite3.Connection, search_id: int, evidence_id: int,
                          result: SearchResult) -> CarriedDecisions:
@@ -1078,7 +1156,8 @@ class CaseStore:
                         "ORDER BY scale", (res[0],)):
                     similarity[int(scale)] = stored(f"similarity matrix x{scale} of rank {res[1]} (result_similarity)",
                                                     matrix, decode_npy)
-                    gallery_paths[int(scale)] = tuple(json.loads(paths))
+                    gallery_paths[int(scale)] = stored(f"gallery hypothesis labels x{scale} of rank {res[1]} "
+                                                       "(result_similarity)", paths, _decode_labels)
                 candidate = Candidate(
                     rank=int(res[1]), identity=res[2], image_path=Path(res[3]), gallery_sha256=res[4],
                     score=float(res[5]), per_scale_scores={int(k): float(v) for k, v in json.loads(res[6]).items()},
@@ -1103,11 +1182,21 @@ class CaseStore:
             gallery_id=None if row[12] is None else int(row[12]),
             calibration=None if row[13] is None else json.loads(row[13]))
 
+    def _stored_bytes(self, value: Any) -> bytes:
+        """The bytes of a :data:`BLOB_COLUMNS` value: the ``blobs`` row its SHA-256 names, or the value a row
+        written before schema 4 holds itself (text as UTF-8)."""
+        if not is_blob_reference(value):
+            return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        row = self._conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (value,)).fetchone()
+        if row is None:
+            raise ValueError(f"its stored bytes (SHA-256 {value}) are missing from the case's blobs table")
+        return bytes(row[0])
+
     def _decode_stored(self, what: str, data: Any, decode: Callable[[Any], _Decoded]) -> _Decoded:
-        """A stored image or matrix, decoded; a damaged one is named (which search, which image) instead of
-        surfacing as a decoder traceback."""
+        """A stored image or matrix (:meth:`_stored_bytes`), decoded; a damaged or missing one is named (which
+        search, which image) instead of surfacing as a decoder traceback."""
         try:
-            return decode(data)
+            return decode(self._stored_bytes(data))
         except (OSError, ValueError, TypeError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
             raise CaseStoreError(
                 f"{self.path}: {what} cannot be decoded ({type(exc).__name__}: {exc}): the case file was damaged or "

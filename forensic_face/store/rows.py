@@ -8,9 +8,13 @@ every row it inserted or changed::
     details["rows"] = {table: {key: row_sha256}}      # key: canonical JSON of the primary-key values
 
 A row's hash covers its table name, every column's name and value, and, for blobs (stored PNG/NPY/NPZ images
-and matrices), their SHA-256 and length. :func:`check_rows` replays those records (a later entry's hash of the
-same key replaces an earlier one: enrollments are updated when they finish) and compares them with the rows the
-file holds now: a row edited, inserted or deleted outside the program is named with its table and key.
+and matrices), their SHA-256 and length. From schema 4 a search's rows hold the SHA-256 of each stored image (a
+``blobs`` row, hashed by the write that added it) instead of its bytes, so the chain covers the digest and the
+``blobs`` row the bytes; verify also re-hashes every ``blobs`` row's bytes against its key.
+
+:func:`check_rows` replays those records (a later entry's hash of the same key replaces an earlier one:
+enrollments are updated when they finish) and compares them with the rows the file holds now: a row edited,
+inserted or deleted outside the program is named with its table and key.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ COVERED_TABLES: dict[str, tuple[str, ...]] = {
     "reviews": ("id",),
     "enrollments": ("id",),
     "enrollment_items": ("enrollment_id", "image_path"),
+    "blobs": ("sha256",),
 }
 
 #: Key of the audit details that holds the row hashes of an entry.

@@ -7,6 +7,7 @@ at import, which audit entry first breaks the hash chain and why, and SQLite's o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from typing import Any
 from forensic_face.engine.errors import CaseStoreError, SealError
 from forensic_face.engine.imaging import sha256_file
 from forensic_face.store import audit
-from forensic_face.store.case_store import CaseStore, open_case
-from forensic_face.store.rows import RowCheck, check_rows
+from forensic_face.store.case_store import BLOB_COLUMNS, CaseStore, is_blob_reference, open_case
+from forensic_face.store.rows import COVERED_TABLES, RowCheck, check_rows
 from forensic_face.store.seal import SealCheck, check_seal
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,33 @@ def _cross_check_candidates(conn: sqlite3.Connection, entries: list[audit.AuditE
     return problems
 
 
+def _cross_check_blobs(conn: sqlite3.Connection) -> list[str]:
+    """Every stored image's bytes hash to the SHA-256 that keys them, and every reference to one (a
+    :data:`BLOB_COLUMNS` value that :func:`is_blob_reference`) finds it. The row hashes already catch an edited
+    ``blobs`` row; this names what it means (the image a search shows is no longer the one it recorded) and
+    catches a reference left dangling."""
+    if "blobs" not in {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}:
+        return []
+    problems = []
+    stored: set[str] = set()
+    for digest, data in conn.execute("SELECT sha256, data FROM blobs ORDER BY sha256"):
+        stored.add(str(digest))
+        actual = hashlib.sha256(bytes(data) if data is not None else b"").hexdigest()
+        if actual != digest:
+            problems.append(f"stored image {digest} now holds bytes hashing to {actual}: it was edited outside the "
+                            "program, so the searches that show it no longer show what they recorded")
+    for table, columns in BLOB_COLUMNS.items():
+        keys = COVERED_TABLES[table]
+        for column in columns:
+            for *key, value in conn.execute(f"SELECT {', '.join(keys)}, {column} FROM {table} WHERE typeof({column}) "
+                                            f"= 'text' ORDER BY {', '.join(keys)}"):
+                if is_blob_reference(value) and value not in stored:
+                    where = ", ".join(f"{k}={v}" for k, v in zip(keys, key))
+                    problems.append(f"{table} row {where}: its {column} is stored image {value}, which is missing "
+                                    "from the case: deleted outside the program")
+    return problems
+
+
 def _missing_guarantees(rows: RowCheck, seal: SealCheck | None, files: list[FileCheck]) -> list[str]:
     notes = []
     if rows.first_covered_seq is None:
@@ -263,6 +291,7 @@ def verify_store(store: CaseStore, check_galleries: bool = True, seal_path: str 
         problems.extend(_cross_check_imports(conn))
         problems.extend(_cross_check_decisions(conn, entries))
         problems.extend(_cross_check_candidates(conn, entries))
+        problems.extend(_cross_check_blobs(conn))
     except (sqlite3.DatabaseError, ValueError, TypeError) as exc:  # ValueError: unparseable JSON in a damaged row
         raise CaseStoreError(f"{store.path}: cannot be verified, the file is damaged ({exc}); work from a backup "
                              "copy of the case") from None
