@@ -136,3 +136,35 @@ def test_no_function_body_is_written_twice() -> None:
             seen["".join(ast.dump(b, annotate_fields=False) for b in body)].append(f"{name}.{node.name}")
     copies = [places for places in seen.values() if len(places) > 1]
     assert not copies, f"the same function body in several places: {copies}"
+
+
+#: What the layers above the engine may import of it (docs/architecture.md, "The engine's public surface"):
+#: the engine package, whose exports name every stage's public names, and the backend packages.
+ENGINE_PUBLIC_MODULES = frozenset({
+    "forensic_face.engine", "forensic_face.engine.recognizers", "forensic_face.engine.upsamplers",
+    "forensic_face.engine.degradations",
+})
+
+
+def test_outer_layers_import_only_the_engines_public_surface() -> None:
+    """A stage module is the engine's to reorganise: code above the engine (window, command line, case store,
+    reports, calibration, evaluation, training, large galleries) imports the engine's public packages only."""
+    reaching_in = []
+    for name, path in module_files().items():
+        if name == "forensic_face.engine" or name.startswith("forensic_face.engine."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
+                       else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            reaching_in += [f"{name}:{node.lineno} imports {m}" for m in modules
+                            if m.startswith("forensic_face.engine.") and m not in ENGINE_PUBLIC_MODULES]
+    assert not reaching_in, "\n".join(reaching_in)
+
+
+def test_every_public_engine_name_resolves() -> None:
+    """The engine's export table names modules and names that exist (a renamed function fails here, not in the
+    first outer module that imports it)."""
+    import forensic_face.engine as engine
+
+    missing = [name for name in engine.__all__ if not hasattr(engine, name)]
+    assert not missing, missing

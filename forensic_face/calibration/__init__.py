@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError
 from forensic_face.paths import RESOURCES_DIR
 
 FORMAT = "forensic_face.calibration/1"
@@ -292,7 +292,7 @@ def engine_conditions(config: Any, recognizer_sha256: str,
 
     The paths are named, not only the budget: a budget's name has selected other paths in other versions
     (``fast`` until 2026-12-06), and a replayed search keeps the paths it recorded."""
-    from forensic_face.engine.cache import cache_key
+    from forensic_face.engine import SCORE_SCALE, FusionSpec, cache_key
     from forensic_face.engine.degradations import path_label, select_paths
 
     data = config if isinstance(config, dict) else config.to_dict()
@@ -309,7 +309,7 @@ def engine_conditions(config: Any, recognizer_sha256: str,
         out["flip_test"] = True
     # An ensemble's scores depend on how its members' scores are combined; named only for ensembles, so the
     # calibrations of single networks keep matching.
-    from forensic_face.engine.recognizers.ensemble import ENSEMBLE_SEPARATOR, ensemble_members
+    from forensic_face.engine.recognizers import ENSEMBLE_SEPARATOR, ensemble_members
 
     if ENSEMBLE_SEPARATOR in str(out["recognizer"]):
         members = ensemble_members(str(out["recognizer"]))
@@ -319,7 +319,6 @@ def engine_conditions(config: Any, recognizer_sha256: str,
         flips = [bool(f) for f in data.get("ensemble_flip_test") or ()]
         if flips:  # named only when set per member, so a calibration fitted without the setting still matches
             out["ensemble_flip_test"] = flips
-    from forensic_face.engine.fusion import SCORE_SCALE, FusionSpec
 
     out["fusion"] = FusionSpec.parse(str(out["fusion"])).name  # "S_add" and "S_add,S_add" are one fusion
     out["score_scale"] = SCORE_SCALE
@@ -418,7 +417,7 @@ def why_no_calibration(result: Any, directory: str | Path | None = None) -> str:
     if result.provenance.get("provisional"):
         return "this is the provisional ranking; likelihood ratios come with the full search"
     if "video" in result.provenance:
-        from forensic_face.engine.video import video_no_calibration_reason
+        from forensic_face.engine import video_no_calibration_reason
 
         return video_no_calibration_reason(len(result.provenance["video"].get("frames", ())))
     try:

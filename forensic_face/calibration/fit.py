@@ -25,7 +25,7 @@ from forensic_face.calibration import (
     engine_conditions_from_provenance,
     fit_calibration,
 )
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from forensic_face.calibration import (
     verbal_equivalent,
     why_no_calibration,
 )
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError
 
 #: Shipped open-set calibrations (CalibrationSet JSON files, one per engine setting and set of scales).
 OPEN_SET_CALIBRATION_DIR = SHIPPED_CALIBRATION_DIR / "open_set"

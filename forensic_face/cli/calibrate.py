@@ -9,7 +9,7 @@ from pathlib import Path
 
 from forensic_face.calibration import CalibrationSet, tippett_plot
 from forensic_face.calibration.fit import ProbeScores, calibrate, load_probe_scores
-from forensic_face.engine.errors import ConfigError
+from forensic_face.engine import ConfigError
 
 
 class CalibrateCommand:
@@ -41,7 +41,7 @@ class CalibrateCommand:
         parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
-        from forensic_face.engine.config import parse_scales
+        from forensic_face.engine import parse_scales
 
         scales_used = parse_scales(args.scales_used) if args.scales_used else None
         data = load_probe_scores(list(args.scores), args.band, scales_used)

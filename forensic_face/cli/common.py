@@ -13,9 +13,16 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.config import USER_SETTINGS, EngineConfig, UserSetting, parse_scales, user_setting
-from forensic_face.engine.errors import ImageLoadError, NoFaceDetected
-from forensic_face.engine.imaging import DEFAULT_MAX_PIXELS
+from forensic_face.engine import (
+    DEFAULT_MAX_PIXELS,
+    USER_SETTINGS,
+    EngineConfig,
+    ImageLoadError,
+    NoFaceDetected,
+    UserSetting,
+    parse_scales,
+    user_setting,
+)
 from forensic_face.faults import printable
 
 log = logging.getLogger("forensic_face")
@@ -277,8 +284,7 @@ def search_probes(
     """The per-probe loop shared by ``search`` and ``search-large``: load each probe (with ``--box`` when given),
     run ``search(probe, face, progress) -> (SearchResult, extra record fields)``, add likelihood ratios, report
     each failure without stopping the batch, print text or one JSON document. Exit 1 if any probe failed."""
-    from forensic_face.engine.detect import manual_face
-    from forensic_face.engine.imaging import load_image
+    from forensic_face.engine import load_image, manual_face
 
     records: list[dict[str, Any]] = []
     failed = 0

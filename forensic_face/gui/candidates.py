@@ -22,7 +22,7 @@ from forensic_face.calibration import (
     lr_record,
 )
 from forensic_face.calibration.open_set import OPEN_SET_CAVEAT, OpenSetCue, open_set_cue
-from forensic_face.engine.results import Candidate, Gallery, SearchResult
+from forensic_face.engine import Candidate, Gallery, SearchResult
 from forensic_face.gui.images import to_pixmap
 
 THUMB_PX = 48

@@ -38,10 +38,16 @@ from PySide6.QtWidgets import (
 
 import forensic_face
 from forensic_face.calibration import Calibration, calibration_for_result, why_no_calibration
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import ForensicFaceError
-from forensic_face.engine.imaging import IMAGE_SUFFIXES, LoadedImage
-from forensic_face.engine.results import FaceDetection, Gallery, GalleryEntry, SearchResult
+from forensic_face.engine import (
+    IMAGE_SUFFIXES,
+    EngineConfig,
+    FaceDetection,
+    ForensicFaceError,
+    Gallery,
+    GalleryEntry,
+    LoadedImage,
+    SearchResult,
+)
 from forensic_face.gui import jobs
 from forensic_face.gui.candidates import CandidateTable, OpenSetLabel
 from forensic_face.gui.case_actions import CaseActions
@@ -640,7 +646,7 @@ class MainWindow(CaseActions, QMainWindow):
     # Probes -------------------------------------------------------------------------------------------------
     @Slot()
     def choose_probes(self) -> None:
-        from forensic_face.engine.video import VIDEO_SUFFIXES
+        from forensic_face.engine import VIDEO_SUFFIXES
 
         patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
         videos = " ".join(f"*{s}" for s in sorted(VIDEO_SUFFIXES))

@@ -29,8 +29,7 @@ import forensic_face
 from forensic_face.calibration import CALIBRATION_CAVEAT, format_lr, verbal_equivalent
 from forensic_face.calibration.open_set import OPEN_SET_CAVEAT, OpenSetCue, open_set_cue
 from forensic_face.engine.degradations import describe_path
-from forensic_face.engine.errors import CaseStoreError
-from forensic_face.engine.video import frames_searched_text
+from forensic_face.engine import CaseStoreError, frames_searched_text
 from forensic_face.store.audit import AuditEntry, canonical_json
 from forensic_face.store.rows import ROWS_KEY
 from forensic_face.store.case_store import (

@@ -33,18 +33,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from forensic_face.engine.config import EngineConfig
-from forensic_face.engine.errors import CaseStoreError, ForensicFaceError
-from forensic_face.engine.imaging import load_image
-from forensic_face.engine.results import (
+from forensic_face.engine import (
     Candidate,
+    CaseStoreError,
+    EngineConfig,
     FaceCrop,
     FaceDetection,
+    ForensicFaceError,
     Gallery,
     GalleryHypothesis,
     ImageDetections,
     ProbeHypothesis,
     SearchResult,
+    load_image,
 )
 from forensic_face.faults import storage_failure
 from forensic_face.store import audit
@@ -810,7 +811,7 @@ class CaseStore:
         """
         if role not in ROLES:
             raise CaseStoreError(f"evidence role must be one of {ROLES}, got {role!r}")
-        from forensic_face.engine.video import is_video_path, open_video
+        from forensic_face.engine import is_video_path, open_video
 
         if is_video_path(path):
             # A video is hashed as a file like a still; width and height are its frames', format "video".

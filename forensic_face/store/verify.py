@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensic_face.engine.errors import CaseStoreError, SealError
-from forensic_face.engine.imaging import sha256_file
+from forensic_face.engine import CaseStoreError, SealError, sha256_file
 from forensic_face.store import audit
 from forensic_face.store.case_store import BLOB_COLUMNS, CaseStore, is_blob_reference, open_case
 from forensic_face.store.rows import COVERED_TABLES, RowCheck, check_rows
