@@ -205,7 +205,7 @@ def test_runner_counts_misses_and_caches(lfw_root: Path, tmp_path: Path) -> None
     assert result.rates()["rank1"] == pytest.approx((num_probes - missed) / num_probes)
     assert result.ranks.tolist().count(0) == missed
     # the same variant again: every probe comes from the search cache
-    again = evaluate(engine, prepared)  # type: ignore[arg-type]
+    again = evaluate(engine, prepared, cached_only=True)  # type: ignore[arg-type]
     assert engine.num_searches == num_probes - missed
     assert again.counts["from_cache"] == num_probes - missed
     np.testing.assert_array_equal(again.scores, result.scores)
@@ -216,6 +216,31 @@ def test_runner_counts_misses_and_caches(lfw_root: Path, tmp_path: Path) -> None
     assert data["nonmated_w24"].shape == ((num_probes - missed) * (len(prepared.identities) - 1),)
     assert np.all(data["mated_w24"] == 1.0) and np.all(data["nonmated_w24"] < 1.0)
     assert '"rank1"' in paths["json"].read_text()
+
+
+def test_cached_only_scores_the_probes_a_stopped_run_reached(lfw_root: Path, tmp_path: Path) -> None:
+    """A run stopped part-way is summarised over the probes it searched: the others are left out of the result
+    (not counted as misses) and nothing is searched."""
+    from forensic_face.eval.runner import evaluate, prepare
+
+    engine = _FakeEngine()
+    settings = _fake_settings(lfw_root, tmp_path, fallback=True)
+    prepared = prepare(engine, settings)  # type: ignore[arg-type]
+    full = evaluate(engine, prepared)  # type: ignore[arg-type]
+    (rows_file,) = (settings.cache_dir / "searches").glob("*.jsonl")
+    header, *rows = rows_file.read_text().splitlines()
+    kept = len(rows) // 2
+    assert 0 < kept < len(rows)
+    rows_file.write_text("\n".join([header, *rows[:kept]]) + "\n")
+    searches_before = engine.num_searches
+
+    partial = evaluate(engine, prepared, cached_only=True)  # type: ignore[arg-type]
+    assert engine.num_searches == searches_before
+    assert partial.counts["not-searched"] == len(rows) - kept
+    assert len(partial.probe_names) == len(partial.mated) == partial.scores.shape[0] == kept
+    assert partial.probe_names == full.probe_names[:kept]
+    np.testing.assert_array_equal(partial.scores, full.scores[:kept])
+    assert partial.rates()["rank1"] == 1.0
 
 
 def test_runner_fallback_uses_known_face(lfw_root: Path, tmp_path: Path) -> None:

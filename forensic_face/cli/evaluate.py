@@ -70,6 +70,9 @@ class EvalCommand:
                                  "full-resolution landmarks scaled down, instead of what the detector finds")
         parser.add_argument("--face-width-source", choices=["mtcnn", "nominal"], default="mtcnn",
                             help="measure each original's face width with MTCNN (default) or assume the nominal 92.6 px")
+        parser.add_argument("--cached-only", action="store_true",
+                            help="search nothing: score the probes a stopped run of the same settings already "
+                                 "searched (the others are left out and counted as not-searched)")
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
         parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: $FORENSIC_FACE_DATA/lfw)")
@@ -91,6 +94,9 @@ class EvalCommand:
         from forensic_face.eval.runner import EvalSettings, evaluate, prepare, write_run
         from forensic_face.paths import cache_dir, lfw_dir
 
+        if args.cached_only and args.ablation:
+            raise ConfigError("--cached-only summarises one stopped run; run it without --ablation, with that run's "
+                              "settings")
         torch.set_num_threads(max(1, args.threads))
         started = time.perf_counter()
         # The code as it was when the run started: commits made while a long run goes on do not describe it.
@@ -136,7 +142,7 @@ class EvalCommand:
                                     after_row=write_partial)
         else:
             t0 = time.perf_counter()
-            result = evaluate(first, prepared, label="run", progress=ProgressBar())
+            result = evaluate(first, prepared, label="run", progress=ProgressBar(), cached_only=args.cached_only)
             write_run(result, out)
             outcomes = [RowOutcome(rows[0], result, wall_s=time.perf_counter() - t0)]
         wall_s = time.perf_counter() - started

@@ -318,8 +318,13 @@ def evaluate(
     prepared: PreparedProtocol,
     label: str = "",
     progress: Progress = None,
+    cached_only: bool = False,
 ) -> RunResult:
-    """Search every probe of ``prepared`` with ``engine`` and score the rankings."""
+    """Search every probe of ``prepared`` with ``engine`` and score the rankings.
+
+    ``cached_only``: search nothing; score the probes a stopped run of the same variant already searched (its
+    cached rows) and leave the others out of the result, so a run too long for one sitting still reports what it
+    measured, over the probes it reached (``counts["not-searched"]`` says how many are missing)."""
     settings = prepared.settings
     identities = prepared.identities
     column = {name: j for j, name in enumerate(identities)}
@@ -365,6 +370,10 @@ def evaluate(
         sha = sha256_of(record.path)
         key = f"{sha}:{state}"
         row = cache.rows.get(key)
+        if row is None and cached_only:
+            status.append("not-searched")
+            _tick(progress, i, num_p, name)
+            continue
         if row is None:
             probe = load_image(record.path)
             if face is None:
@@ -394,7 +403,7 @@ def evaluate(
         _tick(progress, i, num_p, name)
     wall_s = time.perf_counter() - t_start
     counts = {s: status.count(s) for s in ("detected", "detected-other", "fallback", "oracle-landmarks", "no-face",
-                                         "not-enrolled")}
+                                         "not-enrolled", "not-searched")}
     counts["gallery_problems"] = len(prepared.gallery.problems)
     counts["known_face_nominal"] = prepared.num_known_nominal
     counts["searched_now"] = num_searched
@@ -405,10 +414,13 @@ def evaluate(
         "search_s_per_probe": round(search_s / num_searched, 4) if num_searched else float("nan"),
         "wall_s": round(wall_s, 3),
     }
+    # Probes a cached-only summary did not reach are not part of its result (neither hits nor misses).
+    reached = np.array([s != "not-searched" for s in status], dtype=bool)
+    names = [r.image.name for r, kept in zip(prepared.probes, reached) if kept]
     return RunResult(label=label or config.digest()[:12], config=config, settings=settings,
-                     identities=identities, probe_names=[r.image.name for r in prepared.probes], mated=mated,
-                     scores=scores, probe_face_width_px=widths, status=status, timing=timing,
-                     provenance=provenance, counts=counts, probe_num_scales=num_scales)
+                     identities=identities, probe_names=names, mated=mated[reached], scores=scores[reached],
+                     probe_face_width_px=widths[reached], status=[s for s in status if s != "not-searched"],
+                     timing=timing, provenance=provenance, counts=counts, probe_num_scales=num_scales[reached])
 
 
 def _tick(progress: Progress, i: int, total: int, name: str) -> None:
