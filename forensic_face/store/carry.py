@@ -10,7 +10,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from forensic_face.engine import SearchResult
+import numpy as np
+
+from forensic_face.engine import SearchResult, box_iou
 from forensic_face.store.records import CarriedDecisions
 
 #: Two searches are of the same probe when they use the same probe evidence and face boxes that overlap by at
@@ -19,18 +21,10 @@ from forensic_face.store.records import CarriedDecisions
 SAME_PROBE_MIN_IOU = 0.8
 
 
-def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
-    """Intersection over union of two xyxy boxes (0 when either is empty)."""
-    ax1, ay1, ax2, ay2 = (float(v) for v in first)
-    bx1, by1, bx2, by2 = (float(v) for v in second)
-    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def same_probe_face(first_box: Sequence[float], second_box: Sequence[float]) -> bool:
     """Whether two face boxes in the same evidence still are the same probe (:data:`SAME_PROBE_MIN_IOU`)."""
-    return box_iou(first_box, second_box) >= SAME_PROBE_MIN_IOU
+    first, second = np.asarray(first_box, dtype=np.float64), np.asarray(second_box, dtype=np.float64)
+    return box_iou(first, second) >= SAME_PROBE_MIN_IOU
 
 
 def carry_decisions(conn: sqlite3.Connection, search_id: int, evidence_id: int,
