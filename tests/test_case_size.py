@@ -15,7 +15,8 @@ from test_store import make_gallery, make_search_result, write_image
 from forensic_face.engine.config import EngineConfig
 from forensic_face.report.pdf import write_case_report
 from forensic_face.store import CaseStore
-from forensic_face.store.case_store import BLOB_COLUMNS, StoredSearch
+from forensic_face.store.blobs import BLOB_COLUMNS
+from forensic_face.store.records import StoredSearch
 
 
 def _blob_count(path: Path) -> int:

@@ -26,7 +26,8 @@ from forensic_face.report.pdf import write_case_report
 from forensic_face.store import CaseStore, verify_case
 from forensic_face.store import rows as row_hashes
 from forensic_face.store.audit import canonical_json, entry_hash
-from forensic_face.store.case_store import BLOB_COLUMNS, MIGRATIONS
+from forensic_face.store.blobs import BLOB_COLUMNS
+from forensic_face.store.schema import MIGRATIONS
 
 needs_pdftotext = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) missing")
 

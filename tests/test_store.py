@@ -35,7 +35,7 @@ from forensic_face.store import (
     default_case_path,
     verify_case,
 )
-from forensic_face.store.case_store import APPLICATION_ID, SCHEMA_VERSION
+from forensic_face.store.schema import APPLICATION_ID, SCHEMA_VERSION
 
 
 def write_image(path: Path, size: int = 24, seed: int = 0) -> Path:

@@ -244,7 +244,7 @@ class DecideCommand:
     help = "record the examiner's decision on a candidate of a logged search (kept in the audit trail)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from forensic_face.store.case_store import DECISIONS
+        from forensic_face.store.records import DECISIONS
 
         parser.add_argument("case", type=Path, help="case file (.ffcase)")
         parser.add_argument("search_id", type=int, help="search number (see 'case show')")
@@ -272,7 +272,7 @@ class ReviewCommand:
             "the reviewer must not be an examiner who made them")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from forensic_face.store.case_store import VERDICTS
+        from forensic_face.store.records import VERDICTS
 
         parser.add_argument("case", type=Path, help="case file (.ffcase)")
         parser.add_argument("search_id", type=int, help="search number (see 'case show')")

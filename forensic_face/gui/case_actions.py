@@ -221,7 +221,7 @@ class CaseActions:
                               "warning")
             return
         from forensic_face.gui.case_dialog import ReviewDialog
-        from forensic_face.store.case_store import VERDICTS
+        from forensic_face.store.records import VERDICTS
 
         entry = self.case_session.search(search_id)
         reviewer = self._saved_examiner()

@@ -27,15 +27,11 @@ from forensic_face.engine import (
     sha256_file,
 )
 from forensic_face.gui.probe_records import ProbeRecord
-from forensic_face.store.case_store import (
-    CaseStore,
-    EvidenceItem,
-    GalleryRecord,
-    StoredSearch,
-    gallery_digest,
-    same_probe_face,
-)
+from forensic_face.store.carry import same_probe_face
+from forensic_face.store.case_store import CaseStore
+from forensic_face.store.galleries import gallery_digest
 from forensic_face.store.history import ProbeHistory, SearchHistory, case_history
+from forensic_face.store.records import EvidenceItem, GalleryRecord, StoredSearch
 
 log = logging.getLogger(__name__)
 

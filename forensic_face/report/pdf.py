@@ -32,16 +32,11 @@ from forensic_face.engine.degradations import describe_path
 from forensic_face.engine import CaseStoreError, frames_searched_text
 from forensic_face.store.audit import AuditEntry, canonical_json
 from forensic_face.store.rows import ROWS_KEY
-from forensic_face.store.case_store import (
-    CaseInfo,
-    EvidenceItem,
-    StoredCandidate,
-    StoredSearch,
-    encode_png,
-    open_case,
-)
+from forensic_face.store.case_store import open_case
+from forensic_face.store.codecs import encode_png
 from forensic_face.store.history import ProbeHistory, SearchHistory, case_history
 from forensic_face.store.output import atomic_output, check_output_path
+from forensic_face.store.records import CaseInfo, EvidenceItem, StoredCandidate, StoredSearch
 from forensic_face.store.verify import VerificationReport, verify_record, verify_store
 
 log = logging.getLogger(__name__)

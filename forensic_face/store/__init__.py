@@ -1,10 +1,10 @@
 """Case files: SQLite store, hash-chained audit trail, verification."""
 
 from forensic_face.store.audit import AuditEntry, ChainCheck
-from forensic_face.store.case_store import (
+from forensic_face.store.case_store import CaseStore, default_case_path, open_case
+from forensic_face.store.records import (
     DECISIONS,
     CaseInfo,
-    CaseStore,
     Decision,
     EnrollmentItem,
     EnrollmentState,
@@ -12,8 +12,6 @@ from forensic_face.store.case_store import (
     GalleryRecord,
     StoredCandidate,
     StoredSearch,
-    default_case_path,
-    open_case,
 )
 from forensic_face.store.verify import (
     FileCheck,

@@ -18,6 +18,7 @@ import getpass
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -125,6 +126,12 @@ def append_entry(conn: sqlite3.Connection, action: str, details: dict[str, Any],
         (seq, utc, who, action, software, details_text, prev, digest),
     )
     return AuditEntry(seq, utc, who, action, software, stored_details, prev, digest)
+
+
+#: How the store's topic modules (galleries, enrollment) log a change: ``append(conn, action, details)`` appends
+#: an entry attributed to the examiner working on the case, inside the transaction of the change
+#: (``CaseStore._append`` in :mod:`forensic_face.store.case_store`).
+AppendEntry = Callable[[sqlite3.Connection, str, dict[str, Any]], AuditEntry]
 
 
 def read_entries(conn: sqlite3.Connection) -> list[AuditEntry]:

@@ -1,7 +1,7 @@
 """A case's searches grouped per probe, with what changed from one search of a probe to the next.
 
 A probe is one face in one evidence still: searches of the same evidence whose face boxes are the same face
-(:func:`forensic_face.store.case_store.same_probe_face`, the rule decisions are carried by). ``case show`` lists
+(:func:`forensic_face.store.carry.same_probe_face`, the rule decisions are carried by). ``case show`` lists
 each probe's searches, latest first, with who ran them, their settings digest and how the top 5 changed; the
 report uses the search the examiner chose per probe (the latest by default) and lists the others in an annex.
 """
@@ -13,14 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forensic_face.engine import CaseStoreError
-from forensic_face.store.case_store import (
-    CarriedDecisions,
-    CaseStore,
-    EvidenceItem,
-    Review,
-    StoredSearch,
-    same_probe_face,
-)
+from forensic_face.store.carry import same_probe_face
+from forensic_face.store.case_store import CaseStore
+from forensic_face.store.records import CarriedDecisions, EvidenceItem, Review, StoredSearch
 
 #: The audit action of an examiner's choice of the search a probe's report uses.
 REPORT_CHOICE_ACTION = "report_choice"

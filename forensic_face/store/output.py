@@ -33,7 +33,7 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 
 def _is_case_file(path: Path) -> bool:
     """A forensic_face case: an SQLite file whose application id (bytes 68-71 of the header) is ``FFCE``."""
-    from forensic_face.store.case_store import APPLICATION_ID
+    from forensic_face.store.schema import APPLICATION_ID
 
     try:
         with open(path, "rb") as handle:

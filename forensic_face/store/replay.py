@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forensic_face.engine import CaseStoreError, ConfigError, FaceDetection, SearchResult, load_image
-from forensic_face.store.case_store import CaseStore, absolute_path
+from forensic_face.store.case_store import CaseStore
+from forensic_face.store.codecs import absolute_path
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from forensic_face.engine import CaseStoreError, SealError, sha256_file
 from forensic_face.store import audit
-from forensic_face.store.case_store import BLOB_COLUMNS, CaseStore, is_blob_reference, open_case
+from forensic_face.store.blobs import BLOB_COLUMNS, is_blob_reference
+from forensic_face.store.case_store import CaseStore, open_case
 from forensic_face.store.rows import COVERED_TABLES, RowCheck, check_rows
 from forensic_face.store.seal import SealCheck, check_seal
 
