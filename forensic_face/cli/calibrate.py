@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from forensic_face.calibration import CalibrationSet, tippett_plot
 from forensic_face.calibration.fit import ProbeScores, calibrate, load_probe_scores
@@ -51,12 +52,8 @@ class CalibrateCommand:
             raise ConfigError("--statistic and --gallery-size apply to --open-set calibrations only")
         outcome = calibrate(data, args.band, args.heldout_fraction, args.seed)
         cal = outcome.calibration
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        CalibrationSet((cal,), outcome.metadata).save(args.out)
-        if args.tippett is not None:
-            args.tippett.parent.mkdir(parents=True, exist_ok=True)
-            tippett_plot(cal, outcome.heldout_mated, outcome.heldout_nonmated, args.tippett,
-                         title=f"Held-out Tippett plot, {cal.band_px} px, Cllr = {cal.cllr:.3f}")
+        self._save(args, cal, outcome.metadata, outcome.heldout_mated, outcome.heldout_nonmated,
+                   f"Held-out Tippett plot, {cal.band_px} px, Cllr = {cal.cllr:.3f}")
         summary = {"out": str(args.out), "tippett": None if args.tippett is None else str(args.tippett),
                    "band_px": cal.band_px, "slope": cal.slope, "intercept": cal.intercept,
                    "log10_lr_bounds": [cal.lower_log10_lr, cal.upper_log10_lr], **outcome.metadata["heldout"],
@@ -72,18 +69,24 @@ class CalibrateCommand:
                   f"Cllr {held['cllr']:.4f}, Cllr_min {held['cllr_min']:.4f}")
         return 0
 
+    @staticmethod
+    def _save(args: argparse.Namespace, cal: Any, metadata: dict[str, Any], heldout_h1: Any, heldout_h2: Any,
+              title: str) -> None:
+        """Write the calibration to ``--out`` and, with ``--tippett``, its held-out Tippett plot."""
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        CalibrationSet((cal,), metadata).save(args.out)
+        if args.tippett is not None:
+            args.tippett.parent.mkdir(parents=True, exist_ok=True)
+            tippett_plot(cal, heldout_h1, heldout_h2, args.tippett, title=title)
+
     def _open_set(self, args: argparse.Namespace, data: ProbeScores) -> int:
         from forensic_face.calibration.open_set import DEFAULT_STATISTIC, calibrate_open_set
 
         outcome = calibrate_open_set(data, args.band, args.heldout_fraction, args.seed,
                                      args.statistic or DEFAULT_STATISTIC, args.gallery_size)
         cal = outcome.calibration
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        CalibrationSet((cal,), outcome.metadata).save(args.out)
-        if args.tippett is not None:
-            args.tippett.parent.mkdir(parents=True, exist_ok=True)
-            tippett_plot(cal, outcome.heldout_present, outcome.heldout_absent, args.tippett,
-                         title=f"Open-set cue, held-out people, {cal.band_px} px, Cllr = {cal.cllr:.3f}")
+        self._save(args, cal, outcome.metadata, outcome.heldout_present, outcome.heldout_absent,
+                   f"Open-set cue, held-out people, {cal.band_px} px, Cllr = {cal.cllr:.3f}")
         meta = outcome.metadata
         summary = {"out": str(args.out), "tippett": None if args.tippett is None else str(args.tippett),
                    "statistic": meta["statistic"], "band_px": cal.band_px, "slope": cal.slope,
