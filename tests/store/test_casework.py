@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_integrity import _downgrade, tamper, verify_cli
-from test_store import make_gallery, make_search_result, write_image
+from tests.store.test_integrity import _downgrade, tamper, verify_cli
+from tests.store.test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.cli import main
 from forensic_face.engine.config import EngineConfig
@@ -177,7 +177,7 @@ def test_window_shows_carried_decisions_and_asks_the_examiner_once(
     monkeypatch.setenv("FORENSIC_FACE_CONFIG_DIR", str(tmp_path / "config"))
     (tmp_path / "config").mkdir()
     path, one, two = researched
-    from test_case_window import FolderEngine
+    from tests.gui.test_case_window import FolderEngine
 
     # The opened case's gallery folder is enrolled again: by an engine that loads no models.
     window = MainWindow(config=EngineConfig(device="cpu"), state=WindowState(tmp_path / "state.ini"),

@@ -293,7 +293,7 @@ _WRITER = textwrap.dedent("""
 def test_kill_during_enrollment_leaves_consistent_resumable_case(case: CaseStore, tmp_path: Path) -> None:
     path = case.path
     case.close()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     counts = []
     for _ in range(2):
         proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(tmp_path / "g")], env=env,

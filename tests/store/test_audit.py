@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_store import make_gallery, make_search_result, write_image
+from tests.store.test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.imaging import sha256_file

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_store import make_gallery, make_search_result, write_image
+from tests.store.test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.cli import main
 from forensic_face.engine.config import EngineConfig

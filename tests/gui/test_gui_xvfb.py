@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+#: Run as a script in the X server (it sits beside this file).
+LAYOUT_CHECK = Path(__file__).resolve().with_name("xvfb_layout_check.py")
 
 SCRIPT = """
 import sys
@@ -52,7 +54,7 @@ def test_window_opens_under_xvfb(tmp_path: Path) -> None:
 def test_key_views_fit_the_window_at_laptop_sizes(tmp_path: Path, screen: str) -> None:
     """The probe original, the hypothesis and the portrait are fully inside the window and the comparison needs
     no horizontal scrolling; names in the candidate list are readable; the window opens inside the screen.
-    Geometry is checked against the viewport, not only that pixels were drawn (tests/xvfb_layout_check.py)."""
+    Geometry is checked against the viewport, not only that pixels were drawn (tests/gui/xvfb_layout_check.py)."""
     if shutil.which("xvfb-run") is None:
         pytest.skip("xvfb-run is missing (make setup installs it)")
     import json
@@ -62,7 +64,7 @@ def test_key_views_fit_the_window_at_laptop_sizes(tmp_path: Path, screen: str) -
     env["FORENSIC_FACE_CONFIG_DIR"] = str(tmp_path / "config")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {screen}x24", sys.executable,
-                           str(ROOT / "tests" / "xvfb_layout_check.py"), str(tmp_path)],
+                           str(LAYOUT_CHECK), str(tmp_path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_calibration_cli import RECOGNIZER_SHA, _provenance, _write_run
+from tests.cli.test_calibrate import RECOGNIZER_SHA, _provenance, _write_run
 
 from forensic_face.calibration import (
     Calibration,

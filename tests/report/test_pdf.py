@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_store import make_gallery, make_search_result, write_image
+from tests.store.test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.calibration import fit_calibration
 from forensic_face.engine.config import EngineConfig
@@ -145,7 +145,7 @@ def test_report_states_the_open_set_cue_or_that_there_is_none(case_with_search: 
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    from test_calibration_cli import RECOGNIZER_SHA, _provenance
+    from tests.cli.test_calibrate import RECOGNIZER_SHA, _provenance
 
     from forensic_face.calibration import CalibrationSet, engine_conditions
     from forensic_face.calibration import open_set

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_architecture import import_graph, module_files
-from test_case_window import NAMES, FolderEngine
-from test_store import write_image
+from tests.gui.test_case_window import NAMES, FolderEngine
+from tests.store.test_store import write_image
+from tests.test_architecture import import_graph, module_files
 
 from forensic_face.engine.errors import Cancelled, ForensicFaceError
 from forensic_face.engine.imaging import load_image

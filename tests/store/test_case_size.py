@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-from test_integrity import _downgrade, tamper, verify_cli
-from test_store import make_gallery, make_search_result, write_image
+from tests.store.test_integrity import _downgrade, tamper, verify_cli
+from tests.store.test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.engine.config import EngineConfig
 from forensic_face.report.pdf import write_case_report

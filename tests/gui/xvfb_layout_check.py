@@ -1,4 +1,4 @@
-"""Run by tests/test_gui_xvfb.py inside Xvfb at one screen size: open the window as a user would, show a search
+"""Run by tests/gui/test_gui_xvfb.py inside Xvfb at one screen size: open the window as a user would, show a search
 result, and print one JSON line saying whether the key views are fully inside the window.
 
 Not a test module itself (pytest does not collect it): it needs a real X server of a given size.
