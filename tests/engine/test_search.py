@@ -294,3 +294,51 @@ def test_flip_test_templates_are_cached_apart_and_recorded(engine: Engine, tmp_p
     assert flipped.template_settings_digest() != plain.template_settings_digest()
     assert flipped.provenance()["recognizer"]["flip_test"] is True
     assert plain.provenance()["recognizer"]["flip_test"] is False
+
+
+def test_crop_probe_templates_are_the_hypotheses_embedded_and_cached(tmp_path: Path) -> None:
+    """The one probe side of Figure 1 (Engine.crop_probe_templates) that searches, video searches and the shortlist's
+    query share: the paper's blurred, magnified hypotheses of the crop, their templates per scale, cached per crop and
+    scale; asked without hypothesis images, cached scales are read back without being magnified again."""
+    import torch
+
+    from forensic_face.engine.detect import crop_face
+    from forensic_face.engine.imaging import to_tensor
+    from forensic_face.engine.probe import probe_hypotheses
+    from forensic_face.engine.results import FaceDetection
+    from forensic_face.engine.upsamplers import BicubicUpsampler
+
+    config = EngineConfig(device="cpu", upsampler="bicubic", scales=(2, 4), num_blur_hypotheses=3,
+                          recognizer="dlib-resnet", flip_test=False)
+    engine = Engine(config, cache_dir=tmp_path)
+    pixels = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    landmarks = np.array([[52, 55], [68, 55], [60, 62], [53, 70], [67, 70]], np.float32)
+    face = FaceDetection(box=np.array([45.0, 45.0, 75.0, 80.0], np.float32), score=0.99, landmarks=landmarks)
+    crop = crop_face(pixels, face, config.detector.crop_enlarge)
+    magnified: list[int] = []
+    upsample = engine.upsampler.upsample
+    engine.upsampler.upsample = lambda images, scale: magnified.append(scale) or upsample(images, scale)
+
+    with torch.inference_mode():
+        sigmas, hyps, templates = engine.crop_probe_templates(crop, (2, 4))
+        assert sorted(hyps) == sorted(templates) == [2, 4] and magnified == [2, 4]
+        assert (engine.cache.hits, engine.cache.misses) == (0, 2)
+        expected_sigmas, expected_hyps = probe_hypotheses(to_tensor(crop.pixels, engine.device), (2, 4),
+                                                          BicubicUpsampler(), 3, config.max_blur_sigma)
+        torch.testing.assert_close(sigmas, expected_sigmas)
+        dim = engine.recognizer.embedding_dim
+        for scale in (2, 4):
+            torch.testing.assert_close(hyps[scale], expected_hyps[scale])
+            assert hyps[scale].shape == (3, 3, scale * crop.size_px, scale * crop.size_px)
+            assert templates[scale].shape == (3, dim)
+            lms = torch.from_numpy(crop.landmarks).float()[None].expand(3, -1, -1) * scale
+            torch.testing.assert_close(templates[scale], engine.embed(hyps[scale], lms))
+
+        magnified.clear()
+        _, lean_hyps, cached = engine.crop_probe_templates(crop, (2, 4), hypothesis_images=False)
+        assert lean_hyps == {} and magnified == [] and engine.cache.hits == 2
+        _, shown_hyps, again = engine.crop_probe_templates(crop, (2, 4))
+    assert sorted(shown_hyps) == [2, 4] and magnified == [2, 4]  # shown hypotheses are magnified again…
+    assert (engine.cache.hits, engine.cache.misses) == (4, 2)  # …and their templates still read from the cache
+    for scale in (2, 4):
+        assert torch.equal(cached[scale], templates[scale]) and torch.equal(again[scale], templates[scale])

@@ -1,16 +1,20 @@
-"""Distributed enrollment on a local, one-CPU Ray instance equals in-process enrollment."""
+"""Distributed enrollment on a local, one-CPU Ray instance equals in-process enrollment; an enrollment warms the
+template cache with the engine's own planning (no Ray needed for that)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)")
+from forensic_face.engine.config import EngineConfig
+from forensic_face.engine.matching import effective_scales, resolution_target
 
 
 def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_image, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)")
     import torch
 
     from forensic_face.engine import Engine
@@ -71,3 +75,34 @@ def test_ray_enrollment_equals_in_process(lfw_root: Path, lfw_test_people, lfw_i
     index = GalleryIndex.load(tmp_path / "idx", template_family(warm.recognizer), warm.recognizer.weights_sha256)
     np.testing.assert_allclose(index.index.index.reconstruct_n(0, 6), centre_normalise(local_templates), atol=1e-5)
     assert [r.sha256 for _, r in sorted(index.rows.items())] == [e.sha256 for e in local.entries]
+
+
+def test_cache_warming_uses_the_targets_a_search_looks_up() -> None:
+    from forensic_face.large_gallery import distributed
+
+    calls: list[tuple[int, int | None]] = []
+
+    from forensic_face.engine import Engine
+
+    class RecordingEngine:
+        config = EngineConfig(device="cpu")
+        warm_gallery = Engine.warm_gallery  # the engine's own planning, over the recording gallery_templates
+
+        def gallery_templates(self, entries: Any, target: int | None, progress: Any, cancel: Any) -> None:
+            calls.append(target)
+            progress(len(entries))
+
+    import forensic_face.large_gallery.shortlist as shortlist
+
+    original_enroll = distributed.enroll_items
+    original_plain = shortlist.plain_templates
+    try:
+        distributed.enroll_items = lambda items, engine: (["entry"], [])  # type: ignore[assignment]
+        shortlist.plain_templates = lambda engine, entries: np.zeros((1, 128), np.float32)  # type: ignore[assignment]
+        distributed.enroll_with_engine(RecordingEngine(), [], warm_size_bins=(40, 100))
+    finally:
+        distributed.enroll_items = original_enroll
+        shortlist.plain_templates = original_plain
+    expected = [resolution_target(b, s) for b in (40, 100) for s in effective_scales(b, (2, 4, 8))]
+    assert calls == list(dict.fromkeys(expected))  # each target once: scales that share one are warmed once
+    assert len(calls) < len(expected) and all(t is not None and t <= 160 for t in calls)

@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("faiss", reason="faiss-cpu is not installed")
 
+from forensic_face.engine.config import EngineConfig  # noqa: E402
+from forensic_face.engine.matching import effective_scales, probe_size_bin  # noqa: E402
 from forensic_face.engine.results import FaceCrop, FaceDetection, Gallery, GalleryEntry  # noqa: E402
 from forensic_face.large_gallery.shortlist import (  # noqa: E402
     INDEX_FILE,
@@ -256,3 +258,29 @@ def test_cli_index_build_update_and_search_large(lfw_root: Path, lfw_test_people
     rebuilt = run(["index", "update", str(folder), "--index", str(index_dir), "--json", *small])
     assert (rebuilt["rows"], rebuilt["added"], rebuilt["kept"], rebuilt["rebuilt"]) == (3, 3, 0, True)
     assert "built by" in rebuilt["reason"]
+
+
+def test_shortlist_query_is_the_searchs_own_probe_templates(tmp_path: Path) -> None:
+    from forensic_face.engine import Engine
+    from forensic_face.engine.detect import crop_face
+    from forensic_face.engine.imaging import LoadedImage
+    from forensic_face.large_gallery.shortlist import centre_normalise, probe_query
+
+    engine = Engine(EngineConfig(device="cpu", upsampler="bicubic", num_blur_hypotheses=2, recognizer="dlib-resnet",
+                                 flip_test=False), cache_dir=tmp_path)
+    pixels = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    box = np.array([110.0, 110.0, 190.0, 190.0], np.float32)
+    landmarks = np.array([[135, 140], [165, 140], [150, 155], [138, 172], [162, 172]], np.float32)
+    face = FaceDetection(box=box, score=0.99, landmarks=landmarks)
+    probe = LoadedImage(path=Path("probe.png"), pixels=pixels, sha256="0" * 64, size_bytes=0, format="PNG",
+                        original_mode="RGB", exif_orientation=1)
+    query = probe_query(engine, probe, face)
+    crop = crop_face(pixels, face, engine.config.detector.crop_enlarge)
+    crop_px = 104  # round(1.3 * 80): a large probe, magnified at 2x only, as the search plans it
+    assert crop.size_px == crop_px
+    assert effective_scales(probe_size_bin(crop_px, engine.config.size_bin_px), engine.config.scales) == (2,)
+    hits = engine.cache.hits
+    _, _, templates = engine.crop_probe_templates(crop, (2,), hypothesis_images=False)
+    assert engine.cache.hits == hits + 1  # the query's templates were the search's, cached under its key
+    expected = centre_normalise(templates[2].float().cpu().numpy()).mean(axis=0, keepdims=True)
+    np.testing.assert_array_equal(query, expected)
