@@ -24,6 +24,7 @@ if [ -d wheels ]; then
 fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$DIR/env.txt"
 # The tests that exercise the networks and the search (LFW-dependent ones skip where the data is absent).
-timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/test_recognizers.py tests/test_face_sr.py \
-  tests/test_engine_parts.py tests/test_fusion.py 2>&1 | tail -5 | tee "$DIR/tests.txt" || true
+timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/engine/recognizers/test_recognizers.py \
+  tests/engine/upsamplers/test_face_sr.py tests/engine/test_probe.py tests/engine/test_batching.py \
+  tests/engine/test_cache.py tests/engine/test_gallery.py tests/engine/test_fusion.py 2>&1 | tail -5 | tee "$DIR/tests.txt" || true
 timeout 420 "$PY" benchmarks/device_check.py --device "$DEVICE" $QUICK --out "$DIR"

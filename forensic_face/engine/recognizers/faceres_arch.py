@@ -113,7 +113,8 @@ class FaceResNet(nn.Module):
     def fold_affine(self) -> FaceResNet:
         """Fold each depthwise convolution's per-channel affine into the convolution (scaled kernel plus a bias),
         in place, after loading. Inference only: one elementwise pass less per block (about 10 % of the CPU
-        time), equal to float rounding (checked against the TF.js graph in tests/test_human_models.py)."""
+        time), equal to float rounding (checked against the TF.js graph in
+        tests/engine/recognizers/test_human_models.py)."""
         for block in self.blocks:
             if not isinstance(block, DepthwiseSeparableBlock) or not isinstance(block.depthwise_affine,
                                                                                  ChannelAffine):
