@@ -198,6 +198,9 @@ def test_shipped_file_is_valid() -> None:
                                      cal_set.metadata["engine"]["upsampler_weights_sha256"])
         if cal_set.metadata.get("scales_used"):  # fitted on probes searched with fewer scales (--scales-used)
             expected["scales"] = cal_set.metadata["scales_used"]
+        if expected["precision"] == "auto":  # conditions name the precision the recognizer ran in (config_as_run)
+            assert cal_set.metadata["engine"]["precision"] in ("fp32", "bf16"), path
+            expected["precision"] = cal_set.metadata["engine"]["precision"]
         assert cal_set.metadata["engine"] == expected, path
         assert all(0.0 < c.cllr < 1.0 and c.slope > 0 for c in cal_set.calibrations)
 
