@@ -168,3 +168,15 @@ def test_every_public_engine_name_resolves() -> None:
 
     missing = [name for name in engine.__all__ if not hasattr(engine, name)]
     assert not missing, missing
+
+
+def test_type_checkers_see_the_same_engine_exports() -> None:
+    """``forensic_face/engine/__init__.py`` names its exports twice: the lazy table that runs and the
+    ``TYPE_CHECKING`` imports type checkers read. They must list the same names from the same modules."""
+    import forensic_face.engine as engine
+
+    tree = ast.parse((PACKAGE / "engine" / "__init__.py").read_text(encoding="utf-8"))
+    typed = {alias.asname or alias.name: node.module.rpartition(".")[2]
+             for node in ast.walk(tree) if id(node) in _type_checking_nodes(tree)
+             and isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+    assert typed == engine._EXPORTS
